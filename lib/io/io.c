@@ -1,0 +1,281 @@
+/*
+ * The thinp_io handle: the library's only door to a device.
+ *
+ * A handle owns a private copy of the caller's thinp_io_ops (so a caller may
+ * build the struct on its stack, and a struct from an older header is zero-
+ * extended), checks each request (alignment, bounds, read-only), and, for a
+ * backend that did not declare THINP_IO_CAP_THREADSAFE, serializes the calls
+ * with `serial`. Range checks use the size last reported by the backend; the
+ * size is re-read on thinp_io_size() and before failing a request as out of
+ * range, so a device that grew is noticed without a call per I/O.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libthinp/io.h>
+#include "io/io_internal.h"
+
+/* The smallest struct_size that still holds every version-1 field. */
+#define OPS_V1_SIZE (offsetof(thinp_io_ops, close) + sizeof(((thinp_io_ops *)0)->close))
+
+struct thinp_io {
+	thinp_io_ops ops;
+	void *ctx;
+	uint32_t flags;
+	uint32_t align;
+	bool serialize;
+	pthread_mutex_t serial;   /* guards backend calls when serialize is set */
+	pthread_mutex_t size_lock; /* guards size */
+	uint64_t size;
+};
+
+static int check_ops(const thinp_io_ops *ops)
+{
+	if (!ops || ops->version != THINP_IO_OPS_VERSION || ops->struct_size < OPS_V1_SIZE)
+		return -EINVAL;
+	if (!ops->read || !ops->write || !ops->flush || !ops->size)
+		return -EINVAL;
+	if (ops->align > 1 && (ops->align & (ops->align - 1)))
+		return -EINVAL;
+	if ((ops->caps & THINP_IO_CAP_DISCARD) && !ops->discard)
+		return -EINVAL;
+	if ((ops->caps & THINP_IO_CAP_WRITE_ZEROES) && !ops->write_zeroes)
+		return -EINVAL;
+	return 0;
+}
+
+int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx, uint32_t flags)
+{
+	thinp_io *io;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	r = check_ops(ops);
+	if (r)
+		return r;
+	if (flags & ~(uint32_t)THINP_IO_RDONLY)
+		return -EINVAL;
+	io = calloc(1, sizeof(*io));
+	if (!io)
+		return -ENOMEM;
+	memcpy(&io->ops, ops, THINP_MIN(ops->struct_size, sizeof(io->ops)));
+	io->ops.struct_size = sizeof(io->ops);
+	/* Capability bits for callbacks that are absent are meaningless. */
+	if (!io->ops.discard)
+		io->ops.caps &= ~(uint32_t)(THINP_IO_CAP_DISCARD | THINP_IO_CAP_DISCARD_ZEROES);
+	if (!io->ops.write_zeroes)
+		io->ops.caps &= ~(uint32_t)THINP_IO_CAP_WRITE_ZEROES;
+	io->ctx = ctx;
+	io->flags = flags;
+	io->align = ops->align ? ops->align : 1;
+	io->serialize = !(ops->caps & THINP_IO_CAP_THREADSAFE);
+	pthread_mutex_init(&io->serial, NULL);
+	pthread_mutex_init(&io->size_lock, NULL);
+	r = io->ops.size(ctx, &io->size);
+	if (r) {
+		pthread_mutex_destroy(&io->serial);
+		pthread_mutex_destroy(&io->size_lock);
+		free(io);
+		return r;
+	}
+	*out = io;
+	return 0;
+}
+
+void thinp_io_close(thinp_io *io)
+{
+	if (!io)
+		return;
+	if (io->ops.close)
+		io->ops.close(io->ctx);
+	pthread_mutex_destroy(&io->serial);
+	pthread_mutex_destroy(&io->size_lock);
+	free(io);
+}
+
+static void enter(thinp_io *io)
+{
+	if (io->serialize)
+		pthread_mutex_lock(&io->serial);
+}
+
+static void leave(thinp_io *io)
+{
+	if (io->serialize)
+		pthread_mutex_unlock(&io->serial);
+}
+
+int thinp_io_size(thinp_io *io, uint64_t *bytes)
+{
+	uint64_t size;
+	int r;
+
+	if (!io || !bytes)
+		return -EINVAL;
+	enter(io);
+	r = io->ops.size(io->ctx, &size);
+	leave(io);
+	if (r)
+		return r;
+	pthread_mutex_lock(&io->size_lock);
+	io->size = size;
+	pthread_mutex_unlock(&io->size_lock);
+	*bytes = size;
+	return 0;
+}
+
+static bool in_range(thinp_io *io, uint64_t len, uint64_t off)
+{
+	bool ok;
+
+	pthread_mutex_lock(&io->size_lock);
+	ok = off <= io->size && len <= io->size - off;
+	pthread_mutex_unlock(&io->size_lock);
+	return ok;
+}
+
+/* Alignment and bounds of one request; -EINVAL if it is bad. */
+static int check_range(thinp_io *io, uint64_t len, uint64_t off)
+{
+	uint64_t size;
+
+	if ((off | len) & (io->align - 1))
+		return -EINVAL;
+	if (off + len < off)
+		return -EINVAL;
+	if (in_range(io, len, off))
+		return 0;
+	/* The device may have grown since we last asked. */
+	if (thinp_io_size(io, &size) == 0 && in_range(io, len, off))
+		return 0;
+	return -EINVAL;
+}
+
+static int check_write(thinp_io *io, uint64_t len, uint64_t off)
+{
+	if (io->flags & THINP_IO_RDONLY)
+		return -EROFS;
+	return check_range(io, len, off);
+}
+
+int thinp_io_read(thinp_io *io, void *buf, uint64_t len, uint64_t off)
+{
+	int r;
+
+	if (!io || (!buf && len))
+		return -EINVAL;
+	r = check_range(io, len, off);
+	if (r || !len)
+		return r;
+	enter(io);
+	r = io->ops.read(io->ctx, buf, len, off);
+	leave(io);
+	return r;
+}
+
+int thinp_io_write(thinp_io *io, const void *buf, uint64_t len, uint64_t off)
+{
+	int r;
+
+	if (!io || (!buf && len))
+		return -EINVAL;
+	r = check_write(io, len, off);
+	if (r || !len)
+		return r;
+	enter(io);
+	r = io->ops.write(io->ctx, buf, len, off);
+	leave(io);
+	return r;
+}
+
+int thinp_io_flush(thinp_io *io)
+{
+	int r;
+
+	if (!io)
+		return -EINVAL;
+	if (io->flags & THINP_IO_RDONLY)
+		return 0;
+	enter(io);
+	r = io->ops.flush(io->ctx);
+	leave(io);
+	return r;
+}
+
+int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off)
+{
+	int r;
+
+	if (!io)
+		return -EINVAL;
+	if (!(io->ops.caps & THINP_IO_CAP_DISCARD))
+		return -EOPNOTSUPP;
+	r = check_write(io, len, off);
+	if (r || !len)
+		return r;
+	enter(io);
+	r = io->ops.discard(io->ctx, len, off);
+	leave(io);
+	return r;
+}
+
+/* Zero a range with plain writes, for backends without write_zeroes. */
+static int write_zeroes_by_writing(thinp_io *io, uint64_t len, uint64_t off)
+{
+	const uint64_t chunk = 1 << 20;
+	void *zero;
+	int r = 0;
+
+	/* Aligned so that O_DIRECT-style backends accept it. */
+	if (posix_memalign(&zero, THINP_MAX(io->align, 4096u), chunk))
+		return -ENOMEM;
+	memset(zero, 0, chunk);
+	while (len && !r) {
+		uint64_t n = THINP_MIN(len, chunk);
+
+		enter(io);
+		r = io->ops.write(io->ctx, zero, n, off);
+		leave(io);
+		len -= n;
+		off += n;
+	}
+	free(zero);
+	return r;
+}
+
+int thinp_io_write_zeroes(thinp_io *io, uint64_t len, uint64_t off)
+{
+	int r;
+
+	if (!io)
+		return -EINVAL;
+	r = check_write(io, len, off);
+	if (r || !len)
+		return r;
+	if (!(io->ops.caps & THINP_IO_CAP_WRITE_ZEROES))
+		return write_zeroes_by_writing(io, len, off);
+	enter(io);
+	r = io->ops.write_zeroes(io->ctx, len, off);
+	leave(io);
+	return r;
+}
+
+uint32_t thinp_io_caps(const thinp_io *io)
+{
+	return io ? io->ops.caps : 0;
+}
+
+uint32_t thinp_io_align(const thinp_io *io)
+{
+	return io ? io->align : 1;
+}
+
+bool thinp_io_is_read_only(const thinp_io *io)
+{
+	return io->flags & THINP_IO_RDONLY;
+}

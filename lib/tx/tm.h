@@ -1,0 +1,65 @@
+/*
+ * The transaction manager: copy-on-write shadowing and two-phase commit over
+ * a block manager and the metadata space map.
+ *
+ * Invariant: no block reachable from the last committed superblock is ever
+ * written, except the superblock itself, which is written last (tm_commit),
+ * after every other dirty block has been written and flushed (tm_pre_commit).
+ * So a crash at any point leaves the last commit intact.
+ *
+ * Shadowing: the first write in a transaction to a block B reachable from the
+ * last commit (or shared) copies it to a newly allocated block N and drops a
+ * reference on B; later writes to N in the same transaction go in place. If B
+ * was shared (count > 1), the caller must increment everything the copy
+ * points at (tm_shadow_block reports this through *inc_children).
+ *
+ * Not thread-safe for changes: the layer above serializes writers. Read locks
+ * (tm_read_lock) may be taken concurrently with each other.
+ */
+#ifndef THINP_TX_TM_H
+#define THINP_TX_TM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "block/bm.h"
+#include "sm/space_map.h"
+
+struct tm;
+
+/* A transaction manager over bm (not owned). The metadata space map is
+ * attached afterwards with tm_set_sm (it is built on this tm). -ENOMEM. */
+int tm_create(struct tm **out, struct bm *bm);
+/* A read-only transaction manager: shadowing and allocation fail with -EROFS. */
+int tm_create_read_only(struct tm **out, struct bm *bm);
+void tm_destroy(struct tm *tm);
+
+/* Attach the metadata space map (not owned). */
+void tm_set_sm(struct tm *tm, struct space_map *sm);
+struct space_map *tm_sm(struct tm *tm);
+struct bm *tm_bm(struct tm *tm);
+bool tm_is_read_only(const struct tm *tm);
+
+/* Phase one of commit: commit the space map, write and flush every dirty
+ * block except the (still locked) superblock. */
+int tm_pre_commit(struct tm *tm);
+/* Phase two: unlock the write-locked superblock `sb`, write it, flush; then
+ * forget the set of blocks shadowed in this transaction. */
+int tm_commit(struct tm *tm, struct block *sb);
+/* Forget this transaction's shadow set and drop cached blocks (abort). */
+int tm_abort(struct tm *tm);
+
+/* Allocate a new block (count 1), zeroed and write-locked. -ENOSPC. */
+int tm_new_block(struct tm *tm, const struct validator *v, struct block **out);
+/* Shadow `orig` (see above). *inc_children is set when orig was shared. */
+int tm_shadow_block(struct tm *tm, uint64_t orig, const struct validator *v,
+		    struct block **out, bool *inc_children);
+int tm_read_lock(struct tm *tm, uint64_t b, const struct validator *v, struct block **out);
+void tm_unlock(struct tm *tm, struct block *blk);
+
+/* Reference counts in the metadata space map. */
+int tm_inc(struct tm *tm, uint64_t b);
+int tm_dec(struct tm *tm, uint64_t b);
+int tm_ref(struct tm *tm, uint64_t b, uint32_t *count);
+
+#endif

@@ -1,0 +1,26 @@
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "util/log.h"
+
+void tlog(const struct tlog *log, int level, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	if (!log || !log->fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log->fn(level, buf, log->ctx);
+}
+
+int thinp__corrupt(const struct tlog *log, uint64_t blocknr, const char *what,
+		   const char *why)
+{
+	tlog(log, THINP_LOG_ERROR, "%s: block %" PRIu64 ": %s", what, blocknr, why);
+	return -EILSEQ;
+}

@@ -1,0 +1,32 @@
+/* Shared helpers for the cmocka suites. */
+#ifndef THINP_TESTS_TESTUTIL_H
+#define THINP_TESTS_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/*
+ * Seeded pseudo-random numbers (xorshift64*), so every random test is
+ * reproducible: the seed comes from THINP_TEST_SEED if set, else from the
+ * time, and is printed so a failure can be replayed.
+ */
+struct test_rng {
+	uint64_t s;
+};
+uint64_t test_seed(const char *suite);
+void test_rng_init(struct test_rng *r, uint64_t seed);
+uint64_t test_rng_next(struct test_rng *r);
+/* Uniform in [0, n); n > 0. */
+uint64_t test_rng_below(struct test_rng *r, uint64_t n);
+
+/* Scale factor for long runs: 1 normally, THINP_TEST_LONG (e.g. 10) for make check-long. */
+unsigned test_scale(void);
+
+/* A temporary directory for the test, removed by test_tmpdir_cleanup(). */
+const char *test_tmpdir(void);
+void test_tmpdir_cleanup(void);
+
+#endif
