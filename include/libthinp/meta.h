@@ -137,7 +137,8 @@ typedef struct thinp_meta_superblock {
 	uint64_t blocknr;             /* where this superblock lives (0 live, else the snapshot) */
 } thinp_meta_superblock;
 
-#define THINP_META_SUPERBLOCK_INIT { sizeof(thinp_meta_superblock) }
+#define THINP_META_SUPERBLOCK_INIT \
+	{ sizeof(thinp_meta_superblock), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* One thin device's details (FORMAT.md 5.1). Output struct: set struct_size
  * (THINP_META_DEVICE_INIT). In walk callbacks the library fills all of it. */
@@ -151,7 +152,7 @@ typedef struct thinp_meta_device {
 	uint32_t reserved;
 } thinp_meta_device;
 
-#define THINP_META_DEVICE_INIT { sizeof(thinp_meta_device) }
+#define THINP_META_DEVICE_INIT { sizeof(thinp_meta_device), 0, 0, 0, 0, 0, 0 }
 
 /* Pool status (FORMAT.md 10.3/16). Output struct: THINP_META_STATUS_INIT. */
 typedef struct thinp_meta_status {
@@ -172,7 +173,7 @@ typedef struct thinp_meta_status {
 	uint64_t metadata_low_watermark; /* min(1024, total/4) */
 } thinp_meta_status;
 
-#define THINP_META_STATUS_INIT { sizeof(thinp_meta_status) }
+#define THINP_META_STATUS_INIT { sizeof(thinp_meta_status), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /*
  * A run of mappings: virtual blocks virt_begin .. virt_begin+length-1 map to
