@@ -861,6 +861,12 @@ static void test_hostile_superblocks(void **state)
 	free(good);
 }
 
+static int count_run(const thinp_meta_run *run, void *ctx)
+{
+	(*(unsigned *)ctx)++;
+	return 0;
+}
+
 /* Every metadata block of a small pool, corrupted in turn: open and the
  * full check fail cleanly or report; nothing crashes (run under ASan). */
 static void test_corrupt_every_block(void **state)
@@ -887,9 +893,9 @@ static void test_corrupt_every_block(void **state)
 		assert_int_equal(thinp_io_write(bad, img, 1 * MIB, 0), 0);
 		th_check_count(bad, false);
 		if (thinp_meta_open(&meta, bad, NULL) == 0) {
-			struct runs rs = { .n = 0 };
+			unsigned runs = 0;
 
-			thinp_meta_walk_mappings(meta, THINP_META_LIVE, 0, collect_run, &rs);
+			thinp_meta_walk_mappings(meta, THINP_META_LIVE, 0, count_run, &runs);
 			thinp_meta_create_thin(meta, 7);
 			thinp_meta_commit(meta);
 			thinp_meta_close(meta);
