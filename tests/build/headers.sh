@@ -1,0 +1,70 @@
+#!/bin/bash
+# Public header hygiene, for every header in pkginclude_HEADERS (the list comes
+# from the Makefile, so a new header is covered as soon as it is installed):
+#   - each compiles alone, included twice, as C99 with -pedantic -Wall -Wextra
+#     -Wstrict-prototypes -Werror, and as C++11 with -Wall -Wextra -Werror;
+#   - each *_INIT macro initializes its type without a missing field (a member
+#     appended to a struct but not to its INIT macro fails here);
+#   - every .h in include/libthinp/ is installed, and the umbrella thinp.h
+#     includes all the others.
+set -u
+. "${THINP_SRCDIR:?run me from make check}/tests/build/lib.sh"
+
+[ -n "${THINP_PUBLIC_HEADERS:-}" ] || fail "THINP_PUBLIC_HEADERS is empty"
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+command -v "${CXX%% *}" >/dev/null || skip "no C++ compiler ($CXX): install g++"
+make_tmpdir
+inc=$THINP_SRCDIR/include
+
+# compile LANG FILE: syntax-check FILE as C99 or C++11.
+compile() {
+	if [ "$1" = c ]; then
+		$CC -std=c99 -pedantic -Wall -Wextra -Wstrict-prototypes -Werror \
+			-fsyntax-only -I"$inc" -x c "$2"
+	else
+		$CXX -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only \
+			-I"$inc" -x c++ "$2"
+	fi
+}
+
+for path in $THINP_PUBLIC_HEADERS; do
+	h=${path##*/}
+	src=$tmp/${h%.h}.c
+	{
+		printf '#include <libthinp/%s>\n#include <libthinp/%s>\n' "$h" "$h"
+		# A struct with an INIT macro: THINP_FOO_OPS_INIT initializes thinp_foo_ops.
+		for m in $(grep -oE '^#define THINP_[A-Z0-9_]+_INIT\b' "$inc/libthinp/$h" |
+			awk '{print $2}'); do
+			t=$(echo "${m%_INIT}" | tr A-Z a-z)
+			grep -qE "^} $t;" "$inc/libthinp/$h" &&
+				printf '%s header_test_%s = %s;\n' "$t" "$t" "$m"
+		done
+		echo 'int header_test_main(void);'
+		echo 'int header_test_main(void) { return 0; }'
+	} >"$src"
+	for lang in c c++; do
+		if out=$(compile $lang "$src" 2>&1); then
+			ok "$h alone as $lang"
+		else
+			printf '%s\n' "$out" | sed 's/^/    /' >&2
+			not_ok "$h alone as $lang"
+		fi
+	done
+done
+
+before=$_thinp_failed
+for f in "$inc"/libthinp/*.h; do
+	h=${f##*/}
+	case " $THINP_PUBLIC_HEADERS " in
+	*"/libthinp/$h "*) ;;
+	*) not_ok "include/libthinp/$h is not in pkginclude_HEADERS (include/libthinp/Makefile.inc): it would not be installed" ;;
+	esac
+	[ "$h" = thinp.h ] && continue
+	grep -q "^#include <libthinp/$h>" "$inc/libthinp/thinp.h" ||
+		not_ok "the umbrella include/libthinp/thinp.h does not include <libthinp/$h>"
+done
+[ $_thinp_failed = "$before" ] &&
+	ok "all $(ls "$inc"/libthinp/*.h | wc -l) headers are installed and in thinp.h"
+
+finish
