@@ -37,7 +37,7 @@ extern const struct command *current_command;
 
 /* "thinp CMD: <message>\n" on stderr. Returns EXIT_FAIL for `return err(...)`. */
 int err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* As err(), plus "Try 'thinp CMD --help'." Returns EXIT_USAGE. */
+/* As err(), ending "(see 'thinp CMD --help')". Returns EXIT_USAGE. */
 int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print the running command's usage text to stdout; returns EXIT_OK. */
 int print_usage(void);

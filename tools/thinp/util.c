@@ -11,11 +11,11 @@
 
 #include "thinp.h"
 
-static void vmsg(const char *fmt, va_list ap)
+static void vmsg(const char *fmt, va_list ap, const char *tail)
 {
 	fprintf(stderr, "thinp %s: ", current_command ? current_command->name : "");
 	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "%s\n", tail);
 }
 
 int err(const char *fmt, ...)
@@ -23,7 +23,7 @@ int err(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmsg(fmt, ap);
+	vmsg(fmt, ap, "");
 	va_end(ap);
 	return EXIT_FAIL;
 }
@@ -31,11 +31,12 @@ int err(const char *fmt, ...)
 int usage_err(const char *fmt, ...)
 {
 	va_list ap;
+	char tail[64];
 
+	snprintf(tail, sizeof(tail), " (see 'thinp %s --help')", current_command->name);
 	va_start(ap, fmt);
-	vmsg(fmt, ap);
+	vmsg(fmt, ap, tail);
 	va_end(ap);
-	fprintf(stderr, "Try 'thinp %s --help'.\n", current_command->name);
 	return EXIT_USAGE;
 }
 
