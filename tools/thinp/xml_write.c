@@ -128,9 +128,10 @@ void xml_mapping_run(struct xml_writer *w, const struct xml_run *run)
 
 	if (run->len == 0)
 		return;
+	/* The length check keeps a run covering all 2^64 blocks from wrapping. */
 	if (w->in_run && run->time == cur->time &&
 	    run->origin == cur->origin + cur->len &&
-	    run->data == cur->data + cur->len) {
+	    run->data == cur->data + cur->len && run->len <= UINT64_MAX - cur->len) {
 		cur->len += run->len;
 		return;
 	}
