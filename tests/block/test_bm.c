@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/testutil.h"
 #include "block/bm.h"
@@ -73,6 +74,11 @@ struct fail_dev {
 	int fail_writes;             /* nonzero: every write fails with -EIO */
 	int fail_flush;
 	uint64_t write_log[4096];    /* block numbers, in write order */
+	/* A read of gate_block waits until gate_open, announcing in_gate. */
+	int64_t gate_block;          /* -1: none */
+	int gate_open, in_gate;
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
 	size_t nr_writes;
 	unsigned flushes;
 };
@@ -80,8 +86,18 @@ struct fail_dev {
 static int fd_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 {
 	struct fail_dev *d = ctx;
+	/* decided on entry, so a test can clear it while this read waits */
+	int fail = d->fail_read_block >= 0 && off / BS == (uint64_t)d->fail_read_block;
 
-	if (d->fail_read_block >= 0 && off / BS == (uint64_t)d->fail_read_block)
+	if (d->gate_block >= 0 && off / BS == (uint64_t)d->gate_block) {
+		pthread_mutex_lock(&d->gate_lock);
+		d->in_gate = 1;
+		pthread_cond_broadcast(&d->gate_cond);
+		while (!d->gate_open)
+			pthread_cond_wait(&d->gate_cond, &d->gate_lock);
+		pthread_mutex_unlock(&d->gate_lock);
+	}
+	if (fail)
 		return -EIO;
 	memcpy(buf, d->mem + off, len);
 	return 0;
@@ -125,6 +141,9 @@ static struct fail_dev *fail_dev_open(thinp_io **io, uint64_t nr_blocks, uint32_
 	d->mem = calloc(1, d->size);
 	assert_non_null(d->mem);
 	d->fail_read_block = -1;
+	d->gate_block = -1;
+	pthread_mutex_init(&d->gate_lock, NULL);
+	pthread_cond_init(&d->gate_cond, NULL);
 	ops.read = fd_read;
 	ops.write = fd_write;
 	ops.flush = fd_flush;
@@ -683,6 +702,93 @@ static void test_concurrent_readers(void **state)
 	free(blk);
 }
 
+struct locker_arg {
+	struct bm *bm;
+	uint64_t b;
+	int r;
+	struct block *blk;
+};
+
+static void *locker(void *p)
+{
+	struct locker_arg *la = p;
+
+	la->r = bm_read_lock(la->bm, la->b, NULL, &la->blk);
+	return NULL;
+}
+
+static void wait_in_gate(struct fail_dev *d)
+{
+	pthread_mutex_lock(&d->gate_lock);
+	while (!d->in_gate)
+		pthread_cond_wait(&d->gate_cond, &d->gate_lock);
+	pthread_mutex_unlock(&d->gate_lock);
+}
+
+static void open_gate(struct fail_dev *d)
+{
+	pthread_mutex_lock(&d->gate_lock);
+	d->gate_open = 1;
+	pthread_cond_broadcast(&d->gate_cond);
+	pthread_mutex_unlock(&d->gate_lock);
+}
+
+/*
+ * Two threads miss the same block: one reads it, the other waits and shares
+ * the result; cached blocks stay available meanwhile. If the read fails, the
+ * waiter reads the block itself.
+ */
+static void test_concurrent_miss_same_block(void **state)
+{
+	thinp_io *io;
+	struct fail_dev *d = fail_dev_open(&io, 16, 0);
+	struct bm *bm = open_bm(io, 0, NULL);
+	struct locker_arg a1, a2;
+	pthread_t t1, t2;
+	struct block *c;
+	struct bm_stats st;
+
+	for (int fail = 0; fail < 2; fail++) {
+		bm_destroy(bm);
+		bm = open_bm(io, 0, NULL);
+		assert_int_equal(bm_read_lock(bm, 2, NULL, &c), 0);
+		bm_unlock(c);
+		d->mem[5 * BS + 9] = 42;
+		d->gate_block = 5;
+		d->gate_open = d->in_gate = 0;
+		d->fail_read_block = fail ? 5 : -1;
+		a1 = (struct locker_arg){ bm, 5, 1, NULL };
+		a2 = (struct locker_arg){ bm, 5, 1, NULL };
+		assert_int_equal(pthread_create(&t1, NULL, locker, &a1), 0);
+		wait_in_gate(d);
+		assert_int_equal(pthread_create(&t2, NULL, locker, &a2), 0);
+		/* the mutex is not held across the read: a hit goes through */
+		assert_int_equal(bm_read_lock(bm, 2, NULL, &c), 0);
+		bm_unlock(c);
+		usleep(20000); /* let t2 reach the wait (the outcome is the same if not) */
+		d->fail_read_block = -1; /* only the first read fails */
+		open_gate(d);
+		pthread_join(t1, NULL);
+		pthread_join(t2, NULL);
+		bm_get_stats(bm, &st);
+		if (fail) {
+			assert_int_equal(a1.r, -EIO);
+			assert_int_equal(a2.r, 0);
+		} else {
+			assert_int_equal(a1.r, 0);
+			assert_int_equal(a2.r, 0);
+			assert_ptr_equal(a1.blk, a2.blk);
+			bm_unlock(a1.blk);
+		}
+		assert_int_equal(((unsigned char *)block_data(a2.blk))[9], 42);
+		bm_unlock(a2.blk);
+		assert_int_equal(st.reads, fail ? 3 : 2); /* block 2, and 5 once per attempt */
+	}
+	d->gate_block = -1;
+	bm_destroy(bm);
+	fail_dev_free(io, d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -697,6 +803,7 @@ int main(void)
 		cmocka_unit_test(test_random_model),
 		cmocka_unit_test(test_all_locked_exceeds_limit),
 		cmocka_unit_test(test_concurrent_readers),
+		cmocka_unit_test(test_concurrent_miss_same_block),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
