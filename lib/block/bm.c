@@ -21,8 +21,13 @@
  * written, i.e. after its own validator's prepare_for_write, on a copy.
  *
  * Locking: `lock` guards every field of struct bm below it and every field of
- * every struct block. Device I/O is done with it held; this serialises misses
- * but keeps the cache trivially consistent.
+ * every struct block except the data of an entry being loaded. A miss inserts
+ * its entry marked `loading`, already holding the caller's lock, and reads and
+ * checks the block with the mutex dropped, so readers of cached blocks (and
+ * misses on other blocks) proceed meanwhile. A second thread missing the same
+ * block waits on `loaded` and then looks again: the load may have failed and
+ * the entry gone. Write-back (at eviction and flush) is done with the mutex
+ * held: an unlocked dirty block has no lock of its own to protect it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,6 +50,7 @@ struct bm {
 	size_t max_blocks;           /* cache limit, in blocks, >= 1 */
 
 	pthread_mutex_t lock;        /* guards everything below */
+	pthread_cond_t loaded;       /* broadcast when a load ends */
 	struct cache cache;
 	uint64_t nr_blocks;          /* device size as last asked */
 	size_t nr_locked;            /* entries with at least one lock */
@@ -92,6 +98,7 @@ int bm_create(struct bm **out, thinp_io *io, const struct bm_options *opts)
 	if (r)
 		goto fail_cache;
 	pthread_mutex_init(&bm->lock, NULL);
+	pthread_cond_init(&bm->loaded, NULL);
 	*out = bm;
 	return 0;
 
@@ -111,6 +118,7 @@ void bm_destroy(struct bm *bm)
 	block_free(bm->spare);
 	free(bm->scratch);
 	pthread_mutex_destroy(&bm->lock);
+	pthread_cond_destroy(&bm->loaded);
 	free(bm);
 }
 
@@ -258,6 +266,11 @@ static void take_lock_locked(struct bm *bm, struct block *blk, enum lock_mode mo
 	blk->dirty = true;
 }
 
+static bool conflicts(const struct block *blk, enum lock_mode mode)
+{
+	return blk->write_locked || (mode != LOCK_READ && blk->read_locks);
+}
+
 /* Check a cached block against a validator other than the one it passed. */
 static int recheck_locked(struct bm *bm, struct block *blk, const struct validator *v)
 {
@@ -278,7 +291,7 @@ static int lock_cached_locked(struct bm *bm, struct block *blk, const struct val
 {
 	int r;
 
-	if (blk->write_locked || (mode != LOCK_READ && blk->read_locks))
+	if (conflicts(blk, mode))
 		return -EBUSY;
 	bm->stats.hits++;
 	if (mode == LOCK_WRITE_ZERO) {
@@ -296,16 +309,30 @@ static int lock_cached_locked(struct bm *bm, struct block *blk, const struct val
 	return 0;
 }
 
-static int read_block_locked(struct bm *bm, struct block *blk, uint64_t b)
+/* Read and check a block into an entry the caller has locked and marked
+ * loading; called without the mutex. */
+static int load(struct bm *bm, struct block *blk, const struct validator *v)
 {
-	int r;
+	int r = thinp_io_read(bm->io, blk->data, THINP_BLOCK_SIZE,
+			      blk->nr << THINP_BLOCK_SHIFT);
 
-	bm->stats.reads++;
-	r = thinp_io_read(bm->io, blk->data, THINP_BLOCK_SIZE, b << THINP_BLOCK_SHIFT);
-	if (r)
+	if (r) {
 		tlog(bm->log, THINP_LOG_ERROR, "block manager: read of block %" PRIu64
-		     " failed: %s", b, thinp_strerror(r));
-	return r;
+		     " failed: %s", blk->nr, thinp_strerror(r));
+		return r;
+	}
+	return run_check(bm, v, blk->data, blk->nr);
+}
+
+/* Undo a failed load: the entry leaves the cache as if never inserted. */
+static void unload_locked(struct bm *bm, struct block *blk)
+{
+	cache_remove(&bm->cache, blk);
+	blk->read_locks = 0;
+	blk->write_locked = false;
+	bm->nr_locked--;
+	drop_entry_locked(bm, blk);
+	update_resident(bm);
 }
 
 static int lock_missing_locked(struct bm *bm, uint64_t b, const struct validator *v,
@@ -325,28 +352,33 @@ static int lock_missing_locked(struct bm *bm, uint64_t b, const struct validator
 	blk->data = data;
 	blk->bm = bm;
 	blk->nr = b;
-	bm->stats.misses++;
-	if (mode == LOCK_WRITE_ZERO) {
-		memset(blk->data, 0, THINP_BLOCK_SIZE);
-	} else {
-		r = read_block_locked(bm, blk, b);
-		if (!r)
-			r = run_check(bm, v, blk->data, b);
-		if (r)
-			goto fail;
-	}
 	blk->v = v;
+	if (mode == LOCK_WRITE_ZERO)
+		memset(blk->data, 0, THINP_BLOCK_SIZE);
+	else
+		blk->loading = true;
 	r = cache_insert(&bm->cache, blk);
-	if (r)
-		goto fail;
+	if (r) {
+		drop_entry_locked(bm, blk);
+		return r;
+	}
+	bm->stats.misses++;
 	take_lock_locked(bm, blk, mode);
 	update_resident(bm);
+	if (blk->loading) {
+		bm->stats.reads++;
+		pthread_mutex_unlock(&bm->lock);
+		r = load(bm, blk, v);
+		pthread_mutex_lock(&bm->lock);
+		blk->loading = false;
+		pthread_cond_broadcast(&bm->loaded);
+		if (r) {
+			unload_locked(bm, blk);
+			return r;
+		}
+	}
 	*out = blk;
 	return 0;
-
-fail:
-	drop_entry_locked(bm, blk);
-	return r;
 }
 
 static int lock_block(struct bm *bm, uint64_t b, const struct validator *v,
@@ -361,13 +393,21 @@ static int lock_block(struct bm *bm, uint64_t b, const struct validator *v,
 	if (mode != LOCK_READ && bm->read_only)
 		return -EROFS;
 	pthread_mutex_lock(&bm->lock);
-	blk = cache_lookup(&bm->cache, b);
-	if (blk) {
+	for (;;) {
+		blk = cache_lookup(&bm->cache, b);
+		if (!blk) {
+			r = lock_missing_locked(bm, b, v, mode, out);
+			break;
+		}
+		if (blk->loading && !conflicts(blk, mode)) {
+			/* The entry may be gone when we wake: look again. */
+			pthread_cond_wait(&bm->loaded, &bm->lock);
+			continue;
+		}
 		r = lock_cached_locked(bm, blk, v, mode);
 		if (!r)
 			*out = blk;
-	} else {
-		r = lock_missing_locked(bm, b, v, mode, out);
+		break;
 	}
 	pthread_mutex_unlock(&bm->lock);
 	return r;
@@ -401,10 +441,13 @@ void bm_unlock(struct block *blk)
 		blk->write_locked = false;
 	else if (blk->read_locks)
 		blk->read_locks--;
+	else
+		goto out; /* not locked: a caller bug; don't corrupt the LRU */
 	if (!blk->write_locked && !blk->read_locks) {
 		bm->nr_locked--;
 		lru_push_mru(&bm->cache, blk);
 	}
+out:
 	pthread_mutex_unlock(&bm->lock);
 }
 

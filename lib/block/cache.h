@@ -26,6 +26,9 @@ struct block {
 	unsigned read_locks;
 	bool write_locked;
 	bool dirty;                  /* contents differ from the device */
+	/* Being read by the thread that missed it, with the bm mutex dropped;
+	 * it holds the lock it asked for, so nobody else touches data. */
+	bool loading;
 	struct block *hash_next;
 	struct block *lru_prev, *lru_next; /* on the LRU only while unlocked */
 };
