@@ -62,7 +62,19 @@ void th_check_clean(thinp_io *io)
 const char *th_tool(const char *name)
 {
 	static char path[256];
+	char var[64];
+	const char *env;
+	size_t i;
 
+	/* make check exports what configure found (THIN_CHECK=...). */
+	snprintf(var, sizeof(var), "%s", name);
+	for (i = 0; var[i]; i++)
+		var[i] = (char)(var[i] >= 'a' && var[i] <= 'z' ? var[i] - 32 : var[i]);
+	env = getenv(var);
+	if (env && *env && access(env, X_OK) == 0) {
+		snprintf(path, sizeof(path), "%s", env);
+		return path;
+	}
 	snprintf(path, sizeof(path), "/usr/sbin/%s", name);
 	if (access(path, X_OK) == 0)
 		return path;
