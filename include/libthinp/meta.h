@@ -36,9 +36,10 @@
  *
  * Threading. A handle may be used from several threads: one read-write lock
  * per handle makes lookups, walks and queries shared and every change,
- * commit and abort exclusive. Walk callbacks run with the handle's read lock
- * held: they may call the read functions of the same handle but must not call
- * a change function of it (that would deadlock).
+ * commit and abort exclusive (writers are preferred, so lookups cannot starve
+ * them). Walk callbacks run with no lock held: the walk gathers its results
+ * first, so callbacks may call any function of the handle; a change made from
+ * a callback is not seen by the walk in progress.
  *
  * Errors (see libthinp/common.h): 0 or a negative errno. After an error,
  * thinp_meta_errmsg() gives a one-line explanation.

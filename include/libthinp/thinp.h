@@ -5,5 +5,6 @@
 #include <libthinp/common.h>
 #include <libthinp/version.h>
 #include <libthinp/io.h>
+#include <libthinp/meta.h>
 
 #endif

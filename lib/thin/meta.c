@@ -281,6 +281,7 @@ int thin_open_objects(struct thinp_meta *meta)
 static int meta_alloc(struct thinp_meta **out, thinp_io *io, const thinp_meta_options *opts)
 {
 	thinp_meta_options o = THINP_META_OPTIONS_INIT;
+	pthread_rwlockattr_t attr;
 	struct thinp_meta *meta;
 
 	if (opts) {
@@ -298,7 +299,13 @@ static int meta_alloc(struct thinp_meta **out, thinp_io *io, const thinp_meta_op
 	meta->log.ctx = o.log_ctx;
 	meta->cache_bytes = o.cache_bytes;
 	meta->read_only = (o.flags & THINP_META_RDONLY) != 0;
-	pthread_rwlock_init(&meta->lock, NULL);
+	/* Writers first: continuous lookups from the pool must not starve
+	 * provisioning and commits. No function takes the lock recursively
+	 * (walk callbacks run after it is released). */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&meta->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&meta->err_lock, NULL);
 	meta->mode = meta->read_only ? THINP_META_MODE_RO : THINP_META_MODE_RW;
 	*out = meta;

@@ -99,26 +99,25 @@ static void fill_device(thinp_meta_device *out, uint64_t id, const struct thin_d
 	out->snapshotted_time = d->snapshotted_time;
 }
 
-static int walk_devices_locked(struct thinp_meta *meta, uint64_t source,
-			       thinp_meta_device_fn fn, void *ctx)
+/* Collect the devices under the lock; the callbacks run after it is
+ * released, so they may call anything on the handle. */
+static int collect_devices_locked(struct thinp_meta *meta, uint64_t source,
+				  struct id_list *details)
 {
-	struct id_list details = { 0 }, top = { 0 };
+	struct id_list top = { 0 };
 	struct thin_sb sb;
-	thinp_meta_device dev;
 	size_t i;
 	int r;
 
 	r = thin_read_source_sb_locked(meta, source, &sb);
 	if (!r)
-		r = collect_devices(meta, &sb, &details, &top);
-	for (i = 0; !r && i < details.n; i++) {
-		struct thin_dev *td = source == THINP_META_LIVE
-				      ? thin_dev_cached(meta, details.ids[i]) : NULL;
+		r = collect_devices(meta, &sb, details, &top);
+	for (i = 0; !r && source == THINP_META_LIVE && i < details->n; i++) {
+		struct thin_dev *td = thin_dev_cached(meta, details->ids[i]);
 
-		fill_device(&dev, details.ids[i], td ? &td->d : &details.details[i]);
-		r = fn(&dev, ctx);
+		if (td)
+			details->details[i] = td->d;
 	}
-	list_free(&details);
 	list_free(&top);
 	return r;
 }
@@ -126,6 +125,9 @@ static int walk_devices_locked(struct thinp_meta *meta, uint64_t source,
 int thinp_meta_walk_devices(thinp_meta *meta, uint64_t source, thinp_meta_device_fn fn,
 			    void *ctx)
 {
+	struct id_list details = { 0 };
+	thinp_meta_device dev;
+	size_t i;
 	int r;
 
 	if (!fn)
@@ -133,8 +135,13 @@ int thinp_meta_walk_devices(thinp_meta *meta, uint64_t source, thinp_meta_device
 	r = thin_rlock(meta);
 	if (r)
 		return r;
-	r = walk_devices_locked(meta, source, fn, ctx);
+	r = collect_devices_locked(meta, source, &details);
 	thin_unlock(meta);
+	for (i = 0; !r && i < details.n; i++) {
+		fill_device(&dev, details.ids[i], &details.details[i]);
+		r = fn(&dev, ctx);
+	}
+	list_free(&details);
 	return r;
 }
 
@@ -143,9 +150,24 @@ int thinp_meta_walk_devices(thinp_meta *meta, uint64_t source, thinp_meta_device
 struct run_state {
 	thinp_meta_run run;
 	bool open;
-	thinp_meta_run_fn fn;
-	void *ctx;
+	thinp_meta_run *runs; /* completed runs, delivered after the walk */
+	size_t n, cap;
 };
+
+static int push_run(struct run_state *s)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		thinp_meta_run *n = realloc(s->runs, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		s->runs = n;
+		s->cap = cap;
+	}
+	s->runs[s->n++] = s->run;
+	return 0;
+}
 
 static bool extends(const thinp_meta_run *run, uint64_t vblock, uint64_t data, uint32_t time)
 {
@@ -166,7 +188,7 @@ static int run_fn(void *ctx, uint64_t key, const void *value)
 		return 0;
 	}
 	if (s->open) {
-		r = s->fn(&s->run, s->ctx);
+		r = push_run(s);
 		if (r)
 			return r;
 	}
@@ -179,9 +201,8 @@ static int run_fn(void *ctx, uint64_t key, const void *value)
 }
 
 static int walk_mappings_locked(struct thinp_meta *meta, uint64_t source, uint64_t dev,
-				thinp_meta_run_fn fn, void *ctx)
+				struct run_state *s)
 {
-	struct run_state s;
 	struct thin_sb sb;
 	uint64_t sub;
 	int r;
@@ -193,27 +214,36 @@ static int walk_mappings_locked(struct thinp_meta *meta, uint64_t source, uint64
 	if (r)
 		return thin_err(meta, r, "device %" PRIu64 ": %s", dev,
 				r == -ENODATA ? "no such device" : thinp_strerror(r));
-	memset(&s, 0, sizeof(s));
-	s.run.struct_size = sizeof(s.run);
-	s.fn = fn;
-	s.ctx = ctx;
-	r = btree_walk(&meta->bl_info, sub, run_fn, &s);
-	if (!r && s.open)
-		r = fn(&s.run, ctx);
+	s->run.struct_size = sizeof(s->run);
+	r = btree_walk(&meta->bl_info, sub, run_fn, s);
+	if (!r && s->open)
+		r = push_run(s);
 	return r;
 }
 
+/*
+ * The runs are gathered under the lock and handed to the callback after it is
+ * released (O(runs) memory): a callback holding the lock would deadlock
+ * against a waiting writer (the lock prefers writers) as soon as it called
+ * back into the handle.
+ */
 int thinp_meta_walk_mappings(thinp_meta *meta, uint64_t source, uint64_t dev,
 			     thinp_meta_run_fn fn, void *ctx)
 {
+	struct run_state s;
+	size_t i;
 	int r;
 
 	if (!fn)
 		return thin_err(meta, -EINVAL, "no callback");
+	memset(&s, 0, sizeof(s));
 	r = thin_rlock(meta);
 	if (r)
 		return r;
-	r = walk_mappings_locked(meta, source, dev, fn, ctx);
+	r = walk_mappings_locked(meta, source, dev, &s);
 	thin_unlock(meta);
+	for (i = 0; !r && i < s.n; i++)
+		r = fn(&s.runs[i], ctx);
+	free(s.runs);
 	return r;
 }

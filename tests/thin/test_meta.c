@@ -928,6 +928,94 @@ static void test_time_limit(void **state)
 	thinp_io_close(io);
 }
 
+/* Out of metadata space mid-change is a metadata failure: -ENOSPC, FAIL
+ * mode, the last commit intact on disk. */
+static void test_metadata_exhaustion(void **state)
+{
+	thinp_io *io;
+	thinp_meta *meta;
+	uint64_t v, b;
+	int r = 0;
+
+	th_format(&io, &meta, 24 * 4096, 100000);
+	assert_int_equal(thinp_meta_create_thin(meta, 0), 0);
+	assert_int_equal(thinp_meta_commit(meta), 0);
+	for (v = 0; v < 100000 && r == 0; v++) {
+		r = thinp_meta_alloc_data_block(meta, &b);
+		if (!r)
+			r = thinp_meta_insert(meta, 0, v * 2, b);
+		if (!r && v % 64 == 0)
+			r = thinp_meta_commit(meta);
+	}
+	assert_int_equal(r, -ENOSPC);
+	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_FAIL);
+	assert_int_equal(thinp_meta_create_thin(meta, 1), -EROFS);
+	thinp_meta_close(meta);
+	th_check_clean(io);
+	oracle(io);
+	thinp_io_close(io);
+}
+
+#include <pthread.h>
+
+struct reader {
+	thinp_meta *meta;
+	volatile int *stop;
+	unsigned lookups;
+	int bad;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+
+	while (!*rd->stop) {
+		uint64_t b;
+		uint32_t t;
+		unsigned runs = 0;
+		int r = thinp_meta_lookup(rd->meta, 0, rd->lookups % 500, &b, &t, NULL);
+
+		if (r && r != -ENODATA)
+			rd->bad++;
+		if (thinp_meta_walk_mappings(rd->meta, THINP_META_LIVE, 0, count_run, &runs))
+			rd->bad++;
+		rd->lookups++;
+	}
+	return NULL;
+}
+
+/* Lookups and walks from several threads while one thread changes and
+ * commits (the handle's rw-lock; run it under TSan with --enable-tsan). */
+static void test_concurrent_readers(void **state)
+{
+	struct reader rd[3];
+	pthread_t th[3];
+	volatile int stop = 0;
+	thinp_io *io;
+	thinp_meta *meta;
+	int i;
+
+	th_format(&io, &meta, 8 * MIB, 10000);
+	assert_int_equal(thinp_meta_create_thin(meta, 0), 0);
+	for (i = 0; i < 3; i++) {
+		rd[i] = (struct reader){ .meta = meta, .stop = &stop };
+		assert_int_equal(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
+	}
+	for (i = 0; i < 1500; i++) {
+		map_new(meta, 0, (uint64_t)(i * 7) % 500);
+		if (i % 100 == 0)
+			assert_int_equal(thinp_meta_commit(meta), 0);
+	}
+	stop = 1;
+	for (i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(rd[i].bad, 0);
+	}
+	commit_and_check(meta, io);
+	thinp_meta_close(meta);
+	thinp_io_close(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -948,6 +1036,8 @@ int main(void)
 		cmocka_unit_test(test_hostile_superblocks),
 		cmocka_unit_test(test_corrupt_every_block),
 		cmocka_unit_test(test_time_limit),
+		cmocka_unit_test(test_metadata_exhaustion),
+		cmocka_unit_test(test_concurrent_readers),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 
