@@ -19,7 +19,7 @@
 #include "io/io_internal.h"
 
 /* The smallest struct_size that still holds every version-1 field. */
-#define OPS_V1_SIZE (offsetof(thinp_io_ops, close) + sizeof(((thinp_io_ops *)0)->close))
+#define OPS_V1_SIZE (offsetof(thinp_io_ops, resize) + sizeof(((thinp_io_ops *)0)->resize))
 
 struct thinp_io {
 	thinp_io_ops ops;
@@ -262,7 +262,32 @@ int thinp_io_write_zeroes(thinp_io *io, uint64_t len, uint64_t off)
 	enter(io);
 	r = io->ops.write_zeroes(io->ctx, len, off);
 	leave(io);
+	/* A backend may learn only now that its device cannot zero. */
+	if (r == -EOPNOTSUPP)
+		r = write_zeroes_by_writing(io, len, off);
 	return r;
+}
+
+int thinp_io_resize(thinp_io *io, uint64_t bytes)
+{
+	uint64_t size;
+	int r;
+
+	if (!io)
+		return -EINVAL;
+	if (!io->ops.resize)
+		return -EOPNOTSUPP;
+	if (io->flags & THINP_IO_RDONLY)
+		return -EROFS;
+	if (bytes & (io->align - 1))
+		return -EINVAL;
+	enter(io);
+	r = io->ops.resize(io->ctx, bytes);
+	leave(io);
+	if (r)
+		return r;
+	/* Refresh the cached size so a shrink is enforced at once. */
+	return thinp_io_size(io, &size);
 }
 
 uint32_t thinp_io_caps(const thinp_io *io)

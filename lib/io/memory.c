@@ -1,7 +1,8 @@
 /*
  * The memory backend: a device held in one calloc'd buffer. It is the
  * reference backend for tests and embedding; a rwlock lets reads run in
- * parallel, so it declares itself thread-safe.
+ * parallel, so it declares itself thread-safe. Resize reallocates the buffer
+ * under the write lock, which is why even size() takes the lock.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,7 +12,7 @@
 #include <libthinp/io.h>
 
 struct memdev {
-	pthread_rwlock_t lock; /* guards bytes[] */
+	pthread_rwlock_t lock; /* guards size and bytes[] (resize moves it) */
 	uint64_t size;
 	unsigned char *bytes;
 };
@@ -54,7 +55,32 @@ static int mem_flush(void *ctx)
 
 static int mem_size(void *ctx, uint64_t *bytes)
 {
-	*bytes = ((struct memdev *)ctx)->size;
+	struct memdev *m = ctx;
+
+	pthread_rwlock_rdlock(&m->lock);
+	*bytes = m->size;
+	pthread_rwlock_unlock(&m->lock);
+	return 0;
+}
+
+static int mem_resize(void *ctx, uint64_t bytes)
+{
+	struct memdev *m = ctx;
+	unsigned char *p;
+
+	if (bytes > SIZE_MAX)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&m->lock);
+	p = realloc(m->bytes, bytes ? bytes : 1);
+	if (!p) {
+		pthread_rwlock_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	if (bytes > m->size)
+		memset(p + m->size, 0, bytes - m->size);
+	m->bytes = p;
+	m->size = bytes;
+	pthread_rwlock_unlock(&m->lock);
 	return 0;
 }
 
@@ -97,6 +123,7 @@ int thinp_io_open_memory(thinp_io **out, uint64_t size, uint32_t flags)
 	ops.discard = mem_zero;
 	ops.write_zeroes = mem_zero;
 	ops.close = mem_close;
+	ops.resize = mem_resize;
 	r = thinp_io_new(out, &ops, m, flags);
 	if (r)
 		mem_close(m);

@@ -1,0 +1,541 @@
+/*
+ * The block manager: locks, validation and write-back over the block cache.
+ *
+ * Method. Every resident block has one `struct block` (cache.h), which is also
+ * the handle given to lock holders, so a cache hit costs a hash lookup and a
+ * few field updates under the mutex, with no allocation. A miss allocates an
+ * entry (or reuses the one last evicted), reads the block, checks it with the
+ * caller's validator and only then inserts it: a block that fails its read
+ * or its check is never visible in the cache.
+ *
+ * The cache holds at most max_blocks entries as long as something can be
+ * evicted: before a miss adds an entry, the least recently used unlocked
+ * entries are dropped, dirty ones first written back (prepare_for_write, then
+ * write). Locked entries are never evicted, so with many locks held the cache
+ * grows past its limit instead of failing.
+ *
+ * Validation is remembered: `block.v` is the validator the contents were
+ * last checked with, so a relock with the same validator costs nothing, and a
+ * relock with another one re-runs the check (catching a block reached through
+ * a pointer of the wrong type). A dirty block is checked as it would be
+ * written, i.e. after its own validator's prepare_for_write, on a copy.
+ *
+ * Locking: `lock` guards every field of struct bm below it and every field of
+ * every struct block except the data of an entry being loaded. A miss inserts
+ * its entry marked `loading`, already holding the caller's lock, and reads and
+ * checks the block with the mutex dropped, so readers of cached blocks (and
+ * misses on other blocks) proceed meanwhile. A second thread missing the same
+ * block waits on `loaded` and then looks again: the load may have failed and
+ * the entry gone. Write-back (at eviction and flush) is done with the mutex
+ * held: an unlocked dirty block has no lock of its own to protect it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "block/bm.h"
+#include "block/cache.h"
+#include "io/io_internal.h"
+
+#define DEFAULT_CACHE_BYTES (16u << 20)
+
+enum lock_mode { LOCK_READ, LOCK_WRITE, LOCK_WRITE_ZERO };
+
+struct bm {
+	thinp_io *io;                /* not owned */
+	const struct tlog *log;
+	bool read_only;
+	size_t max_blocks;           /* cache limit, in blocks, >= 1 */
+
+	pthread_mutex_t lock;        /* guards everything below */
+	pthread_cond_t loaded;       /* broadcast when a load ends */
+	struct cache cache;
+	uint64_t nr_blocks;          /* device size as last asked */
+	size_t nr_locked;            /* entries with at least one lock */
+	struct block *spare;         /* an evicted entry kept for the next miss */
+	void *scratch;               /* a block buffer for checking dirty blocks */
+	struct bm_stats stats;
+};
+
+static int refresh_size_locked(struct bm *bm)
+{
+	uint64_t bytes;
+	int r = thinp_io_size(bm->io, &bytes);
+
+	if (r)
+		return r;
+	bm->nr_blocks = bytes >> THINP_BLOCK_SHIFT;
+	return 0;
+}
+
+int bm_create(struct bm **out, thinp_io *io, const struct bm_options *opts)
+{
+	size_t bytes = opts && opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE_BYTES;
+	struct bm *bm;
+	int r;
+
+	if (!out || !io)
+		return -EINVAL;
+	*out = NULL;
+	bm = calloc(1, sizeof(*bm));
+	if (!bm)
+		return -ENOMEM;
+	bm->io = io;
+	bm->log = opts ? opts->log : NULL;
+	bm->read_only = thinp_io_is_read_only(io);
+	bm->max_blocks = THINP_MAX(bytes / THINP_BLOCK_SIZE, (size_t)1);
+	r = cache_init(&bm->cache);
+	if (r)
+		goto fail;
+	r = -ENOMEM;
+	if (posix_memalign(&bm->scratch, THINP_BLOCK_SIZE, THINP_BLOCK_SIZE)) {
+		bm->scratch = NULL;
+		goto fail_cache;
+	}
+	r = refresh_size_locked(bm);
+	if (r)
+		goto fail_cache;
+	pthread_mutex_init(&bm->lock, NULL);
+	pthread_cond_init(&bm->loaded, NULL);
+	*out = bm;
+	return 0;
+
+fail_cache:
+	free(bm->scratch);
+	cache_exit(&bm->cache);
+fail:
+	free(bm);
+	return r;
+}
+
+void bm_destroy(struct bm *bm)
+{
+	if (!bm)
+		return;
+	cache_exit(&bm->cache);
+	block_free(bm->spare);
+	free(bm->scratch);
+	pthread_mutex_destroy(&bm->lock);
+	pthread_cond_destroy(&bm->loaded);
+	free(bm);
+}
+
+uint64_t bm_nr_blocks(struct bm *bm)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&bm->lock);
+	refresh_size_locked(bm);
+	n = bm->nr_blocks;
+	pthread_mutex_unlock(&bm->lock);
+	return n;
+}
+
+bool bm_is_read_only(const struct bm *bm)
+{
+	return bm->read_only;
+}
+
+const struct tlog *bm_log(const struct bm *bm)
+{
+	return bm->log;
+}
+
+uint64_t block_location(const struct block *blk)
+{
+	return blk->nr;
+}
+
+void *block_data(const struct block *blk)
+{
+	return blk->data;
+}
+
+static void update_resident(struct bm *bm)
+{
+	bm->stats.resident_bytes = bm->cache.nr_entries * (size_t)THINP_BLOCK_SIZE;
+	if (bm->stats.resident_bytes > bm->stats.peak_resident_bytes)
+		bm->stats.peak_resident_bytes = bm->stats.resident_bytes;
+}
+
+/* Log a validator's verdict on block b and return it. */
+static int report_bad(struct bm *bm, uint64_t b, const struct validator *v, int r,
+		      const char *why)
+{
+	if (!why)
+		why = r == -ENOTBLK ? "block records a different location"
+				    : "checksum or structure check failed";
+	THINP_CORRUPT(bm->log, b, v->name ? v->name : "block", why);
+	return r;
+}
+
+static int run_check(struct bm *bm, const struct validator *v, const void *data,
+		     uint64_t b)
+{
+	const char *why = NULL;
+	int r;
+
+	if (!v || !v->check)
+		return 0;
+	r = v->check(v, data, b, &why);
+	return r ? report_bad(bm, b, v, r, why) : 0;
+}
+
+/* Write one block back: stamp it with its validator, write, mark clean. */
+static int write_back_locked(struct bm *bm, struct block *blk)
+{
+	int r;
+
+	if (blk->v && blk->v->prepare_for_write)
+		blk->v->prepare_for_write(blk->v, blk->data, blk->nr);
+	bm->stats.writes++;
+	r = thinp_io_write(bm->io, blk->data, THINP_BLOCK_SIZE, blk->nr << THINP_BLOCK_SHIFT);
+	if (r) {
+		tlog(bm->log, THINP_LOG_ERROR, "block manager: write of block %" PRIu64
+		     " failed: %s", blk->nr, thinp_strerror(r));
+		return r;
+	}
+	blk->dirty = false;
+	return 0;
+}
+
+static void evict_locked(struct bm *bm, struct block *blk)
+{
+	cache_remove(&bm->cache, blk);
+	bm->stats.evictions++;
+	if (!bm->spare)
+		bm->spare = blk;
+	else
+		block_free(blk);
+}
+
+/*
+ * Drop least recently used unlocked entries until one more fits. A failed
+ * write-back leaves that block dirty and resident and stops the eviction:
+ * the cache then exceeds its limit, and the error resurfaces at bm_flush,
+ * which retries the write.
+ */
+static void make_room_locked(struct bm *bm)
+{
+	struct block *victim;
+
+	while (bm->cache.nr_entries >= bm->max_blocks && (victim = lru_oldest(&bm->cache))) {
+		if (victim->dirty && write_back_locked(bm, victim)) {
+			lru_unlink(victim);
+			lru_push_mru(&bm->cache, victim);
+			return;
+		}
+		evict_locked(bm, victim);
+	}
+}
+
+static struct block *new_entry_locked(struct bm *bm)
+{
+	struct block *blk;
+
+	make_room_locked(bm);
+	blk = bm->spare;
+	if (blk) {
+		bm->spare = NULL;
+		return blk;
+	}
+	return block_alloc();
+}
+
+static void drop_entry_locked(struct bm *bm, struct block *blk)
+{
+	if (!bm->spare)
+		bm->spare = blk;
+	else
+		block_free(blk);
+}
+
+static void take_lock_locked(struct bm *bm, struct block *blk, enum lock_mode mode)
+{
+	if (!blk->read_locks && !blk->write_locked)
+		bm->nr_locked++;
+	if (block_on_lru(blk))
+		lru_unlink(blk);
+	if (mode == LOCK_READ) {
+		blk->read_locks++;
+		return;
+	}
+	blk->write_locked = true;
+	blk->dirty = true;
+}
+
+static bool conflicts(const struct block *blk, enum lock_mode mode)
+{
+	return blk->write_locked || (mode != LOCK_READ && blk->read_locks);
+}
+
+/* Check a cached block against a validator other than the one it passed. */
+static int recheck_locked(struct bm *bm, struct block *blk, const struct validator *v)
+{
+	const void *data = blk->data;
+
+	if (blk->dirty && blk->v && blk->v->prepare_for_write) {
+		/* Check what would be written; holders may be reading the
+		 * original, so stamp a copy. */
+		memcpy(bm->scratch, blk->data, THINP_BLOCK_SIZE);
+		blk->v->prepare_for_write(blk->v, bm->scratch, blk->nr);
+		data = bm->scratch;
+	}
+	return run_check(bm, v, data, blk->nr);
+}
+
+static int lock_cached_locked(struct bm *bm, struct block *blk, const struct validator *v,
+			      enum lock_mode mode)
+{
+	int r;
+
+	if (conflicts(blk, mode))
+		return -EBUSY;
+	bm->stats.hits++;
+	if (mode == LOCK_WRITE_ZERO) {
+		memset(blk->data, 0, THINP_BLOCK_SIZE);
+	} else if (v && v != blk->v) {
+		r = recheck_locked(bm, blk, v);
+		if (r)
+			return r;
+	}
+	/* A read lock without a validator says nothing about the contents'
+	 * type; a write lock decides how the block will be stamped. */
+	if (v || mode != LOCK_READ)
+		blk->v = v;
+	take_lock_locked(bm, blk, mode);
+	return 0;
+}
+
+/* Read and check a block into an entry the caller has locked and marked
+ * loading; called without the mutex. */
+static int load(struct bm *bm, struct block *blk, const struct validator *v)
+{
+	int r = thinp_io_read(bm->io, blk->data, THINP_BLOCK_SIZE,
+			      blk->nr << THINP_BLOCK_SHIFT);
+
+	if (r) {
+		tlog(bm->log, THINP_LOG_ERROR, "block manager: read of block %" PRIu64
+		     " failed: %s", blk->nr, thinp_strerror(r));
+		return r;
+	}
+	return run_check(bm, v, blk->data, blk->nr);
+}
+
+/* Undo a failed load: the entry leaves the cache as if never inserted. */
+static void unload_locked(struct bm *bm, struct block *blk)
+{
+	cache_remove(&bm->cache, blk);
+	blk->read_locks = 0;
+	blk->write_locked = false;
+	bm->nr_locked--;
+	drop_entry_locked(bm, blk);
+	update_resident(bm);
+}
+
+static int lock_missing_locked(struct bm *bm, uint64_t b, const struct validator *v,
+			       enum lock_mode mode, struct block **out)
+{
+	struct block *blk;
+	void *data;
+	int r;
+
+	if (b >= bm->nr_blocks && (refresh_size_locked(bm) || b >= bm->nr_blocks))
+		return -EINVAL;
+	blk = new_entry_locked(bm);
+	if (!blk)
+		return -ENOMEM;
+	data = blk->data;
+	memset(blk, 0, sizeof(*blk));
+	blk->data = data;
+	blk->bm = bm;
+	blk->nr = b;
+	blk->v = v;
+	if (mode == LOCK_WRITE_ZERO)
+		memset(blk->data, 0, THINP_BLOCK_SIZE);
+	else
+		blk->loading = true;
+	r = cache_insert(&bm->cache, blk);
+	if (r) {
+		drop_entry_locked(bm, blk);
+		return r;
+	}
+	bm->stats.misses++;
+	take_lock_locked(bm, blk, mode);
+	update_resident(bm);
+	if (blk->loading) {
+		bm->stats.reads++;
+		pthread_mutex_unlock(&bm->lock);
+		r = load(bm, blk, v);
+		pthread_mutex_lock(&bm->lock);
+		blk->loading = false;
+		pthread_cond_broadcast(&bm->loaded);
+		if (r) {
+			unload_locked(bm, blk);
+			return r;
+		}
+	}
+	*out = blk;
+	return 0;
+}
+
+static int lock_block(struct bm *bm, uint64_t b, const struct validator *v,
+		      enum lock_mode mode, struct block **out)
+{
+	struct block *blk;
+	int r;
+
+	if (!bm || !out)
+		return -EINVAL;
+	*out = NULL;
+	if (mode != LOCK_READ && bm->read_only)
+		return -EROFS;
+	pthread_mutex_lock(&bm->lock);
+	for (;;) {
+		blk = cache_lookup(&bm->cache, b);
+		if (!blk) {
+			r = lock_missing_locked(bm, b, v, mode, out);
+			break;
+		}
+		if (blk->loading && !conflicts(blk, mode)) {
+			/* The entry may be gone when we wake: look again. */
+			pthread_cond_wait(&bm->loaded, &bm->lock);
+			continue;
+		}
+		r = lock_cached_locked(bm, blk, v, mode);
+		if (!r)
+			*out = blk;
+		break;
+	}
+	pthread_mutex_unlock(&bm->lock);
+	return r;
+}
+
+int bm_read_lock(struct bm *bm, uint64_t b, const struct validator *v, struct block **out)
+{
+	return lock_block(bm, b, v, LOCK_READ, out);
+}
+
+int bm_write_lock(struct bm *bm, uint64_t b, const struct validator *v, struct block **out)
+{
+	return lock_block(bm, b, v, LOCK_WRITE, out);
+}
+
+int bm_write_lock_zero(struct bm *bm, uint64_t b, const struct validator *v,
+		       struct block **out)
+{
+	return lock_block(bm, b, v, LOCK_WRITE_ZERO, out);
+}
+
+void bm_unlock(struct block *blk)
+{
+	struct bm *bm;
+
+	if (!blk)
+		return;
+	bm = blk->bm;
+	pthread_mutex_lock(&bm->lock);
+	if (blk->write_locked)
+		blk->write_locked = false;
+	else if (blk->read_locks)
+		blk->read_locks--;
+	else
+		goto out; /* not locked: a caller bug; don't corrupt the LRU */
+	if (!blk->write_locked && !blk->read_locks) {
+		bm->nr_locked--;
+		lru_push_mru(&bm->cache, blk);
+	}
+out:
+	pthread_mutex_unlock(&bm->lock);
+}
+
+static int cmp_block_nr(const void *a, const void *b)
+{
+	uint64_t x = (*(struct block *const *)a)->nr;
+	uint64_t y = (*(struct block *const *)b)->nr;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The dirty entries, sorted by block number; -EBUSY if one is write-locked. */
+static int collect_dirty_locked(struct bm *bm, struct block ***out, size_t *nr)
+{
+	struct cache *c = &bm->cache;
+	struct block **v;
+	size_t n = 0;
+
+	*out = NULL;
+	*nr = 0;
+	v = malloc((c->nr_entries ? c->nr_entries : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nr_buckets; i++) {
+		for (struct block *blk = c->buckets[i]; blk; blk = blk->hash_next) {
+			if (!blk->dirty)
+				continue;
+			if (blk->write_locked) {
+				free(v);
+				return -EBUSY;
+			}
+			v[n++] = blk;
+		}
+	}
+	qsort(v, n, sizeof(*v), cmp_block_nr);
+	*out = v;
+	*nr = n;
+	return 0;
+}
+
+/*
+ * Blocks are written in ascending order for sequential I/O. A failed write
+ * leaves its block dirty; the others are still written, and the first error is
+ * returned without flushing the device.
+ */
+int bm_flush(struct bm *bm)
+{
+	struct block **dirty;
+	size_t n;
+	int r;
+
+	if (!bm)
+		return -EINVAL;
+	pthread_mutex_lock(&bm->lock);
+	r = collect_dirty_locked(bm, &dirty, &n);
+	for (size_t i = 0; i < n; i++) {
+		int w = write_back_locked(bm, dirty[i]);
+
+		if (w && !r)
+			r = w;
+	}
+	free(dirty);
+	if (!r)
+		r = thinp_io_flush(bm->io);
+	pthread_mutex_unlock(&bm->lock);
+	return r;
+}
+
+int bm_invalidate(struct bm *bm)
+{
+	int r = 0;
+
+	if (!bm)
+		return -EINVAL;
+	pthread_mutex_lock(&bm->lock);
+	if (bm->nr_locked) {
+		r = -EBUSY;
+	} else {
+		cache_clear(&bm->cache);
+		update_resident(bm);
+	}
+	pthread_mutex_unlock(&bm->lock);
+	return r;
+}
+
+void bm_get_stats(struct bm *bm, struct bm_stats *out)
+{
+	pthread_mutex_lock(&bm->lock);
+	*out = bm->stats;
+	pthread_mutex_unlock(&bm->lock);
+}
