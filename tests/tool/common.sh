@@ -1,0 +1,89 @@
+# Shared by the tool's interop scripts; source it first.
+#
+# Finds thinp (THINP, else tools/thinp under the build directory the test runs
+# in) and the thin-provisioning-tools oracle; exits 77 (skip) with a reason
+# when the oracle is missing. Gives each script a scratch directory (removed
+# on exit), a seed (THINP_TEST_SEED or random, printed), and helpers that fail
+# the test with a message.
+set -u
+export PATH="$PATH:/usr/sbin:/sbin"
+export LC_ALL=C
+
+THINP=${THINP:-$PWD/tools/thinp}
+srcdir=${srcdir:-$(dirname "$0")/../..}
+GEN="$srcdir/tests/tool/gen_pool_xml.py"
+
+for t in thin_check thin_dump thin_restore; do
+	if ! command -v $t >/dev/null 2>&1; then
+		echo "SKIP: $t not found (install thin-provisioning-tools 0.9.0)"
+		exit 77
+	fi
+done
+if [ ! -x "$THINP" ]; then
+	echo "FAIL: thinp not found at $THINP"
+	exit 1
+fi
+
+SEED=${THINP_TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}
+echo "seed $SEED (replay with THINP_TEST_SEED=$SEED)"
+LONG=${THINP_TEST_LONG:-}
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/thinp-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+
+fail() {
+	echo "FAIL: $*"
+	echo "(seed $SEED, scratch files kept in $T)"
+	trap - EXIT
+	exit 1
+}
+
+step() {
+	echo "== $*"
+}
+
+thinp() {
+	"$THINP" "$@"
+}
+
+# thin_check passes: exit 0 and nothing about errors in its output.
+check_image() {
+	local out
+	out=$(thin_check "$@" 2>&1) || fail "thin_check $* failed: $out"
+	if echo "$out" | grep -qiE 'error|corrupt|bad |differ|leak|missing'; then
+		fail "thin_check $* complained: $out"
+	fi
+	out=$("$THINP" check -m "$1" 2>&1) || fail "thinp check $1 failed: $out"
+}
+
+# thin_dump and thinp dump agree byte for byte (optionally -m [BLOCK]).
+same_dump() {
+	local img=$1 snap=${2:-} want=$T/want.xml got=$T/got.xml
+	if [ -z "$snap" ]; then
+		thin_dump "$img" >"$want" || fail "thin_dump $img failed"
+		"$THINP" dump -m "$img" >"$got" || fail "thinp dump $img failed"
+	elif [ "$snap" = held ]; then
+		thin_dump -m "$img" >"$want" || fail "thin_dump -m $img failed"
+		"$THINP" dump -m "$img" --metadata-snap >"$got" || fail "thinp dump --metadata-snap $img failed"
+	else
+		thin_dump -m "$snap" "$img" >"$want" || fail "thin_dump -m $snap $img failed"
+		"$THINP" dump -m "$img" --metadata-snap="$snap" >"$got" ||
+			fail "thinp dump --metadata-snap=$snap $img failed"
+	fi
+	cmp -s "$want" "$got" || fail "dumps differ for $img ${snap:+(snapshot $snap)}: $(diff "$want" "$got" | head -5)"
+}
+
+# Both checks and the dump comparison, after every step of a scenario.
+verify() {
+	check_image "$1"
+	same_dump "$1"
+}
+
+sum() {
+	md5sum <"$1" | cut -d' ' -f1
+}
+
+# The held root from `thinp status` (field 4), "-" when none.
+held_root() {
+	"$THINP" status -m "$1" | cut -d' ' -f4
+}
