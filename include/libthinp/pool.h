@@ -81,8 +81,8 @@ typedef struct thinp_pool_options {
 	uint32_t version;     /* THINP_POOL_OPTIONS_VERSION */
 	uint32_t features;    /* THINP_POOL_* feature bits */
 	/* Data block size in bytes: a multiple of 64 KiB between 64 KiB and
-	 * 1 GiB. Format: required (the INIT value is 64 KiB). Open: 0 accepts
-	 * the pool's size, anything else must equal it (-EINVAL). */
+	 * 1 GiB. Format: 0 (INIT) means 64 KiB. Open: 0 accepts the pool's
+	 * size, anything else must equal it (-EINVAL). */
 	uint32_t data_block_size;
 	/* Low-water mark in data blocks; 0 disables the callback. */
 	uint64_t low_water_blocks;
@@ -104,7 +104,7 @@ typedef struct thinp_pool_options {
 } thinp_pool_options;
 
 #define THINP_POOL_OPTIONS_INIT                                                            \
-	{ sizeof(thinp_pool_options), THINP_POOL_OPTIONS_VERSION, 0, 64u * 1024, 0, NULL, NULL, \
+	{ sizeof(thinp_pool_options), THINP_POOL_OPTIONS_VERSION, 0, 0, 0, NULL, NULL,          \
 	  60000, 0, NULL, NULL, 0 }
 
 /*
@@ -137,7 +137,7 @@ typedef struct thinp_pool_status {
  * @meta: the metadata device (at least 1 MiB used, at most ~15.9 GiB).
  * @data: the data device; the pool starts with floor(size / block size)
  *        data blocks.
- * @opts: options; data_block_size must be valid. NULL: the INIT defaults.
+ * @opts: options (data_block_size 0 means 64 KiB). NULL: the INIT defaults.
  * Both devices are borrowed: they must stay open until thinp_pool_close()
  * returns. Anything on @meta is overwritten.
  * Errors: -EINVAL (bad options, devices too small, a read-only device),

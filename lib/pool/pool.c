@@ -400,8 +400,6 @@ static void copy_options(thinp_pool *pool, const thinp_pool_options *o)
 	pool->log.ctx = o->log_ctx;
 }
 
-/* Read the caller's options into a zeroed full-size copy. */
-int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src);
 int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src)
 {
 	thinp_pool_options def = THINP_POOL_OPTIONS_INIT;

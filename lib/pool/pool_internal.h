@@ -105,6 +105,10 @@ struct thinp_thin {
 int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *data,
 		const thinp_pool_options *opts);
 
+/* Read the caller's options (NULL: defaults) into a full-size copy;
+ * -EINVAL for an unknown version or feature bit. */
+int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src);
+
 /* Free the pool without committing (the open transaction is lost, as on
  * power loss). Volumes must be closed. For tests. */
 void pool_abandon(thinp_pool *pool);
