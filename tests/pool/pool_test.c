@@ -8,12 +8,35 @@
 #include "pool/pool_test.h"
 #include "pool/pool_internal.h"
 
+/* Unflushed changes are tracked per CHUNK so a flush or a power loss
+ * copies only what changed. */
+#define CHUNK 4096u
+
 struct crashdev {
 	pthread_mutex_t lock;
-	uint8_t *cur, *durable;
+	uint8_t *cur, *durable, *dirty;
 	uint64_t size, discarded, flushes;
 	bool fail_flush;
 };
+
+static void mark_dirty(struct crashdev *d, uint64_t off, uint64_t len)
+{
+	for (uint64_t c = off / CHUNK; len && c <= (off + len - 1) / CHUNK; c++)
+		d->dirty[c] = 1;
+}
+
+/* Copy every dirty chunk from `from` to `to` and clean it. */
+static void settle(struct crashdev *d, uint8_t *to, const uint8_t *from)
+{
+	for (uint64_t c = 0; c * CHUNK < d->size; c++) {
+		uint64_t off = c * CHUNK;
+
+		if (!d->dirty[c])
+			continue;
+		memcpy(to + off, from + off, d->size - off < CHUNK ? d->size - off : CHUNK);
+		d->dirty[c] = 0;
+	}
+}
 
 static int cd_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 {
@@ -31,6 +54,7 @@ static int cd_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
 
 	pthread_mutex_lock(&d->lock);
 	memcpy(d->cur + off, buf, len);
+	mark_dirty(d, off, len);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
@@ -44,7 +68,7 @@ static int cd_flush(void *ctx)
 	if (d->fail_flush) {
 		r = -EIO;
 	} else {
-		memcpy(d->durable, d->cur, d->size);
+		settle(d, d->durable, d->cur);
 		d->flushes++;
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -63,6 +87,7 @@ static int cd_discard(void *ctx, uint64_t len, uint64_t off)
 
 	pthread_mutex_lock(&d->lock);
 	memset(d->cur + off, 0, len);
+	mark_dirty(d, off, len);
 	d->discarded += len;
 	pthread_mutex_unlock(&d->lock);
 	return 0;
@@ -74,6 +99,7 @@ static void cd_close(void *ctx)
 
 	free(d->cur);
 	free(d->durable);
+	free(d->dirty);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
@@ -88,6 +114,7 @@ int crashdev_open(thinp_io **out, uint64_t size, bool discard, struct crashdev *
 		return -ENOMEM;
 	d->cur = calloc(1, size);
 	d->durable = calloc(1, size);
+	d->dirty = calloc(1, size / CHUNK + 1);
 	d->size = size;
 	pthread_mutex_init(&d->lock, NULL);
 	ops.caps = THINP_IO_CAP_THREADSAFE | (discard ? THINP_IO_CAP_DISCARD : 0);
@@ -109,7 +136,7 @@ int crashdev_open(thinp_io **out, uint64_t size, bool discard, struct crashdev *
 void crashdev_power_loss(struct crashdev *d)
 {
 	pthread_mutex_lock(&d->lock);
-	memcpy(d->cur, d->durable, d->size);
+	settle(d, d->cur, d->durable);
 	pthread_mutex_unlock(&d->lock);
 }
 

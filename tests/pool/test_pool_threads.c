@@ -177,7 +177,7 @@ static void test_threads(void **state)
 	struct tpool t;
 	uint64_t seed = test_seed("pool threads");
 
-	tpool_setup(&t, 2048, NULL);
+	tpool_setup(&t, 512, NULL);
 	assert_int_equal(thinp_pool_create_thin(t.pool, SHARED_ID), 0);
 	for (int i = 0; i < NWORKERS; i++) {
 		assert_int_equal(thinp_pool_create_thin(t.pool, i), 0);
