@@ -50,8 +50,8 @@ static int sb_begin(struct xml_parser *p, const struct xml_superblock *sb)
 	    sb->data_block_size % THINP_META_MIN_DATA_BLOCK_SIZE)
 		return xml_fail(p, "bad data_block_size %" PRIu32 ": must be 128 .. 2097152 sectors, a multiple of 128",
 				sb->data_block_size);
-	if (sb->nr_data_blocks > THINP_META_MAX_DATA_BLOCKS)
-		return xml_fail(p, "nr_data_blocks %" PRIu64 " is more than the format can address (2^40)",
+	if (sb->nr_data_blocks >= THINP_META_MAX_DATA_BLOCKS)
+		return xml_fail(p, "nr_data_blocks %" PRIu64 " is more than the format can address (< 2^40)",
 				sb->nr_data_blocks);
 	rs->sb = *sb;
 	fp.data_block_size = sb->data_block_size;
