@@ -130,8 +130,9 @@ THINP_API int thinp_io_write(thinp_io *io, const void *buf, uint64_t len,
  * it succeeds without calling the backend. Thread-safe. Since 1.0. */
 THINP_API int thinp_io_flush(thinp_io *io);
 
-/* thinp_io_discard - discard a range. -EOPNOTSUPP if the backend cannot;
- * -EROFS, -EINVAL as for write. Thread-safe. Since 1.0. */
+/* thinp_io_discard - discard a range. -EROFS on a read-only handle (checked
+ * first); -EOPNOTSUPP if the backend cannot; -EINVAL as for write.
+ * Thread-safe. Since 1.0. */
 THINP_API int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off);
 
 /* thinp_io_write_zeroes - zero a range, with the backend's write_zeroes if it

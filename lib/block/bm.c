@@ -197,7 +197,7 @@ static int write_back_locked(struct bm *bm, struct block *blk)
 		     " failed: %s", blk->nr, thinp_strerror(r));
 		return r;
 	}
-	blk->dirty = false;
+	cache_mark_clean(&bm->cache, blk);
 	return 0;
 }
 
@@ -263,7 +263,7 @@ static void take_lock_locked(struct bm *bm, struct block *blk, enum lock_mode mo
 		return;
 	}
 	blk->write_locked = true;
-	blk->dirty = true;
+	cache_mark_dirty(&bm->cache, blk);
 }
 
 static bool conflicts(const struct block *blk, enum lock_mode mode)
@@ -468,20 +468,16 @@ static int collect_dirty_locked(struct bm *bm, struct block ***out, size_t *nr)
 
 	*out = NULL;
 	*nr = 0;
-	v = malloc((c->nr_entries ? c->nr_entries : 1) * sizeof(*v));
+	for (struct block *blk = c->dirty.dirty_next; blk != &c->dirty; blk = blk->dirty_next)
+		if (blk->write_locked)
+			return -EBUSY;
+	if (!c->nr_dirty)
+		return 0;
+	v = malloc(c->nr_dirty * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	for (size_t i = 0; i < c->nr_buckets; i++) {
-		for (struct block *blk = c->buckets[i]; blk; blk = blk->hash_next) {
-			if (!blk->dirty)
-				continue;
-			if (blk->write_locked) {
-				free(v);
-				return -EBUSY;
-			}
-			v[n++] = blk;
-		}
-	}
+	for (struct block *blk = c->dirty.dirty_next; blk != &c->dirty; blk = blk->dirty_next)
+		v[n++] = blk;
 	qsort(v, n, sizeof(*v), cmp_block_nr);
 	*out = v;
 	*nr = n;

@@ -18,6 +18,10 @@
  * before any caller sees it; a block already cached is re-checked when locked
  * with a different validator. Failures are -EILSEQ (checksum/structure) or
  * -ENOTBLK (wrong self-location), logged with the block number.
+ *
+ * Callbacks: a validator's check/prepare_for_write and the log callback may
+ * be called with the bm's internal mutex held (rechecks, write-back), so they
+ * must not call back into the bm.
  */
 #ifndef THINP_BLOCK_BM_H
 #define THINP_BLOCK_BM_H
@@ -65,7 +69,10 @@ const struct tlog *bm_log(const struct bm *bm);
 
 /* Lock block b for reading; reads and validates it if it is not cached.
  * -EINVAL if b is past the device, -EILSEQ/-ENOTBLK if the
- * block is bad, -EIO, -EBUSY if write-locked. */
+ * block is bad, -EIO, -EBUSY if write-locked. On error *out is NULL and
+ * nothing new is cached. A NULL v reads the block raw, without a check.
+ * Several threads may hold read locks on one block; two threads missing the
+ * same block share one read. */
 int bm_read_lock(struct bm *bm, uint64_t b, const struct validator *v, struct block **out);
 /* Lock block b for writing (read and validated as above); marks it dirty.
  * -EROFS on a read-only device. */
@@ -73,7 +80,7 @@ int bm_write_lock(struct bm *bm, uint64_t b, const struct validator *v, struct b
 /* Lock block b for writing without reading it: its data is zeroed. */
 int bm_write_lock_zero(struct bm *bm, uint64_t b, const struct validator *v,
 		       struct block **out);
-/* Release a lock of either kind. */
+/* Release a lock of either kind. NULL, or a block not locked, is ignored. */
 void bm_unlock(struct block *blk);
 
 uint64_t block_location(const struct block *blk);
@@ -81,7 +88,11 @@ uint64_t block_location(const struct block *blk);
 void *block_data(const struct block *blk);
 
 /* Write every dirty unlocked block (prepare_for_write first), then flush the
- * device. -EBUSY if a dirty block is still write-locked. */
+ * device. -EBUSY if a dirty block is still write-locked (nothing is written).
+ * A dirty block that is only read-locked is written too, stamped in place, so
+ * no other thread may be reading it meanwhile. A failed write leaves its
+ * block dirty and the device unflushed; the error (-EIO...) is returned after
+ * the other blocks were written. */
 int bm_flush(struct bm *bm);
 /* Forget every cached block without writing (used by abort: the in-memory
  * state of the aborted transaction must not be written). -EBUSY if any block

@@ -31,6 +31,7 @@ int cache_init(struct cache *c)
 		return -ENOMEM;
 	c->nr_buckets = INITIAL_BUCKETS;
 	c->lru.lru_next = c->lru.lru_prev = &c->lru;
+	c->dirty.dirty_next = c->dirty.dirty_prev = &c->dirty;
 	return 0;
 }
 
@@ -49,6 +50,8 @@ void cache_clear(struct cache *c)
 	}
 	c->nr_entries = 0;
 	c->lru.lru_next = c->lru.lru_prev = &c->lru;
+	c->dirty.dirty_next = c->dirty.dirty_prev = &c->dirty;
+	c->nr_dirty = 0;
 }
 
 void cache_exit(struct cache *c)
@@ -125,6 +128,8 @@ int cache_insert(struct cache *c, struct block *blk)
 	blk->hash_next = c->buckets[i];
 	c->buckets[i] = blk;
 	blk->lru_next = blk->lru_prev = NULL;
+	blk->dirty = false;
+	blk->dirty_next = blk->dirty_prev = NULL;
 	c->nr_entries++;
 	return 0;
 }
@@ -139,7 +144,31 @@ void cache_remove(struct cache *c, struct block *blk)
 	blk->hash_next = NULL;
 	if (block_on_lru(blk))
 		lru_unlink(blk);
+	cache_mark_clean(c, blk);
 	c->nr_entries--;
+}
+
+void cache_mark_dirty(struct cache *c, struct block *blk)
+{
+	if (blk->dirty)
+		return;
+	blk->dirty = true;
+	blk->dirty_prev = &c->dirty;
+	blk->dirty_next = c->dirty.dirty_next;
+	c->dirty.dirty_next->dirty_prev = blk;
+	c->dirty.dirty_next = blk;
+	c->nr_dirty++;
+}
+
+void cache_mark_clean(struct cache *c, struct block *blk)
+{
+	if (!blk->dirty)
+		return;
+	blk->dirty = false;
+	blk->dirty_prev->dirty_next = blk->dirty_next;
+	blk->dirty_next->dirty_prev = blk->dirty_prev;
+	blk->dirty_next = blk->dirty_prev = NULL;
+	c->nr_dirty--;
 }
 
 void lru_push_mru(struct cache *c, struct block *blk)

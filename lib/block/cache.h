@@ -31,6 +31,7 @@ struct block {
 	bool loading;
 	struct block *hash_next;
 	struct block *lru_prev, *lru_next; /* on the LRU only while unlocked */
+	struct block *dirty_prev, *dirty_next; /* on the dirty list iff dirty */
 };
 
 struct cache {
@@ -40,6 +41,10 @@ struct cache {
 	/* LRU of unlocked entries: lru.lru_next is the most recently used,
 	 * lru.lru_prev the least. A sentinel, so insertion never branches. */
 	struct block lru;
+	/* Every dirty entry, in no order, so a flush costs O(dirty) rather
+	 * than O(resident). Also a sentinel. */
+	struct block dirty;
+	size_t nr_dirty;
 };
 
 int cache_init(struct cache *c);
@@ -54,10 +59,10 @@ void block_free(struct block *blk);
 
 /* O(1) expected. NULL if b is not resident. */
 struct block *cache_lookup(const struct cache *c, uint64_t b);
-/* Add an entry (not on the LRU). -ENOMEM only if the table must grow and
+/* Add a clean entry (not on the LRU). -ENOMEM only if the table must grow and
  * cannot; the entry is then not inserted. */
 int cache_insert(struct cache *c, struct block *blk);
-/* Remove an entry from the table and, if there, the LRU. */
+/* Remove an entry from the table and, if there, the LRU and dirty list. */
 void cache_remove(struct cache *c, struct block *blk);
 
 /* LRU maintenance. */
@@ -65,6 +70,10 @@ void lru_push_mru(struct cache *c, struct block *blk);
 void lru_unlink(struct block *blk);
 /* The least recently used unlocked entry, or NULL. */
 struct block *lru_oldest(const struct cache *c);
+/* Set or clear blk->dirty, keeping the dirty list in step. */
+void cache_mark_dirty(struct cache *c, struct block *blk);
+void cache_mark_clean(struct cache *c, struct block *blk);
+
 static inline bool block_on_lru(const struct block *blk)
 {
 	return blk->lru_next != NULL;

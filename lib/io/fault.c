@@ -198,6 +198,8 @@ static int apply_pending(thinp_io_fault *f)
 		r = apply_one(f, &f->pending[i], f->pending[i].len);
 	if (r)
 		i--;
+	if (!i)
+		return r;
 	for (size_t j = 0; j < i; j++)
 		free(f->pending[j].data);
 	memmove(f->pending, f->pending + i, (f->nr_pending - i) * sizeof(*f->pending));

@@ -7,7 +7,8 @@
  * backend that did not declare THINP_IO_CAP_THREADSAFE, serializes the calls
  * with `serial`. Range checks use the size last reported by the backend; the
  * size is re-read on thinp_io_size() and before failing a request as out of
- * range, so a device that grew is noticed without a call per I/O.
+ * range, so a device that grew is noticed without a call per I/O. A read-only
+ * handle refuses every change with -EROFS before any other check.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -213,6 +214,10 @@ int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off)
 
 	if (!io)
 		return -EINVAL;
+	/* Read-only is the stronger refusal: say it even where discard
+	 * would not be supported anyway. */
+	if (io->flags & THINP_IO_RDONLY)
+		return -EROFS;
 	if (!(io->ops.caps & THINP_IO_CAP_DISCARD))
 		return -EOPNOTSUPP;
 	r = check_write(io, len, off);
@@ -275,10 +280,10 @@ int thinp_io_resize(thinp_io *io, uint64_t bytes)
 
 	if (!io)
 		return -EINVAL;
-	if (!io->ops.resize)
-		return -EOPNOTSUPP;
 	if (io->flags & THINP_IO_RDONLY)
 		return -EROFS;
+	if (!io->ops.resize)
+		return -EOPNOTSUPP;
 	if (bytes & (io->align - 1))
 		return -EINVAL;
 	enter(io);

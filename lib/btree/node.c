@@ -1,0 +1,187 @@
+/*
+ * Node layout operations and the node validator.
+ *
+ * The validator is the only gate between the device and the btree code: the
+ * block manager runs it on every node it reads, so the accessors in node.h
+ * can trust nr_entries, max_entries and value_size to describe entries that
+ * lie inside the block. Checked here (FORMAT.md 4.4 rules 1-5 and 7): the
+ * checksum with the node salt, the recorded location, exactly one of
+ * INTERNAL/LEAF, max_entries a multiple of 3 that fits the block with its
+ * value size, nr_entries <= max_entries, keys strictly increasing. What
+ * depends on the tree (expected value size, rule 6) is checked per level in
+ * level.c; what spans nodes (rules 8-11) by btree_count_blocks.
+ */
+#include <errno.h>
+
+#include "block/bm.h"
+#include "btree/node.h"
+
+uint32_t btree_max_entries(uint32_t value_size)
+{
+	uint32_t fit = (THINP_BLOCK_SIZE - BTREE_HEADER_SIZE) / (8u + value_size);
+
+	return fit / 3u * 3u;
+}
+
+static void node_prepare_for_write(const struct validator *v, void *data, uint64_t blocknr)
+{
+	struct node_header *h = data;
+
+	h->blocknr = cpu_to_le64(blocknr);
+	h->csum = cpu_to_le32(block_csum(data, BTREE_CSUM_SALT));
+}
+
+/* Header sanity: everything the accessors rely on. O(1). */
+static const char *check_header(const struct node_header *h)
+{
+	uint32_t flags = le32_to_cpu(h->flags);
+	uint32_t nr = le32_to_cpu(h->nr_entries);
+	uint32_t max = le32_to_cpu(h->max_entries);
+	uint32_t vsize = le32_to_cpu(h->value_size);
+
+	if (flags != BTREE_NODE_INTERNAL && flags != BTREE_NODE_LEAF)
+		return "flags must be exactly one of INTERNAL and LEAF";
+	if (max % 3u)
+		return "max_entries is not a multiple of 3";
+	/* 64-bit arithmetic: a hostile value_size must not wrap the check. */
+	if (BTREE_HEADER_SIZE + (8ull + vsize) * max > THINP_BLOCK_SIZE)
+		return "entries do not fit in the block";
+	if (nr > max)
+		return "nr_entries exceeds max_entries";
+	return NULL;
+}
+
+/* Rule 7: keys strictly increasing. O(nr). */
+static const char *check_keys(const void *n)
+{
+	uint32_t i, nr = node_nr(n);
+
+	for (i = 1; i < nr; i++)
+		if (node_key(n, i - 1) >= node_key(n, i))
+			return "keys are not strictly increasing";
+	return NULL;
+}
+
+static int node_check(const struct validator *v, const void *data, uint64_t blocknr,
+		      const char **why)
+{
+	const struct node_header *h = data;
+
+	if (le32_to_cpu(h->csum) != block_csum(data, BTREE_CSUM_SALT)) {
+		*why = "bad checksum";
+		return -EILSEQ;
+	}
+	if (le64_to_cpu(h->blocknr) != blocknr) {
+		*why = "node records a different location";
+		return -ENOTBLK;
+	}
+	*why = check_header(h);
+	if (!*why)
+		*why = check_keys(data);
+	return *why ? -EILSEQ : 0;
+}
+
+const struct validator btree_node_validator = {
+	.name = "btree node",
+	.prepare_for_write = node_prepare_for_write,
+	.check = node_check,
+};
+
+void node_init(void *n, uint32_t flags, uint32_t value_size)
+{
+	struct node_header *h = n;
+
+	memset(h, 0, sizeof(*h));
+	h->flags = cpu_to_le32(flags);
+	h->max_entries = cpu_to_le32(btree_max_entries(value_size));
+	h->value_size = cpu_to_le32(value_size);
+}
+
+int node_lower(const void *n, uint64_t key)
+{
+	int lo = -1, hi = (int)node_nr(n); /* key[lo] <= key < key[hi] */
+
+	while (hi - lo > 1) {
+		int mid = lo + (hi - lo) / 2;
+
+		if (node_key(n, (uint32_t)mid) <= key)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+uint32_t node_first_ge(const void *n, uint64_t key)
+{
+	int i = node_lower(n, key);
+
+	if (i >= 0 && node_key(n, (uint32_t)i) == key)
+		return (uint32_t)i;
+	return (uint32_t)(i + 1);
+}
+
+int node_find(const void *n, uint64_t key)
+{
+	int i = node_lower(n, key);
+
+	return (i >= 0 && node_key(n, (uint32_t)i) == key) ? i : -1;
+}
+
+static char *key_ptr(void *n, uint32_t i)
+{
+	return (char *)n + BTREE_HEADER_SIZE + 8u * i;
+}
+
+void node_insert_at(void *n, uint32_t i, uint64_t key, const void *value)
+{
+	uint32_t nr = node_nr(n), vs = node_vsize(n);
+
+	memmove(key_ptr(n, i + 1), key_ptr(n, i), 8u * (nr - i));
+	memmove(node_value(n, i + 1), node_value(n, i), (size_t)vs * (nr - i));
+	node_set_key(n, i, key);
+	memcpy(node_value(n, i), value, vs);
+	node_set_nr(n, nr + 1);
+}
+
+void node_delete_at(void *n, uint32_t i, uint32_t count)
+{
+	uint32_t nr = node_nr(n), vs = node_vsize(n), rest = nr - i - count;
+
+	memmove(key_ptr(n, i), key_ptr(n, i + count), 8u * rest);
+	memmove(node_value(n, i), node_value(n, i + count), (size_t)vs * rest);
+	node_set_nr(n, nr - count);
+}
+
+bool node_same_kind(const void *a, const void *b)
+{
+	return node_flags(a) == node_flags(b) && node_vsize(a) == node_vsize(b) &&
+	       node_max(a) == node_max(b);
+}
+
+/* Room for every entry of three full nodes: the most node_redistribute is
+ * ever asked to move (3 * 4064 bytes of keys and values). */
+#define GATHER_BYTES (3u * (THINP_BLOCK_SIZE - BTREE_HEADER_SIZE))
+
+void node_redistribute(void **nodes, unsigned count, const uint32_t *targets)
+{
+	uint8_t keys[GATHER_BYTES], values[GATHER_BYTES];
+	uint32_t vs = node_vsize(nodes[0]), total = 0, pos = 0, nr;
+	unsigned j;
+
+	/* Gather every entry in order, then deal them out again: simpler than
+	 * pairwise shifts, and the total is bounded by three nodes. */
+	for (j = 0; j < count; j++) {
+		nr = node_nr(nodes[j]);
+		memcpy(keys + 8u * total, key_ptr(nodes[j], 0), 8u * nr);
+		memcpy(values + (size_t)vs * total, node_value(nodes[j], 0), (size_t)vs * nr);
+		total += nr;
+	}
+	for (j = 0; j < count; j++) {
+		nr = targets[j];
+		memcpy(key_ptr(nodes[j], 0), keys + 8u * pos, 8u * nr);
+		memcpy(node_value(nodes[j], 0), values + (size_t)vs * pos, (size_t)vs * nr);
+		node_set_nr(nodes[j], nr);
+		pos += nr;
+	}
+}

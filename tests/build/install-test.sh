@@ -1,0 +1,77 @@
+#!/bin/bash
+# The installed library, used the way a program outside the tree uses it.
+#
+#   install-test.sh BUILDDIR   `make install DESTDIR=<tmp>` from BUILDDIR, then test
+#   (from `make installcheck`, which distcheck runs: THINP_INSTALLED_PCDIR names
+#    the installed pkgconfig directory and THINP_DESTDIR the DESTDIR, if any)
+#
+# Checks: the install holds exactly the public headers, libthinp.so with SONAME
+# libthinp.so.1 and libthinp.pc; tests/build/client.c and examples/*_demo.c,
+# compiled and linked with nothing but `pkg-config --cflags --libs libthinp`,
+# link dynamically against libthinp.so.1 and run.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+srcdir=$(cd "$here/../.." && pwd)
+THINP_SRCDIR=$srcdir
+. "$here/lib.sh"
+make_tmpdir
+CC=${CC:-cc}
+
+if [ -n "${THINP_INSTALLED_PCDIR:-}" ]; then
+	root=${THINP_DESTDIR:-}
+	pcdir=$THINP_INSTALLED_PCDIR
+else
+	build=${1:?usage: install-test.sh BUILDDIR}
+	root=$tmp/root
+	${MAKE:-make} -C "$build" install DESTDIR="$root" >"$tmp/install.log" 2>&1 || {
+		tail -n 30 "$tmp/install.log"
+		fail "make install DESTDIR=$root"
+	}
+	pcdir=$(dirname "$(find "$root" -name libthinp.pc | head -n 1)")
+fi
+[ -f "$pcdir/libthinp.pc" ] || fail "no libthinp.pc under $pcdir"
+ok "libthinp.pc installed in $pcdir"
+
+export PKG_CONFIG_PATH=$pcdir PKG_CONFIG_LIBDIR=$pcdir
+[ -n "$root" ] && export PKG_CONFIG_SYSROOT_DIR=$root
+cflags=$(pkg-config --cflags libthinp) || fail "pkg-config --cflags libthinp"
+libs=$(pkg-config --libs libthinp) || fail "pkg-config --libs libthinp"
+libdir=$(pkg-config --libs-only-L libthinp | sed 's/^ *-L//; s/ .*//')
+incdir=$(pkg-config --cflags-only-I libthinp | sed 's/^ *-I//; s/ .*//')
+echo "pkg-config: $cflags $libs"
+[ -d "$libdir" ] && [ -d "$incdir/libthinp" ] || fail "pkg-config points at $libdir, $incdir"
+
+# The headers installed are exactly include/libthinp/*.h: none missing, no
+# internal header leaked.
+want=$(cd "$srcdir/include/libthinp" && ls *.h | sort | tr '\n' ' ')
+have=$(cd "$incdir/libthinp" && ls | sort | tr '\n' ' ')
+[ "$want" = "$have" ] && ok "installed headers: $have" ||
+	not_ok "installed headers are '$have', expected '$want'"
+
+soname=$(readelf -d "$libdir/libthinp.so" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = libthinp.so.1 ] && ok "SONAME $soname" || not_ok "SONAME is '$soname', expected libthinp.so.1"
+
+progs="$srcdir/tests/build/client.c"
+for p in "$srcdir"/examples/*_demo.c; do
+	[ -f "$p" ] && progs="$progs $p"
+done
+for p in $progs; do
+	name=$(basename "$p" .c)
+	# shellcheck disable=SC2086
+	if ! $CC -std=c99 -Wall -Werror $cflags "$p" -o "$tmp/$name" $libs 2>"$tmp/$name.err"; then
+		sed 's/^/    /' "$tmp/$name.err" >&2
+		not_ok "$name: compile and link with pkg-config only"
+		continue
+	fi
+	readelf -d "$tmp/$name" | grep -q 'NEEDED.*\[libthinp\.so\.1\]' ||
+		not_ok "$name does not link libthinp.so.1 dynamically"
+	mkdir -p "$tmp/run-$name"
+	if (cd "$tmp/run-$name" && LD_LIBRARY_PATH=$libdir "$tmp/$name") >"$tmp/$name.out" 2>&1 </dev/null; then
+		ok "$name: built with pkg-config only, runs against the installed library"
+	else
+		sed 's/^/    /' "$tmp/$name.out" >&2
+		not_ok "$name: run against the installed library"
+	fi
+done
+
+finish
