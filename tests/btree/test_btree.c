@@ -22,6 +22,9 @@
 #include "common/btree_check.h"
 #include "common/core_sm.h"
 #include "btree/btree.h"
+#include "btree/node.h"
+#include "block/bm.h"
+#include "util/compiler.h"
 #include "util/endian.h"
 #include "model.h"
 
@@ -76,6 +79,8 @@ static void make_keys(const struct world *w, unsigned dev, uint64_t key, uint64_
 	}
 }
 
+static void world_commit(struct world *w);
+
 static void world_open(struct world *w, const struct world_opts *o)
 {
 	unsigned t;
@@ -100,8 +105,9 @@ static void world_open(struct world *w, const struct world_opts *o)
 		model_init(&w->trees[t].m, o->ndev, o->nkeys, o->vsize);
 		model_init(&w->trees[t].mc, o->ndev, o->nkeys, o->vsize);
 		assert_int_equal(btree_empty(&w->info, &w->trees[t].root), 0);
-		w->trees[t].committed_root = w->trees[t].root;
 	}
+	world_commit(w);
+	w->commits = 0;
 }
 
 static void world_close(struct world *w)
@@ -456,6 +462,395 @@ static void test_random_two_level(void **state)
 	random_run(&o, 50000);
 }
 
+/* Fill, then remove until empty, committing often: leaves sit near their
+ * minimum fill, so merges and redistributions happen at every boundary. */
+static void test_fill_then_drain(void **state)
+{
+	static const uint32_t vsizes[] = { 4, 8, 24 };
+	struct world_opts o = { 1, 1, 1, 8, 6000, 1, 1, 8192, 1 << 18, "fill_then_drain" };
+	struct world w;
+	uint32_t i, j, n;
+	unsigned v;
+
+	for (v = 0; v < THINP_ARRAY_SIZE(vsizes); v++) {
+		o.vsize = vsizes[v];
+		world_open(&w, &o);
+		n = o.nkeys;
+		for (i = 0; i < n; i++)
+			op_insert(&w, &w.trees[0], 0, i);
+		world_commit(&w);
+		/* Random order removal (a random permutation). */
+		{
+			uint32_t *perm = malloc(n * sizeof(*perm));
+
+			for (i = 0; i < n; i++)
+				perm[i] = i;
+			for (i = n - 1; i > 0; i--) {
+				j = (uint32_t)test_rng_below(&w.rng, i + 1);
+				uint32_t tmp = perm[i];
+				perm[i] = perm[j];
+				perm[j] = tmp;
+			}
+			for (i = 0; i < n; i++) {
+				op_remove(&w, &w.trees[0], 0, perm[i]);
+				if (i % 97 == 0)
+					world_commit(&w);
+			}
+			free(perm);
+		}
+		world_commit(&w);
+		/* Only the (empty) root is left. */
+		assert_int_equal(check_ref_counts(&w.e, &w.info, &w.trees[0].root, 1, &w.dv), 1);
+		world_close(&w);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Deterministic boundaries: root split and collapse, merge thresholds. */
+
+/* Flags and entry count of node b. */
+static void node_shape(struct world *w, uint64_t b, uint32_t *flags, uint32_t *nr)
+{
+	struct block *blk;
+
+	assert_int_equal(tm_read_lock(w->e.tm, b, &btree_node_validator, &blk), 0);
+	*flags = node_flags(block_data(blk));
+	*nr = node_nr(block_data(blk));
+	tm_unlock(w->e.tm, blk);
+}
+
+static uint64_t child_of(struct world *w, uint64_t b, uint32_t i)
+{
+	struct block *blk;
+	uint64_t c;
+
+	assert_int_equal(tm_read_lock(w->e.tm, b, &btree_node_validator, &blk), 0);
+	c = node_value64(block_data(blk), i);
+	tm_unlock(w->e.tm, blk);
+	return c;
+}
+
+static void expect_shape(struct world *w, uint64_t b, uint32_t flags, uint32_t nr)
+{
+	uint32_t f, n;
+
+	node_shape(w, b, &f, &n);
+	assert_int_equal(f, flags);
+	assert_int_equal(n, nr);
+}
+
+/*
+ * For one value size: a full root leaf stays one node; one more key splits
+ * it beneath (the root keeps its block, two leaves of half each); then the
+ * two leaves are brought to exactly t and t+1 entries (total 2t+1), and
+ * removing one more must merge them (a redistribution would leave a leaf
+ * below t); the root, now with one child, collapses back into a leaf on the
+ * next removal.
+ */
+static void boundary_one(uint32_t vsize)
+{
+	struct world_opts o = { 1, 1, 1, vsize, 1000, 0, 1, 4096, 1 << 16, "boundaries" };
+	uint32_t max = btree_max_entries(vsize), t = max / 3, i, lo, hi;
+	struct world w;
+	struct tree *tr;
+	uint64_t root;
+
+	world_open(&w, &o);
+	tr = &w.trees[0];
+	for (i = 0; i < max; i++)
+		op_insert(&w, tr, 0, i);
+	world_commit(&w);
+	expect_shape(&w, tr->root, BTREE_NODE_LEAF, max);
+	assert_int_equal(check_ref_counts(&w.e, &w.info, &tr->root, 1, &w.dv), 1);
+
+	root = tr->root;
+	op_insert(&w, tr, 0, max);
+	assert_int_not_equal(tr->root, root); /* shadowed: it was committed */
+	root = tr->root;
+	expect_shape(&w, root, BTREE_NODE_INTERNAL, 2);
+	expect_shape(&w, child_of(&w, root, 0), BTREE_NODE_LEAF, max / 2);
+	expect_shape(&w, child_of(&w, root, 1), BTREE_NODE_LEAF, max - max / 2 + 1);
+	world_commit(&w);
+	assert_int_equal(check_ref_counts(&w.e, &w.info, &tr->root, 1, &w.dv), 3);
+
+	/* Right leaf down to t+1 (from the top), left leaf down to t. */
+	hi = max;
+	for (i = max - max / 2 + 1; i > t + 1; i--)
+		op_remove(&w, tr, 0, hi--);
+	lo = 0;
+	for (i = max / 2; i > t; i--)
+		op_remove(&w, tr, 0, lo++);
+	world_commit(&w);
+	expect_shape(&w, child_of(&w, tr->root, 0), BTREE_NODE_LEAF, t);
+	expect_shape(&w, child_of(&w, tr->root, 1), BTREE_NODE_LEAF, t + 1);
+
+	/* Total 2t+1: the next removal from the left leaf merges. */
+	op_remove(&w, tr, 0, lo++);
+	expect_shape(&w, tr->root, BTREE_NODE_INTERNAL, 1);
+	expect_shape(&w, child_of(&w, tr->root, 0), BTREE_NODE_LEAF, 2 * t);
+	world_commit(&w);
+	assert_int_equal(check_ref_counts(&w.e, &w.info, &tr->root, 1, &w.dv), 2);
+
+	/* One child left: the next removal collapses the root into a leaf,
+	 * in place (same block within the transaction). */
+	op_insert(&w, tr, 0, hi); /* shadow the path first */
+	root = tr->root;
+	op_remove(&w, tr, 0, lo++);
+	assert_int_equal(tr->root, root);
+	expect_shape(&w, tr->root, BTREE_NODE_LEAF, 2 * t - 1);
+	world_commit(&w);
+	assert_int_equal(check_ref_counts(&w.e, &w.info, &tr->root, 1, &w.dv), 1);
+	world_close(&w);
+}
+
+static void test_boundaries(void **state)
+{
+	boundary_one(4);
+	boundary_one(8);
+	boundary_one(16);
+	boundary_one(24);
+}
+
+/* Grow to three levels (the root's children internal) with ascending,
+ * descending and random insertion, then remove everything. */
+static void grow_and_shrink(uint32_t vsize, int order)
+{
+	uint32_t max = btree_max_entries(vsize), n = max * 260, i, j, tmp, f, nr;
+	struct world_opts o = { 1, 1, 1, vsize, n, 0, 1, 16384, 1 << 17, "grow_and_shrink" };
+	uint32_t *perm = malloc(n * sizeof(*perm));
+	struct world w;
+	struct tree *tr;
+
+	world_open(&w, &o);
+	tr = &w.trees[0];
+	for (i = 0; i < n; i++)
+		perm[i] = order > 0 ? i : order < 0 ? n - 1 - i : i;
+	if (order == 0)
+		for (i = n - 1; i > 0; i--) {
+			j = (uint32_t)test_rng_below(&w.rng, i + 1);
+			tmp = perm[i];
+			perm[i] = perm[j];
+			perm[j] = tmp;
+		}
+	for (i = 0; i < n; i++) {
+		op_insert(&w, tr, 0, perm[i]);
+		if (i % 20000 == 19999)
+			world_commit(&w);
+	}
+	world_commit(&w);
+	node_shape(&w, tr->root, &f, &nr);
+	assert_int_equal(f, BTREE_NODE_INTERNAL);
+	node_shape(&w, child_of(&w, tr->root, 0), &f, &nr);
+	assert_int_equal(f, BTREE_NODE_INTERNAL);
+	for (i = 0; i < n; i++) {
+		op_remove(&w, tr, 0, perm[(i * 7919u) % n]);
+		if (i % 20000 == 19999)
+			world_commit(&w);
+	}
+	world_commit(&w);
+	expect_shape(&w, tr->root, BTREE_NODE_LEAF, 0);
+	world_close(&w);
+	free(perm);
+}
+
+static void test_three_levels(void **state)
+{
+	grow_and_shrink(24, 1);
+	grow_and_shrink(24, -1);
+	grow_and_shrink(24, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sharing: copies of a root, snapshots of subtrees, whole-tree delete. */
+
+/* Drop tree t from the world (its root's reference already dropped). */
+static void forget_tree(struct world *w, unsigned t)
+{
+	struct tree tmp = w->trees[t];
+
+	w->trees[t] = w->trees[w->ntrees - 1];
+	w->trees[w->ntrees - 1] = tmp;
+	w->ntrees--;
+}
+
+static void delete_all_in_random_order(struct world *w)
+{
+	while (w->ntrees) {
+		unsigned t = (unsigned)test_rng_below(&w->rng, w->ntrees);
+
+		assert_int_equal(btree_del(&w->info, w->trees[t].root), 0);
+		forget_tree(w, t);
+		world_commit(w);
+	}
+	w->ntrees = 0;
+}
+
+/* Every metadata block but block 0 and every data block is free again. */
+static void expect_all_free(struct world *w, uint64_t data_blocks)
+{
+	uint64_t b;
+
+	assert_int_equal(core_sm_count(w->e.sm, 0), 1);
+	for (b = 1; b < w->e.nr_blocks; b++)
+		if (core_sm_count(w->e.sm, b))
+			fail_msg("metadata block %llu still has count %u", (unsigned long long)b,
+				 core_sm_count(w->e.sm, b));
+	for (b = 0; b < data_blocks; b++)
+		if (core_sm_count(w->data_sm, b))
+			fail_msg("data block %llu still has count %u", (unsigned long long)b,
+				 core_sm_count(w->data_sm, b));
+}
+
+/* Copy tree 0's root into trees 1..n-1 (a snapshot: one more reference). */
+static void share_root(struct world *w, unsigned ntrees)
+{
+	unsigned t;
+
+	for (t = 1; t < ntrees; t++) {
+		assert_int_equal(tm_inc(w->e.tm, w->trees[0].root), 0);
+		w->trees[t].root = w->trees[0].root;
+		model_copy(&w->trees[t].m, &w->trees[0].m);
+	}
+	w->ntrees = ntrees;
+	world_commit(w);
+}
+
+static void test_shared_roots(void **state)
+{
+	struct world_opts o = { 1, 1, 12, 8, 5000, 0, 1, 16384, 1 << 18, "shared_roots" };
+	struct world w;
+	uint64_t i, total;
+
+	world_open(&w, &o);
+	for (i = 1; i < o.ntrees; i++)
+		assert_int_equal(btree_del(&w.info, w.trees[i].root), 0);
+	w.ntrees = 1;
+	for (i = 0; i < 4000; i++)
+		op_insert(&w, &w.trees[0], 0, (uint32_t)test_rng_below(&w.rng, o.nkeys));
+	world_commit(&w);
+	share_root(&w, 12);
+	total = w.ops + 30000 * test_scale();
+	run_random(&w, total);
+	/* A second generation: copies of one mutated copy; the others go. */
+	{
+		struct tree tmp = w.trees[0];
+
+		w.trees[0] = w.trees[5];
+		w.trees[5] = tmp;
+	}
+	for (i = 1; i < 12; i++)
+		assert_int_equal(btree_del(&w.info, w.trees[i].root), 0);
+	w.ntrees = 1;
+	world_commit(&w);
+	share_root(&w, 12);
+	run_random(&w, w.ops + 10000 * test_scale());
+	delete_all_in_random_order(&w);
+	expect_all_free(&w, 1 << 18);
+	w.ntrees = 12; /* world_close frees every model */
+	world_close(&w);
+}
+
+/* The thin-style top level: a 1-level view of the 2-level tree's top, whose
+ * values are subtree roots (inc: one more reference on the root; dec: delete
+ * the subtree). */
+static int top_inc(void *context, const void *values, unsigned count)
+{
+	struct world *w = context;
+	unsigned i;
+	int r;
+
+	for (i = 0; i < count; i++) {
+		r = tm_inc(w->e.tm, load_le64((const uint8_t *)values + 8 * i));
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int top_dec(void *context, const void *values, unsigned count)
+{
+	struct world *w = context;
+	unsigned i;
+	int r;
+
+	for (i = 0; i < count; i++) {
+		r = btree_del(&w->leaf_info, load_le64((const uint8_t *)values + 8 * i));
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* dev `to` becomes a snapshot of dev `from` (replacing it if it exists). */
+static void snapshot_dev(struct world *w, struct btree_info *top, struct tree *t,
+			 unsigned from, unsigned to)
+{
+	uint64_t k, sub;
+	uint8_t v[8];
+	uint32_t i;
+
+	if (t->m.dev_exists[to]) {
+		k = dev_key(to);
+		assert_int_equal(btree_remove(top, t->root, &k, &t->root), 0);
+		for (i = 0; i < t->m.nkeys; i++)
+			model_del(&t->m, to, i);
+		t->m.dev_exists[to] = 0;
+	}
+	if (!t->m.dev_exists[from])
+		return;
+	k = dev_key(from);
+	assert_int_equal(btree_lookup(top, t->root, &k, v), 0);
+	sub = load_le64(v);
+	assert_int_equal(tm_inc(w->e.tm, sub), 0);
+	k = dev_key(to);
+	assert_int_equal(btree_insert(top, t->root, &k, v, &t->root, NULL), 0);
+	t->m.dev_exists[to] = 1;
+	for (i = 0; i < t->m.nkeys; i++)
+		if (model_has(&t->m, from, i))
+			model_put(&t->m, to, i, model_val(&t->m, from, i));
+}
+
+static void test_two_level_snapshots(void **state)
+{
+	struct world_opts o = { 2, 8, 1, 8, 2500, 0, 1, 16384, 1 << 18, "two_level_snapshots" };
+	struct btree_value_type top_vt = { NULL, 8, top_inc, top_dec, NULL };
+	struct btree_info top;
+	struct world w;
+	uint64_t round, rounds = 40 * test_scale(), k;
+
+	world_open(&w, &o);
+	top_vt.context = &w;
+	for (round = 0; round < rounds; round++) {
+		unsigned from = (unsigned)test_rng_below(&w.rng, o.ndev);
+		unsigned to = (unsigned)test_rng_below(&w.rng, o.ndev);
+
+		top.tm = w.e.tm;
+		top.levels = 1;
+		top.value_type = top_vt;
+		if (from != to)
+			snapshot_dev(&w, &top, &w.trees[0], from, to);
+		run_random(&w, w.ops + 1000);
+	}
+	/* Delete every device through the top level (subtree deletes). */
+	top.tm = w.e.tm;
+	for (unsigned d = 0; d < o.ndev; d++) {
+		if (!w.trees[0].m.dev_exists[d])
+			continue;
+		k = dev_key(d);
+		assert_int_equal(btree_remove(&top, w.trees[0].root, &k, &w.trees[0].root), 0);
+		for (uint32_t i = 0; i < o.nkeys; i++)
+			model_del(&w.trees[0].m, d, i);
+		w.trees[0].m.dev_exists[d] = 0;
+		world_commit(&w);
+	}
+	assert_int_equal(btree_del(&w.info, w.trees[0].root), 0);
+	w.ntrees = 0;
+	world_commit(&w);
+	expect_all_free(&w, 1 << 18);
+	w.ntrees = 1;
+	world_close(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +858,11 @@ int main(void)
 		cmocka_unit_test(test_random_v4_v16_v24),
 		cmocka_unit_test(test_random_huge_keys),
 		cmocka_unit_test(test_random_two_level),
+		cmocka_unit_test(test_fill_then_drain),
+		cmocka_unit_test(test_boundaries),
+		cmocka_unit_test(test_three_levels),
+		cmocka_unit_test(test_shared_roots),
+		cmocka_unit_test(test_two_level_snapshots),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/core_sm.h"
@@ -9,9 +11,17 @@
  * tests that want checksums use real superblocks. */
 #define TM_ENV_MAGIC 0x74657374726f6f74ull
 
+static void log_to_stderr(int level, const char *msg, void *ctx)
+{
+	if (getenv("THINP_TEST_VERBOSE"))
+		fprintf(stderr, "  log: %s\n", msg);
+}
+
+static const struct tlog env_log = { log_to_stderr, NULL };
+
 static int make_stack(struct tm_env *e)
 {
-	struct bm_options opts = { .cache_bytes = e->cache_bytes, .log = NULL };
+	struct bm_options opts = { .cache_bytes = e->cache_bytes, .log = &env_log };
 	int r = bm_create(&e->bm, e->io, &opts);
 
 	if (r)
