@@ -21,6 +21,9 @@ struct sm_disk {
 	struct ll_disk ll;     /* the current transaction */
 	struct ll_disk old_ll; /* the last commit */
 	uint64_t begin;        /* allocation cursor, reset at commit */
+	/* Blocks freed in this transaction that the cursor and the committed
+	 * state do not already keep from reuse (see ll_note_freed). */
+	struct block_counter *freed;
 };
 
 static struct sm_disk *to_smd(struct space_map *sm)
@@ -59,7 +62,10 @@ static const struct ll_index_ops disk_index_ops = {
 
 static void disk_destroy(struct space_map *sm)
 {
-	free(to_smd(sm));
+	struct sm_disk *smd = to_smd(sm);
+
+	block_counter_destroy(smd->freed);
+	free(smd);
 }
 
 static int disk_extend(struct space_map *sm, uint64_t extra)
@@ -98,9 +104,20 @@ static int disk_count_more_than_one(struct space_map *sm, uint64_t b, bool *resu
 	return r;
 }
 
+static int note_freed(struct sm_disk *smd, uint64_t b, int r, int delta)
+{
+	if (r || delta >= 0)
+		return r;
+	return ll_note_freed(&smd->old_ll, smd->freed, smd->begin, b);
+}
+
 static int disk_set_count(struct space_map *sm, uint64_t b, uint32_t count)
 {
-	return ll_set_count(&to_smd(sm)->ll, b, count, NULL);
+	struct sm_disk *smd = to_smd(sm);
+	int delta;
+	int r = ll_set_count(&smd->ll, b, count, &delta);
+
+	return note_freed(smd, b, r, delta);
 }
 
 static int disk_inc(struct space_map *sm, uint64_t b)
@@ -110,13 +127,17 @@ static int disk_inc(struct space_map *sm, uint64_t b)
 
 static int disk_dec(struct space_map *sm, uint64_t b)
 {
-	return ll_dec(&to_smd(sm)->ll, b, NULL);
+	struct sm_disk *smd = to_smd(sm);
+	int delta;
+	int r = ll_dec(&smd->ll, b, &delta);
+
+	return note_freed(smd, b, r, delta);
 }
 
 static int disk_new_block(struct space_map *sm, uint64_t *b)
 {
 	struct sm_disk *smd = to_smd(sm);
-	int r = ll_find_common_free(&smd->old_ll, &smd->ll, smd->begin, smd->ll.nr_blocks, b);
+	int r = ll_find_common_free(&smd->old_ll, &smd->ll, smd->freed, smd->begin, smd->ll.nr_blocks, b);
 
 	if (r)
 		return r;
@@ -132,6 +153,7 @@ static int disk_commit(struct space_map *sm)
 
 	smd->old_ll = smd->ll;
 	smd->begin = 0;
+	block_counter_clear(smd->freed);
 	return 0;
 }
 
@@ -181,6 +203,10 @@ static struct sm_disk *alloc_smd(struct tm *tm)
 		return NULL;
 	smd->sm.ops = &disk_ops;
 	ll_init(&smd->ll, tm, &disk_index_ops);
+	if (block_counter_create(&smd->freed)) {
+		free(smd);
+		return NULL;
+	}
 	return smd;
 }
 
@@ -197,7 +223,7 @@ int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out)
 	if (!r)
 		r = ll_extend(&smd->ll, nr_blocks);
 	if (r) {
-		free(smd);
+		disk_destroy(&smd->sm);
 		return r;
 	}
 	disk_commit(&smd->sm);
@@ -219,7 +245,7 @@ int sm_disk_open(struct tm *tm, const void *root, size_t len, struct space_map *
 	if (ri.nr_allocated > ri.nr_blocks) {
 		int r = THINP_CORRUPT(smd->ll.log, 0, "data sm root", "nr_allocated > nr_blocks");
 
-		free(smd);
+		disk_destroy(&smd->sm);
 		return r;
 	}
 	ll_set_root(&smd->ll, &ri);

@@ -22,6 +22,7 @@
 
 #include "sm/bitmap.h"
 #include "sm/ll.h"
+#include "util/counter.h"
 #include "util/endian.h"
 #include "util/log.h"
 
@@ -165,24 +166,40 @@ int ll_find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, uint64_t *b)
 	return -ENOSPC;
 }
 
-int ll_find_common_free(struct ll_disk *old, struct ll_disk *ll, uint64_t begin,
-			uint64_t end, uint64_t *b)
+int ll_find_common_free(struct ll_disk *old, struct ll_disk *ll,
+			const struct block_counter *freed, uint64_t begin, uint64_t end,
+			uint64_t *b)
 {
-	for (;;) {
-		unsigned v;
+	for (;; begin = *b + 1) {
+		unsigned v = 0;
 		int r = ll_find_free(ll, begin, end, b);
 
 		if (r)
 			return r;
-		if (*b >= old->nr_blocks)
+		if (*b < old->nr_blocks) {
+			r = ll_lookup_bitmap(old, *b, &v);
+			if (r)
+				return r;
+		}
+		if (v == 0 && !(freed && block_counter_get(freed, *b)))
 			return 0;
-		r = ll_lookup_bitmap(old, *b, &v);
+	}
+}
+
+int ll_note_freed(struct ll_disk *old, struct block_counter *freed, uint64_t begin,
+		  uint64_t b)
+{
+	unsigned v = 0;
+
+	if (b < begin)
+		return 0;
+	if (b < old->nr_blocks) {
+		int r = ll_lookup_bitmap(old, b, &v);
+
 		if (r)
 			return r;
-		if (v == 0)
-			return 0;
-		begin = *b + 1;
 	}
+	return v ? 0 : block_counter_inc(freed, b, NULL);
 }
 
 static void update_hints(struct index_entry *ie, const void *bitmap, uint32_t e,

@@ -23,6 +23,8 @@
 #include "sm/format.h"
 #include "tx/tm.h"
 
+struct block_counter;
+
 struct ll_disk;
 
 struct ll_index_ops {
@@ -67,9 +69,17 @@ int ll_lookup_bitmap(struct ll_disk *ll, uint64_t b, unsigned *v);
  * that a block is free). O(bitmaps + entries scanned / 32). */
 int ll_find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, uint64_t *b);
 /* First block in [begin, end) free in both `old` (the committed state; blocks
- * past old's end count as free there) and `ll`. -ENOSPC if none. */
-int ll_find_common_free(struct ll_disk *old, struct ll_disk *ll, uint64_t begin,
-			uint64_t end, uint64_t *b);
+ * past old's end count as free there) and `ll`, and not in `freed` (may be
+ * NULL). -ENOSPC if none. */
+int ll_find_common_free(struct ll_disk *old, struct ll_disk *ll,
+			const struct block_counter *freed, uint64_t begin, uint64_t end,
+			uint64_t *b);
+/* Called when b became free in this transaction. Allocation searches only at
+ * or after `begin` and skips blocks in use in `old`, so only a block at or
+ * after begin that was free in old needs remembering in `freed` to keep it
+ * from being handed out again before the commit. O(1) + one bitmap read. */
+int ll_note_freed(struct ll_disk *old, struct block_counter *freed, uint64_t begin,
+		  uint64_t b);
 
 /*
  * Change b's count. `fn` gets the old count and returns the new one (or a

@@ -54,6 +54,7 @@ struct sm_metadata {
 	struct ll_disk ll;     /* the current transaction */
 	struct ll_disk old_ll; /* the last commit */
 	uint64_t begin;        /* nothing below it is handed out before commit */
+	struct block_counter *freed; /* see ll_note_freed */
 
 	/* Bootstrap allocation: hands out [bootstrap_start, bootstrap_end). */
 	bool bootstrap;
@@ -154,8 +155,12 @@ static int drain(struct sm_metadata *smm)
 		struct pending_op op = smm->q[smm->head]; /* q may move while applying */
 		struct apply_ctx a = { .smm = smm, .op = &op };
 
+		int delta;
+
 		smm->inflight_applied = false;
-		r = ll_mutate(&smm->ll, op.b, apply_fn, &a, NULL);
+		r = ll_mutate(&smm->ll, op.b, apply_fn, &a, &delta);
+		if (!r && delta < 0)
+			r = ll_note_freed(&smm->old_ll, smm->freed, smm->begin, op.b);
 		smm->head++;
 	}
 	smm->depth--;
@@ -242,6 +247,7 @@ static void md_destroy(struct space_map *sm)
 {
 	struct sm_metadata *smm = to_smm(sm);
 
+	block_counter_destroy(smm->freed);
 	free(smm->q);
 	free(smm);
 }
@@ -323,7 +329,7 @@ static int md_new_block(struct space_map *sm, uint64_t *b)
 		*b = smm->begin++;
 		return 0;
 	}
-	r = ll_find_common_free(&smm->old_ll, &smm->ll, smm->begin, smm->ll.nr_blocks, b);
+	r = ll_find_common_free(&smm->old_ll, &smm->ll, smm->freed, smm->begin, smm->ll.nr_blocks, b);
 	if (r)
 		return r;
 	smm->begin = *b + 1;
@@ -371,6 +377,7 @@ static int md_commit(struct space_map *sm)
 	}
 	smm->old_ll = smm->ll;
 	smm->begin = 0;
+	block_counter_clear(smm->freed);
 	return 0;
 }
 
@@ -465,6 +472,10 @@ static struct sm_metadata *alloc_smm(struct tm *tm)
 		return NULL;
 	smm->sm.ops = &md_ops;
 	ll_init(&smm->ll, tm, &md_index_ops);
+	if (block_counter_create(&smm->freed)) {
+		free(smm);
+		return NULL;
+	}
 	return smm;
 }
 
