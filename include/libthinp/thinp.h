@@ -6,5 +6,7 @@
 #include <libthinp/version.h>
 #include <libthinp/io.h>
 #include <libthinp/meta.h>
+#include <libthinp/pool.h>
+#include <libthinp/thin.h>
 
 #endif

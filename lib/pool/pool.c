@@ -1,0 +1,795 @@
+/*
+ * The pool: lifecycle, modes, commit policy and the pool "messages"
+ * (create/snapshot/delete volumes, resize, transaction id, metadata snapshot).
+ *
+ * Commit policy, as the kernel's: a commit flushes the data device first, so
+ * that data written to newly mapped blocks is durable before metadata points
+ * at it, then commits the metadata. Commits happen on every message, on
+ * thinp_thin_flush()/thinp_pool_commit() (shared between concurrent callers),
+ * every commit_interval_ms if set, when space freed by the open transaction
+ * is needed, and on close.
+ *
+ * Failure policy: a metadata operation that fails with an I/O or corruption
+ * error puts the pool in FAIL mode for good (the in-memory state can no
+ * longer be trusted); running out of metadata space rolls the open
+ * transaction back to the last commit and makes the pool READ_ONLY until the
+ * metadata device grows. A failed data-device flush is a failed commit.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pool/pool_internal.h"
+#include "util/compiler.h"
+
+#define SECTOR_SHIFT 9
+#define MAX_THIN_ID ((1ull << 24) - 1)
+#define MAX_DATA_BLOCKS (1ull << 40)
+
+/* ---- errors and modes ---- */
+
+int pool_err(thinp_pool *pool, int err, const char *fmt, ...)
+{
+	char msg[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&pool->state_lock);
+	snprintf(pool->errmsg, sizeof(pool->errmsg), "%s: %s", msg, thinp_strerror(err));
+	pthread_mutex_unlock(&pool->state_lock);
+	tlog(&pool->log, THINP_LOG_ERROR, "%s: %s", msg, thinp_strerror(err));
+	return err;
+}
+
+static void set_mode(thinp_pool *pool, uint32_t mode)
+{
+	pthread_mutex_lock(&pool->state_lock);
+	/* FAIL is sticky; nothing leaves it. */
+	if (pool->mode != THINP_POOL_MODE_FAIL)
+		pool->mode = mode;
+	pthread_cond_broadcast(&pool->state_cond);
+	pthread_mutex_unlock(&pool->state_lock);
+}
+
+static uint32_t get_mode(thinp_pool *pool)
+{
+	uint32_t m;
+
+	pthread_mutex_lock(&pool->state_lock);
+	m = pool->mode;
+	pthread_mutex_unlock(&pool->state_lock);
+	return m;
+}
+
+int pool_check_writable(thinp_pool *pool)
+{
+	uint32_t m = get_mode(pool);
+
+	return m == THINP_POOL_MODE_RW || m == THINP_POOL_MODE_OUT_OF_DATA_SPACE ? 0 : -EROFS;
+}
+
+int pool_check_readable(thinp_pool *pool)
+{
+	return get_mode(pool) == THINP_POOL_MODE_FAIL ? -EIO : 0;
+}
+
+static bool is_answer(int err)
+{
+	return err == -ENODATA || err == -EEXIST || err == -EINVAL || err == -EBUSY;
+}
+
+int pool_md_failed_locked(thinp_pool *pool, int err, const char *what)
+{
+	if (is_answer(err))
+		return err;
+	if (err == -ENOSPC) {
+		/* Out of metadata space: the open transaction cannot be
+		 * committed; return to the last commit and stop changing. */
+		int r = pool->md->ops->abort(pool->md);
+
+		pool->md_dirty = false;
+		pool->md_epoch++;
+		if (r) {
+			set_mode(pool, THINP_POOL_MODE_FAIL);
+			return pool_err(pool, -EIO, "%s: out of metadata space, and the rollback failed",
+					what);
+		}
+		pthread_mutex_lock(&pool->state_lock);
+		pool->meta_space_ro = true;
+		pthread_mutex_unlock(&pool->state_lock);
+		set_mode(pool, THINP_POOL_MODE_READ_ONLY);
+		return pool_err(pool, -ENOSPC, "%s: out of metadata space, pool is read-only", what);
+	}
+	set_mode(pool, THINP_POOL_MODE_FAIL);
+	pool->md->ops->set_needs_check(pool->md);
+	return pool_err(pool, err, "%s failed, pool is in fail mode", what);
+}
+
+const char *thinp_pool_errmsg(thinp_pool *pool)
+{
+	return pool ? pool->errmsg : "";
+}
+
+/* ---- metadata operations in flight versus commit ---- */
+
+void pool_op_begin(thinp_pool *pool)
+{
+	pthread_mutex_lock(&pool->state_lock);
+	while (pool->commit_waiting)
+		pthread_cond_wait(&pool->state_cond, &pool->state_lock);
+	pool->ops_inflight++;
+	pthread_mutex_unlock(&pool->state_lock);
+}
+
+void pool_op_end(thinp_pool *pool)
+{
+	pthread_mutex_lock(&pool->state_lock);
+	if (--pool->ops_inflight == 0)
+		pthread_cond_broadcast(&pool->state_cond);
+	pthread_mutex_unlock(&pool->state_lock);
+}
+
+/* ---- commit ---- */
+
+/* One commit: data flush, then metadata. Called by the one thread that won
+ * the right to commit (pool->committing). Waits for in-flight operations. */
+static int do_commit(thinp_pool *pool)
+{
+	int r;
+
+	pthread_mutex_lock(&pool->state_lock);
+	pool->commit_waiting++;
+	while (pool->ops_inflight)
+		pthread_cond_wait(&pool->state_cond, &pool->state_lock);
+	pthread_mutex_unlock(&pool->state_lock);
+
+	r = thinp_io_flush(pool->data_io);
+	if (r) {
+		set_mode(pool, THINP_POOL_MODE_FAIL);
+		pool_err(pool, r, "data device flush failed, pool is in fail mode");
+		goto out;
+	}
+	pthread_rwlock_wrlock(&pool->md_lock);
+	if (pool->md_dirty && pool_check_writable(pool) == 0) {
+		r = pool->md->ops->commit(pool->md);
+		if (r)
+			r = pool_md_failed_locked(pool, r, "metadata commit");
+		else
+			pool->md_dirty = false;
+	}
+	pthread_rwlock_unlock(&pool->md_lock);
+out:
+	pthread_mutex_lock(&pool->state_lock);
+	pool->commit_waiting--;
+	pthread_cond_broadcast(&pool->state_cond);
+	pthread_mutex_unlock(&pool->state_lock);
+	return r;
+}
+
+/*
+ * Group commit. A caller needs a commit that *starts* after it arrived (one
+ * already running may have flushed the data device before the caller's
+ * writes completed). So it waits for any running commit, then either finds
+ * that a commit started after its arrival has finished (and shares its
+ * result) or runs one itself.
+ */
+int pool_flush_and_commit(thinp_pool *pool)
+{
+	uint64_t target, gen;
+	int r;
+
+	pthread_mutex_lock(&pool->state_lock);
+	if (pool->mode == THINP_POOL_MODE_FAIL) {
+		pthread_mutex_unlock(&pool->state_lock);
+		return -EROFS;
+	}
+	target = pool->commits_started + 1;
+	while (pool->committing)
+		pthread_cond_wait(&pool->state_cond, &pool->state_lock);
+	if (pool->commits_done >= target) {
+		r = pool->last_commit_result;
+		pthread_mutex_unlock(&pool->state_lock);
+		return r;
+	}
+	pool->committing = true;
+	gen = ++pool->commits_started;
+	pthread_mutex_unlock(&pool->state_lock);
+
+	r = do_commit(pool);
+
+	pthread_mutex_lock(&pool->state_lock);
+	pool->committing = false;
+	pool->commits_done = gen;
+	pool->last_commit_result = r;
+	pthread_cond_broadcast(&pool->state_cond);
+	pthread_mutex_unlock(&pool->state_lock);
+	return r;
+}
+
+int thinp_pool_commit(thinp_pool *pool)
+{
+	int r;
+
+	if (!pool)
+		return -EINVAL;
+	r = pool_check_writable(pool);
+	if (r)
+		return get_mode(pool) == THINP_POOL_MODE_FAIL ? -EROFS : r;
+	return pool_flush_and_commit(pool);
+}
+
+/* ---- data allocation and the no-space policy ---- */
+
+static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&pool->md_lock);
+	*epoch = pool->md_epoch;
+	r = pool_check_writable(pool);
+	if (!r) {
+		r = pool->md->ops->alloc_data(pool->md, block);
+		if (r && r != -ENOSPC)
+			r = pool_md_failed_locked(pool, r, "data block allocation");
+		else if (!r)
+			pool->md_dirty = true;
+	}
+	pthread_rwlock_unlock(&pool->md_lock);
+	return r;
+}
+
+static void deadline_after(struct timespec *ts, uint32_t ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Out of data space: error at once, or wait for a resize (space_gen moves)
+ * up to the timeout. Called outside any op bracket. */
+static int wait_for_space(thinp_pool *pool)
+{
+	struct timespec deadline;
+	uint64_t gen;
+	int r = 0;
+
+	pthread_mutex_lock(&pool->state_lock);
+	if (pool->mode == THINP_POOL_MODE_RW)
+		pool->mode = THINP_POOL_MODE_OUT_OF_DATA_SPACE;
+	gen = pool->space_gen;
+	if ((pool->features & THINP_POOL_ERROR_IF_NO_SPACE) || pool->no_space_error) {
+		pthread_mutex_unlock(&pool->state_lock);
+		return -ENOSPC;
+	}
+	if (pool->no_space_timeout_ms)
+		deadline_after(&deadline, pool->no_space_timeout_ms);
+	while (pool->space_gen == gen && !pool->stopping && pool->mode != THINP_POOL_MODE_FAIL) {
+		if (!pool->no_space_timeout_ms) {
+			pthread_cond_wait(&pool->state_cond, &pool->state_lock);
+			continue;
+		}
+		if (pthread_cond_timedwait(&pool->state_cond, &pool->state_lock, &deadline) ==
+		    ETIMEDOUT) {
+			if (pool->space_gen == gen)
+				pool->no_space_error = true;
+			break;
+		}
+	}
+	if (pool->space_gen == gen)
+		r = -ENOSPC;
+	pthread_mutex_unlock(&pool->state_lock);
+	return r;
+}
+
+/* Space was found again (freed by a discard or delete and a commit). */
+static void leave_no_space_mode(thinp_pool *pool)
+{
+	pthread_mutex_lock(&pool->state_lock);
+	if (pool->mode == THINP_POOL_MODE_OUT_OF_DATA_SPACE)
+		pool->mode = THINP_POOL_MODE_RW;
+	pthread_mutex_unlock(&pool->state_lock);
+}
+
+int pool_alloc_data(thinp_pool *pool, uint64_t *block, uint64_t *epoch)
+{
+	bool committed = false;
+	int r;
+
+	for (;;) {
+		r = alloc_once(pool, block, epoch);
+		if (!r)
+			leave_no_space_mode(pool);
+		if (r != -ENOSPC)
+			return r;
+		/* Blocks freed in the open transaction become usable after a
+		 * commit; try that once before declaring the pool full. The
+		 * op bracket is left so the commit can proceed. */
+		pool_op_end(pool);
+		if (!committed) {
+			committed = true;
+			r = pool_flush_and_commit(pool);
+		} else {
+			r = wait_for_space(pool);
+			if (!r)
+				committed = false;
+		}
+		pool_op_begin(pool);
+		if (r)
+			return r == -ENOSPC ? pool_err(pool, r, "out of data space") : r;
+	}
+}
+
+void pool_check_low_water(thinp_pool *pool)
+{
+	struct pool_md_info info;
+	bool fire = false;
+
+	if (!pool->low_water_fn || !pool->low_water_blocks)
+		return;
+	pthread_mutex_lock(&pool->state_lock);
+	fire = !pool->low_water_fired;
+	pthread_mutex_unlock(&pool->state_lock);
+	if (!fire)
+		return;
+	pthread_rwlock_rdlock(&pool->md_lock);
+	fire = pool->md->ops->info(pool->md, &info) == 0 &&
+	       info.data_nr_free <= pool->low_water_blocks;
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (!fire)
+		return;
+	pthread_mutex_lock(&pool->state_lock);
+	fire = !pool->low_water_fired;
+	pool->low_water_fired = true;
+	pthread_mutex_unlock(&pool->state_lock);
+	if (fire)
+		pool->low_water_fn(pool, info.data_nr_free, pool->low_water_ctx);
+}
+
+/* ---- periodic commits ---- */
+
+static void *commit_thread(void *arg)
+{
+	thinp_pool *pool = arg;
+	struct timespec deadline;
+
+	pthread_mutex_lock(&pool->state_lock);
+	while (!pool->stopping) {
+		deadline_after(&deadline, pool->commit_interval_ms);
+		while (!pool->stopping &&
+		       pthread_cond_timedwait(&pool->state_cond, &pool->state_lock, &deadline) !=
+			       ETIMEDOUT)
+			;
+		if (pool->stopping || pool->mode != THINP_POOL_MODE_RW)
+			continue;
+		pthread_mutex_unlock(&pool->state_lock);
+		pool_flush_and_commit(pool);
+		pthread_mutex_lock(&pool->state_lock);
+	}
+	pthread_mutex_unlock(&pool->state_lock);
+	return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static int check_block_size(uint64_t bs)
+{
+	if (bs < THINP_POOL_MIN_BLOCK_SIZE || bs > THINP_POOL_MAX_BLOCK_SIZE ||
+	    bs % THINP_POOL_MIN_BLOCK_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+static void copy_options(thinp_pool *pool, const thinp_pool_options *o)
+{
+	pool->features = o->features;
+	pool->low_water_blocks = o->low_water_blocks;
+	pool->low_water_fn = o->low_water_fn;
+	pool->low_water_ctx = o->low_water_ctx;
+	pool->no_space_timeout_ms = o->no_space_timeout_ms;
+	pool->commit_interval_ms = o->commit_interval_ms;
+	pool->log.fn = o->log_fn;
+	pool->log.ctx = o->log_ctx;
+}
+
+int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src)
+{
+	thinp_pool_options def = THINP_POOL_OPTIONS_INIT;
+
+	if (!src) {
+		*dst = def;
+		return 0;
+	}
+	if (src->version != THINP_POOL_OPTIONS_VERSION ||
+	    src->struct_size < offsetof(thinp_pool_options, metadata_cache_bytes) + 8)
+		return -EINVAL;
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst, src, THINP_MIN(src->struct_size, sizeof(*dst)));
+	dst->struct_size = sizeof(*dst);
+	if (dst->features & ~(uint32_t)0x1f)
+		return -EINVAL;
+	return 0;
+}
+
+int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *data,
+		const thinp_pool_options *user_opts)
+{
+	thinp_pool_options opts;
+	struct pool_md_info info;
+	pthread_rwlockattr_t attr;
+	thinp_pool *pool;
+	int r;
+
+	*out = NULL;
+	r = pool_read_options(&opts, user_opts);
+	if (!r)
+		r = md->ops->info(md, &info);
+	if (r)
+		goto fail_md;
+	pool = calloc(1, sizeof(*pool));
+	if (!pool) {
+		r = -ENOMEM;
+		goto fail_md;
+	}
+	copy_options(pool, &opts);
+	pool->md = md;
+	pool->meta_io = meta;
+	pool->data_io = data;
+	pool->block_size = (uint64_t)info.data_block_sectors << SECTOR_SHIFT;
+	pool->data_align = thinp_io_align(data);
+	if (check_block_size(pool->block_size) || pool->block_size % pool->data_align) {
+		free(pool);
+		r = -EINVAL;
+		goto fail_md;
+	}
+	pool->mode = THINP_POOL_MODE_RW;
+	if ((opts.features & THINP_POOL_READ_ONLY) || info.needs_check)
+		pool->mode = THINP_POOL_MODE_READ_ONLY;
+	/* Writer preference: a metadata change must not starve behind a
+	 * stream of readers that each hold the lock across their I/O. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&pool->md_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&pool->state_lock, NULL);
+	pthread_cond_init(&pool->state_cond, NULL);
+	if (pool->commit_interval_ms && pool->mode == THINP_POOL_MODE_RW) {
+		if (pthread_create(&pool->commit_thread, NULL, commit_thread, pool) == 0)
+			pool->has_commit_thread = true;
+	}
+	*out = pool;
+	return 0;
+fail_md:
+	md->ops->destroy(md);
+	return r;
+}
+
+static void stop_commit_thread(thinp_pool *pool)
+{
+	pthread_mutex_lock(&pool->state_lock);
+	pool->stopping = true;
+	pthread_cond_broadcast(&pool->state_cond);
+	pthread_mutex_unlock(&pool->state_lock);
+	if (pool->has_commit_thread)
+		pthread_join(pool->commit_thread, NULL);
+	pool->has_commit_thread = false;
+}
+
+static void free_pool(thinp_pool *pool)
+{
+	pool->md->ops->destroy(pool->md);
+	pthread_cond_destroy(&pool->state_cond);
+	pthread_mutex_destroy(&pool->state_lock);
+	pthread_rwlock_destroy(&pool->md_lock);
+	free(pool);
+}
+
+void pool_abandon(thinp_pool *pool)
+{
+	stop_commit_thread(pool);
+	free_pool(pool);
+}
+
+int thinp_pool_close(thinp_pool *pool)
+{
+	int r = 0;
+
+	if (!pool)
+		return 0;
+	pthread_mutex_lock(&pool->state_lock);
+	if (pool->open) {
+		pthread_mutex_unlock(&pool->state_lock);
+		return pool_err(pool, -EBUSY, "close: thin volumes are still open");
+	}
+	pthread_mutex_unlock(&pool->state_lock);
+	stop_commit_thread(pool);
+	if (pool_check_writable(pool) == 0)
+		r = pool_flush_and_commit(pool);
+	free_pool(pool);
+	return r;
+}
+
+/* ---- status ---- */
+
+static uint64_t meta_reserve(uint64_t total)
+{
+	return THINP_MIN(4096, total / 10);
+}
+
+int thinp_pool_get_status(thinp_pool *pool, thinp_pool_status *st)
+{
+	thinp_pool_status s;
+	struct pool_md_info info;
+	uint64_t free_meta;
+	int r;
+
+	if (!pool || !st || st->struct_size < 8)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = pool->md->ops->info(pool->md, &info);
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (r)
+		return pool_err(pool, r, "status");
+	memset(&s, 0, sizeof(s));
+	s.struct_size = st->struct_size;
+	s.mode = get_mode(pool);
+	s.transaction_id = info.trans_id;
+	s.metadata_total = info.meta_nr_blocks;
+	free_meta = info.meta_nr_free > meta_reserve(info.meta_nr_blocks)
+			    ? info.meta_nr_free - meta_reserve(info.meta_nr_blocks)
+			    : 0;
+	s.metadata_used = info.meta_nr_blocks - free_meta;
+	s.data_total = info.data_nr_blocks;
+	s.data_used = info.data_nr_blocks - info.data_nr_free;
+	s.held_root = info.held_root;
+	s.data_block_size = (uint32_t)pool->block_size;
+	s.features = pool->features;
+	s.needs_check = info.needs_check;
+	s.time = info.time;
+	memcpy(st, &s, THINP_MIN((size_t)st->struct_size, sizeof(s)));
+	return 0;
+}
+
+/* ---- messages ---- */
+
+/*
+ * Run one metadata change as the kernel runs a pool message: refused unless
+ * the pool is writable, then committed (with a data flush first, which
+ * snapshots need anyway: data written before the snapshot must be in it).
+ */
+struct message {
+	const char *name;
+	int (*fn)(thinp_pool *pool, struct message *m);
+	uint64_t a, b;
+};
+
+static int run_message(thinp_pool *pool, struct message *m)
+{
+	int r;
+
+	if (!pool)
+		return -EINVAL;
+	r = pool_check_writable(pool);
+	if (r)
+		return pool_err(pool, r, "%s: pool is not writable", m->name);
+	pool_op_begin(pool);
+	pthread_rwlock_wrlock(&pool->md_lock);
+	r = pool_check_writable(pool);
+	if (!r)
+		r = m->fn(pool, m);
+	if (r)
+		r = pool_md_failed_locked(pool, r, m->name);
+	else
+		pool->md_dirty = true;
+	pthread_rwlock_unlock(&pool->md_lock);
+	pool_op_end(pool);
+	if (r)
+		return is_answer(r) ? pool_err(pool, r, "%s", m->name) : r;
+	return pool_flush_and_commit(pool);
+}
+
+static bool thin_is_open(thinp_pool *pool, uint64_t id)
+{
+	struct open_thin *o;
+	bool found = false;
+
+	pthread_mutex_lock(&pool->state_lock);
+	for (o = pool->open; o; o = o->next)
+		if (o->id == id)
+			found = true;
+	pthread_mutex_unlock(&pool->state_lock);
+	return found;
+}
+
+static int msg_create_thin(thinp_pool *pool, struct message *m)
+{
+	return pool->md->ops->create_thin(pool->md, m->a);
+}
+
+static int msg_create_snap(thinp_pool *pool, struct message *m)
+{
+	struct pool_md_info info;
+	int r = pool->md->ops->info(pool->md, &info);
+
+	/* The mapping time field is 24 bits (FORMAT.md 5.3). */
+	if (!r && info.time + 1 >= (1u << 24))
+		return -EINVAL;
+	return r ? r : pool->md->ops->create_snap(pool->md, m->a, m->b);
+}
+
+static int msg_delete(thinp_pool *pool, struct message *m)
+{
+	/* Checked under md_lock exclusively: thinp_thin_open() registers the
+	 * volume while holding md_lock shared, so neither can slip past. */
+	if (thin_is_open(pool, m->a))
+		return -EBUSY;
+	return pool->md->ops->delete_thin(pool->md, m->a);
+}
+
+static int msg_set_trans_id(thinp_pool *pool, struct message *m)
+{
+	return pool->md->ops->set_trans_id(pool->md, m->a, m->b);
+}
+
+static int msg_reserve_snap(thinp_pool *pool, struct message *m)
+{
+	return pool->md->ops->reserve_snap(pool->md);
+}
+
+static int msg_release_snap(thinp_pool *pool, struct message *m)
+{
+	return pool->md->ops->release_snap(pool->md);
+}
+
+int thinp_pool_create_thin(thinp_pool *pool, uint64_t id)
+{
+	struct message m = { "create_thin", msg_create_thin, id, 0 };
+
+	if (id > MAX_THIN_ID)
+		return -EINVAL;
+	return run_message(pool, &m);
+}
+
+int thinp_pool_create_snap(thinp_pool *pool, uint64_t id, uint64_t origin)
+{
+	struct message m = { "create_snap", msg_create_snap, id, origin };
+
+	if (id > MAX_THIN_ID || origin > MAX_THIN_ID)
+		return -EINVAL;
+	return run_message(pool, &m);
+}
+
+int thinp_pool_delete_thin(thinp_pool *pool, uint64_t id)
+{
+	struct message m = { "delete", msg_delete, id, 0 };
+
+	return run_message(pool, &m);
+}
+
+int thinp_pool_set_transaction_id(thinp_pool *pool, uint64_t old, uint64_t new_id)
+{
+	struct message m = { "set_transaction_id", msg_set_trans_id, old, new_id };
+
+	return run_message(pool, &m);
+}
+
+int thinp_pool_reserve_metadata_snap(thinp_pool *pool)
+{
+	struct message m = { "reserve_metadata_snap", msg_reserve_snap, 0, 0 };
+	int r;
+
+	/* The snapshot copies the committed superblock: commit first. */
+	if (!pool)
+		return -EINVAL;
+	r = pool_check_writable(pool);
+	if (!r)
+		r = pool_flush_and_commit(pool);
+	return r ? r : run_message(pool, &m);
+}
+
+int thinp_pool_release_metadata_snap(thinp_pool *pool)
+{
+	struct message m = { "release_metadata_snap", msg_release_snap, 0, 0 };
+
+	return run_message(pool, &m);
+}
+
+/* ---- resize ---- */
+
+static int data_device_blocks(thinp_pool *pool, uint64_t *nr)
+{
+	uint64_t bytes;
+	int r = thinp_io_size(pool->data_io, &bytes);
+
+	*nr = r ? 0 : bytes / pool->block_size;
+	return r;
+}
+
+static int msg_resize_data(thinp_pool *pool, struct message *m)
+{
+	struct pool_md_info info;
+	int r = pool->md->ops->info(pool->md, &info);
+
+	if (r)
+		return r;
+	if (m->a < info.data_nr_blocks)
+		return -EINVAL;
+	if (m->a == info.data_nr_blocks)
+		return 0;
+	return pool->md->ops->resize_data(pool->md, m->a);
+}
+
+int thinp_pool_resize_data(thinp_pool *pool, uint64_t nr_blocks)
+{
+	struct message m = { "resize_data", msg_resize_data, nr_blocks, 0 };
+	uint64_t dev_blocks;
+	int r;
+
+	if (!pool)
+		return -EINVAL;
+	r = data_device_blocks(pool, &dev_blocks);
+	if (r)
+		return pool_err(pool, r, "resize_data: data device size");
+	if (nr_blocks > dev_blocks || nr_blocks > MAX_DATA_BLOCKS)
+		return pool_err(pool, -EINVAL, "resize_data: %llu blocks do not fit the data device",
+				(unsigned long long)nr_blocks);
+	r = run_message(pool, &m);
+	if (r)
+		return r;
+	/* Space arrived: waiting writers go on, the low-water mark re-arms. */
+	pthread_mutex_lock(&pool->state_lock);
+	pool->space_gen++;
+	pool->no_space_error = false;
+	pool->low_water_fired = false;
+	if (pool->mode == THINP_POOL_MODE_OUT_OF_DATA_SPACE)
+		pool->mode = THINP_POOL_MODE_RW;
+	pthread_cond_broadcast(&pool->state_cond);
+	pthread_mutex_unlock(&pool->state_lock);
+	return 0;
+}
+
+static int msg_resize_meta(thinp_pool *pool, struct message *m)
+{
+	struct pool_md_info info;
+	int r = pool->md->ops->info(pool->md, &info);
+
+	if (r)
+		return r;
+	if (m->a < info.meta_nr_blocks)
+		return -EINVAL;
+	if (m->a == info.meta_nr_blocks)
+		return 0;
+	return pool->md->ops->resize_meta(pool->md, m->a);
+}
+
+int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks)
+{
+	struct message m = { "resize_metadata", msg_resize_meta, nr_blocks, 0 };
+	uint64_t bytes;
+	int r;
+
+	if (!pool)
+		return -EINVAL;
+	r = pool->meta_io ? thinp_io_size(pool->meta_io, &bytes) : 0;
+	if (r)
+		return pool_err(pool, r, "resize_metadata: metadata device size");
+	if (pool->meta_io && nr_blocks > bytes / 4096)
+		return pool_err(pool, -EINVAL, "resize_metadata: %llu blocks do not fit the device",
+				(unsigned long long)nr_blocks);
+	/* Growing is how a pool that ran out of metadata space recovers. */
+	pthread_mutex_lock(&pool->state_lock);
+	if (pool->meta_space_ro && pool->mode == THINP_POOL_MODE_READ_ONLY) {
+		pool->meta_space_ro = false;
+		pool->mode = THINP_POOL_MODE_RW;
+	}
+	pthread_mutex_unlock(&pool->state_lock);
+	return run_message(pool, &m);
+}

@@ -1,0 +1,152 @@
+/*
+ * The pool runtime's internals, shared by pool.c (lifecycle, commit policy,
+ * messages), thin.c (the data path) and range_lock.c.
+ *
+ * Locks, outermost first (a thread never takes an earlier one while holding
+ * a later one):
+ *
+ *   range locks  per (volume, virtual block range); held by a writer that
+ *                provisions or breaks sharing, and by a discard, for the
+ *                whole operation, so two of them never race on one block.
+ *   md_lock      rw-lock over the metadata (pool->md and md_dirty): shared
+ *                for lookups, and across the data I/O that follows a lookup
+ *                (so a block cannot be unmapped, freed and reused, nor a
+ *                snapshot taken, while it is read or written in place);
+ *                exclusive for every metadata change and the commit.
+ *   state_lock   mutex over the small mutable state below (mode, counters,
+ *                open volumes, range-lock list, low-water flag, errmsg),
+ *                with state_cond for every wait (range locks, commits,
+ *                space). Never held across I/O or a callback.
+ *
+ * Commit versus provisioning: a data block is allocated, filled and then
+ * mapped in three steps, the first and last under md_lock. A commit between
+ * them would record the allocation without the mapping (a leak after a
+ * crash) or a mapping whose data had not been flushed. So such "metadata
+ * operations in flight" are counted (ops_inflight), and a commit first stops
+ * new ones (commit_waiting) and waits for the count to reach zero.
+ */
+#ifndef THINP_POOL_POOL_INTERNAL_H
+#define THINP_POOL_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libthinp/pool.h>
+#include <libthinp/thin.h>
+#include "pool/pool_md.h"
+#include "util/log.h"
+
+struct range_lock {
+	struct range_lock *next;
+	uint64_t id, begin, end; /* [begin, end) in virtual blocks */
+};
+
+struct open_thin {
+	struct open_thin *next;
+	uint64_t id;
+	unsigned count;
+};
+
+struct thinp_pool {
+	/* Immutable after open. */
+	thinp_io *meta_io, *data_io;      /* borrowed */
+	uint64_t block_size;              /* bytes */
+	uint32_t features;
+	uint32_t data_align;
+	uint64_t low_water_blocks;
+	thinp_pool_low_water_fn low_water_fn;
+	void *low_water_ctx;
+	uint32_t no_space_timeout_ms;
+	uint32_t commit_interval_ms;
+	struct tlog log;
+
+	/* Guarded by md_lock. */
+	pthread_rwlock_t md_lock;
+	struct pool_md *md;
+	bool md_dirty;                    /* changes since the last commit */
+	uint64_t md_epoch;                /* bumped by every rollback (abort) */
+
+	/* Guarded by state_lock. */
+	pthread_mutex_t state_lock;
+	pthread_cond_t state_cond;
+	uint32_t mode;                    /* THINP_POOL_MODE_* */
+	bool meta_space_ro;               /* READ_ONLY because metadata ran out */
+	bool no_space_error;              /* the no-space timeout expired */
+	bool low_water_fired;
+	uint64_t space_gen;               /* bumped by every data resize */
+	struct range_lock *ranges;
+	struct open_thin *open;
+	unsigned ops_inflight;
+	unsigned commit_waiting;
+	bool committing;
+	uint64_t commits_started, commits_done;
+	int last_commit_result;
+	bool stopping;                    /* the commit thread must exit */
+	char errmsg[256];
+
+	bool has_commit_thread;
+	pthread_t commit_thread;
+};
+
+struct thinp_thin {
+	thinp_pool *pool;
+	uint64_t id;
+	uint64_t size;
+	uint32_t flags;
+	uint32_t align;
+	thinp_io *origin;     /* borrowed, may be NULL */
+	uint64_t origin_size;
+};
+
+/* Create a pool over an opened metadata implementation (ownership of md
+ * passes to the pool, even on failure). meta may be NULL (no device to
+ * measure on a metadata resize). */
+int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *data,
+		const thinp_pool_options *opts);
+
+/* Read the caller's options (NULL: defaults) into a full-size copy;
+ * -EINVAL for an unknown version or feature bit. */
+int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src);
+
+/* Free the pool without committing (the open transaction is lost, as on
+ * power loss). Volumes must be closed. For tests. */
+void pool_abandon(thinp_pool *pool);
+
+/* Record a failure message (and log it); returns err. */
+int pool_err(thinp_pool *pool, int err, const char *fmt, ...) THINP_PRINTF(3, 4);
+
+/* Called with md_lock held exclusively after a metadata operation failed
+ * with err: decides the mode change (ENOSPC: out of metadata space, roll
+ * back, READ_ONLY; I/O or corruption: FAIL) and returns the error to give
+ * the caller. Errors that only mean "no" (ENODATA, EEXIST, EINVAL, EBUSY)
+ * change nothing. */
+int pool_md_failed_locked(thinp_pool *pool, int err, const char *what);
+
+/* Mode checks, taken under state_lock: 0 or -EROFS/-EIO. */
+int pool_check_writable(thinp_pool *pool);
+int pool_check_readable(thinp_pool *pool);
+
+/* Bracket a metadata operation that spans several md_lock sections (see
+ * the commit-versus-provisioning note above). begin waits while a commit is
+ * waiting. */
+void pool_op_begin(thinp_pool *pool);
+void pool_op_end(thinp_pool *pool);
+
+/* Flush data then commit metadata; concurrent callers share one commit. */
+int pool_flush_and_commit(thinp_pool *pool);
+
+/* Allocate a data block for a write, applying the no-space policy. Must be
+ * called inside pool_op_begin/end; may end and restart the op while
+ * waiting for space. *epoch receives md_epoch at the allocation: if it has
+ * moved when the block is to be mapped, a rollback undid the allocation. */
+int pool_alloc_data(thinp_pool *pool, uint64_t *block, uint64_t *epoch);
+
+/* After an allocation: fire the low-water callback if due (no lock held). */
+void pool_check_low_water(thinp_pool *pool);
+
+/* Range locks on virtual blocks of one volume. */
+int range_lock(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t end);
+void range_unlock(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t end);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * What the pool runtime needs from its metadata: the operations of the
+ * kernel's dm-thin-metadata interface, as a small vtable.
+ *
+ * Why a vtable and not direct calls into lib/thin: the pool's policy (when to
+ * commit, what to do when space runs out or a metadata operation fails) has
+ * to be tested against failures that are hard to provoke in the real
+ * metadata (ENOSPC at a chosen insert, EIO at a chosen commit). The tests
+ * plug in a model implementation with those knobs; the library plugs in
+ * lib/thin (pool_md_thin.c).
+ *
+ * Concurrency contract: the pool calls the read operations (info, thin_info,
+ * lookup, next_mapping, data_ref) under its metadata lock held shared, so
+ * they may run concurrently with each other; every other operation runs
+ * under the lock held exclusively. Implementations need no lock of their own
+ * beyond what concurrent reads require.
+ *
+ * Errors follow common.h: -ENODATA no such device/mapping, -EEXIST, -ENOSPC
+ * (alloc_data: no data block; anything else: no metadata block), -EROFS,
+ * -EIO/-EILSEQ/-ENOTBLK for a failed or corrupt metadata device.
+ */
+#ifndef THINP_POOL_POOL_MD_H
+#define THINP_POOL_POOL_MD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pool_md;
+
+struct pool_md_info {
+	uint64_t trans_id;
+	uint64_t held_root;      /* 0 = no metadata snapshot */
+	uint64_t data_nr_blocks;
+	uint64_t data_nr_free;
+	uint64_t meta_nr_blocks;
+	uint64_t meta_nr_free;
+	uint32_t data_block_sectors;
+	uint32_t time;
+	bool needs_check;
+};
+
+struct pool_md_thin_info {
+	uint64_t mapped_blocks;
+	uint64_t trans_id;
+	uint32_t creation_time;
+	uint32_t snapshotted_time;
+};
+
+struct pool_md_mapping {
+	uint64_t data_block;
+	uint32_t time;
+	bool shared; /* the device's snapshotted_time > time (FORMAT.md 5.4) */
+};
+
+struct pool_md_ops {
+	void (*destroy)(struct pool_md *md); /* drops uncommitted changes */
+	int (*info)(struct pool_md *md, struct pool_md_info *out);
+	int (*commit)(struct pool_md *md);
+	/* Drop the open transaction and return to the last commit. */
+	int (*abort)(struct pool_md *md);
+	/* Set NEEDS_CHECK in the superblock and write it (best effort). */
+	int (*set_needs_check)(struct pool_md *md);
+	/* Compare-and-swap of the transaction id; -EINVAL on mismatch. */
+	int (*set_trans_id)(struct pool_md *md, uint64_t old, uint64_t new_id);
+	int (*create_thin)(struct pool_md *md, uint64_t id);
+	int (*create_snap)(struct pool_md *md, uint64_t id, uint64_t origin);
+	int (*delete_thin)(struct pool_md *md, uint64_t id);
+	int (*thin_info)(struct pool_md *md, uint64_t id, struct pool_md_thin_info *out);
+	int (*lookup)(struct pool_md *md, uint64_t id, uint64_t vblock,
+		      struct pool_md_mapping *out);
+	/* First mapping at or after vblock; -ENODATA if none. */
+	int (*next_mapping)(struct pool_md *md, uint64_t id, uint64_t vblock,
+			    uint64_t *vblock_out, struct pool_md_mapping *out);
+	/* Highest mapped virtual block; -ENODATA if the device maps nothing. */
+	int (*highest_mapped)(struct pool_md *md, uint64_t id, uint64_t *vblock_out);
+	/* Map vblock to data_block at the current time; an old mapping's block
+	 * loses a reference. The caller's reference on data_block moves into
+	 * the mapping. mapped_blocks is kept exact. */
+	int (*insert)(struct pool_md *md, uint64_t id, uint64_t vblock, uint64_t data_block);
+	/* Remove every mapping in [begin, end); each block loses a reference. */
+	int (*remove_range)(struct pool_md *md, uint64_t id, uint64_t begin, uint64_t end);
+	/* A free data block, with one reference held by the caller. */
+	int (*alloc_data)(struct pool_md *md, uint64_t *block);
+	int (*data_ref)(struct pool_md *md, uint64_t block, uint32_t *count);
+	int (*inc_data)(struct pool_md *md, uint64_t block);
+	int (*dec_data)(struct pool_md *md, uint64_t block);
+	int (*resize_data)(struct pool_md *md, uint64_t nr_blocks);
+	int (*resize_meta)(struct pool_md *md, uint64_t nr_blocks);
+	int (*reserve_snap)(struct pool_md *md);
+	int (*release_snap)(struct pool_md *md);
+};
+
+struct pool_md {
+	const struct pool_md_ops *ops;
+};
+
+#endif

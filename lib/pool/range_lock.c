@@ -1,0 +1,59 @@
+/*
+ * Range locks on a volume's virtual blocks (the kernel's bio prison, in its
+ * simplest form): a held range excludes every overlapping range of the same
+ * volume. Holders are few (one per thread provisioning or discarding), so a
+ * list scanned under state_lock is enough; waiters sleep on state_cond.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "pool/pool_internal.h"
+
+static bool overlaps(const struct range_lock *l, uint64_t id, uint64_t begin, uint64_t end)
+{
+	return l->id == id && l->begin < end && begin < l->end;
+}
+
+static bool range_busy(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t end)
+{
+	struct range_lock *l;
+
+	for (l = pool->ranges; l; l = l->next)
+		if (overlaps(l, id, begin, end))
+			return true;
+	return false;
+}
+
+int range_lock(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t end)
+{
+	struct range_lock *l = malloc(sizeof(*l));
+
+	if (!l)
+		return -ENOMEM;
+	l->id = id;
+	l->begin = begin;
+	l->end = end;
+	pthread_mutex_lock(&pool->state_lock);
+	while (range_busy(pool, id, begin, end))
+		pthread_cond_wait(&pool->state_cond, &pool->state_lock);
+	l->next = pool->ranges;
+	pool->ranges = l;
+	pthread_mutex_unlock(&pool->state_lock);
+	return 0;
+}
+
+void range_unlock(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t end)
+{
+	struct range_lock **pp, *l;
+
+	pthread_mutex_lock(&pool->state_lock);
+	for (pp = &pool->ranges; (l = *pp); pp = &l->next) {
+		if (l->id == id && l->begin == begin && l->end == end) {
+			*pp = l->next;
+			free(l);
+			break;
+		}
+	}
+	pthread_cond_broadcast(&pool->state_cond);
+	pthread_mutex_unlock(&pool->state_lock);
+}

@@ -1,0 +1,760 @@
+/*
+ * The data path of thin volumes: block arithmetic, provisioning, breaking
+ * sharing, external origins, discard with passdown.
+ *
+ * A request is cut at data-block boundaries and each piece handled alone:
+ *
+ *   read    lookup under md_lock shared and, if mapped, read the data block
+ *           with the lock still held (so the block cannot be unmapped and
+ *           reused by another volume mid-read); unmapped pieces come from
+ *           the origin or are zeroes.
+ *   write   fast path as for read: a mapped block that is not shared is
+ *           written in place under md_lock shared. Otherwise the piece's
+ *           virtual block is range-locked, looked up again, and a new data
+ *           block is allocated, filled (old data, origin data or zeroes for
+ *           the part the write does not cover), written, and only then
+ *           mapped: a reader never sees a mapping to a block whose contents
+ *           are not there yet, and a crash never leaves one committed (the
+ *           commit waits for the operation and flushes data first).
+ *   discard rounded inwards to whole blocks, range-locked, mappings removed
+ *           in batches; with passdown each removed block is held by an
+ *           extra reference while the others are dropped, and discarded on
+ *           the data device only if the hold is then its only reference.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool/pool_internal.h"
+#include "util/compiler.h"
+
+#define COPY_CHUNK (1024u * 1024)
+#define DISCARD_BATCH 256
+
+/* A read of the metadata failed: the pool can no longer be trusted. */
+static int md_read_failed(thinp_pool *pool, int err, const char *what)
+{
+	pthread_mutex_lock(&pool->state_lock);
+	pool->mode = THINP_POOL_MODE_FAIL;
+	pthread_cond_broadcast(&pool->state_cond);
+	pthread_mutex_unlock(&pool->state_lock);
+	return pool_err(pool, err, "%s failed, pool is in fail mode", what);
+}
+
+static uint64_t block_off(thinp_pool *pool, uint64_t block, uint64_t off_in_block)
+{
+	return block * pool->block_size + off_in_block;
+}
+
+/* ---- open / close ---- */
+
+static int read_thin_options(thinp_thin_options *dst, const thinp_thin_options *src)
+{
+	if (!src || src->version != THINP_THIN_OPTIONS_VERSION ||
+	    src->struct_size < offsetof(thinp_thin_options, origin) + sizeof(void *))
+		return -EINVAL;
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst, src, THINP_MIN(src->struct_size, sizeof(*dst)));
+	if (!dst->size || (dst->flags & ~(uint32_t)THINP_THIN_RDONLY))
+		return -EINVAL;
+	return 0;
+}
+
+/* Count one more handle on id. Called with md_lock held (shared), which
+ * orders it against delete (exclusive). */
+static int register_open(thinp_pool *pool, uint64_t id)
+{
+	struct open_thin *o;
+	int r = 0;
+
+	pthread_mutex_lock(&pool->state_lock);
+	for (o = pool->open; o && o->id != id; o = o->next)
+		;
+	if (o) {
+		o->count++;
+	} else if ((o = calloc(1, sizeof(*o)))) {
+		o->id = id;
+		o->count = 1;
+		o->next = pool->open;
+		pool->open = o;
+	} else {
+		r = -ENOMEM;
+	}
+	pthread_mutex_unlock(&pool->state_lock);
+	return r;
+}
+
+static void unregister_open(thinp_pool *pool, uint64_t id)
+{
+	struct open_thin **pp, *o;
+
+	pthread_mutex_lock(&pool->state_lock);
+	for (pp = &pool->open; (o = *pp); pp = &o->next) {
+		if (o->id != id)
+			continue;
+		if (--o->count == 0) {
+			*pp = o->next;
+			free(o);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&pool->state_lock);
+}
+
+static unsigned open_count(thinp_pool *pool, uint64_t id)
+{
+	struct open_thin *o;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&pool->state_lock);
+	for (o = pool->open; o; o = o->next)
+		if (o->id == id)
+			n = o->count;
+	pthread_mutex_unlock(&pool->state_lock);
+	return n;
+}
+
+static int setup_origin(thinp_thin *thin, thinp_io *origin)
+{
+	int r;
+
+	thin->origin = origin;
+	if (!origin)
+		return 0;
+	r = thinp_io_size(origin, &thin->origin_size);
+	if (r)
+		return r;
+	thin->align = THINP_MAX(thin->align, thinp_io_align(origin));
+	return 0;
+}
+
+int thinp_thin_open(thinp_thin **out, thinp_pool *pool, uint64_t id,
+		    const thinp_thin_options *user_opts)
+{
+	struct pool_md_thin_info ti;
+	thinp_thin_options opts;
+	thinp_thin *thin;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!pool || read_thin_options(&opts, user_opts))
+		return -EINVAL;
+	thin = calloc(1, sizeof(*thin));
+	if (!thin)
+		return -ENOMEM;
+	thin->pool = pool;
+	thin->id = id;
+	thin->size = opts.size;
+	thin->flags = opts.flags;
+	thin->align = pool->data_align;
+	r = setup_origin(thin, opts.origin);
+	if (r) {
+		free(thin);
+		return pool_err(pool, r, "thin %llu: origin size", (unsigned long long)id);
+	}
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = pool->md->ops->thin_info(pool->md, id, &ti);
+	if (!r)
+		r = register_open(pool, id);
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (r) {
+		free(thin);
+		return pool_err(pool, r, "open thin %llu", (unsigned long long)id);
+	}
+	*out = thin;
+	return 0;
+}
+
+void thinp_thin_close(thinp_thin *thin)
+{
+	if (!thin)
+		return;
+	unregister_open(thin->pool, thin->id);
+	free(thin);
+}
+
+uint64_t thinp_thin_size(const thinp_thin *thin)
+{
+	return thin ? thin->size : 0;
+}
+
+uint64_t thinp_thin_id(const thinp_thin *thin)
+{
+	return thin ? thin->id : 0;
+}
+
+static int check_range(const thinp_thin *thin, uint64_t len, uint64_t off)
+{
+	if (off > thin->size || len > thin->size - off)
+		return -EINVAL;
+	if (thin->align > 1 && ((off | len) & (thin->align - 1)))
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- reads ---- */
+
+/* Bytes [off, off + len) of the volume as if never written: origin data
+ * where the origin has some, zeroes elsewhere. */
+static int read_unmapped(thinp_thin *thin, void *buf, uint64_t len, uint64_t off)
+{
+	uint64_t from_origin = 0;
+	int r;
+
+	if (thin->origin && off < thin->origin_size)
+		from_origin = THINP_MIN(len, thin->origin_size - off);
+	if (from_origin) {
+		r = thinp_io_read(thin->origin, buf, from_origin, off);
+		if (r)
+			return pool_err(thin->pool, r, "thin %llu: origin read",
+					(unsigned long long)thin->id);
+	}
+	memset((char *)buf + from_origin, 0, len - from_origin);
+	return 0;
+}
+
+static int read_piece(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_t len, void *buf)
+{
+	thinp_pool *pool = thin->pool;
+	struct pool_md_mapping m;
+	int r;
+
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = pool->md->ops->lookup(pool->md, thin->id, vblock, &m);
+	if (!r) {
+		r = thinp_io_read(pool->data_io, buf, len, block_off(pool, m.data_block, boff));
+		pthread_rwlock_unlock(&pool->md_lock);
+		return r ? pool_err(pool, r, "data device read") : 0;
+	}
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (r != -ENODATA)
+		return md_read_failed(pool, r, "mapping lookup");
+	return read_unmapped(thin, buf, len, vblock * pool->block_size + boff);
+}
+
+/* Call fn on each block-sized piece of [off, off + len). */
+typedef int (*piece_fn)(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_t len,
+			void *buf);
+
+static int for_each_piece(thinp_thin *thin, uint64_t len, uint64_t off, char *buf, piece_fn fn)
+{
+	uint64_t bs = thin->pool->block_size;
+	int r;
+
+	while (len) {
+		uint64_t boff = off % bs, n = THINP_MIN(len, bs - boff);
+
+		r = fn(thin, off / bs, boff, n, buf);
+		if (r)
+			return r;
+		off += n;
+		len -= n;
+		if (buf)
+			buf += n;
+	}
+	return 0;
+}
+
+int thinp_thin_read(thinp_thin *thin, void *buf, uint64_t len, uint64_t off)
+{
+	int r;
+
+	if (!thin || (!buf && len))
+		return -EINVAL;
+	r = check_range(thin, len, off);
+	if (!r)
+		r = pool_check_readable(thin->pool);
+	return r ? r : for_each_piece(thin, len, off, buf, read_piece);
+}
+
+/* ---- writes ---- */
+
+/* Write to the data device; src NULL writes zeroes. */
+static int data_write(thinp_pool *pool, const void *src, uint64_t len, uint64_t off)
+{
+	int r = src ? thinp_io_write(pool->data_io, src, len, off)
+		    : thinp_io_write_zeroes(pool->data_io, len, off);
+
+	return r ? pool_err(pool, r, "data device write") : 0;
+}
+
+/*
+ * Look vblock up and, if it is mapped and not shared, write in place with
+ * md_lock held shared. *done says whether the write happened (or failed);
+ * otherwise *m (with *mapped) describes what is there now.
+ */
+static int write_in_place(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_t len,
+			  const void *src, bool *done, bool *mapped, struct pool_md_mapping *m)
+{
+	thinp_pool *pool = thin->pool;
+	int r;
+
+	*done = true;
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = pool->md->ops->lookup(pool->md, thin->id, vblock, m);
+	if (!r && !m->shared) {
+		r = data_write(pool, src, len, block_off(pool, m->data_block, boff));
+		pthread_rwlock_unlock(&pool->md_lock);
+		return r;
+	}
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (r && r != -ENODATA)
+		return md_read_failed(pool, r, "mapping lookup");
+	*mapped = r == 0;
+	*done = false;
+	return 0;
+}
+
+/* Copy len bytes between data blocks, in bounded chunks. */
+static int copy_data(thinp_pool *pool, uint64_t from, uint64_t to, uint64_t len)
+{
+	uint64_t chunk = THINP_MIN(len, COPY_CHUNK);
+	void *buf = malloc(chunk ? chunk : 1);
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (len && !r) {
+		uint64_t n = THINP_MIN(len, chunk);
+
+		r = thinp_io_read(pool->data_io, buf, n, from);
+		if (r)
+			r = pool_err(pool, r, "data device read (copy)");
+		else
+			r = data_write(pool, buf, n, to);
+		from += n;
+		to += n;
+		len -= n;
+	}
+	free(buf);
+	return r;
+}
+
+/* Fill [to, to + len) of the data device with what the volume reads at
+ * virtual byte vaddr while unmapped: origin data, then zeroes (skipped with
+ * skip_block_zeroing). */
+static int copy_unmapped(thinp_thin *thin, uint64_t vaddr, uint64_t to, uint64_t len)
+{
+	thinp_pool *pool = thin->pool;
+	uint64_t from_origin = 0, chunk;
+	void *buf;
+	int r = 0;
+
+	if (thin->origin && vaddr < thin->origin_size)
+		from_origin = THINP_MIN(len, thin->origin_size - vaddr);
+	if (from_origin) {
+		chunk = THINP_MIN(from_origin, COPY_CHUNK);
+		buf = malloc(chunk);
+		if (!buf)
+			return -ENOMEM;
+		for (uint64_t done = 0; done < from_origin && !r; done += chunk) {
+			uint64_t n = THINP_MIN(chunk, from_origin - done);
+
+			r = read_unmapped(thin, buf, n, vaddr + done);
+			if (!r)
+				r = data_write(pool, buf, n, to + done);
+		}
+		free(buf);
+	}
+	if (r || from_origin == len || (pool->features & THINP_POOL_SKIP_BLOCK_ZEROING))
+		return r;
+	return data_write(pool, NULL, len - from_origin, to + from_origin);
+}
+
+/* Give the part of new block nb that [boff, boff + len) leaves out the
+ * contents the volume had there: the old block's (breaking sharing) or the
+ * unmapped ones. */
+static int fill_new_block(thinp_thin *thin, uint64_t vblock, const struct pool_md_mapping *old,
+			  uint64_t nb, uint64_t boff, uint64_t len)
+{
+	thinp_pool *pool = thin->pool;
+	uint64_t bs = pool->block_size;
+	uint64_t parts[2][2] = { { 0, boff }, { boff + len, bs - boff - len } };
+	int r = 0;
+
+	for (int i = 0; i < 2 && !r; i++) {
+		uint64_t start = parts[i][0], n = parts[i][1];
+
+		if (!n)
+			continue;
+		if (old)
+			r = copy_data(pool, block_off(pool, old->data_block, start),
+				      block_off(pool, nb, start), n);
+		else
+			r = copy_unmapped(thin, vblock * bs + start, block_off(pool, nb, start), n);
+	}
+	return r;
+}
+
+/* Map vblock to the filled block nb, or give nb back on failure. An abort
+ * (md_epoch moved) since nb was allocated already undid the allocation. */
+static int map_new_block(thinp_thin *thin, uint64_t vblock, uint64_t nb, uint64_t epoch,
+			 int fill_err)
+{
+	thinp_pool *pool = thin->pool;
+	int r = fill_err;
+
+	pthread_rwlock_wrlock(&pool->md_lock);
+	if (pool->md_epoch != epoch) {
+		r = r ? r : -EROFS;
+	} else if (r) {
+		int r2 = pool->md->ops->dec_data(pool->md, nb);
+
+		if (r2)
+			pool_md_failed_locked(pool, r2, "data block release");
+	} else {
+		r = pool->md->ops->insert(pool->md, thin->id, vblock, nb);
+		if (r)
+			r = pool_md_failed_locked(pool, r, "mapping insert");
+		pool->md_dirty = true;
+	}
+	pthread_rwlock_unlock(&pool->md_lock);
+	return r;
+}
+
+/* Provision vblock (unmapped, or mapped to the shared block *old) with a new
+ * block holding the write. The caller holds the range lock. */
+static int provision(thinp_thin *thin, uint64_t vblock, const struct pool_md_mapping *old,
+		     uint64_t boff, uint64_t len, const void *src)
+{
+	thinp_pool *pool = thin->pool;
+	uint64_t nb, epoch;
+	int r;
+
+	r = pool_check_writable(pool);
+	if (r)
+		return pool_err(pool, r, "thin %llu: write needs a new block, pool is not writable",
+				(unsigned long long)thin->id);
+	pool_op_begin(pool);
+	r = pool_alloc_data(pool, &nb, &epoch);
+	if (!r) {
+		r = fill_new_block(thin, vblock, old, nb, boff, len);
+		if (!r)
+			r = data_write(pool, src, len, block_off(pool, nb, boff));
+		r = map_new_block(thin, vblock, nb, epoch, r);
+	}
+	pool_op_end(pool);
+	if (!r)
+		pool_check_low_water(pool);
+	return r;
+}
+
+static int write_piece(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_t len,
+		       void *buf)
+{
+	thinp_pool *pool = thin->pool;
+	struct pool_md_mapping m;
+	bool done, mapped;
+	int r;
+
+	r = write_in_place(thin, vblock, boff, len, buf, &done, &mapped, &m);
+	if (done)
+		return r;
+	r = range_lock(pool, thin->id, vblock, vblock + 1);
+	if (r)
+		return r;
+	/* Look again: another writer may have provisioned it meanwhile. */
+	r = write_in_place(thin, vblock, boff, len, buf, &done, &mapped, &m);
+	if (!done)
+		r = provision(thin, vblock, mapped ? &m : NULL, boff, len, buf);
+	range_unlock(pool, thin->id, vblock, vblock + 1);
+	return r;
+}
+
+static int check_write(thinp_thin *thin, uint64_t len, uint64_t off)
+{
+	int r;
+
+	if (thin->flags & THINP_THIN_RDONLY)
+		return -EROFS;
+	r = check_range(thin, len, off);
+	if (r)
+		return r;
+	return pool_check_readable(thin->pool) ? -EROFS : 0;
+}
+
+int thinp_thin_write(thinp_thin *thin, const void *buf, uint64_t len, uint64_t off)
+{
+	int r;
+
+	if (!thin || (!buf && len))
+		return -EINVAL;
+	r = check_write(thin, len, off);
+	return r ? r : for_each_piece(thin, len, off, (char *)buf, write_piece);
+}
+
+/* A whole block that was never provisioned already reads as zeroes when
+ * there is no origin: leave it unprovisioned. */
+static int zero_piece(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_t len,
+		      void *unused)
+{
+	thinp_pool *pool = thin->pool;
+	struct pool_md_mapping m;
+	int r;
+
+	if (len == pool->block_size && !thin->origin) {
+		pthread_rwlock_rdlock(&pool->md_lock);
+		r = pool->md->ops->lookup(pool->md, thin->id, vblock, &m);
+		pthread_rwlock_unlock(&pool->md_lock);
+		if (r == -ENODATA)
+			return 0;
+		if (r)
+			return md_read_failed(pool, r, "mapping lookup");
+	}
+	return write_piece(thin, vblock, boff, len, NULL);
+}
+
+int thinp_thin_write_zeroes(thinp_thin *thin, uint64_t len, uint64_t off)
+{
+	int r;
+
+	if (!thin)
+		return -EINVAL;
+	r = check_write(thin, len, off);
+	return r ? r : for_each_piece(thin, len, off, NULL, zero_piece);
+}
+
+/* ---- discard ---- */
+
+struct discard_batch {
+	uint64_t vb[DISCARD_BATCH];
+	uint64_t db[DISCARD_BATCH];
+	bool pass[DISCARD_BATCH];
+	unsigned n;
+	uint64_t end; /* the batch covers [cursor, end) */
+};
+
+/* Under md_lock exclusive: collect the next mappings in [cursor, stop),
+ * hold their blocks if passing down, unmap them, and mark the blocks no one
+ * else uses. */
+static int unmap_batch_locked(thinp_thin *thin, uint64_t cursor, uint64_t stop, bool passdown,
+			      struct discard_batch *b)
+{
+	struct pool_md *md = thin->pool->md;
+	struct pool_md_mapping m;
+	uint64_t vb;
+	uint32_t count;
+	int r = 0;
+
+	b->n = 0;
+	b->end = stop;
+	while (b->n < DISCARD_BATCH && cursor < stop) {
+		r = md->ops->next_mapping(md, thin->id, cursor, &vb, &m);
+		if (r == -ENODATA || (!r && vb >= stop)) {
+			r = 0;
+			break;
+		}
+		if (r)
+			return r;
+		b->vb[b->n] = vb;
+		b->db[b->n++] = m.data_block;
+		cursor = vb + 1;
+	}
+	if (b->n == DISCARD_BATCH)
+		b->end = cursor;
+	for (unsigned i = 0; passdown && i < b->n && !r; i++)
+		r = md->ops->inc_data(md, b->db[i]);
+	if (!r && b->n)
+		r = md->ops->remove_range(md, thin->id, b->vb[0], b->end);
+	for (unsigned i = 0; passdown && i < b->n && !r; i++) {
+		r = md->ops->data_ref(md, b->db[i], &count);
+		b->pass[i] = count == 1;
+	}
+	return r;
+}
+
+/* Discard the marked blocks on the data device, contiguous runs at once. */
+static int pass_down(thinp_pool *pool, const struct discard_batch *b)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < b->n && !r; i++) {
+		unsigned j = i;
+
+		if (!b->pass[i])
+			continue;
+		while (j + 1 < b->n && b->pass[j + 1] && b->db[j + 1] == b->db[j] + 1)
+			j++;
+		r = thinp_io_discard(pool->data_io, (b->db[j] - b->db[i] + 1) * pool->block_size,
+				     b->db[i] * pool->block_size);
+		if (r == -EOPNOTSUPP)
+			r = 0;
+		i = j;
+	}
+	return r ? pool_err(pool, r, "data device discard") : 0;
+}
+
+static int release_holds(thinp_pool *pool, const struct discard_batch *b, uint64_t epoch)
+{
+	int r = 0;
+
+	pthread_rwlock_wrlock(&pool->md_lock);
+	for (unsigned i = 0; i < b->n && !r && pool->md_epoch == epoch; i++)
+		r = pool->md->ops->dec_data(pool->md, b->db[i]);
+	if (r)
+		r = pool_md_failed_locked(pool, r, "discard: releasing data blocks");
+	pthread_rwlock_unlock(&pool->md_lock);
+	return r;
+}
+
+static int discard_blocks(thinp_thin *thin, uint64_t begin, uint64_t end)
+{
+	thinp_pool *pool = thin->pool;
+	bool passdown = !(pool->features & THINP_POOL_NO_DISCARD_PASSDOWN) &&
+			(thinp_io_caps(pool->data_io) & THINP_IO_CAP_DISCARD);
+	struct discard_batch *b = malloc(sizeof(*b));
+	uint64_t cursor = begin, epoch;
+	int r = 0;
+
+	if (!b)
+		return -ENOMEM;
+	while (cursor < end && !r) {
+		pthread_rwlock_wrlock(&pool->md_lock);
+		epoch = pool->md_epoch;
+		r = pool_check_writable(pool);
+		if (!r) {
+			r = unmap_batch_locked(thin, cursor, end, passdown, b);
+			if (r)
+				r = pool_md_failed_locked(pool, r, "discard");
+			else if (b->n)
+				pool->md_dirty = true;
+		}
+		pthread_rwlock_unlock(&pool->md_lock);
+		if (r || !b->n)
+			break;
+		if (passdown) {
+			r = pass_down(pool, b);
+			int r2 = release_holds(pool, b, epoch);
+			r = r ? r : r2;
+		}
+		cursor = b->end;
+	}
+	free(b);
+	return r;
+}
+
+int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off)
+{
+	thinp_pool *pool;
+	uint64_t begin, end;
+	int r;
+
+	if (!thin)
+		return -EINVAL;
+	pool = thin->pool;
+	if (pool->features & THINP_POOL_IGNORE_DISCARD)
+		return -EOPNOTSUPP;
+	r = check_write(thin, len, off);
+	if (r)
+		return r;
+	begin = (off + pool->block_size - 1) / pool->block_size;
+	end = (off + len) / pool->block_size;
+	if (begin >= end)
+		return 0;
+	r = pool_check_writable(pool);
+	if (r)
+		return r;
+	r = range_lock(pool, thin->id, begin, end);
+	if (r)
+		return r;
+	pool_op_begin(pool);
+	r = discard_blocks(thin, begin, end);
+	pool_op_end(pool);
+	range_unlock(pool, thin->id, begin, end);
+	return r;
+}
+
+/* ---- flush ---- */
+
+int thinp_thin_flush(thinp_thin *thin)
+{
+	thinp_pool *pool;
+	int r;
+
+	if (!thin)
+		return -EINVAL;
+	pool = thin->pool;
+	if (pool_check_readable(pool))
+		return -EROFS;
+	if (pool_check_writable(pool)) {
+		/* Read-only pool: no metadata can change, data can. */
+		r = thinp_io_flush(pool->data_io);
+		return r ? pool_err(pool, r, "data device flush") : 0;
+	}
+	return pool_flush_and_commit(pool);
+}
+
+/* ---- queries ---- */
+
+static void to_public(const struct pool_md_mapping *m, thinp_mapping *out)
+{
+	out->data_block = m->data_block;
+	out->time = m->time;
+	out->shared = m->shared;
+}
+
+int thinp_pool_thin_map(thinp_pool *pool, uint64_t id, uint64_t vblock, thinp_mapping *out)
+{
+	struct pool_md_mapping m;
+	int r;
+
+	if (!pool || !out)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = pool->md->ops->lookup(pool->md, id, vblock, &m);
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (!r)
+		to_public(&m, out);
+	return r;
+}
+
+int thinp_pool_thin_next_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
+			     uint64_t *vblock_out, thinp_mapping *out)
+{
+	struct pool_md_mapping m;
+	int r;
+
+	if (!pool || !out || !vblock_out)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = pool->md->ops->next_mapping(pool->md, id, vblock, vblock_out, &m);
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (!r)
+		to_public(&m, out);
+	return r;
+}
+
+int thinp_pool_get_thin_status(thinp_pool *pool, uint64_t id, thinp_thin_status *st)
+{
+	struct pool_md_thin_info ti;
+	thinp_thin_status s;
+	uint64_t high = 0;
+	int r;
+
+	if (!pool || !st || st->struct_size < 8)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = pool->md->ops->thin_info(pool->md, id, &ti);
+	if (!r) {
+		r = pool->md->ops->highest_mapped(pool->md, id, &high);
+		if (!r)
+			high++;
+		else if (r == -ENODATA)
+			r = 0, high = 0;
+	}
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (r)
+		return r;
+	memset(&s, 0, sizeof(s));
+	s.struct_size = st->struct_size;
+	s.creation_time = ti.creation_time;
+	s.mapped_blocks = ti.mapped_blocks;
+	s.highest_mapped = high;
+	s.transaction_id = ti.trans_id;
+	s.snapshotted_time = ti.snapshotted_time;
+	s.open_count = open_count(pool, id);
+	memcpy(st, &s, THINP_MIN((size_t)st->struct_size, sizeof(s)));
+	return 0;
+}

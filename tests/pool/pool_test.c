@@ -1,0 +1,227 @@
+/* Helpers of the pool tests (see pool_test.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/testutil.h"
+#include "pool/pool_test.h"
+#include "pool/pool_internal.h"
+
+/* Unflushed changes are tracked per CHUNK so a flush or a power loss
+ * copies only what changed. */
+#define CHUNK 4096u
+
+struct crashdev {
+	pthread_mutex_t lock;
+	uint8_t *cur, *durable, *dirty;
+	uint64_t size, discarded, flushes;
+	bool fail_flush;
+};
+
+static void mark_dirty(struct crashdev *d, uint64_t off, uint64_t len)
+{
+	for (uint64_t c = off / CHUNK; len && c <= (off + len - 1) / CHUNK; c++)
+		d->dirty[c] = 1;
+}
+
+/* Copy every dirty chunk from `from` to `to` and clean it. */
+static void settle(struct crashdev *d, uint8_t *to, const uint8_t *from)
+{
+	for (uint64_t c = 0; c * CHUNK < d->size; c++) {
+		uint64_t off = c * CHUNK;
+
+		if (!d->dirty[c])
+			continue;
+		memcpy(to + off, from + off, d->size - off < CHUNK ? d->size - off : CHUNK);
+		d->dirty[c] = 0;
+	}
+}
+
+static int cd_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+{
+	struct crashdev *d = ctx;
+
+	pthread_mutex_lock(&d->lock);
+	memcpy(buf, d->cur + off, len);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static int cd_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+{
+	struct crashdev *d = ctx;
+
+	pthread_mutex_lock(&d->lock);
+	memcpy(d->cur + off, buf, len);
+	mark_dirty(d, off, len);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static int cd_flush(void *ctx)
+{
+	struct crashdev *d = ctx;
+	int r = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->fail_flush) {
+		r = -EIO;
+	} else {
+		settle(d, d->durable, d->cur);
+		d->flushes++;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+static int cd_size(void *ctx, uint64_t *bytes)
+{
+	*bytes = ((struct crashdev *)ctx)->size;
+	return 0;
+}
+
+static int cd_discard(void *ctx, uint64_t len, uint64_t off)
+{
+	struct crashdev *d = ctx;
+
+	pthread_mutex_lock(&d->lock);
+	memset(d->cur + off, 0, len);
+	mark_dirty(d, off, len);
+	d->discarded += len;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+static void cd_close(void *ctx)
+{
+	struct crashdev *d = ctx;
+
+	free(d->cur);
+	free(d->durable);
+	free(d->dirty);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+int crashdev_open(thinp_io **out, uint64_t size, bool discard, struct crashdev **dev)
+{
+	thinp_io_ops ops = THINP_IO_OPS_INIT;
+	struct crashdev *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->cur = calloc(1, size);
+	d->durable = calloc(1, size);
+	d->dirty = calloc(1, size / CHUNK + 1);
+	d->size = size;
+	pthread_mutex_init(&d->lock, NULL);
+	ops.caps = THINP_IO_CAP_THREADSAFE | (discard ? THINP_IO_CAP_DISCARD : 0);
+	ops.read = cd_read;
+	ops.write = cd_write;
+	ops.flush = cd_flush;
+	ops.size = cd_size;
+	ops.discard = discard ? cd_discard : NULL;
+	ops.close = cd_close;
+	r = thinp_io_new(out, &ops, d, 0);
+	if (r) {
+		cd_close(d);
+		return r;
+	}
+	*dev = d;
+	return 0;
+}
+
+void crashdev_power_loss(struct crashdev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	settle(d, d->cur, d->durable);
+	pthread_mutex_unlock(&d->lock);
+}
+
+uint64_t crashdev_discarded_bytes(struct crashdev *d)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&d->lock);
+	v = d->discarded;
+	pthread_mutex_unlock(&d->lock);
+	return v;
+}
+
+uint64_t crashdev_flushes(struct crashdev *d)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&d->lock);
+	v = d->flushes;
+	pthread_mutex_unlock(&d->lock);
+	return v;
+}
+
+void crashdev_fail_flushes(struct crashdev *d, bool fail)
+{
+	pthread_mutex_lock(&d->lock);
+	d->fail_flush = fail;
+	pthread_mutex_unlock(&d->lock);
+}
+
+void tpool_setup(struct tpool *t, uint64_t blocks, const thinp_pool_options *opts)
+{
+	thinp_pool_options def = THINP_POOL_OPTIONS_INIT;
+
+	memset(t, 0, sizeof(*t));
+	t->opts = opts ? *opts : def;
+	t->store = md_store_new(TEST_BS >> 9, blocks, 1024);
+	assert_non_null(t->store);
+	assert_int_equal(crashdev_open(&t->data, blocks * TEST_BS, true, &t->dev), 0);
+	tpool_open(t);
+}
+
+void tpool_open(struct tpool *t)
+{
+	struct pool_md *md;
+
+	assert_int_equal(md_model_open(t->store, &md), 0);
+	assert_int_equal(pool_create(&t->pool, md, NULL, t->data, &t->opts), 0);
+}
+
+void tpool_close(struct tpool *t)
+{
+	assert_int_equal(thinp_pool_close(t->pool), 0);
+	t->pool = NULL;
+}
+
+void tpool_crash(struct tpool *t)
+{
+	pool_abandon(t->pool);
+	t->pool = NULL;
+	crashdev_power_loss(t->dev);
+}
+
+void tpool_teardown(struct tpool *t)
+{
+	if (t->pool)
+		tpool_close(t);
+	thinp_io_close(t->data);
+	md_store_free(t->store);
+}
+
+void tpool_check_md(struct tpool *t)
+{
+	pthread_rwlock_rdlock(&t->pool->md_lock);
+	assert_int_equal(md_model_check(t->pool->md), 0);
+	pthread_rwlock_unlock(&t->pool->md_lock);
+}
+
+thinp_thin *topen(thinp_pool *pool, uint64_t id, uint64_t size, thinp_io *origin)
+{
+	thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
+	thinp_thin *thin = NULL;
+
+	o.size = size;
+	o.origin = origin;
+	assert_int_equal(thinp_thin_open(&thin, pool, id, &o), 0);
+	return thin;
+}
