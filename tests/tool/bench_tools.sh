@@ -93,6 +93,7 @@ ratio() { echo "scale=2; $1 / $2" | bc | sed 's/^\./0./'; }
 printf '%-9s %-6s %9s %9s %6s   %9s %9s %6s\n' mappings cmd thin_wall thinp_wall ratio thin_cpu thinp_cpu ratio
 row() { # n cmd "wall cpu"(thin) "wall cpu"(thinp)
 	local tw tc pw pc
+	[ -n "$3" ] && [ -n "$4" ] || exit 1
 	read -r tw tc <<<"$3"
 	read -r pw pc <<<"$4"
 	printf '%-9s %-6s %9s %9s %6s   %9s %9s %6s\n' "$1" "$2" "$tw" "$pw" "$(ratio "$pw" "$tw")" \
