@@ -16,6 +16,7 @@
 
 #include "block/bm.h"
 #include "btree/node.h"
+#include "util/compiler.h"
 #include "util/counter.h"
 #include "util/log.h"
 
@@ -24,6 +25,10 @@ struct count {
 	struct block_counter *meta;
 	btree_value_fn value_fn;
 	void *ctx;
+	/* The nodes on the current path, to tell a cycle (a pointer back to
+	 * an ancestor) from legitimate sharing (a node counted before). */
+	uint64_t path[BTREE_MAX_LEVELS * BTREE_MAX_DEPTH];
+	unsigned path_len;
 };
 
 /* Keys of a node must lie in [lo, hi) (hi absent at the right edge). */
@@ -56,14 +61,22 @@ static int check_node(const struct level *lv, const void *n, uint64_t b, unsigne
 	return 0;
 }
 
-/* Count a pointer to b; *first is true if b was not counted before. */
+/* Count a pointer to b; *first is true if b was not counted before.
+ * O(1), or O(depth) for a node seen before. */
 static int count_ptr(struct count *c, uint64_t b, bool *first)
 {
 	uint32_t n;
+	unsigned i;
 	int r = block_counter_inc(c->meta, b, &n);
 
 	*first = !r && n == 1;
-	return r;
+	if (r || *first)
+		return r;
+	for (i = 0; i < c->path_len; i++)
+		if (c->path[i] == b)
+			return THINP_CORRUPT(bm_log(tm_bm(c->info->tm)), b, "btree",
+					     "cycle: node points at an ancestor");
+	return 0;
 }
 
 static int count_leaf(struct count *c, const struct level *lv, const void *n)
@@ -94,11 +107,12 @@ static int count_node(struct count *c, const struct level *lv, uint64_t b, unsig
 	bool first;
 	int r;
 
-	if (depth >= BTREE_MAX_DEPTH)
+	if (depth >= BTREE_MAX_DEPTH || c->path_len >= THINP_ARRAY_SIZE(c->path))
 		return THINP_CORRUPT(level_log(lv), b, "btree", "tree too deep");
 	r = level_read_node(lv, b, depth == 0, &blk);
 	if (r)
 		return r;
+	c->path[c->path_len++] = b;
 	n = block_data(blk);
 	nr = node_nr(n);
 	r = check_node(lv, n, b, depth, bd, leaf_depth);
@@ -114,6 +128,7 @@ static int count_node(struct count *c, const struct level *lv, uint64_t b, unsig
 		cb.hi = i + 1 < nr ? node_key(n, i + 1) : bd->hi;
 		r = count_node(c, lv, node_value64(n, i), depth + 1, &cb, leaf_depth);
 	}
+	c->path_len--;
 	tm_unlock(lv->tm, blk);
 	return r;
 }
@@ -132,7 +147,7 @@ static int count_tree(struct count *c, unsigned level, uint64_t root)
 int btree_count_blocks(struct btree_info *info, uint64_t root, struct block_counter *meta,
 		       btree_value_fn value_fn, void *ctx)
 {
-	struct count c = { info, meta, value_fn, ctx };
+	struct count c = { .info = info, .meta = meta, .value_fn = value_fn, .ctx = ctx };
 	bool first;
 	int r = count_ptr(&c, root, &first);
 

@@ -117,9 +117,11 @@ int ll_lookup(struct ll_disk *ll, uint64_t b, uint32_t *count)
 	return lookup_overflow(ll, b, count);
 }
 
-/* Search bitmap `index` for a free entry in [lo, hi) (entry offsets). */
+/* Search bitmap `index` for a free entry in [lo, hi) (entry offsets). With
+ * use_hints, a bitmap whose nr_free is 0 is skipped and the search starts at
+ * none_free_before. */
 static int find_free_in_bitmap(struct ll_disk *ll, uint64_t index, uint32_t lo, uint32_t hi,
-			       uint64_t *b)
+			       bool use_hints, uint64_t *b)
 {
 	struct index_entry ie;
 	struct block *blk;
@@ -128,9 +130,9 @@ static int find_free_in_bitmap(struct ll_disk *ll, uint64_t index, uint32_t lo, 
 
 	if (r)
 		return r;
-	if (ie.nr_free == 0)
+	if (use_hints && ie.nr_free == 0)
 		return -ENOSPC;
-	if (lo < ie.none_free_before)
+	if (use_hints && lo < ie.none_free_before)
 		lo = ie.none_free_before;
 	if (lo >= hi)
 		return -ENOSPC;
@@ -144,7 +146,8 @@ static int find_free_in_bitmap(struct ll_disk *ll, uint64_t index, uint32_t lo, 
 	return r;
 }
 
-int ll_find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, uint64_t *b)
+static int find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, bool use_hints,
+		     uint64_t *b)
 {
 	uint64_t index;
 
@@ -159,11 +162,22 @@ int ll_find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, uint64_t *b)
 
 		if (base >= end)
 			break;
-		r = find_free_in_bitmap(ll, index, lo, hi, b);
+		r = find_free_in_bitmap(ll, index, lo, hi, use_hints, b);
 		if (r != -ENOSPC)
 			return r;
 	}
 	return -ENOSPC;
+}
+
+/* The hints come from disk and may lie (a hint saying "full" would make the
+ * allocator fail with free blocks left), so an unsuccessful search is
+ * repeated without them. The second pass costs a scan of every bitmap in the
+ * range, paid only when the device is (nearly) full. */
+int ll_find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, uint64_t *b)
+{
+	int r = find_free(ll, begin, end, true, b);
+
+	return r == -ENOSPC ? find_free(ll, begin, end, false, b) : r;
 }
 
 int ll_find_common_free(struct ll_disk *old, struct ll_disk *ll,

@@ -65,8 +65,9 @@ int ll_lookup_bitmap(struct ll_disk *ll, uint64_t b, unsigned *v);
 
 /* First block in [begin, end) with count 0 in this ll; -ENOSPC if none.
  * Skips bitmaps whose nr_free hint is 0 and starts each bitmap at its
- * none_free_before hint (both are only used to skip work, never as proof
- * that a block is free). O(bitmaps + entries scanned / 32). */
+ * none_free_before hint; if that finds nothing, searches again without the
+ * hints (they come from disk and are never trusted as proof). O(bitmaps +
+ * entries scanned / 32); a full map costs a scan of every bitmap. */
 int ll_find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, uint64_t *b);
 /* First block in [begin, end) free in both `old` (the committed state; blocks
  * past old's end count as free there) and `ll`, and not in `freed` (may be

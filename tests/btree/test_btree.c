@@ -429,7 +429,7 @@ static void test_random_v8(void **state)
 {
 	struct world_opts o = { 1, 1, 1, 8, 12000, 0, 3, 8192, 1 << 18, "random_v8" };
 
-	random_run(&o, 60000);
+	random_run(&o, 100000);
 }
 
 static void test_random_v4_v16_v24(void **state)

@@ -75,9 +75,9 @@ static void env_log(int level, const char *msg, void *ctx)
 		fprintf(stderr, "sm_env: %s\n", msg);
 }
 
-static int setup(struct sm_env *e, thinp_io *io, bool read_only)
+static int setup_cache(struct sm_env *e, thinp_io *io, bool read_only, size_t cache_bytes)
 {
-	struct bm_options opts = { .cache_bytes = 0, .log = NULL };
+	struct bm_options opts = { .cache_bytes = cache_bytes, .log = NULL };
 	int r;
 
 	memset(e, 0, sizeof(*e));
@@ -98,6 +98,11 @@ static int setup(struct sm_env *e, thinp_io *io, bool read_only)
 	e->info.value_type.inc = data_inc;
 	e->info.value_type.dec = data_dec;
 	return 0;
+}
+
+static int setup(struct sm_env *e, thinp_io *io, bool read_only)
+{
+	return setup_cache(e, io, read_only, 0);
 }
 
 int sm_env_format_n(struct sm_env *e, thinp_io *io, uint64_t nr_meta_blocks,
@@ -146,6 +151,13 @@ static int load(struct sm_env *e)
 int sm_env_open(struct sm_env *e, thinp_io *io, bool read_only)
 {
 	int r = setup(e, io, read_only);
+
+	return r ? r : load(e);
+}
+
+int sm_env_open_cache(struct sm_env *e, thinp_io *io, size_t cache_bytes)
+{
+	int r = setup_cache(e, io, false, cache_bytes);
 
 	return r ? r : load(e);
 }

@@ -47,6 +47,9 @@ int sm_env_format_n(struct sm_env *e, thinp_io *io, uint64_t nr_meta_blocks,
 		    uint64_t nr_data_blocks);
 /* Open the last commit on io. read_only: a read-only tm (checks only). */
 int sm_env_open(struct sm_env *e, thinp_io *io, bool read_only);
+/* Same with a block-manager cache of cache_bytes (small: dirty blocks are
+ * evicted, i.e. written, in the middle of transactions). */
+int sm_env_open_cache(struct sm_env *e, thinp_io *io, size_t cache_bytes);
 int sm_env_commit(struct sm_env *e);
 /* Drop the transaction and reload the last commit (same bm and tm). */
 int sm_env_abort(struct sm_env *e);

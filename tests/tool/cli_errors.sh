@@ -4,7 +4,7 @@
 . "${srcdir:-$(dirname "$0")/../..}/tests/tool/common.sh"
 
 M=$T/meta
-truncate -s 16M "$M"
+truncate -s 4M "$M"
 thinp format -m "$M" --block-size 64k --data-blocks 100 || fail "format"
 thinp message -m "$M" "create_thin 1" || fail "create_thin"
 cat >"$T/ok.xml" <<'XML'
@@ -134,7 +134,7 @@ sub, = struct.unpack_from('<Q', node, 32 + 8 * maxe)
 print(sub)
 PY
 )
-printf '\x01' | dd of="$T/bad2" bs=1 seek=$((root * 4096 + 40)) conv=notrunc status=none
+printf '\xff' | dd of="$T/bad2" bs=1 seek=$((root * 4096 + 40)) conv=notrunc status=none
 before=$(sum "$T/bad2")
 thin_check "$T/bad2" >/dev/null 2>&1 && fail "thin_check passed the corrupt leaf (test is broken)"
 "$THINP" check -m "$T/bad2" 2>"$T/err" && fail "thinp check passed a corrupt leaf"

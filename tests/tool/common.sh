@@ -10,6 +10,12 @@ export PATH="$PATH:/usr/sbin:/sbin"
 export LC_ALL=C
 
 THINP=${THINP:-$PWD/tools/thinp}
+# tools/thinp in a build tree is libtool's wrapper script, which costs more
+# than the command itself on a loaded machine; run the real binary.
+if [ -x "$(dirname "$THINP")/.libs/thinp" ] && grep -qs libtool "$THINP"; then
+	export LD_LIBRARY_PATH="$(cd "$(dirname "$THINP")/.." && pwd)/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+	THINP=$(dirname "$THINP")/.libs/thinp
+fi
 srcdir=${srcdir:-$(dirname "$0")/../..}
 GEN="$srcdir/tests/tool/gen_pool_xml.py"
 
@@ -46,7 +52,8 @@ thinp() {
 	"$THINP" "$@"
 }
 
-# thin_check passes: exit 0 and nothing about errors in its output.
+# thin_check passes (exit 0 and nothing about errors in its output), and so
+# does thinp check.
 check_image() {
 	local out
 	out=$(thin_check "$@" 2>&1) || fail "thin_check $* failed: $out"
@@ -54,6 +61,17 @@ check_image() {
 		fail "thin_check $* complained: $out"
 	fi
 	out=$("$THINP" check -m "$1" 2>&1) || fail "thinp check $1 failed: $out"
+}
+
+# For images thin_restore wrote: thin_check passes, and thinp check finds
+# nothing but the one artefact FORMAT.md 15 documents (thin_restore leaves the
+# metadata space map's nr_allocated one off from the blocks in use).
+check_restored_image() {
+	local out
+	out=$(thin_check "$1" 2>&1) || fail "thin_check $1 failed: $out"
+	out=$("$THINP" check -m "$1" 2>&1) && return
+	echo "$out" | grep -v 'nr_allocated is' | grep -v 'problem found$' | grep -q . &&
+		fail "thinp check of a thin_restore image: $out"
 }
 
 # thin_dump and thinp dump agree byte for byte (optionally -m [BLOCK]).
@@ -66,7 +84,7 @@ same_dump() {
 		thin_dump -m "$img" >"$want" || fail "thin_dump -m $img failed"
 		"$THINP" dump -m "$img" --metadata-snap >"$got" || fail "thinp dump --metadata-snap $img failed"
 	else
-		thin_dump -m "$snap" "$img" >"$want" || fail "thin_dump -m $snap $img failed"
+		thin_dump --metadata-snap="$snap" "$img" >"$want" || fail "thin_dump -m $snap $img failed"
 		"$THINP" dump -m "$img" --metadata-snap="$snap" >"$got" ||
 			fail "thinp dump --metadata-snap=$snap $img failed"
 	fi

@@ -20,7 +20,7 @@ one_pool() {
 	truncate -s "$size" "$m"
 
 	thin_restore -i "$x" -o "$m" || fail "thin_restore of seed $seed"
-	check_image "$m"
+	check_restored_image "$m"
 	same_dump "$m"
 	cmp -s "$n" "$T/got.xml" || fail "thinp dump differs from the generator's normalized XML"
 	cut -d' ' -f1,2 "$p" | thinp lookup -m "$m" >"$T/looked" || fail "lookup"
@@ -35,11 +35,11 @@ one_pool() {
 	cmp -s "$p" "$T/looked" || fail "lookups after thinp restore differ"
 }
 
-for i in 0 1 2 3 4; do
+for i in 0 1 2; do
 	one_pool $((SEED + i)) 3000 32M
 done
-one_pool $((SEED + 5)) 3000 32M --plain
+one_pool $((SEED + 3)) 3000 32M --plain
 if [ -n "$LONG" ]; then
-	one_pool $((SEED + 6)) 300000 512M
+	one_pool $((SEED + 4)) 300000 512M
 fi
 echo PASS

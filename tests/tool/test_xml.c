@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/testutil.h"
-#include "../tools/thinp/xml.h"
+#include "../tools/xml.h"
 
 /* ---- writer ---- */
 

@@ -122,6 +122,8 @@ int io_open(struct meta_ctx *c, const char *path, unsigned flags)
 	if (!path)
 		return usage_err("the metadata file is required (-m FILE)");
 	e = thinp_io_open_file(&c->io, path, (flags & OPEN_RDONLY) ? THINP_IO_RDONLY : 0);
+	if (e == -EINVAL)
+		return err("%s: not a regular file or block device", path);
 	if (e)
 		return err("%s: %s", path, strerror(-e));
 	return EXIT_OK;

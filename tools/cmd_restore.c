@@ -45,6 +45,14 @@ static int sb_begin(struct xml_parser *p, const struct xml_superblock *sb)
 		return xml_fail(p, "unsupported superblock version %" PRIu32, sb->version);
 	if (sb->flags & ~THINP_META_FLAG_NEEDS_CHECK)
 		return xml_fail(p, "unknown superblock flags %" PRIu32, sb->flags);
+	if (sb->data_block_size < THINP_META_MIN_DATA_BLOCK_SIZE ||
+	    sb->data_block_size > THINP_META_MAX_DATA_BLOCK_SIZE ||
+	    sb->data_block_size % THINP_META_MIN_DATA_BLOCK_SIZE)
+		return xml_fail(p, "bad data_block_size %" PRIu32 ": must be 128 .. 2097152 sectors, a multiple of 128",
+				sb->data_block_size);
+	if (sb->nr_data_blocks >= THINP_META_MAX_DATA_BLOCKS)
+		return xml_fail(p, "nr_data_blocks %" PRIu64 " is more than the format can address (< 2^40)",
+				sb->nr_data_blocks);
 	rs->sb = *sb;
 	fp.data_block_size = sb->data_block_size;
 	fp.nr_data_blocks = sb->nr_data_blocks;

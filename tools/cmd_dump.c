@@ -120,6 +120,8 @@ int cmd_dump(int argc, char **argv)
 	r = dump(&c, source, fd, out ? out : "standard output");
 	if (out && close(fd) && !r)
 		r = err("%s: %s", out, strerror(errno));
+	if (out && r)
+		unlink(out); /* no truncated dump that looks like a pool */
 	meta_close(&c);
 	return r;
 }
