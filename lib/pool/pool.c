@@ -674,7 +674,7 @@ static int msg_release_snap(thinp_pool *pool, struct message *m)
 
 int thinp_pool_create_thin(thinp_pool *pool, uint64_t id)
 {
-	struct message m = { "create_thin", msg_create_thin, id, 0 };
+	struct message m = { "create_thin", msg_create_thin, id, 0, false };
 
 	if (id > MAX_THIN_ID)
 		return -EINVAL;
@@ -683,7 +683,7 @@ int thinp_pool_create_thin(thinp_pool *pool, uint64_t id)
 
 int thinp_pool_create_snap(thinp_pool *pool, uint64_t id, uint64_t origin)
 {
-	struct message m = { "create_snap", msg_create_snap, id, origin };
+	struct message m = { "create_snap", msg_create_snap, id, origin, false };
 
 	if (id > MAX_THIN_ID || origin > MAX_THIN_ID)
 		return -EINVAL;
@@ -692,21 +692,21 @@ int thinp_pool_create_snap(thinp_pool *pool, uint64_t id, uint64_t origin)
 
 int thinp_pool_delete_thin(thinp_pool *pool, uint64_t id)
 {
-	struct message m = { "delete", msg_delete, id, 0 };
+	struct message m = { "delete", msg_delete, id, 0, false };
 
 	return run_message(pool, &m);
 }
 
 int thinp_pool_set_transaction_id(thinp_pool *pool, uint64_t old, uint64_t new_id)
 {
-	struct message m = { "set_transaction_id", msg_set_trans_id, old, new_id };
+	struct message m = { "set_transaction_id", msg_set_trans_id, old, new_id, false };
 
 	return run_message(pool, &m);
 }
 
 int thinp_pool_reserve_metadata_snap(thinp_pool *pool)
 {
-	struct message m = { "reserve_metadata_snap", msg_reserve_snap, 0, 0 };
+	struct message m = { "reserve_metadata_snap", msg_reserve_snap, 0, 0, false };
 	int r;
 
 	/* The snapshot copies the committed superblock: commit first. */
@@ -720,7 +720,7 @@ int thinp_pool_reserve_metadata_snap(thinp_pool *pool)
 
 int thinp_pool_release_metadata_snap(thinp_pool *pool)
 {
-	struct message m = { "release_metadata_snap", msg_release_snap, 0, 0 };
+	struct message m = { "release_metadata_snap", msg_release_snap, 0, 0, false };
 
 	return run_message(pool, &m);
 }
@@ -752,7 +752,7 @@ static int msg_resize_data(thinp_pool *pool, struct message *m)
 
 int thinp_pool_resize_data(thinp_pool *pool, uint64_t nr_blocks)
 {
-	struct message m = { "resize_data", msg_resize_data, nr_blocks, 0 };
+	struct message m = { "resize_data", msg_resize_data, nr_blocks, 0, false };
 	uint64_t dev_blocks;
 	int r;
 

@@ -331,6 +331,7 @@ static void run(bool crashes, bool real, unsigned nops)
 	free(w.buf);
 }
 
+#ifndef POOL_TEST_REAL
 static void test_model_random(void **state)
 {
 	run(false, false, 3000 * test_scale());
@@ -340,6 +341,7 @@ static void test_model_random_power_loss(void **state)
 {
 	run(true, false, 3000 * test_scale());
 }
+#endif
 
 #ifdef POOL_TEST_REAL
 /* The same over the real dm-thin metadata: every reopen and power loss
