@@ -214,8 +214,9 @@ THINP_API int thinp_io_open_file(thinp_io **out, const char *path, uint32_t flag
  * overlay (reads through the wrapper see them), and are applied to the lower
  * device, in order, by the next flush, which then flushes the lower device.
  * A power cut resolves the unflushed requests by a mode (THINP_IO_FAULT_CUT_*)
- * and kills the wrapper: from then on every request on it fails with -EIO, so
- * the layer above sees its device die. The test then "reboots" by opening a
+ * and kills the wrapper: from then on every request on it (read, write,
+ * flush, discard, write-zeroes, resize) fails with -EIO, so the layer above
+ * sees its device die; only thinp_io_size() keeps answering. The test then "reboots" by opening a
  * fresh handle on the lower device (for a memory device: by using the lower
  * handle itself) and checks what survived.
  *

@@ -359,7 +359,7 @@ static void test_cut_random_subset(void **state)
 {
 	unsigned torn, kept;
 
-	for (uint64_t s = 0; s < 8; s++) {
+	for (uint64_t s = 0; s < 8 * test_scale(); s++) {
 		kept = cut_and_check(THINP_IO_FAULT_CUT_RANDOM, suite_seed + s, &torn);
 		assert_int_equal(torn, 0);
 		/* A fair coin per write: all or nothing has odds 2^-47. */
@@ -371,11 +371,80 @@ static void test_cut_torn(void **state)
 {
 	unsigned torn, kept;
 
-	for (uint64_t s = 0; s < 8; s++) {
+	for (uint64_t s = 0; s < 8 * test_scale(); s++) {
 		kept = cut_and_check(THINP_IO_FAULT_CUT_TORN, suite_seed + s, &torn);
 		/* Every third write is a full 4 KiB: one of them can tear. */
 		assert_int_equal(torn, 1);
 		assert_true(kept < NR_WR);
+	}
+}
+
+/* A lower device with 4096-byte alignment (as with O_DIRECT): a write tears
+ * only at its alignment, so the surviving prefix is a request it accepts
+ * (a misaligned prefix would make the cut fail with -EINVAL). */
+struct aligned_dev {
+	unsigned char bytes[65536];
+};
+
+static int al_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+{
+	memcpy(buf, ((struct aligned_dev *)ctx)->bytes + off, len);
+	return 0;
+}
+
+static int al_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+{
+	struct aligned_dev *d = ctx;
+
+	memcpy(d->bytes + off, buf, len);
+	return 0;
+}
+
+static int al_flush(void *ctx)
+{
+	return 0;
+}
+
+static int al_size(void *ctx, uint64_t *bytes)
+{
+	*bytes = sizeof(((struct aligned_dev *)ctx)->bytes);
+	return 0;
+}
+
+static void test_cut_torn_follows_lower_alignment(void **state)
+{
+	static struct aligned_dev d;
+	thinp_io_ops ops = THINP_IO_OPS_INIT;
+	unsigned char data[16384];
+	thinp_io *lower, *io;
+	thinp_io_fault *f;
+
+	ops.align = 4096;
+	ops.read = al_read;
+	ops.write = al_write;
+	ops.flush = al_flush;
+	ops.size = al_size;
+	memset(data, 0xEE, sizeof(data));
+	for (uint64_t s = 0; s < 16; s++) {
+		uint64_t k = 0;
+
+		memset(d.bytes, 0, sizeof(d.bytes));
+		assert_int_equal(thinp_io_new(&lower, &ops, &d, 0), 0);
+		assert_int_equal(thinp_io_open_fault(&io, &f, lower, 0), 0);
+		assert_int_equal(thinp_io_align(io), 4096);
+		assert_int_equal(thinp_io_write(io, data, sizeof(data), 8192), 0);
+		assert_int_equal(thinp_io_fault_cut(f, THINP_IO_FAULT_CUT_TORN,
+						    suite_seed + s), 0);
+		while (k < sizeof(data) && d.bytes[8192 + k] == 0xEE)
+			k++;
+		/* The only write is torn: a non-empty proper prefix, whole
+		 * 4 KiB units, the rest untouched. */
+		assert_true(k > 0 && k < sizeof(data) && k % 4096 == 0);
+		for (uint64_t b = k; b < sizeof(data); b++)
+			assert_int_equal(d.bytes[8192 + b], 0);
+		thinp_io_close(io);
+		thinp_io_fault_free(f);
+		thinp_io_close(lower);
 	}
 }
 
@@ -654,6 +723,7 @@ int main(void)
 		cmocka_unit_test(test_cut_keep),
 		cmocka_unit_test(test_cut_random_subset),
 		cmocka_unit_test(test_cut_torn),
+		cmocka_unit_test(test_cut_torn_follows_lower_alignment),
 		cmocka_unit_test(test_cut_deterministic),
 		cmocka_unit_test(test_cut_keep_preserves_order),
 		cmocka_unit_test(test_dead_after_cut),
