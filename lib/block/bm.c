@@ -201,14 +201,20 @@ static int write_back_locked(struct bm *bm, struct block *blk)
 	return 0;
 }
 
-static void evict_locked(struct bm *bm, struct block *blk)
+/* Free an entry no longer in the cache, keeping one for the next miss. */
+static void drop_entry_locked(struct bm *bm, struct block *blk)
 {
-	cache_remove(&bm->cache, blk);
-	bm->stats.evictions++;
 	if (!bm->spare)
 		bm->spare = blk;
 	else
 		block_free(blk);
+}
+
+static void evict_locked(struct bm *bm, struct block *blk)
+{
+	cache_remove(&bm->cache, blk);
+	bm->stats.evictions++;
+	drop_entry_locked(bm, blk);
 }
 
 /*
@@ -242,14 +248,6 @@ static struct block *new_entry_locked(struct bm *bm)
 		return blk;
 	}
 	return block_alloc();
-}
-
-static void drop_entry_locked(struct bm *bm, struct block *blk)
-{
-	if (!bm->spare)
-		bm->spare = blk;
-	else
-		block_free(blk);
 }
 
 static void take_lock_locked(struct bm *bm, struct block *blk, enum lock_mode mode)
