@@ -47,7 +47,8 @@ typedef void (*sm_mismatch_fn)(void *ctx, const struct sm_mismatch *m);
  * Mismatches go to fn and, the first few, to log (name prefixes the lines).
  * Returns 0 if everything matches, -EILSEQ on any mismatch (res says which),
  * or the error of a failed lookup (-EILSEQ/-ENOTBLK/-EIO). res may be NULL.
- * Cost: one count lookup per block, O(nr_blocks) plus the counter's size.
+ * Cost: O(nr_blocks) (one bitmap read per 16320 blocks for our maps) plus
+ * the counter's size.
  */
 int sm_check_counts(struct space_map *sm, const struct block_counter *expected,
 		    const char *name, const struct tlog *log, sm_mismatch_fn fn, void *ctx,

@@ -288,3 +288,11 @@ int sm_disk_count_own_blocks(struct space_map *sm, struct block_counter *bc)
 				     "wrong number of index entries");
 	return btree_count_blocks(&smd->ll.ref_info, smd->ll.ref_count_root, bc, NULL, NULL);
 }
+
+int sm_disk_walk_counts(struct space_map *sm, int (*fn)(void *ctx, uint64_t b, uint32_t count),
+		      void *ctx)
+{
+	if (!sm_is_disk(sm))
+		return -EINVAL;
+	return ll_walk(&to_smd(sm)->ll, fn, ctx);
+}

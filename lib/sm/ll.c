@@ -373,6 +373,43 @@ int ll_extend(struct ll_disk *ll, uint64_t extra)
 	return 0;
 }
 
+static int walk_bitmap(struct ll_disk *ll, uint64_t index, ll_count_fn fn, void *ctx)
+{
+	uint64_t base = index * SM_ENTRIES_PER_BITMAP, n = ll->nr_blocks - base;
+	struct index_entry ie;
+	struct block *blk;
+	uint32_t e;
+	int r = load_ie(ll, index, &ie);
+
+	if (r)
+		return r;
+	r = tm_read_lock(ll->tm, ie.blocknr, &sm_bitmap_validator, &blk);
+	if (r)
+		return r;
+	if (n > SM_ENTRIES_PER_BITMAP)
+		n = SM_ENTRIES_PER_BITMAP;
+	for (e = 0; !r && e < n; e++) {
+		uint32_t count = bitmap_get(block_data(blk), e);
+
+		if (count == 3)
+			r = lookup_overflow(ll, base + e, &count);
+		if (!r)
+			r = fn(ctx, base + e, count);
+	}
+	tm_unlock(ll->tm, blk);
+	return r;
+}
+
+int ll_walk(struct ll_disk *ll, ll_count_fn fn, void *ctx)
+{
+	uint64_t index;
+	int r = 0;
+
+	for (index = 0; !r && index < ll_nr_indexes(ll); index++)
+		r = walk_bitmap(ll, index, fn, ctx);
+	return r;
+}
+
 void ll_get_root(const struct ll_disk *ll, struct sm_root_info *ri)
 {
 	ri->nr_blocks = ll->nr_blocks;

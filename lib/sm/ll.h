@@ -102,6 +102,12 @@ int ll_set_count(struct ll_disk *ll, uint64_t b, uint32_t count, int *delta);
  * -EINVAL past the kind's maximum. */
 int ll_extend(struct ll_disk *ll, uint64_t extra);
 
+/* Call fn(ctx, b, count) for every block in [0, nr_blocks), in order, reading
+ * each bitmap once (plus the overflow tree for counts >= 3). A non-zero
+ * return from fn stops the walk and is returned. O(nr_blocks). */
+typedef int (*ll_count_fn)(void *ctx, uint64_t b, uint32_t count);
+int ll_walk(struct ll_disk *ll, ll_count_fn fn, void *ctx);
+
 /* Root conversions. */
 void ll_get_root(const struct ll_disk *ll, struct sm_root_info *ri);
 void ll_set_root(struct ll_disk *ll, const struct sm_root_info *ri);

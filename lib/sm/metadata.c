@@ -599,3 +599,13 @@ int sm_metadata_count_own_blocks(struct space_map *sm, struct block_counter *bc)
 		return r;
 	return btree_count_blocks(&smm->ll.ref_info, smm->ll.ref_count_root, bc, NULL, NULL);
 }
+
+int sm_metadata_walk_counts(struct space_map *sm, int (*fn)(void *ctx, uint64_t b, uint32_t count),
+		      void *ctx)
+{
+	if (!sm_is_metadata(sm))
+		return -EINVAL;
+	if (to_smm(sm)->failed)
+		return to_smm(sm)->failed;
+	return ll_walk(&to_smm(sm)->ll, fn, ctx);
+}

@@ -51,4 +51,10 @@ bool sm_is_metadata(const struct space_map *sm);
  * bitmap, each overflow-btree node. O(metadata blocks of the map). */
 int sm_metadata_count_own_blocks(struct space_map *sm, struct block_counter *bc);
 
+/* Visit every block's count in order, one bitmap read per 16320 blocks (the
+ * checker's fast path). fn's non-zero return stops the walk. -EINVAL for a
+ * space map of another kind. */
+int sm_metadata_walk_counts(struct space_map *sm, int (*fn)(void *ctx, uint64_t b, uint32_t count),
+		      void *ctx);
+
 #endif

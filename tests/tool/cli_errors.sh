@@ -1,7 +1,7 @@
 #!/bin/bash
 # Bad input to every command: a non-zero exit, exactly one line on stderr
 # starting "thinp", and the metadata file byte for byte unchanged.
-. "${srcdir:-$(dirname "$0")/../..}/tests/tool/common.sh"
+. "${THINP_SRCDIR:-${srcdir:-$(dirname "$0")/../..}}/tests/tool/common.sh"
 
 M=$T/meta
 truncate -s 4M "$M"

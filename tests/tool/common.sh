@@ -9,22 +9,31 @@ set -u
 export PATH="$PATH:/usr/sbin:/sbin"
 export LC_ALL=C
 
-THINP=${THINP:-$PWD/tools/thinp}
+# make check exports THINP_BUILDDIR/THINP_SRCDIR and the tools configure
+# found (THIN_CHECK... empty when missing); by hand, PATH is searched.
+THINP=${THINP:-${THINP_BUILDDIR:-$PWD}/tools/thinp}
+srcdir=${THINP_SRCDIR:-${srcdir:-$(dirname "$0")/../..}}
+GEN="$srcdir/tests/tool/gen_pool_xml.py"
 # tools/thinp in a build tree is libtool's wrapper script, which costs more
 # than the command itself on a loaded machine; run the real binary.
 if [ -x "$(dirname "$THINP")/.libs/thinp" ] && grep -qs libtool "$THINP"; then
 	export LD_LIBRARY_PATH="$(cd "$(dirname "$THINP")/.." && pwd)/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 	THINP=$(dirname "$THINP")/.libs/thinp
 fi
-srcdir=${srcdir:-$(dirname "$0")/../..}
-GEN="$srcdir/tests/tool/gen_pool_xml.py"
 
-for t in thin_check thin_dump thin_restore; do
-	if ! command -v $t >/dev/null 2>&1; then
-		echo "SKIP: $t not found (install thin-provisioning-tools 0.9.0)"
+for t in THIN_CHECK:thin_check THIN_DUMP:thin_dump THIN_RESTORE:thin_restore; do
+	var=${t%%:*} name=${t#*:}
+	if [ -z "${!var+set}" ]; then
+		printf -v "$var" '%s' "$(command -v "$name" 2>/dev/null)"
+	fi
+	if [ -z "${!var}" ] || [ ! -x "${!var}" ]; then
+		echo "SKIP: $name not found (install thin-provisioning-tools 0.9.0)"
 		exit 77
 	fi
 done
+thin_check() { "$THIN_CHECK" "$@"; }
+thin_dump() { "$THIN_DUMP" "$@"; }
+thin_restore() { "$THIN_RESTORE" "$@"; }
 if [ ! -x "$THINP" ]; then
 	echo "FAIL: thinp not found at $THINP"
 	exit 1

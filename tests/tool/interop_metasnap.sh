@@ -2,7 +2,7 @@
 # Metadata snapshots: reserve with thinp message, change the pool, then
 # thin_dump -m shows the held state while thin_dump shows the live one, and
 # thinp dump --metadata-snap[=BLOCK] agrees with thin_dump -m [BLOCK].
-. "${srcdir:-$(dirname "$0")/../..}/tests/tool/common.sh"
+. "${THINP_SRCDIR:-${srcdir:-$(dirname "$0")/../..}}/tests/tool/common.sh"
 
 M=$T/meta
 truncate -s 32M "$M"

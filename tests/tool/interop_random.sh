@@ -7,7 +7,7 @@
 #    passes and thin_dump equals the normalized XML.
 # Default: a few pools of a few thousand mappings. THINP_TEST_LONG: one pool
 # of a few hundred thousand mappings more.
-. "${srcdir:-$(dirname "$0")/../..}/tests/tool/common.sh"
+. "${THINP_SRCDIR:-${srcdir:-$(dirname "$0")/../..}}/tests/tool/common.sh"
 
 one_pool() {
 	local seed=$1 mappings=$2 size=$3 plain=${4:-}

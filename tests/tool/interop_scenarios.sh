@@ -2,7 +2,7 @@
 # Scenarios driven by thinp (format, messages, restore): after every step the
 # image passes thin_check and thinp check, and thin_dump equals thinp dump.
 # Status and ls are compared with what the steps imply and with thin_ls.
-. "${srcdir:-$(dirname "$0")/../..}/tests/tool/common.sh"
+. "${THINP_SRCDIR:-${srcdir:-$(dirname "$0")/../..}}/tests/tool/common.sh"
 
 M=$T/meta
 

@@ -130,8 +130,9 @@ THINP_API int thinp_io_write(thinp_io *io, const void *buf, uint64_t len,
  * it succeeds without calling the backend. Thread-safe. Since 1.0. */
 THINP_API int thinp_io_flush(thinp_io *io);
 
-/* thinp_io_discard - discard a range. -EOPNOTSUPP if the backend cannot;
- * -EROFS, -EINVAL as for write. Thread-safe. Since 1.0. */
+/* thinp_io_discard - discard a range. -EROFS on a read-only handle (checked
+ * first); -EOPNOTSUPP if the backend cannot; -EINVAL as for write.
+ * Thread-safe. Since 1.0. */
 THINP_API int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off);
 
 /* thinp_io_write_zeroes - zero a range, with the backend's write_zeroes if it
@@ -213,8 +214,9 @@ THINP_API int thinp_io_open_file(thinp_io **out, const char *path, uint32_t flag
  * overlay (reads through the wrapper see them), and are applied to the lower
  * device, in order, by the next flush, which then flushes the lower device.
  * A power cut resolves the unflushed requests by a mode (THINP_IO_FAULT_CUT_*)
- * and kills the wrapper: from then on every request on it fails with -EIO, so
- * the layer above sees its device die. The test then "reboots" by opening a
+ * and kills the wrapper: from then on every request on it (read, write,
+ * flush, discard, write-zeroes, resize) fails with -EIO, so the layer above
+ * sees its device die; only thinp_io_size() keeps answering. The test then "reboots" by opening a
  * fresh handle on the lower device (for a memory device: by using the lower
  * handle itself) and checks what survived.
  *
