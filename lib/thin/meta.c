@@ -1,0 +1,657 @@
+/*
+ * The thinp_meta handle: open, format, close, commit, abort, and the
+ * failure discipline.
+ *
+ * A handle is the in-memory superblock plus the persistent-data objects
+ * (block manager, transaction manager, the two space maps) built over the
+ * metadata io. Abort and the reload after a failure rebuild those objects
+ * from the committed superblock, the way the kernel re-creates its
+ * persistent-data objects: nothing of the abandoned transaction survives in
+ * memory, and nothing of it is reachable on disk.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "thin/meta_internal.h"
+
+/* ---- errors and locks ---------------------------------------------------- */
+
+int thin_err(struct thinp_meta *meta, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&meta->err_lock);
+	va_start(ap, fmt);
+	vsnprintf(meta->errmsg, sizeof(meta->errmsg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&meta->err_lock);
+	return r;
+}
+
+const char *thinp_meta_errmsg(thinp_meta *meta)
+{
+	return meta ? meta->errmsg : "";
+}
+
+int thin_rlock(struct thinp_meta *meta)
+{
+	pthread_rwlock_rdlock(&meta->lock);
+	if (meta->broken) {
+		pthread_rwlock_unlock(&meta->lock);
+		return thin_err(meta, -EIO, "metadata failed and could not be reloaded: reopen");
+	}
+	return 0;
+}
+
+int thin_wlock(struct thinp_meta *meta)
+{
+	pthread_rwlock_wrlock(&meta->lock);
+	if (meta->mode != THINP_META_MODE_RW) {
+		pthread_rwlock_unlock(&meta->lock);
+		return thin_err(meta, -EROFS, meta->mode == THINP_META_MODE_RO
+				? "metadata opened read-only"
+				: "metadata in failed mode after an error: close, check and reopen");
+	}
+	return 0;
+}
+
+/* Exclusive without the mode check: for reads that touch a space map, which
+ * is not safe for concurrent callers even when they only read. */
+int thin_xlock(struct thinp_meta *meta)
+{
+	pthread_rwlock_wrlock(&meta->lock);
+	if (meta->broken) {
+		pthread_rwlock_unlock(&meta->lock);
+		return thin_err(meta, -EIO, "metadata failed and could not be reloaded: reopen");
+	}
+	return 0;
+}
+
+void thin_unlock(struct thinp_meta *meta)
+{
+	pthread_rwlock_unlock(&meta->lock);
+}
+
+int thinp_meta_mode(thinp_meta *meta)
+{
+	int mode;
+
+	pthread_rwlock_rdlock(&meta->lock);
+	mode = meta->mode;
+	pthread_rwlock_unlock(&meta->lock);
+	return mode;
+}
+
+/* ---- persistent objects -------------------------------------------------- */
+
+static int map_value_inc(void *context, const void *values, unsigned count)
+{
+	struct thinp_meta *meta = context;
+	const uint8_t *p = values;
+	unsigned i;
+	int r;
+
+	for (i = 0; i < count; i++) {
+		r = sm_inc(meta->data_sm, thin_mapping_block(load_le64(p + 8 * i)));
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int map_value_dec(void *context, const void *values, unsigned count)
+{
+	struct thinp_meta *meta = context;
+	const uint8_t *p = values;
+	unsigned i;
+	int r;
+
+	for (i = 0; i < count; i++) {
+		r = sm_dec(meta->data_sm, thin_mapping_block(load_le64(p + 8 * i)));
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Two mappings are "equal" for the btree's overwrite rule when they name the
+ * same data block: a time change alone must not drop the block's reference. */
+static bool map_value_equal(void *context, const void *v1, const void *v2)
+{
+	return thin_mapping_block(load_le64(v1)) == thin_mapping_block(load_le64(v2));
+}
+
+static int subtree_inc(void *context, const void *values, unsigned count)
+{
+	struct thinp_meta *meta = context;
+	const uint8_t *p = values;
+	unsigned i;
+	int r;
+
+	for (i = 0; i < count; i++) {
+		r = tm_inc(meta->tm, load_le64(p + 8 * i));
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Dropping a top-level entry drops the device's whole subtree (FORMAT.md 4.9):
+ * shared parts only lose a reference. */
+static int subtree_dec(void *context, const void *values, unsigned count)
+{
+	struct thinp_meta *meta = context;
+	const uint8_t *p = values;
+	unsigned i;
+	int r;
+
+	for (i = 0; i < count; i++) {
+		r = btree_del(&meta->bl_info, load_le64(p + 8 * i));
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static bool subtree_equal(void *context, const void *v1, const void *v2)
+{
+	return load_le64(v1) == load_le64(v2);
+}
+
+void thin_setup_infos(struct thinp_meta *meta)
+{
+	struct btree_value_type mapping = {
+		.context = meta, .size = 8, .inc = map_value_inc,
+		.dec = map_value_dec, .equal = map_value_equal,
+	};
+	struct btree_value_type subtree = {
+		.context = meta, .size = 8, .inc = subtree_inc,
+		.dec = subtree_dec, .equal = subtree_equal,
+	};
+	struct btree_value_type details = { .context = meta, .size = 24 };
+
+	meta->info = (struct btree_info){ .tm = meta->tm, .levels = 2, .value_type = mapping };
+	meta->bl_info = (struct btree_info){ .tm = meta->tm, .levels = 1, .value_type = mapping };
+	meta->tl_info = (struct btree_info){ .tm = meta->tm, .levels = 1, .value_type = subtree };
+	meta->details_info = (struct btree_info){ .tm = meta->tm, .levels = 1,
+						  .value_type = details };
+}
+
+void thin_destroy_objects(struct thinp_meta *meta)
+{
+	thin_dev_cache_clear(meta);
+	sm_destroy(meta->data_sm);
+	meta->data_sm = NULL;
+	sm_destroy(meta->metadata_sm);
+	meta->metadata_sm = NULL;
+	tm_destroy(meta->tm);
+	meta->tm = NULL;
+	bm_destroy(meta->bm);
+	meta->bm = NULL;
+}
+
+static int new_bm_tm(struct thinp_meta *meta)
+{
+	struct bm_options bo = { .cache_bytes = meta->cache_bytes, .log = &meta->log };
+	int r;
+
+	r = bm_create(&meta->bm, meta->io, &bo);
+	if (r)
+		return r;
+	/* A read-only io makes a read-only handle. */
+	if (bm_is_read_only(meta->bm) && !meta->read_only) {
+		meta->read_only = true;
+		meta->mode = THINP_META_MODE_RO;
+	}
+	return meta->read_only ? tm_create_read_only(&meta->tm, meta->bm)
+			       : tm_create(&meta->tm, meta->bm);
+}
+
+/* Read block 0 into meta->sb, validated. */
+static int read_live_sb(struct thinp_meta *meta)
+{
+	struct block *blk;
+	const char *why = NULL;
+	int r;
+
+	if (bm_nr_blocks(meta->bm) < 1)
+		return thin_err(meta, -ENODATA, "metadata device is smaller than one block");
+	/* Unvalidated look first: an all-zero block 0 means "never formatted",
+	 * which callers must be able to tell from corruption. */
+	r = bm_read_lock(meta->bm, THIN_SUPERBLOCK_LOCATION, NULL, &blk);
+	if (r)
+		return thin_err(meta, r, "cannot read the superblock: %s", thinp_strerror(r));
+	if (thin_block_is_zero(block_data(blk))) {
+		bm_unlock(blk);
+		return thin_err(meta, -ENODATA, "metadata device is not formatted (block 0 is zero)");
+	}
+	bm_unlock(blk);
+	r = bm_read_lock(meta->bm, THIN_SUPERBLOCK_LOCATION, &thin_sb_validator, &blk);
+	if (r)
+		return thin_err(meta, r == -ENOTBLK ? -EILSEQ : r,
+				"superblock is invalid: %s", thinp_strerror(r));
+	thin_sb_decode(block_data(blk), &meta->sb);
+	bm_unlock(blk);
+	r = thin_sb_check_fields(&meta->sb, THIN_SUPERBLOCK_LOCATION, false, !meta->read_only,
+				 0, &why);
+	if (r) {
+		if (r == -EILSEQ)
+			THINP_CORRUPT(&meta->log, 0, "superblock", why);
+		return thin_err(meta, r, "superblock: %s", why);
+	}
+	return 0;
+}
+
+/* Build bm, tm and both space maps from the committed superblock. */
+int thin_open_objects(struct thinp_meta *meta)
+{
+	uint64_t nr_meta, ignore;
+	int r;
+
+	r = new_bm_tm(meta);
+	if (r)
+		return thin_err(meta, r, "cannot create the block/transaction manager");
+	r = read_live_sb(meta);
+	if (r)
+		return r;
+	thin_sm_root_decode(meta->sb.metadata_sm_root, &nr_meta, &ignore, &ignore, &ignore);
+	if (nr_meta > bm_nr_blocks(meta->bm))
+		return thin_err(meta, THINP_CORRUPT(&meta->log, 0, "superblock",
+				"metadata space map is larger than the device"),
+				"metadata space map (%" PRIu64 " blocks) is larger than the device",
+				nr_meta);
+	r = thin_sm_metadata_open(meta->tm, meta->sb.metadata_sm_root, THIN_SM_ROOT_SIZE,
+				  &meta->metadata_sm);
+	if (r)
+		return thin_err(meta, r, "cannot open the metadata space map: %s",
+				thinp_strerror(r));
+	tm_set_sm(meta->tm, meta->metadata_sm);
+	r = thin_sm_disk_open(meta->tm, meta->sb.data_sm_root, THIN_SM_ROOT_SIZE, &meta->data_sm);
+	if (r)
+		return thin_err(meta, r, "cannot open the data space map: %s", thinp_strerror(r));
+	thin_setup_infos(meta);
+	meta->dirty = false;
+	return 0;
+}
+
+static int meta_alloc(struct thinp_meta **out, thinp_io *io, const thinp_meta_options *opts)
+{
+	thinp_meta_options o = THINP_META_OPTIONS_INIT;
+	pthread_rwlockattr_t attr;
+	struct thinp_meta *meta;
+
+	if (opts) {
+		if (opts->struct_size < offsetof(thinp_meta_options, cache_bytes))
+			return -EINVAL;
+		memcpy(&o, opts, THINP_MIN((size_t)opts->struct_size, sizeof(o)));
+	}
+	if (o.flags & ~THINP_META_RDONLY)
+		return -EINVAL;
+	meta = calloc(1, sizeof(*meta));
+	if (!meta)
+		return -ENOMEM;
+	meta->io = io;
+	meta->log.fn = o.log_fn;
+	meta->log.ctx = o.log_ctx;
+	meta->cache_bytes = o.cache_bytes;
+	meta->read_only = (o.flags & THINP_META_RDONLY) != 0;
+	/* Writers first: continuous lookups from the pool must not starve
+	 * provisioning and commits. No function takes the lock recursively
+	 * (walk callbacks run after it is released). */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&meta->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&meta->err_lock, NULL);
+	meta->mode = meta->read_only ? THINP_META_MODE_RO : THINP_META_MODE_RW;
+	*out = meta;
+	return 0;
+}
+
+static void meta_free(struct thinp_meta *meta)
+{
+	thin_destroy_objects(meta);
+	free(meta->opens);
+	pthread_rwlock_destroy(&meta->lock);
+	pthread_mutex_destroy(&meta->err_lock);
+	free(meta);
+}
+
+static void log_errmsg(struct thinp_meta *meta)
+{
+	tlog(&meta->log, THINP_LOG_ERROR, "%s", meta->errmsg);
+}
+
+int thinp_meta_open(thinp_meta **out, thinp_io *io, const thinp_meta_options *opts)
+{
+	struct thinp_meta *meta;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!io)
+		return -EINVAL;
+	r = meta_alloc(&meta, io, opts);
+	if (r)
+		return r;
+	r = thin_open_objects(meta);
+	if (r) {
+		log_errmsg(meta);
+		meta_free(meta);
+		return r;
+	}
+	*out = meta;
+	return 0;
+}
+
+void thinp_meta_close(thinp_meta *meta)
+{
+	if (meta)
+		meta_free(meta);
+}
+
+/* ---- format -------------------------------------------------------------- */
+
+static int format_params(const thinp_meta_format_params *p, thinp_meta_format_params *o)
+{
+	thinp_meta_format_params d = THINP_META_FORMAT_PARAMS_INIT;
+
+	if (!p || p->struct_size < offsetof(thinp_meta_format_params, nr_data_blocks) + 8)
+		return -EINVAL;
+	memcpy(&d, p, THINP_MIN((size_t)p->struct_size, sizeof(d)));
+	if (d.flags & ~THINP_META_FORMAT_OVERWRITE)
+		return -EINVAL;
+	if (d.data_block_size < THINP_META_MIN_DATA_BLOCK_SIZE ||
+	    d.data_block_size > THINP_META_MAX_DATA_BLOCK_SIZE || d.data_block_size % 128)
+		return -EINVAL;
+	if (d.nr_data_blocks > THINP_META_MAX_DATA_BLOCKS)
+		return -EINVAL;
+	*o = d;
+	return 0;
+}
+
+/* Refuse to format over a valid superblock unless asked to. */
+static int check_overwrite(struct thinp_meta *meta, uint32_t flags)
+{
+	struct block *blk;
+	int r;
+
+	if (flags & THINP_META_FORMAT_OVERWRITE)
+		return 0;
+	r = bm_read_lock(meta->bm, THIN_SUPERBLOCK_LOCATION, &thin_sb_validator, &blk);
+	if (r == 0) {
+		bm_unlock(blk);
+		return thin_err(meta, -EEXIST, "the device already holds a superblock: "
+				"pass THINP_META_FORMAT_OVERWRITE to format anyway");
+	}
+	/* Forget whatever was cached (a failed validation may leave nothing, a
+	 * zero block may stay): formatting rewrites block 0 from scratch. */
+	bm_invalidate(meta->bm);
+	return 0;
+}
+
+static uint64_t format_metadata_blocks(struct thinp_meta *meta, uint64_t dev_blocks)
+{
+	if ((dev_blocks << THINP_BLOCK_SHIFT) > THIN_METADATA_WARN_BYTES)
+		tlog(&meta->log, THINP_LOG_WARNING,
+		     "metadata device is %" PRIu64 " blocks: only %llu blocks (about 15.9 GiB) "
+		     "can be used, the rest is ignored", dev_blocks,
+		     THINP_META_MAX_METADATA_BLOCKS);
+	return THINP_MIN(dev_blocks, THINP_META_MAX_METADATA_BLOCKS);
+}
+
+static int format_objects(struct thinp_meta *meta, const thinp_meta_format_params *p)
+{
+	uint64_t nr_blocks;
+	int r;
+
+	r = new_bm_tm(meta);
+	if (r)
+		return thin_err(meta, r, "cannot create the block/transaction manager");
+	if (meta->read_only)
+		return thin_err(meta, -EROFS, "cannot format a read-only device");
+	r = check_overwrite(meta, p->flags);
+	if (r)
+		return r;
+	nr_blocks = format_metadata_blocks(meta, bm_nr_blocks(meta->bm));
+	if (nr_blocks < THIN_METADATA_MIN_BLOCKS)
+		return thin_err(meta, -ENOSPC, "metadata device too small: %" PRIu64
+				" blocks, need at least %u", nr_blocks, THIN_METADATA_MIN_BLOCKS);
+	r = thin_sm_metadata_create(meta->tm, nr_blocks, &meta->metadata_sm);
+	if (r)
+		return thin_err(meta, r, "cannot create the metadata space map: %s",
+				thinp_strerror(r));
+	tm_set_sm(meta->tm, meta->metadata_sm);
+	r = thin_sm_disk_create(meta->tm, 0, &meta->data_sm);
+	if (r)
+		return thin_err(meta, r, "cannot create the data space map: %s", thinp_strerror(r));
+	if (p->nr_data_blocks) {
+		r = sm_extend(meta->data_sm, p->nr_data_blocks);
+		if (r)
+			return thin_err(meta, r, "cannot size the data space map: %s",
+					thinp_strerror(r));
+	}
+	thin_setup_infos(meta);
+	r = btree_empty(&meta->info, &meta->sb.data_mapping_root);
+	if (!r)
+		r = btree_empty(&meta->details_info, &meta->sb.device_details_root);
+	if (r)
+		return thin_err(meta, r, "cannot create the empty trees: %s", thinp_strerror(r));
+	meta->sb.magic = THIN_SUPERBLOCK_MAGIC;
+	meta->sb.version = THIN_VERSION_WRITTEN;
+	meta->sb.data_block_size = p->data_block_size;
+	meta->sb.metadata_block_size = THIN_METADATA_BLOCK_SECTORS;
+	meta->sb.metadata_nr_blocks = nr_blocks;
+	meta->dirty = true;
+	return thin_commit_locked(meta);
+}
+
+int thinp_meta_format(thinp_meta **out, thinp_io *io, const thinp_meta_format_params *params,
+		      const thinp_meta_options *opts)
+{
+	thinp_meta_format_params p;
+	struct thinp_meta *meta;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!io || format_params(params, &p))
+		return -EINVAL;
+	if (opts && opts->struct_size >= 8 && (opts->flags & THINP_META_RDONLY))
+		return -EINVAL;
+	r = meta_alloc(&meta, io, opts);
+	if (r)
+		return r;
+	r = format_objects(meta, &p);
+	if (r) {
+		log_errmsg(meta);
+		meta_free(meta);
+		return r;
+	}
+	*out = meta;
+	return 0;
+}
+
+/* ---- commit, abort, failure ---------------------------------------------- */
+
+static int copy_sm_root(struct space_map *sm, uint8_t *dest)
+{
+	size_t len;
+	int r;
+
+	r = sm_root_size(sm, &len);
+	if (r)
+		return r;
+	if (len > THIN_SM_ROOT_SIZE)
+		return -EINVAL;
+	memset(dest, 0, THIN_SM_ROOT_SIZE);
+	return sm_copy_root(sm, dest, len);
+}
+
+/* The superblock goes last (FORMAT.md 8.2): tm_pre_commit has written and
+ * flushed every other block before tm_commit writes block 0. */
+static int write_superblock(struct thinp_meta *meta)
+{
+	struct block *blk;
+	int r;
+
+	r = copy_sm_root(meta->data_sm, meta->sb.data_sm_root);
+	if (!r)
+		r = copy_sm_root(meta->metadata_sm, meta->sb.metadata_sm_root);
+	if (r)
+		return r;
+	meta->sb.blocknr = THIN_SUPERBLOCK_LOCATION;
+	r = bm_write_lock_zero(meta->bm, THIN_SUPERBLOCK_LOCATION, &thin_sb_validator, &blk);
+	if (r)
+		return r;
+	thin_sb_encode(&meta->sb, block_data(blk));
+	return tm_commit(meta->tm, blk);
+}
+
+int thin_commit_locked(struct thinp_meta *meta)
+{
+	int r;
+
+	r = thin_dev_write_changed_locked(meta);
+	if (!r)
+		r = sm_commit(meta->data_sm);
+	if (!r)
+		r = tm_pre_commit(meta->tm);
+	if (!r)
+		r = write_superblock(meta);
+	if (r)
+		return r;
+	meta->dirty = false;
+	return 0;
+}
+
+int thinp_meta_commit(thinp_meta *meta)
+{
+	int r;
+
+	r = thin_wlock(meta);
+	if (r)
+		return r;
+	r = thin_commit_locked(meta);
+	if (r)
+		r = thin_fail_locked(meta, r, "commit");
+	thin_unlock(meta);
+	return r;
+}
+
+static int reload_locked(struct thinp_meta *meta)
+{
+	thin_destroy_objects(meta);
+	return thin_open_objects(meta);
+}
+
+int thinp_meta_abort(thinp_meta *meta)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&meta->lock);
+	r = reload_locked(meta);
+	if (r) {
+		meta->broken = true;
+		meta->mode = meta->read_only ? THINP_META_MODE_RO : THINP_META_MODE_FAIL;
+	} else {
+		meta->broken = false;
+	}
+	pthread_rwlock_unlock(&meta->lock);
+	return r;
+}
+
+/*
+ * Set NEEDS_CHECK in the committed superblock on the device, bypassing the
+ * block manager: the in-memory transaction may be in any state, and only the
+ * flag of the committed superblock must change (the kernel does the same).
+ */
+static int write_needs_check(struct thinp_meta *meta)
+{
+	uint8_t *buf;
+	struct thin_disk_superblock *d;
+	int r;
+
+	buf = malloc(THINP_BLOCK_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	r = thinp_io_read(meta->io, buf, THINP_BLOCK_SIZE, 0);
+	if (r)
+		goto out;
+	d = (struct thin_disk_superblock *)buf;
+	if (load_le32(&d->csum) != block_csum(buf, THIN_SUPERBLOCK_CSUM_SALT)) {
+		r = -EILSEQ;
+		goto out;
+	}
+	d->flags = cpu_to_le32(load_le32(&d->flags) | THIN_FLAG_NEEDS_CHECK);
+	thin_sb_seal(buf, THIN_SUPERBLOCK_LOCATION);
+	r = thinp_io_write(meta->io, buf, THINP_BLOCK_SIZE, 0);
+	if (!r)
+		r = thinp_io_flush(meta->io);
+out:
+	free(buf);
+	return r;
+}
+
+int thin_fail_locked(struct thinp_meta *meta, int r, const char *what)
+{
+	int r2;
+
+	thin_err(meta, r, "%s failed (%s): metadata now read-only (failed mode), "
+		 "needs_check set", what, thinp_strerror(r));
+	tlog(&meta->log, THINP_LOG_ERROR, "%s", meta->errmsg);
+	meta->mode = THINP_META_MODE_FAIL;
+	r2 = reload_locked(meta);
+	if (r2) {
+		meta->broken = true;
+		tlog(&meta->log, THINP_LOG_ERROR, "reloading the committed metadata failed: %s",
+		     thinp_strerror(r2));
+	}
+	r2 = write_needs_check(meta);
+	if (r2)
+		tlog(&meta->log, THINP_LOG_ERROR, "could not set needs_check: %s",
+		     thinp_strerror(r2));
+	else
+		meta->sb.flags |= THIN_FLAG_NEEDS_CHECK;
+	thin_err(meta, r, "%s failed (%s): metadata now read-only (failed mode), "
+		 "needs_check set", what, thinp_strerror(r));
+	return r;
+}
+
+int thinp_meta_set_needs_check(thinp_meta *meta)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&meta->lock);
+	if (meta->mode == THINP_META_MODE_RO) {
+		r = thin_err(meta, -EROFS, "metadata opened read-only");
+		goto out;
+	}
+	r = write_needs_check(meta);
+	if (r)
+		thin_err(meta, r, "cannot write the needs_check flag: %s", thinp_strerror(r));
+	else
+		meta->sb.flags |= THIN_FLAG_NEEDS_CHECK;
+out:
+	pthread_rwlock_unlock(&meta->lock);
+	return r;
+}
+
+int thinp_meta_clear_needs_check(thinp_meta *meta)
+{
+	int r;
+
+	r = thin_wlock(meta);
+	if (r)
+		return r;
+	meta->sb.flags &= ~THIN_FLAG_NEEDS_CHECK;
+	meta->dirty = true;
+	thin_unlock(meta);
+	return 0;
+}

@@ -1,0 +1,135 @@
+/*
+ * The thinp_meta handle and the helpers shared by the files of lib/thin/.
+ *
+ * Locking: `lock` (a rw-lock) guards everything in the handle except
+ * `errmsg` (guarded by `err_lock`) and the immutable io/log/options. Readers
+ * (lookups, walks, status) take it shared, changes/commit/abort exclusive.
+ * Functions whose name ends in _locked expect it held (either way for reads,
+ * exclusively for changes).
+ *
+ * Device details cache: mapped_blocks changes with every insert/remove, so
+ * like the kernel we keep the details of devices touched in this transaction
+ * in memory (`devs`) and write the changed ones into the details tree at
+ * commit (FORMAT.md 8.2 step 1). Creation, snapshot and delete write the tree
+ * at once as well, so the tree always holds every device; the cache only
+ * overrides its values.
+ */
+#ifndef THINP_THIN_META_INTERNAL_H
+#define THINP_THIN_META_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libthinp/meta.h>
+
+#include "block/bm.h"
+#include "btree/btree.h"
+#include "sm/space_map.h"
+#include "thin/format.h"
+#include "thin/thin_internal.h"
+#include "tx/tm.h"
+#include "util/log.h"
+
+#define THIN_DEV_BUCKETS 64
+
+struct thin_dev {
+	struct thin_dev *next; /* hash chain */
+	uint64_t id;
+	struct thin_details d;
+	bool changed;          /* details differ from the tree */
+};
+
+struct thinp_meta {
+	thinp_io *io;         /* not owned */
+	struct tlog log;
+	uint64_t cache_bytes;
+	bool read_only;       /* opened read-only (or the io is) */
+
+	pthread_rwlock_t lock;
+	int mode;             /* THINP_META_MODE_* */
+	bool broken;          /* FAIL and the committed state could not be reloaded */
+
+	struct bm *bm;
+	struct tm *tm;
+	struct space_map *metadata_sm;
+	struct space_map *data_sm;
+
+	/* Btree descriptions (FORMAT.md 5): the 2-level mapping tree, its top
+	 * level alone (value = subtree root), one device's subtree, details. */
+	struct btree_info info;
+	struct btree_info tl_info;
+	struct btree_info bl_info;
+	struct btree_info details_info;
+
+	struct thin_sb sb;    /* in-memory superblock: roots, time, trans_id... */
+	bool dirty;           /* something changed since the last commit */
+	struct thin_dev *devs[THIN_DEV_BUCKETS];
+
+	/* Open counts of devices (thin_internal.h); not transactional. */
+	struct thin_open { uint64_t id; unsigned count; } *opens;
+	size_t nr_opens, cap_opens;
+
+	pthread_mutex_t err_lock;
+	char errmsg[256];
+};
+
+/* Record the last error message; returns r. */
+int thin_err(struct thinp_meta *meta, int r, const char *fmt, ...) THINP_PRINTF(3, 4);
+/*
+ * A change failed after it began modifying metadata: enter FAIL mode (sticky
+ * read-only), drop the transaction, reload the committed state for readers,
+ * and set NEEDS_CHECK on the device. Returns r (with the message recorded).
+ */
+int thin_fail_locked(struct thinp_meta *meta, int r, const char *what);
+
+/* Lock helpers. The write variant refuses (-EROFS) when not read-write. */
+int thin_wlock(struct thinp_meta *meta);
+int thin_rlock(struct thinp_meta *meta);
+int thin_xlock(struct thinp_meta *meta);
+void thin_unlock(struct thinp_meta *meta);
+
+/* Persistent objects (space_maps.c / meta.c). */
+int thin_open_objects(struct thinp_meta *meta);
+void thin_destroy_objects(struct thinp_meta *meta);
+void thin_setup_infos(struct thinp_meta *meta);
+int thin_commit_locked(struct thinp_meta *meta);
+
+/* Space-map construction, isolated here because it depends on lib/sm's
+ * constructors. */
+int thin_sm_metadata_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out);
+int thin_sm_metadata_open(struct tm *tm, const void *root, size_t len, struct space_map **out);
+int thin_sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out);
+int thin_sm_disk_open(struct tm *tm, const void *root, size_t len, struct space_map **out);
+
+/* Is dev open by the pool runtime? (internal.c) */
+bool thin_device_is_open_locked(struct thinp_meta *meta, uint64_t dev);
+
+/* Details (details.c). */
+int thin_dev_read_locked(struct thinp_meta *meta, uint64_t dev, struct thin_details *d);
+int thin_dev_get_locked(struct thinp_meta *meta, uint64_t dev, struct thin_dev **out);
+int thin_dev_insert_locked(struct thinp_meta *meta, uint64_t dev, const struct thin_details *d);
+int thin_dev_remove_locked(struct thinp_meta *meta, uint64_t dev);
+int thin_dev_write_changed_locked(struct thinp_meta *meta);
+void thin_dev_cache_clear(struct thinp_meta *meta);
+/* The cached details of dev, or NULL. */
+struct thin_dev *thin_dev_cached(struct thinp_meta *meta, uint64_t dev);
+
+/* Devices (devices.c). */
+int thin_create_thin_locked(struct thinp_meta *meta, uint64_t dev);
+int thin_create_snap_locked(struct thinp_meta *meta, uint64_t dev, uint64_t origin);
+int thin_delete_locked(struct thinp_meta *meta, uint64_t dev);
+int thin_set_transaction_id_locked(struct thinp_meta *meta, uint64_t cur, uint64_t next);
+
+/* Metadata snapshots (metadata_snap.c). */
+int thin_reserve_metadata_snap_locked(struct thinp_meta *meta);
+int thin_release_metadata_snap_locked(struct thinp_meta *meta);
+/* Read the superblock named by `source` (THINP_META_LIVE = the in-memory
+ * one; THINP_META_HELD_ROOT; or a snapshot block), validated. */
+int thin_read_source_sb_locked(struct thinp_meta *meta, uint64_t source, struct thin_sb *sb);
+
+/* Mapping subtree root of dev in the 2-level tree rooted at root. */
+int thin_subtree_root_locked(struct thinp_meta *meta, uint64_t root, uint64_t dev,
+			     uint64_t *subtree);
+
+#endif
