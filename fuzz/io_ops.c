@@ -160,10 +160,12 @@ int fuzz_one(const uint8_t *data, size_t size)
 		case 3: /* discard: the memory backend reads back zeroes */
 		case 4: /* write zeroes */
 			r = op == 3 ? thinp_io_discard(io, len, off) : thinp_io_write_zeroes(io, len, off);
-			if (op == 3 && own)
-				expect = -EOPNOTSUPP;
-			else if (rdonly)
+			/* Read-only is the stronger refusal, even where discard
+			 * is not supported at all. */
+			if (rdonly)
 				expect = -EROFS;
+			else if (op == 3 && own)
+				expect = -EOPNOTSUPP;
 			else
 				expect = bad ? -EINVAL : 0;
 			FUZZ_CHECK(r == expect || (rdonly && bad && r == -EINVAL));

@@ -81,6 +81,32 @@ static const struct command commands[] = {
 	  "Print `DEV VBLOCK DATA_BLOCK TIME` for a mapped block, `DEV VBLOCK -`\n"
 	  "for an unmapped one. Without DEV VBLOCK, read such pairs from stdin,\n"
 	  "one per line.\n" },
+	{ "write", cmd_write, "write standard input to a thin device",
+	  "Usage: thinp write -m META -d DATA [--origin FILE] DEV OFFSET\n"
+	  "\n"
+	  "Open the pool on META and DATA, write standard input into thin device\n"
+	  "DEV at byte OFFSET (k/m/g suffixes allowed), then flush: the data is\n"
+	  "durable when the command succeeds.\n"
+	  "  -m, --metadata META  the metadata file\n"
+	  "  -d, --data DATA      the data file\n"
+	  "  -o, --origin FILE    read-only external origin of the device\n" },
+	{ "read", cmd_read, "read from a thin device to standard output",
+	  "Usage: thinp read -m META -d DATA [--origin FILE] DEV OFFSET LENGTH\n"
+	  "\n"
+	  "Write LENGTH bytes of thin device DEV from byte OFFSET to standard\n"
+	  "output. Blocks never written read as zeroes (or from the origin).\n"
+	  "The pool is opened read-only.\n" },
+	{ "discard", cmd_discard, "discard a range of a thin device",
+	  "Usage: thinp discard -m META -d DATA DEV OFFSET LENGTH\n"
+	  "\n"
+	  "Unmap the data blocks entirely inside the byte range (a partial block\n"
+	  "is left alone), passing the discard down to DATA for blocks no other\n"
+	  "device shares, then flush.\n" },
+	{ "resize", cmd_resize, "grow the pool's data device",
+	  "Usage: thinp resize -m META -d DATA --data-blocks N\n"
+	  "\n"
+	  "Grow the pool to N data blocks (a regular DATA file is extended to\n"
+	  "hold them). Shrinking is refused.\n" },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -88,5 +88,9 @@ int cmd_dump(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_lookup(int argc, char **argv);
+int cmd_write(int argc, char **argv);
+int cmd_read(int argc, char **argv);
+int cmd_discard(int argc, char **argv);
+int cmd_resize(int argc, char **argv);
 
 #endif

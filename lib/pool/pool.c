@@ -83,10 +83,20 @@ static bool is_answer(int err)
 	return err == -ENODATA || err == -EEXIST || err == -EINVAL || err == -EBUSY;
 }
 
+/* The metadata refused a change as read-only (its own sticky failure, or a
+ * read-only device): the pool follows it. */
+static int md_read_only(thinp_pool *pool, const char *what)
+{
+	set_mode(pool, THINP_POOL_MODE_READ_ONLY);
+	return pool_err(pool, -EROFS, "%s: the metadata is read-only", what);
+}
+
 int pool_md_failed_locked(thinp_pool *pool, int err, const char *what)
 {
 	if (is_answer(err))
 		return err;
+	if (err == -EROFS)
+		return md_read_only(pool, what);
 	if (err == -ENOSPC) {
 		/* Out of metadata space: the open transaction cannot be
 		 * committed; return to the last commit and stop changing. */
@@ -569,7 +579,20 @@ struct message {
 	const char *name;
 	int (*fn)(thinp_pool *pool, struct message *m);
 	uint64_t a, b;
+	bool recovers; /* allowed while read-only for lack of metadata space */
 };
+
+/* 0 if m may run now. */
+static int message_allowed(thinp_pool *pool, const struct message *m)
+{
+	bool ok;
+
+	pthread_mutex_lock(&pool->state_lock);
+	ok = pool->mode == THINP_POOL_MODE_RW || pool->mode == THINP_POOL_MODE_OUT_OF_DATA_SPACE ||
+	     (m->recovers && pool->mode == THINP_POOL_MODE_READ_ONLY && pool->meta_space_ro);
+	pthread_mutex_unlock(&pool->state_lock);
+	return ok ? 0 : -EROFS;
+}
 
 static int run_message(thinp_pool *pool, struct message *m)
 {
@@ -577,12 +600,12 @@ static int run_message(thinp_pool *pool, struct message *m)
 
 	if (!pool)
 		return -EINVAL;
-	r = pool_check_writable(pool);
+	r = message_allowed(pool, m);
 	if (r)
 		return pool_err(pool, r, "%s: pool is not writable", m->name);
 	pool_op_begin(pool);
 	pthread_rwlock_wrlock(&pool->md_lock);
-	r = pool_check_writable(pool);
+	r = message_allowed(pool, m);
 	if (!r)
 		r = m->fn(pool, m);
 	if (r)
@@ -651,7 +674,7 @@ static int msg_release_snap(thinp_pool *pool, struct message *m)
 
 int thinp_pool_create_thin(thinp_pool *pool, uint64_t id)
 {
-	struct message m = { "create_thin", msg_create_thin, id, 0 };
+	struct message m = { "create_thin", msg_create_thin, id, 0, false };
 
 	if (id > MAX_THIN_ID)
 		return -EINVAL;
@@ -660,7 +683,7 @@ int thinp_pool_create_thin(thinp_pool *pool, uint64_t id)
 
 int thinp_pool_create_snap(thinp_pool *pool, uint64_t id, uint64_t origin)
 {
-	struct message m = { "create_snap", msg_create_snap, id, origin };
+	struct message m = { "create_snap", msg_create_snap, id, origin, false };
 
 	if (id > MAX_THIN_ID || origin > MAX_THIN_ID)
 		return -EINVAL;
@@ -669,21 +692,21 @@ int thinp_pool_create_snap(thinp_pool *pool, uint64_t id, uint64_t origin)
 
 int thinp_pool_delete_thin(thinp_pool *pool, uint64_t id)
 {
-	struct message m = { "delete", msg_delete, id, 0 };
+	struct message m = { "delete", msg_delete, id, 0, false };
 
 	return run_message(pool, &m);
 }
 
 int thinp_pool_set_transaction_id(thinp_pool *pool, uint64_t old, uint64_t new_id)
 {
-	struct message m = { "set_transaction_id", msg_set_trans_id, old, new_id };
+	struct message m = { "set_transaction_id", msg_set_trans_id, old, new_id, false };
 
 	return run_message(pool, &m);
 }
 
 int thinp_pool_reserve_metadata_snap(thinp_pool *pool)
 {
-	struct message m = { "reserve_metadata_snap", msg_reserve_snap, 0, 0 };
+	struct message m = { "reserve_metadata_snap", msg_reserve_snap, 0, 0, false };
 	int r;
 
 	/* The snapshot copies the committed superblock: commit first. */
@@ -697,7 +720,7 @@ int thinp_pool_reserve_metadata_snap(thinp_pool *pool)
 
 int thinp_pool_release_metadata_snap(thinp_pool *pool)
 {
-	struct message m = { "release_metadata_snap", msg_release_snap, 0, 0 };
+	struct message m = { "release_metadata_snap", msg_release_snap, 0, 0, false };
 
 	return run_message(pool, &m);
 }
@@ -729,7 +752,7 @@ static int msg_resize_data(thinp_pool *pool, struct message *m)
 
 int thinp_pool_resize_data(thinp_pool *pool, uint64_t nr_blocks)
 {
-	struct message m = { "resize_data", msg_resize_data, nr_blocks, 0 };
+	struct message m = { "resize_data", msg_resize_data, nr_blocks, 0, false };
 	uint64_t dev_blocks;
 	int r;
 
@@ -772,7 +795,7 @@ static int msg_resize_meta(thinp_pool *pool, struct message *m)
 
 int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks)
 {
-	struct message m = { "resize_metadata", msg_resize_meta, nr_blocks, 0 };
+	struct message m = { "resize_metadata", msg_resize_meta, nr_blocks, 0, true };
 	uint64_t bytes;
 	int r;
 
@@ -784,6 +807,9 @@ int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks)
 	if (pool->meta_io && nr_blocks > bytes / 4096)
 		return pool_err(pool, -EINVAL, "resize_metadata: %llu blocks do not fit the device",
 				(unsigned long long)nr_blocks);
+	r = run_message(pool, &m);
+	if (r)
+		return r;
 	/* Growing is how a pool that ran out of metadata space recovers. */
 	pthread_mutex_lock(&pool->state_lock);
 	if (pool->meta_space_ro && pool->mode == THINP_POOL_MODE_READ_ONLY) {
@@ -791,5 +817,6 @@ int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks)
 		pool->mode = THINP_POOL_MODE_RW;
 	}
 	pthread_mutex_unlock(&pool->state_lock);
-	return run_message(pool, &m);
+	/* The message's own commit was skipped while read-only. */
+	return pool_flush_and_commit(pool);
 }

@@ -40,11 +40,21 @@ struct space_map *tm_sm(struct tm *tm);
 struct bm *tm_bm(struct tm *tm);
 bool tm_is_read_only(const struct tm *tm);
 
-/* Phase one of commit: commit the space map, write and flush every dirty
- * block except the (still locked) superblock. */
+/*
+ * Phase one of commit: commit the space map, then write and flush every
+ * dirty block. The caller holds no lock then (a write-locked dirty block
+ * makes bm_flush fail with -EBUSY), and in particular has not yet touched
+ * the superblock, so the old superblock still describes the device.
+ * -EROFS on a read-only tm; space map and I/O errors as returned.
+ */
 int tm_pre_commit(struct tm *tm);
-/* Phase two: unlock the write-locked superblock `sb`, write it, flush; then
- * forget the set of blocks shadowed in this transaction. */
+/*
+ * Phase two: the caller has write-locked block 0 after tm_pre_commit and
+ * filled in the new superblock; tm_commit unlocks it and flushes, so block 0
+ * is written alone, after every block it points at is durable. Then the set
+ * of blocks shadowed in this transaction is forgotten. `sb` is unlocked in
+ * every case. -EROFS, I/O errors.
+ */
 int tm_commit(struct tm *tm, struct block *sb);
 /* Forget this transaction's shadow set and drop cached blocks (abort). */
 int tm_abort(struct tm *tm);

@@ -2,6 +2,7 @@
  * bench_btree: throughput of the btree over the transaction manager.
  *
  *   bench_btree [-n KEYS] [--ten] [--file PATH] [--cache MB] [--commit-every N]
+ *               [--sm-metadata]
  *
  * For sequential and then random keys: insert KEYS keys (8-byte values),
  * committing every N operations; look every key up; remove half of them;
@@ -9,7 +10,8 @@
  * resident cache (bm_get_stats) and the process's peak RSS. --ten runs 10 M
  * keys; --file uses a file-backed device at PATH (created, truncated to the
  * needed size, removed at the end) instead of memory. The metadata space
- * map is the in-memory core_sm (tests/common/core_sm.c).
+ * map is the in-memory core_sm (tests/common/core_sm.c), or with
+ * --sm-metadata the real self-hosting one (lib/sm/metadata.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +25,14 @@
 #include "common/core_sm.h"
 #include "common/tm_env.h"
 #include "btree/btree.h"
+#include "sm/metadata.h"
 #include "util/endian.h"
 
 struct bench {
 	uint64_t n, commit_every, meta_blocks;
 	size_t cache_bytes;
 	const char *file;
+	int metadata_sm; /* the real metadata space map instead of core_sm */
 	struct tm_env e;
 	struct btree_info info;
 	uint64_t root;
@@ -106,9 +110,23 @@ static void open_env(struct bench *b)
 	}
 	if (r)
 		die("open device", r);
-	r = tm_env_open_io(&b->e, io, b->meta_blocks, b->cache_bytes);
+	if (b->metadata_sm) {
+		struct bm_options opts = { .cache_bytes = b->cache_bytes };
+
+		memset(&b->e, 0, sizeof(b->e));
+		b->e.io = io;
+		b->e.nr_blocks = b->meta_blocks;
+		b->e.cache_bytes = b->cache_bytes;
+		r = bm_create(&b->e.bm, io, &opts);
+		if (!r)
+			r = tm_create(&b->e.tm, b->e.bm);
+		if (!r)
+			r = sm_metadata_create(b->e.tm, b->meta_blocks, 0, &b->e.sm);
+	} else {
+		r = tm_env_open_io(&b->e, io, b->meta_blocks, b->cache_bytes);
+	}
 	if (r)
-		die("tm_env_open", r);
+		die("open the metadata stack", r);
 	b->info.tm = b->e.tm;
 	b->info.levels = 1;
 	b->info.value_type = (struct btree_value_type){ NULL, 8, NULL, NULL, NULL };
@@ -136,9 +154,10 @@ static void run(struct bench *b, int random)
 	int r;
 
 	open_env(b);
-	printf("%s keys, %llu keys, %s device, cache %zu MiB, commit every %llu ops\n",
+	printf("%s keys, %llu keys, %s device, %s space map, cache %zu MiB, commit every %llu ops\n",
 	       random ? "random" : "sequential", (unsigned long long)b->n,
-	       b->file ? "file" : "memory", b->cache_bytes >> 20,
+	       b->file ? "file" : "memory", b->metadata_sm ? "metadata" : "core",
+	       b->cache_bytes >> 20,
 	       (unsigned long long)b->commit_every);
 
 	t = now();
@@ -209,13 +228,15 @@ int main(int argc, char **argv)
 			b.n = 10000000;
 		else if (!strcmp(argv[i], "--file") && i + 1 < argc)
 			b.file = argv[++i];
+		else if (!strcmp(argv[i], "--sm-metadata"))
+			b.metadata_sm = 1;
 		else if (!strcmp(argv[i], "--cache") && i + 1 < argc)
 			b.cache_bytes = strtoull(argv[++i], NULL, 0) << 20;
 		else if (!strcmp(argv[i], "--commit-every") && i + 1 < argc)
 			b.commit_every = strtoull(argv[++i], NULL, 0);
 		else {
 			fprintf(stderr, "usage: %s [-n KEYS] [--ten] [--file PATH] [--cache MB] "
-				"[--commit-every N]\n", argv[0]);
+				"[--commit-every N] [--sm-metadata]\n", argv[0]);
 			return 2;
 		}
 	}

@@ -49,6 +49,7 @@ struct world {
 	struct tree trees[MAX_TREES];
 	unsigned ntrees;
 	uint64_t ops, commits, aborts, reopens;
+	bool quiet;
 };
 
 struct world_opts {
@@ -411,6 +412,8 @@ static void run_random(struct world *w, uint64_t nops)
 		until_commit = 1 + test_rng_below(&w->rng, 3000);
 	}
 	world_commit(w);
+	if (w->quiet)
+		return;
 	fprintf(stderr, "  %llu ops, %llu commits, %llu aborts, %llu reopens\n",
 		(unsigned long long)w->ops, (unsigned long long)w->commits,
 		(unsigned long long)w->aborts, (unsigned long long)w->reopens);
@@ -819,6 +822,7 @@ static void test_two_level_snapshots(void **state)
 	uint64_t round, rounds = 40 * test_scale(), k;
 
 	world_open(&w, &o);
+	w.quiet = true;
 	top_vt.context = &w;
 	for (round = 0; round < rounds; round++) {
 		unsigned from = (unsigned)test_rng_below(&w.rng, o.ndev);
@@ -831,6 +835,9 @@ static void test_two_level_snapshots(void **state)
 			snapshot_dev(&w, &top, &w.trees[0], from, to);
 		run_random(&w, w.ops + 1000);
 	}
+	fprintf(stderr, "  %llu ops, %llu commits, %llu aborts, %llu reopens\n",
+		(unsigned long long)w.ops, (unsigned long long)w.commits,
+		(unsigned long long)w.aborts, (unsigned long long)w.reopens);
 	/* Delete every device through the top level (subtree deletes). */
 	top.tm = w.e.tm;
 	for (unsigned d = 0; d < o.ndev; d++) {

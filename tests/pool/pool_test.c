@@ -1,6 +1,7 @@
 /* Helpers of the pool tests (see pool_test.h). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@
 struct crashdev {
 	pthread_mutex_t lock;
 	uint8_t *cur, *durable, *dirty;
-	uint64_t size, discarded, flushes;
+	uint64_t size, discarded, flushes, reads;
 	bool fail_flush;
 };
 
@@ -43,6 +44,7 @@ static int cd_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	struct crashdev *d = ctx;
 
 	pthread_mutex_lock(&d->lock);
+	d->reads++;
 	memcpy(buf, d->cur + off, len);
 	pthread_mutex_unlock(&d->lock);
 	return 0;
@@ -160,6 +162,27 @@ uint64_t crashdev_flushes(struct crashdev *d)
 	return v;
 }
 
+uint64_t crashdev_reads(struct crashdev *d)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&d->lock);
+	v = d->reads;
+	pthread_mutex_unlock(&d->lock);
+	return v;
+}
+
+void crashdev_save(struct crashdev *d, const char *path)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	pthread_mutex_lock(&d->lock);
+	assert_int_equal(fwrite(d->cur, 1, d->size, f), d->size);
+	pthread_mutex_unlock(&d->lock);
+	assert_int_equal(fclose(f), 0);
+}
+
 void crashdev_fail_flushes(struct crashdev *d, bool fail)
 {
 	pthread_mutex_lock(&d->lock);
@@ -179,10 +202,19 @@ void tpool_setup(struct tpool *t, uint64_t blocks, const thinp_pool_options *opt
 	tpool_open(t);
 }
 
+uint64_t tpool_commits(struct tpool *t)
+{
+	return t->store ? md_store_commits(t->store) : crashdev_flushes(t->meta_dev);
+}
+
 void tpool_open(struct tpool *t)
 {
 	struct pool_md *md;
 
+	if (!t->store) {
+		assert_int_equal(t->open_real(t), 0);
+		return;
+	}
 	assert_int_equal(md_model_open(t->store, &md), 0);
 	assert_int_equal(pool_create(&t->pool, md, NULL, t->data, &t->opts), 0);
 }
@@ -198,6 +230,8 @@ void tpool_crash(struct tpool *t)
 	pool_abandon(t->pool);
 	t->pool = NULL;
 	crashdev_power_loss(t->dev);
+	if (t->meta_dev)
+		crashdev_power_loss(t->meta_dev);
 }
 
 void tpool_teardown(struct tpool *t)
@@ -205,11 +239,16 @@ void tpool_teardown(struct tpool *t)
 	if (t->pool)
 		tpool_close(t);
 	thinp_io_close(t->data);
+	thinp_io_close(t->meta);
 	md_store_free(t->store);
 }
 
 void tpool_check_md(struct tpool *t)
 {
+	if (!t->store) {
+		t->check_real(t);
+		return;
+	}
 	pthread_rwlock_rdlock(&t->pool->md_lock);
 	assert_int_equal(md_model_check(t->pool->md), 0);
 	pthread_rwlock_unlock(&t->pool->md_lock);

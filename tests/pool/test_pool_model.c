@@ -254,7 +254,7 @@ static void op_crash(struct world *w)
 static void one_op(struct world *w, bool crashes)
 {
 	struct vol *v = pick_live(w);
-	uint64_t commits = md_store_commits(w->t.store);
+	uint64_t commits = tpool_commits(&w->t);
 	unsigned k = (unsigned)test_rng_below(&w->rng, 100);
 
 	if (!v) {
@@ -287,18 +287,25 @@ static void one_op(struct world *w, bool crashes)
 	/* Only the operations above that save the durable state commit; the
 	 * pool must not commit behind the model's back (it would only do so
 	 * when out of space, which this test avoids). */
-	if (k < 63 && md_store_commits(w->t.store) != commits)
+	if (k < 63 && tpool_commits(&w->t) != commits)
 		fail_msg("unexpected commit during op %u", w->ops);
 }
 
-static void run(bool crashes, unsigned nops)
+static void run(bool crashes, bool real, unsigned nops)
 {
 	struct world w;
+	/* Room for every volume fully provisioned plus copies. */
+	uint64_t blocks = MAXVOL * NBLOCKS * 2 + 16;
 
 	memset(&w, 0, sizeof(w));
-	test_rng_init(&w.rng, test_seed(crashes ? "pool model (crash)" : "pool model"));
-	/* Room for every volume fully provisioned plus copies. */
-	tpool_setup(&w.t, MAXVOL * NBLOCKS * 2 + 16, NULL);
+	test_rng_init(&w.rng, test_seed(real ? "pool model (real metadata)"
+				       : crashes ? "pool model (crash)" : "pool model"));
+#ifdef POOL_TEST_REAL
+	if (real)
+		tpool_setup_real(&w.t, blocks, 4 << 20, NULL);
+	else
+#endif
+		tpool_setup(&w.t, blocks, NULL);
 	w.origin_bytes = malloc(ORIGIN_SIZE);
 	for (uint64_t i = 0; i < ORIGIN_SIZE; i++)
 		w.origin_bytes[i] = (uint8_t)(i * 31 + (i >> 10));
@@ -324,21 +331,38 @@ static void run(bool crashes, unsigned nops)
 	free(w.buf);
 }
 
+#ifndef POOL_TEST_REAL
 static void test_model_random(void **state)
 {
-	run(false, 3000 * test_scale());
+	run(false, false, 3000 * test_scale());
 }
 
 static void test_model_random_power_loss(void **state)
 {
-	run(true, 3000 * test_scale());
+	run(true, false, 3000 * test_scale());
 }
+#endif
+
+#ifdef POOL_TEST_REAL
+/* The same over the real dm-thin metadata: every reopen and power loss
+ * also runs libthinp's full check and thin_check on the image. */
+static void test_model_real_metadata(void **state)
+{
+	run(true, true, 1500 * test_scale());
+}
+#endif
 
 int main(void)
 {
+#ifdef POOL_TEST_REAL
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_model_real_metadata),
+	};
+#else
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_model_random),
 		cmocka_unit_test(test_model_random_power_loss),
 	};
+#endif
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

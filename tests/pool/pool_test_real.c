@@ -1,0 +1,74 @@
+/* The pool test helpers' real-metadata half (see pool_test.h): linked only
+ * into the tests that run over libthinp/meta.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libthinp/meta.h>
+#include "common/testutil.h"
+#include "pool/pool_test.h"
+
+static void check_report(const char *line, void *ctx)
+{
+	print_message("metadata check: %s\n", line);
+}
+
+static int real_open(struct tpool *t)
+{
+	return thinp_pool_open(&t->pool, t->meta, t->data, &t->opts);
+}
+
+/* libthinp's full check, then thin_check, of the committed image. */
+static void real_check(struct tpool *t)
+{
+	int r = tpool_thin_check(t);
+
+	assert_int_equal(thinp_meta_check_io(t->meta, NULL, check_report, NULL), 0);
+	if (r >= 0)
+		assert_int_equal(r, 0);
+}
+
+void tpool_setup_real(struct tpool *t, uint64_t blocks, uint64_t meta_bytes,
+		      const thinp_pool_options *opts)
+{
+	thinp_pool_options def = THINP_POOL_OPTIONS_INIT;
+
+	memset(t, 0, sizeof(*t));
+	t->opts = opts ? *opts : def;
+	t->opts.data_block_size = TEST_BS;
+	assert_int_equal(crashdev_open(&t->meta, meta_bytes, false, &t->meta_dev), 0);
+	assert_int_equal(crashdev_open(&t->data, blocks * TEST_BS, true, &t->dev), 0);
+	assert_int_equal(thinp_pool_format(&t->pool, t->meta, t->data, &t->opts), 0);
+	t->open_real = real_open;
+	t->check_real = real_check;
+}
+
+int tpool_thin_check(struct tpool *t)
+{
+	char path[512];
+	pid_t pid;
+	int status;
+
+	if (access("/usr/sbin/thin_check", X_OK)) {
+		print_message("thin_check not installed: image not checked\n");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/meta.img", test_tmpdir());
+	crashdev_save(t->meta_dev, path);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		execl("/usr/sbin/thin_check", "thin_check", "-q", path, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
