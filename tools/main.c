@@ -81,6 +81,7 @@ static const struct command commands[] = {
 	  "Print `DEV VBLOCK DATA_BLOCK TIME` for a mapped block, `DEV VBLOCK -`\n"
 	  "for an unmapped one. Without DEV VBLOCK, read such pairs from stdin,\n"
 	  "one per line.\n" },
+#ifdef THINP_TOOL_DATA_COMMANDS /* set once thinp_pool_open is built */
 	{ "write", cmd_write, "write standard input to a thin device",
 	  "Usage: thinp write -m META -d DATA [--origin FILE] DEV OFFSET\n"
 	  "\n"
@@ -107,6 +108,7 @@ static const struct command commands[] = {
 	  "\n"
 	  "Grow the pool to N data blocks (a regular DATA file is extended to\n"
 	  "hold them). Shrinking is refused.\n" },
+#endif
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
