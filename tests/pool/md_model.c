@@ -70,7 +70,8 @@ static int copy_state(struct state *dst, const struct state *src)
 		d->maps = malloc(d->cap * sizeof(*d->maps));
 		if (!d->maps)
 			return -ENOMEM;
-		memcpy(d->maps, src->devs[i].maps, d->n * sizeof(*d->maps));
+		if (d->n) /* an empty device's maps may be NULL */
+			memcpy(d->maps, src->devs[i].maps, d->n * sizeof(*d->maps));
 	}
 	return 0;
 }
@@ -276,7 +277,8 @@ static int md_create_snap(struct pool_md *md, uint64_t id, uint64_t origin)
 	d->maps = malloc(d->cap * sizeof(*d->maps));
 	if (!d->maps)
 		return -ENOMEM;
-	memcpy(d->maps, o->maps, o->n * sizeof(*d->maps));
+	if (o->n) /* an empty origin's maps may be NULL */
+		memcpy(d->maps, o->maps, o->n * sizeof(*d->maps));
 	d->n = o->n;
 	for (size_t i = 0; i < d->n; i++)
 		ref_inc(s, d->maps[i].db);
