@@ -36,9 +36,10 @@
  *
  * Threading. A handle may be used from several threads: one read-write lock
  * per handle makes lookups, walks and queries shared and every change,
- * commit and abort exclusive. Walk callbacks run with the handle's read lock
- * held: they may call the read functions of the same handle but must not call
- * a change function of it (that would deadlock).
+ * commit and abort exclusive (writers are preferred, so lookups cannot starve
+ * them). Walk callbacks run with no lock held: the walk gathers its results
+ * first, so callbacks may call any function of the handle; a change made from
+ * a callback is not seen by the walk in progress.
  *
  * Errors (see libthinp/common.h): 0 or a negative errno. After an error,
  * thinp_meta_errmsg() gives a one-line explanation.
@@ -137,7 +138,8 @@ typedef struct thinp_meta_superblock {
 	uint64_t blocknr;             /* where this superblock lives (0 live, else the snapshot) */
 } thinp_meta_superblock;
 
-#define THINP_META_SUPERBLOCK_INIT { sizeof(thinp_meta_superblock) }
+#define THINP_META_SUPERBLOCK_INIT \
+	{ sizeof(thinp_meta_superblock), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /* One thin device's details (FORMAT.md 5.1). Output struct: set struct_size
  * (THINP_META_DEVICE_INIT). In walk callbacks the library fills all of it. */
@@ -151,7 +153,7 @@ typedef struct thinp_meta_device {
 	uint32_t reserved;
 } thinp_meta_device;
 
-#define THINP_META_DEVICE_INIT { sizeof(thinp_meta_device) }
+#define THINP_META_DEVICE_INIT { sizeof(thinp_meta_device), 0, 0, 0, 0, 0, 0 }
 
 /* Pool status (FORMAT.md 10.3/16). Output struct: THINP_META_STATUS_INIT. */
 typedef struct thinp_meta_status {
@@ -172,7 +174,7 @@ typedef struct thinp_meta_status {
 	uint64_t metadata_low_watermark; /* min(1024, total/4) */
 } thinp_meta_status;
 
-#define THINP_META_STATUS_INIT { sizeof(thinp_meta_status) }
+#define THINP_META_STATUS_INIT { sizeof(thinp_meta_status), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /*
  * A run of mappings: virtual blocks virt_begin .. virt_begin+length-1 map to

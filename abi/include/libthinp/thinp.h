@@ -5,6 +5,7 @@
 #include <libthinp/common.h>
 #include <libthinp/version.h>
 #include <libthinp/io.h>
+#include <libthinp/meta.h>
 #include <libthinp/pool.h>
 #include <libthinp/thin.h>
 
