@@ -94,20 +94,37 @@ static int walk_device(const thinp_meta_device *dev, void *ctx)
 	return 0;
 }
 
-/* A clean image must open, walk (live and held), and stay clean after a
- * transaction. */
-static void use_clean_image(thinp_io *io)
+/* Walk every device's mappings in the live metadata and the held snapshot. */
+static void walk_all(thinp_meta *m, uint64_t *sources)
 {
-	uint64_t sources[] = { THINP_META_LIVE, THINP_META_HELD_ROOT };
-	thinp_meta *m;
-
-	FUZZ_CHECK(thinp_meta_open(&m, io, NULL) == 0);
 	for (size_t i = 0; i < 2; i++) {
 		void *ctx[2] = { m, &sources[i] };
 		int r = thinp_meta_walk_devices(m, sources[i], walk_device, ctx);
 
 		FUZZ_CHECK(r == 0 || (r == -ENODATA && sources[i] == THINP_META_HELD_ROOT));
 	}
+}
+
+/* A clean image must open, walk (live and held), and stay clean after a
+ * transaction, unless it carries compat_ro feature flags: then it opens
+ * read-only only, as in the kernel. */
+static void use_clean_image(thinp_io *io)
+{
+	uint64_t sources[] = { THINP_META_LIVE, THINP_META_HELD_ROOT };
+	thinp_meta *m;
+	int r = thinp_meta_open(&m, io, NULL);
+
+	if (r == -EOPNOTSUPP) {
+		thinp_meta_options ro = THINP_META_OPTIONS_INIT;
+
+		ro.flags = THINP_META_RDONLY;
+		FUZZ_CHECK(thinp_meta_open(&m, io, &ro) == 0);
+		walk_all(m, sources);
+		thinp_meta_close(m);
+		return;
+	}
+	FUZZ_CHECK(r == 0);
+	walk_all(m, sources);
 	FUZZ_CHECK(thinp_meta_create_thin(m, 4242) == 0);
 	map_range(m, 4242, 0, 3);
 	FUZZ_CHECK(thinp_meta_commit(m) == 0);

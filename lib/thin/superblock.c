@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <libthinp/meta.h>
 #include "block/bm.h"
 #include "thin/format.h"
 
@@ -183,6 +184,11 @@ int thin_sb_check_fields(const struct thin_sb *sb, uint64_t location, bool snaps
 	}
 	if (sb->flags & ~THIN_FLAG_NEEDS_CHECK) {
 		*why = "unknown superblock flag bits";
+		return -EILSEQ;
+	}
+	/* Mappings store the time in 24 bits: a later clock cannot be used. */
+	if (sb->time > THINP_META_MAX_TIME) {
+		*why = "pool time exceeds 24 bits";
 		return -EILSEQ;
 	}
 	if (!data_block_size_ok(sb->data_block_size)) {
