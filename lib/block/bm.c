@@ -122,6 +122,18 @@ void bm_destroy(struct bm *bm)
 	free(bm);
 }
 
+bool bm_block_in_range(struct bm *bm, uint64_t b)
+{
+	bool ok;
+
+	/* Only a miss asks the device again: asking is a system call, and
+	 * this is on every space-map lookup. */
+	pthread_mutex_lock(&bm->lock);
+	ok = b < bm->nr_blocks || (!refresh_size_locked(bm) && b < bm->nr_blocks);
+	pthread_mutex_unlock(&bm->lock);
+	return ok;
+}
+
 uint64_t bm_nr_blocks(struct bm *bm)
 {
 	uint64_t n;

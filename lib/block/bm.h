@@ -64,6 +64,9 @@ void bm_destroy(struct bm *bm);
 
 /* Number of whole 4 KiB blocks on the device (re-reads the device size). */
 uint64_t bm_nr_blocks(struct bm *bm);
+/* Whether block b is on the device (re-reads the size only if b is past the
+ * size last seen). */
+bool bm_block_in_range(struct bm *bm, uint64_t b);
 bool bm_is_read_only(const struct bm *bm);
 const struct tlog *bm_log(const struct bm *bm);
 

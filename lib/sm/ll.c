@@ -55,7 +55,7 @@ int ll_check_ie(const struct ll_disk *ll, uint64_t index, const struct index_ent
 	if (ie->none_free_before > SM_ENTRIES_PER_BITMAP)
 		return THINP_CORRUPT(ll->log, ie->blocknr, "sm index entry",
 				     "none_free_before too large");
-	if (ie->blocknr == 0 || ie->blocknr >= bm_nr_blocks(tm_bm(ll->tm)))
+	if (ie->blocknr == 0 || !bm_block_in_range(tm_bm(ll->tm), ie->blocknr))
 		return THINP_CORRUPT(ll->log, ie->blocknr, "sm index entry",
 				     "bitmap location out of range");
 	return 0;

@@ -14,6 +14,10 @@
  * separate the data path's cost from the metadata's). Not part of
  * `make check`.
  *
+ * The data-path figures are medians over rounds in which raw and thin
+ * alternate, so that a burst of load elsewhere on the machine, or the page
+ * cache state one side leaves the other, does not decide the ratio.
+ *
  * Usage: tests/pool/bench_pool [--model] [DIR] [SIZE_MIB]
  */
 #include <errno.h>
@@ -134,6 +138,31 @@ static thinp_thin *open_thin(thinp_pool *pool, uint64_t id, uint64_t size)
 	return thin;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One line of results: the medians over the rounds of raw, thin and their
+ * per-round ratio. */
+static void report(const char *what, const char *unit, double *raw, double *thin, unsigned n)
+{
+	double ratio[n];
+
+	for (unsigned i = 0; i < n; i++)
+		ratio[i] = thin[i] / raw[i];
+	printf("%s: raw %.0f %s, thin %.0f %s, ratio %.2f (median of %u rounds)\n", what,
+	       median(raw, n), unit, median(thin, n), unit, median(ratio, n), n);
+}
+
 /* Snapshot creation time against the origin's mapped blocks (blocks are
  * provisioned with one byte each under skip_block_zeroing: the data file
  * stays sparse). */
@@ -178,13 +207,14 @@ static void bench_snapshots(const char *dir)
 }
 
 /* Random 4 KiB reads on the volume at the top of a 1000-deep snapshot
- * chain against its first snapshot: the same blocks, shared by all. */
-static void bench_depth(const char *dir, uint64_t size, void *buf)
+ * chain against its first snapshot: the same blocks, shared by all; the two
+ * alternate in rounds. */
+static void bench_depth(const char *dir, uint64_t size, unsigned rounds, void *buf)
 {
+	double d1[rounds], dtop[rounds];
 	thinp_io *meta, *data;
 	thinp_pool *pool;
 	thinp_thin *t1, *top;
-	double d1, dtop;
 	int r;
 
 	meta = open_file(dir, "bench-depth-meta", 64 << 20);
@@ -204,10 +234,12 @@ static void bench_depth(const char *dir, uint64_t size, void *buf)
 	top = open_thin(pool, 1000, size);
 	rand_io(t1, thin_read, NULL, size, 20000, buf); /* warm both alike */
 	rand_io(top, thin_read, NULL, size, 20000, buf);
-	d1 = rand_io(t1, thin_read, NULL, size, 200000, buf);
-	dtop = rand_io(top, thin_read, NULL, size, 200000, buf);
-	printf("random reads 4 KiB at snapshot depth 1: %.0f IOPS, depth 1000: %.0f IOPS, "
-	       "ratio %.3f\n", d1, dtop, dtop / d1);
+	for (unsigned i = 0; i < rounds; i++) {
+		d1[i] = rand_io(t1, thin_read, NULL, size, 50000, buf);
+		dtop[i] = rand_io(top, thin_read, NULL, size, 50000, buf);
+	}
+	report("random reads 4 KiB, depth 1 (as raw) vs depth 1000 (as thin)", "IOPS", d1, dtop,
+	       rounds);
 	thinp_thin_close(t1);
 	thinp_thin_close(top);
 	thinp_pool_close(pool);
@@ -215,68 +247,122 @@ static void bench_depth(const char *dir, uint64_t size, void *buf)
 	thinp_io_close(data);
 }
 
+/* A fresh pool with one thin volume 0 of size bytes, on file or model
+ * metadata. */
+struct bench_pool {
+	thinp_io *data, *meta;
+	struct md_store *store;
+	thinp_pool *pool;
+	thinp_thin *thin;
+};
+
+static void bench_pool_open(struct bench_pool *bp, const char *dir, bool model, uint64_t size)
+{
+	thinp_thin_options to = THINP_THIN_OPTIONS_INIT;
+	struct pool_md *md;
+	int r;
+
+	memset(bp, 0, sizeof(*bp));
+	bp->data = open_file(dir, "bench-data", size);
+	if (model) {
+		bp->store = md_store_new(BS >> 9, size / BS, 1 << 16);
+		r = md_model_open(bp->store, &md);
+		if (!r)
+			r = pool_create(&bp->pool, md, NULL, bp->data, NULL);
+	} else {
+		bp->meta = open_file(dir, "bench-meta", 64 << 20);
+		r = thinp_pool_format(&bp->pool, bp->meta, bp->data, NULL);
+	}
+	if (!r)
+		r = thinp_pool_create_thin(bp->pool, 0);
+	to.size = size;
+	if (!r)
+		r = thinp_thin_open(&bp->thin, bp->pool, 0, &to);
+	if (r)
+		die("pool setup", r);
+}
+
+static void bench_pool_close(struct bench_pool *bp)
+{
+	thinp_thin_close(bp->thin);
+	thinp_pool_close(bp->pool);
+	md_store_free(bp->store);
+	thinp_io_close(bp->data);
+	thinp_io_close(bp->meta);
+}
+
+/*
+ * Sequential first writes: each round a fresh raw file and a fresh pool, the
+ * one going first alternating between rounds, so that neither side always
+ * meets the page cache and the writeback the other left behind.
+ */
+static void bench_first_writes(const char *dir, bool model, uint64_t size, unsigned rounds,
+			       void *buf)
+{
+	double raw[rounds], thin[rounds];
+
+	for (unsigned i = 0; i < rounds; i++) {
+		struct bench_pool bp;
+		thinp_io *io = open_file(dir, "bench-raw", size);
+
+		bench_pool_open(&bp, dir, model, size);
+		for (unsigned k = 0; k < 2; k++) {
+			if ((i + k) % 2 == 0)
+				raw[i] = seq_write(io, raw_write, raw_flush, size, buf);
+			else
+				thin[i] = seq_write(bp.thin, thin_write, thin_flush, size, buf);
+		}
+		bench_pool_close(&bp);
+		thinp_io_close(io);
+	}
+	report("sequential first writes 64 KiB", "MiB/s", raw, thin, rounds);
+}
+
+/* Random 4 KiB reads and overwrites of provisioned blocks, raw and thin
+ * alternating in rounds of nrand operations. */
+static void bench_random(const char *dir, bool model, uint64_t size, unsigned rounds,
+			 unsigned nrand, void *buf)
+{
+	double rr[rounds], tr[rounds], rw[rounds], tw[rounds];
+	thinp_io *io = open_file(dir, "bench-raw", size);
+	struct bench_pool bp;
+
+	bench_pool_open(&bp, dir, model, size);
+	seq_write(io, raw_write, raw_flush, size, buf);
+	seq_write(bp.thin, thin_write, thin_flush, size, buf);
+	for (unsigned i = 0; i < rounds; i++) {
+		rr[i] = rand_io(io, raw_read, NULL, size, nrand, buf);
+		tr[i] = rand_io(bp.thin, thin_read, NULL, size, nrand, buf);
+	}
+	for (unsigned i = 0; i < rounds; i++) {
+		rw[i] = rand_io(io, NULL, raw_write, size, nrand, buf);
+		tw[i] = rand_io(bp.thin, NULL, thin_write, size, nrand, buf);
+	}
+	report("random reads 4 KiB", "IOPS", rr, tr, rounds);
+	report("random overwrites 4 KiB", "IOPS", rw, tw, rounds);
+	bench_pool_close(&bp);
+	thinp_io_close(io);
+}
+
 int main(int argc, char **argv)
 {
-	int model = argc > 1 && !strcmp(argv[1], "--model");
+	bool model = argc > 1 && !strcmp(argv[1], "--model");
 	const char *dir = argc > 1 + model ? argv[1 + model]
 					   : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	uint64_t size = (argc > 2 + model ? strtoull(argv[2 + model], NULL, 0) : 256) << 20;
-	unsigned nrand = 200000;
-	thinp_io *raw, *data, *meta = NULL;
-	thinp_pool *pool;
-	thinp_thin *thin;
-	thinp_thin_options to = THINP_THIN_OPTIONS_INIT;
-	struct md_store *store = NULL;
-	struct pool_md *md;
-	double r_seq, t_seq, r_rd, t_rd, r_wr, t_wr;
+	unsigned rounds = 7, nrand = 50000;
 	void *buf;
-	int r;
 
 	if (posix_memalign(&buf, 4096, BS))
 		return 1;
 	memset(buf, 0x5A, BS);
-	raw = open_file(dir, "bench-raw", size);
-	data = open_file(dir, "bench-data", size);
-	if (model) {
-		store = md_store_new(BS >> 9, size / BS, 1 << 16);
-		r = md_model_open(store, &md);
-		if (!r)
-			r = pool_create(&pool, md, NULL, data, NULL);
-	} else {
-		meta = open_file(dir, "bench-meta", 64 << 20);
-		r = thinp_pool_format(&pool, meta, data, NULL);
-	}
-	if (!r)
-		r = thinp_pool_create_thin(pool, 0);
-	to.size = size;
-	if (!r)
-		r = thinp_thin_open(&thin, pool, 0, &to);
-	if (r)
-		die("pool setup", r);
-
 	printf("bench_pool: %llu MiB files in %s, data block 64 KiB, metadata: %s\n",
 	       (unsigned long long)(size >> 20), dir, model ? "model (in memory)" : "file");
-	r_seq = seq_write(raw, raw_write, raw_flush, size, buf);
-	t_seq = seq_write(thin, thin_write, thin_flush, size, buf);
-	printf("sequential first writes 64 KiB: raw %.0f MiB/s, thin %.0f MiB/s, ratio %.2f\n",
-	       r_seq, t_seq, t_seq / r_seq);
-	r_rd = rand_io(raw, raw_read, NULL, size, nrand, buf);
-	t_rd = rand_io(thin, thin_read, NULL, size, nrand, buf);
-	printf("random reads 4 KiB: raw %.0f IOPS, thin %.0f IOPS, ratio %.2f\n", r_rd, t_rd,
-	       t_rd / r_rd);
-	r_wr = rand_io(raw, NULL, raw_write, size, nrand, buf);
-	t_wr = rand_io(thin, NULL, thin_write, size, nrand, buf);
-	printf("random overwrites 4 KiB: raw %.0f IOPS, thin %.0f IOPS, ratio %.2f\n", r_wr, t_wr,
-	       t_wr / r_wr);
-	thinp_thin_close(thin);
-	thinp_pool_close(pool);
-	md_store_free(store);
-	thinp_io_close(raw);
-	thinp_io_close(data);
-	thinp_io_close(meta);
+	bench_first_writes(dir, model, size, rounds, buf);
+	bench_random(dir, model, size, rounds, nrand, buf);
 	if (!model) {
 		bench_snapshots(dir);
-		bench_depth(dir, size, buf);
+		bench_depth(dir, size, rounds, buf);
 	}
 	free(buf);
 	return 0;
