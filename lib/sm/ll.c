@@ -11,11 +11,12 @@
  * across the overflow-tree work: that work allocates metadata blocks, which
  * (for the metadata space map) reads bitmaps again.
  *
- * Index hints. nr_free is recomputed from the bitmap on every change (a
- * popcount of 510 words), so what we write is exact in the kernel's
- * convention (value-0 entries among all 16320) even if what we read was not.
- * none_free_before follows the kernel's update rule. When reading, both are
- * only used to skip work.
+ * Index hints. nr_free is recounted from the bitmap when the bitmap is first
+ * shadowed in a transaction (a popcount of 510 words) and then moved by one
+ * per change, so what we write is exact in the kernel's convention
+ * (value-0 entries among all 16320) even if what we read was not, without a
+ * recount on every allocation. none_free_before follows the kernel's update
+ * rule. When reading, both are only used to skip work.
  */
 #include <errno.h>
 #include <string.h>
@@ -216,13 +217,15 @@ int ll_note_freed(struct ll_disk *old, struct block_counter *freed, uint64_t beg
 	return v ? 0 : block_counter_inc(freed, b, NULL);
 }
 
-static void update_hints(struct index_entry *ie, const void *bitmap, uint32_t e,
-			 uint32_t old, uint32_t new_count)
+/* The hints after entry e went from old to new_count. */
+static void update_hints(struct index_entry *ie, uint32_t e, uint32_t old, uint32_t new_count)
 {
-	ie->nr_free = SM_ENTRIES_PER_BITMAP - bitmap_count_used(bitmap, SM_ENTRIES_PER_BITMAP);
-	if (old == 0 && new_count != 0 && e == ie->none_free_before)
+	bool used = old == 0 && new_count != 0, freed = old != 0 && new_count == 0;
+
+	ie->nr_free += (uint32_t)freed - (uint32_t)used;
+	if (used && e == ie->none_free_before)
 		ie->none_free_before = e + 1;
-	else if (old != 0 && new_count == 0 && e < ie->none_free_before)
+	else if (freed && e < ie->none_free_before)
 		ie->none_free_before = e;
 }
 
@@ -254,6 +257,9 @@ static int mutate_bitmap(struct ll_disk *ll, uint64_t b, struct index_entry *ie,
 	r = tm_shadow_block(ll->tm, ie->blocknr, &sm_bitmap_validator, &blk, &inc_children);
 	if (r)
 		return r;
+	if (block_location(blk) != ie->blocknr) /* first change this transaction */
+		ie->nr_free = SM_ENTRIES_PER_BITMAP -
+			      bitmap_count_used(block_data(blk), SM_ENTRIES_PER_BITMAP);
 	ie->blocknr = block_location(blk);
 	v = bitmap_get(block_data(blk), e);
 	*old = v;
@@ -262,7 +268,7 @@ static int mutate_bitmap(struct ll_disk *ll, uint64_t b, struct index_entry *ie,
 		r = fn(ctx, *old, new_count);
 	if (!r) {
 		bitmap_set(block_data(blk), e, *new_count > 3 ? 3 : *new_count);
-		update_hints(ie, block_data(blk), e, *old, *new_count);
+		update_hints(ie, e, *old, *new_count);
 	}
 	tm_unlock(ll->tm, blk);
 	return r;
