@@ -357,7 +357,8 @@ THINP_API int thinp_meta_device_info(thinp_meta *meta, uint64_t dev,
  * when the mapping is possibly shared with another device (the device's
  * snapshotted_time > the mapping's time, FORMAT.md 5.4): writing it needs
  * copy-on-write.
- * Errors: -ENODATA (no such device or unmapped). Since 1.0.
+ * Errors: -ENODATA (no such device, or unmapped: that answer leaves
+ * thinp_meta_errmsg() as it was). Since 1.0.
  */
 THINP_API int thinp_meta_lookup(thinp_meta *meta, uint64_t dev, uint64_t vblock,
 				uint64_t *data_block, uint32_t *time, bool *shared);

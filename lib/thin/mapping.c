@@ -27,10 +27,13 @@ static int lookup_locked(struct thinp_meta *meta, uint64_t dev, uint64_t vblock,
 	if (r)
 		return thin_err(meta, r, "device %" PRIu64 ": %s", dev, thinp_strerror(r));
 	r = btree_lookup(&meta->info, meta->sb.data_mapping_root, keys, v);
+	/* Unmapped is an answer, asked on every first write: no message
+	 * (formatting one cost more than the lookup). */
+	if (r == -ENODATA)
+		return r;
 	if (r)
-		return thin_err(meta, r, r == -ENODATA ? "block %" PRIu64 " of device %" PRIu64
-				" is not mapped" : "lookup of block %" PRIu64 " of device %"
-				PRIu64 " failed", vblock, dev);
+		return thin_err(meta, r, "lookup of block %" PRIu64 " of device %" PRIu64
+				" failed", vblock, dev);
 	if (data_block)
 		*data_block = thin_mapping_block(load_le64(v));
 	if (time)
