@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pool/map_cache.h"
 #include "pool/pool_internal.h"
 #include "util/compiler.h"
 
@@ -439,7 +440,9 @@ int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *
 	int r;
 
 	*out = NULL;
-	r = pool_read_options(&opts, user_opts);
+	r = map_cache_wrap(md, &md);
+	if (!r)
+		r = pool_read_options(&opts, user_opts);
 	if (!r)
 		r = md->ops->info(md, &info);
 	if (r)

@@ -7,7 +7,7 @@
  * to be tested against failures that are hard to provoke in the real
  * metadata (ENOSPC at a chosen insert, EIO at a chosen commit). The tests
  * plug in a model implementation with those knobs; the library plugs in
- * lib/thin (pool_md_thin.c).
+ * lib/thin (pool_md_meta.c), behind a lookup cache (map_cache.c).
  *
  * Concurrency contract: the pool calls the read operations (info, thin_info,
  * lookup, next_mapping, data_ref) under its metadata lock held shared, so

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/testutil.h"
+#include "pool/map_cache.h"
 #include "pool/pool_test.h"
 #include "pool/pool_internal.h"
 
@@ -250,7 +251,7 @@ void tpool_check_md(struct tpool *t)
 		return;
 	}
 	pthread_rwlock_rdlock(&t->pool->md_lock);
-	assert_int_equal(md_model_check(t->pool->md), 0);
+	assert_int_equal(md_model_check(map_cache_inner(t->pool->md)), 0);
 	pthread_rwlock_unlock(&t->pool->md_lock);
 }
 
