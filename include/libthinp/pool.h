@@ -151,7 +151,11 @@ THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data
  * @out, @meta, @data: as for thinp_pool_format(). With a read-only @meta the
  *        pool opens read-only. A metadata superblock that asks for a check
  *        (needs_check) opens read-only too.
- * Errors: -EINVAL (bad options, block size mismatch), -EILSEQ/-ENOTBLK
+ * As the kernel does when it loads a pool, a read-write open takes into use
+ * a data or metadata device that grew while the pool was closed (a resize,
+ * committed); a data device smaller than the pool's data blocks is refused.
+ * Errors: -EINVAL (bad options, block size mismatch, data device too
+ * small), -EILSEQ/-ENOTBLK
  * (corrupt metadata), -ENODATA (unformatted metadata), -EIO, -ENOMEM.
  * Since 1.0.
  */

@@ -14,6 +14,7 @@
 
 #include <libthinp/meta.h>
 #include "pool/pool_internal.h"
+#include "util/compiler.h"
 
 #define SECTOR_SHIFT 9
 
@@ -268,6 +269,38 @@ int thinp_pool_format(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	return r ? r : pool_create(out, md, meta_io, data, &opts);
 }
 
+/*
+ * As the kernel does when it loads a pool: a data device smaller than the
+ * pool's data blocks is refused (mapped blocks would be out of reach); a data
+ * or metadata device that grew while the pool was closed is taken into use
+ * (a read-only pool only reads the sizes).
+ */
+static int fit_devices(thinp_pool *pool, thinp_io *meta_io, thinp_io *data)
+{
+	thinp_pool_status st = THINP_POOL_STATUS_INIT;
+	uint64_t data_bytes, meta_bytes, meta_blocks;
+	int r = thinp_pool_get_status(pool, &st);
+
+	if (!r)
+		r = thinp_io_size(data, &data_bytes);
+	if (!r)
+		r = thinp_io_size(meta_io, &meta_bytes);
+	if (r)
+		return r;
+	if (data_bytes / st.data_block_size < st.data_total)
+		return pool_err(pool, -EINVAL, "data device of %llu blocks is smaller than the "
+				"pool's %llu", (unsigned long long)(data_bytes / st.data_block_size),
+				(unsigned long long)st.data_total);
+	if (st.mode != THINP_POOL_MODE_RW)
+		return 0;
+	if (data_bytes / st.data_block_size > st.data_total)
+		r = thinp_pool_resize_data(pool, data_bytes / st.data_block_size);
+	meta_blocks = THINP_MIN(meta_bytes / 4096, THINP_META_MAX_METADATA_BLOCKS);
+	if (!r && meta_blocks > st.metadata_total)
+		r = thinp_pool_resize_metadata(pool, meta_blocks);
+	return r;
+}
+
 int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 		    const thinp_pool_options *user_opts)
 {
@@ -299,5 +332,13 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	if (thinp_meta_mode(meta) != THINP_META_MODE_RW)
 		opts.features |= THINP_POOL_READ_ONLY;
 	r = wrap_meta(meta, &md);
-	return r ? r : pool_create(out, md, meta_io, data, &opts);
+	if (!r)
+		r = pool_create(out, md, meta_io, data, &opts);
+	if (!r)
+		r = fit_devices(*out, meta_io, data);
+	if (r && *out) {
+		thinp_pool_close(*out);
+		*out = NULL;
+	}
+	return r;
 }

@@ -96,6 +96,35 @@ static int cd_discard(void *ctx, uint64_t len, uint64_t off)
 	return 0;
 }
 
+/* Grow or shrink both images at once: a resize is durable when it returns
+ * (io.h), so a power loss keeps the new size. */
+static int cd_resize(void *ctx, uint64_t bytes)
+{
+	struct crashdev *d = ctx;
+	uint8_t *cur, *durable, *dirty;
+
+	pthread_mutex_lock(&d->lock);
+	cur = realloc(d->cur, bytes);
+	if (cur)
+		d->cur = cur;
+	durable = realloc(d->durable, bytes);
+	if (durable)
+		d->durable = durable;
+	dirty = realloc(d->dirty, bytes / CHUNK + 1);
+	if (dirty)
+		d->dirty = dirty;
+	if (cur && durable && dirty) {
+		if (bytes > d->size) {
+			memset(cur + d->size, 0, bytes - d->size);
+			memset(durable + d->size, 0, bytes - d->size);
+			memset(dirty + d->size / CHUNK + 1, 0, bytes / CHUNK - d->size / CHUNK);
+		}
+		d->size = bytes;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return cur && durable && dirty ? 0 : -ENOMEM;
+}
+
 static void cd_close(void *ctx)
 {
 	struct crashdev *d = ctx;
@@ -126,6 +155,7 @@ int crashdev_open(thinp_io **out, uint64_t size, bool discard, struct crashdev *
 	ops.flush = cd_flush;
 	ops.size = cd_size;
 	ops.discard = discard ? cd_discard : NULL;
+	ops.resize = cd_resize;
 	ops.close = cd_close;
 	r = thinp_io_new(out, &ops, d, 0);
 	if (r) {

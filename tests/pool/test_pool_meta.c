@@ -77,6 +77,53 @@ static void test_open_unformatted(void **state)
 	thinp_io_close(data);
 }
 
+/* Devices that grew while the pool was closed are taken into use on open, as
+ * the kernel does on reload; a data device that shrank below the pool's
+ * blocks is refused, and the refusal changes nothing. */
+static void test_open_fits_devices(void **state)
+{
+	thinp_pool_status ps = THINP_POOL_STATUS_INIT;
+	struct tpool t;
+	thinp_thin *a;
+	thinp_pool *p2;
+	uint8_t buf[5];
+
+	tpool_setup_real(&t, 64, META_BYTES, NULL);
+	assert_int_equal(thinp_pool_create_thin(t.pool, 0), 0);
+	a = topen(t.pool, 0, 128ull * TEST_BS, NULL);
+	assert_int_equal(thinp_thin_write(a, "hello", 5, 63 * TEST_BS), 0);
+	thinp_thin_close(a);
+	tpool_close(&t);
+
+	assert_int_equal(thinp_io_resize(t.data, 100ull * TEST_BS), 0);
+	assert_int_equal(thinp_io_resize(t.meta, 2ull * META_BYTES), 0);
+	tpool_open(&t);
+	assert_int_equal(thinp_pool_get_status(t.pool, &ps), 0);
+	assert_int_equal(ps.data_total, 100);
+	assert_int_equal(ps.metadata_total, 2ull * META_BYTES / 4096);
+	a = topen(t.pool, 0, 128ull * TEST_BS, NULL);
+	assert_int_equal(thinp_thin_write(a, "world", 5, 99 * TEST_BS), 0);
+	thinp_thin_close(a);
+	tpool_close(&t);
+	tpool_check_md(&t);
+
+	assert_int_equal(thinp_io_resize(t.data, 99ull * TEST_BS), 0);
+	assert_int_equal(thinp_pool_open(&p2, t.meta, t.data, NULL), -EINVAL);
+	assert_int_equal(thinp_io_resize(t.data, 100ull * TEST_BS), 0);
+	tpool_open(&t);
+	assert_int_equal(thinp_pool_get_status(t.pool, &ps), 0);
+	assert_int_equal(ps.data_total, 100);
+	a = topen(t.pool, 0, 128ull * TEST_BS, NULL);
+	assert_int_equal(thinp_thin_read(a, buf, 5, 63 * TEST_BS), 0);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(thinp_thin_read(a, buf, 5, 99 * TEST_BS), 0);
+	assert_memory_equal(buf, "world", 5);
+	thinp_thin_close(a);
+	tpool_close(&t);
+	tpool_check_md(&t);
+	tpool_teardown(&t);
+}
+
 /* Metadata reads for one cold lookup of volume id (pool reopened first, so
  * nothing is cached). */
 static uint64_t cold_read_cost(struct tpool *t, uint64_t id, uint64_t vblock)
@@ -387,6 +434,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_open_reopen),
 		cmocka_unit_test(test_open_unformatted),
+		cmocka_unit_test(test_open_fits_devices),
 		cmocka_unit_test(test_snapshot_chain_1000),
 		cmocka_unit_test(test_passdown_counted_by_fault_wrapper),
 		cmocka_unit_test(test_power_cut_metadata),
