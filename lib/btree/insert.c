@@ -40,7 +40,7 @@ static uint32_t child_for_insert(void *n, uint64_t key)
 int btree_insert_raw(const struct level *lv, uint64_t root, uint64_t key, uint64_t *new_root,
 		     struct block **leaf, uint32_t *index, bool *exists)
 {
-	struct block *parent = NULL, *cur, *child;
+	struct block *parent = NULL, *cur;
 	uint32_t pidx = 0, i;
 	unsigned depth;
 	void *n;
@@ -67,21 +67,14 @@ int btree_insert_raw(const struct level *lv, uint64_t root, uint64_t key, uint64
 			return 0;
 		}
 		i = child_for_insert(n, key);
-		r = level_shadow(lv, node_value64(n, i), false, &child);
+		r = level_descend(lv, &parent, &cur, i);
 		if (r)
 			goto fail;
-		node_set_value64(n, i, block_location(child));
-		if (parent)
-			tm_unlock(lv->tm, parent);
-		parent = cur;
 		pidx = i;
-		cur = child;
 	}
 	r = THINP_CORRUPT(level_log(lv), root, "btree", "tree too deep (cycle?)");
 fail:
-	if (parent)
-		tm_unlock(lv->tm, parent);
-	tm_unlock(lv->tm, cur);
+	level_release(lv, parent, cur);
 	return r;
 }
 

@@ -121,6 +121,30 @@ int level_shadow(const struct level *lv, uint64_t b, bool is_root, struct block 
 	return r;
 }
 
+int level_descend(const struct level *lv, struct block **parent, struct block **cur,
+		  uint32_t i)
+{
+	void *n = block_data(*cur);
+	struct block *child;
+	int r = level_shadow(lv, node_value64(n, i), false, &child);
+
+	if (r)
+		return r;
+	node_set_value64(n, i, block_location(child));
+	if (*parent)
+		tm_unlock(lv->tm, *parent);
+	*parent = *cur;
+	*cur = child;
+	return 0;
+}
+
+void level_release(const struct level *lv, struct block *parent, struct block *cur)
+{
+	if (parent)
+		tm_unlock(lv->tm, parent);
+	tm_unlock(lv->tm, cur);
+}
+
 int level_new_leaf(const struct level *lv, struct block **out)
 {
 	int r = tm_new_block(lv->tm, &btree_node_validator, out);

@@ -154,6 +154,13 @@ int level_read_node(const struct level *lv, uint64_t b, bool is_root, struct blo
  * state or is shared; when it was shared, everything the copy points at gains
  * a reference (FORMAT.md 8.1 step 3). O(1) blocks, O(nr) if shared. */
 int level_shadow(const struct level *lv, uint64_t b, bool is_root, struct block **out);
+/* One step of a shadowing descent: shadow child i of *cur and point *cur at
+ * the copy, then move down: *parent (if any) is unlocked, *cur becomes the
+ * parent and the copy the current node. On failure nothing moves. */
+int level_descend(const struct level *lv, struct block **parent, struct block **cur,
+		  uint32_t i);
+/* Unlock the two nodes of a descent (parent may be NULL). */
+void level_release(const struct level *lv, struct block *parent, struct block *cur);
 /* A new empty node of this level's leaf kind, write-locked. */
 int level_new_leaf(const struct level *lv, struct block **out);
 /* A new empty tree of this level (one empty leaf root). */

@@ -105,9 +105,8 @@ static int remove_from_leaf(const struct level *lv, void *n, bool is_root, uint6
 static int remove_descent(const struct level *lv, uint64_t root, uint64_t lo, uint64_t hi,
 			  uint64_t *new_root, uint64_t *nr_removed, uint64_t *last_key)
 {
-	struct block *parent = NULL, *cur, *child;
+	struct block *parent = NULL, *cur;
 	unsigned depth;
-	uint32_t i;
 	void *n;
 	int r;
 
@@ -135,21 +134,13 @@ static int remove_descent(const struct level *lv, uint64_t root, uint64_t lo, ui
 		r = prepare_child(lv, cur, child_index(n, lo));
 		if (r)
 			goto out;
-		i = child_index(n, lo);
-		r = level_shadow(lv, node_value64(n, i), false, &child);
+		r = level_descend(lv, &parent, &cur, child_index(n, lo));
 		if (r)
 			goto out;
-		node_set_value64(n, i, block_location(child));
-		if (parent)
-			tm_unlock(lv->tm, parent);
-		parent = cur;
-		cur = child;
 	}
 	r = THINP_CORRUPT(level_log(lv), root, "btree", "tree too deep (cycle?)");
 out:
-	if (parent)
-		tm_unlock(lv->tm, parent);
-	tm_unlock(lv->tm, cur);
+	level_release(lv, parent, cur);
 	return r;
 }
 
