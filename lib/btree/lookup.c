@@ -53,20 +53,23 @@ int level_resolve_upper(struct btree_info *info, uint64_t root, const uint64_t *
 	return 0;
 }
 
+/* The last level's tree for keys: its level and root. */
+static int last_level(struct btree_info *info, uint64_t *root, const uint64_t *keys,
+		      struct level *lv)
+{
+	int r = level_init(lv, info, 0);
+
+	if (!r)
+		r = level_resolve_upper(info, *root, keys, root);
+	return r ? r : level_init(lv, info, info->levels - 1);
+}
+
 int btree_lookup(struct btree_info *info, uint64_t root, const uint64_t *keys, void *value)
 {
 	struct level lv;
-	unsigned last;
-	int r = level_init(&lv, info, 0);
+	int r = last_level(info, &root, keys, &lv);
 
-	if (r)
-		return r;
-	last = info->levels - 1;
-	r = level_resolve_upper(info, root, keys, &root);
-	if (r)
-		return r;
-	r = level_init(&lv, info, last);
-	return r ? r : lookup_in_level(&lv, root, keys[last], value);
+	return r ? r : lookup_in_level(&lv, root, keys[info->levels - 1], value);
 }
 
 /*
@@ -120,15 +123,7 @@ int btree_lower_bound(struct btree_info *info, uint64_t root, const uint64_t *ke
 		      uint64_t *key_out, void *value)
 {
 	struct level lv;
-	unsigned last;
-	int r = level_init(&lv, info, 0);
+	int r = last_level(info, &root, keys, &lv);
 
-	if (r)
-		return r;
-	last = info->levels - 1;
-	r = level_resolve_upper(info, root, keys, &root);
-	if (r)
-		return r;
-	r = level_init(&lv, info, last);
-	return r ? r : lower_bound_at(&lv, root, keys[last], 0, key_out, value);
+	return r ? r : lower_bound_at(&lv, root, keys[info->levels - 1], 0, key_out, value);
 }
