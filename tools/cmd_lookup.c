@@ -44,24 +44,13 @@ static int lookup_stdin(struct meta_ctx *c)
 
 int cmd_lookup(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "metadata", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *path = NULL;
+	const char *path;
 	uint64_t dev = 0, vblock = 0;
 	struct meta_ctx c;
-	int ch, r;
+	int r;
 
-	while ((ch = getopt_long(argc, argv, ":m:h", longopts, NULL)) != -1) {
-		if (ch == 'm')
-			path = optarg;
-		else if (ch == 'h')
-			return print_usage();
-		else
-			return bad_option(ch, argc, argv);
-	}
+	if ((r = parse_metadata_only(argc, argv, false, &path)) >= 0)
+		return r;
 	if (argc - optind != 0 && argc - optind != 2)
 		return usage_err("expected DEV VBLOCK, or pairs on standard input");
 	if (argc - optind == 2 &&

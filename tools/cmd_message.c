@@ -27,25 +27,13 @@ static char *join_words(int argc, char **argv)
 
 int cmd_message(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "metadata", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *path = NULL;
+	const char *path;
 	struct meta_ctx c;
 	char *msg;
-	int ch, r, e;
+	int r, e;
 
-	/* '+': stop at the first operand, so message words are never options. */
-	while ((ch = getopt_long(argc, argv, "+:m:h", longopts, NULL)) != -1) {
-		if (ch == 'm')
-			path = optarg;
-		else if (ch == 'h')
-			return print_usage();
-		else
-			return bad_option(ch, argc, argv);
-	}
+	if ((r = parse_metadata_only(argc, argv, true, &path)) >= 0)
+		return r;
 	if (!path)
 		return usage_err("the metadata file is required (-m FILE)");
 	if (optind == argc)

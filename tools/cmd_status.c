@@ -6,24 +6,13 @@
 
 int cmd_status(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "metadata", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	thinp_meta_status s;
-	const char *path = NULL;
+	const char *path;
 	struct meta_ctx c;
-	int ch, r, e;
+	int r, e;
 
-	while ((ch = getopt_long(argc, argv, ":m:h", longopts, NULL)) != -1) {
-		if (ch == 'm')
-			path = optarg;
-		else if (ch == 'h')
-			return print_usage();
-		else
-			return bad_option(ch, argc, argv);
-	}
+	if ((r = parse_metadata_only(argc, argv, false, &path)) >= 0)
+		return r;
 	if ((r = no_operands(argc, argv)))
 		return r;
 	if ((r = meta_open(&c, path, OPEN_RDONLY)))

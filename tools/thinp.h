@@ -45,6 +45,11 @@ int print_usage(void);
 /* For getopt_long's ':' (missing value) and '?' (unknown option), with an
  * optstring that starts with ':'. Returns EXIT_USAGE. */
 int bad_option(int c, int argc, char **argv);
+/* The options of a command that takes only -m FILE and --help: sets *path
+ * (NULL if absent). operands_verbatim stops at the first operand, so that
+ * operands are never taken for options. Returns -1 to go on, else the exit
+ * status (usage printed, or a bad option). */
+int parse_metadata_only(int argc, char **argv, bool operands_verbatim, const char **path);
 /* EXIT_USAGE with a message if operands are left after the options. */
 int no_operands(int argc, char **argv);
 /* Strict unsigned decimal (no sign, no spaces, no overflow). */

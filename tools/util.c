@@ -176,6 +176,28 @@ int no_operands(int argc, char **argv)
 	return EXIT_OK;
 }
 
+int parse_metadata_only(int argc, char **argv, bool operands_verbatim, const char **path)
+{
+	static const struct option longopts[] = {
+		{ "metadata", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	*path = NULL;
+	while ((ch = getopt_long(argc, argv, operands_verbatim ? "+:m:h" : ":m:h", longopts,
+				 NULL)) != -1) {
+		if (ch == 'm')
+			*path = optarg;
+		else if (ch == 'h')
+			return print_usage();
+		else
+			return bad_option(ch, argc, argv);
+	}
+	return -1;
+}
+
 int parse_source(const char *arg, uint64_t *source)
 {
 	if (!arg) {
