@@ -19,13 +19,24 @@
  * each message.
  *
  * Sticky failure. If a change fails after it started modifying metadata
- * (I/O error, corruption found, out of metadata space mid-way), the handle
- * aborts the transaction, sets the NEEDS_CHECK flag in the superblock on the
- * device (best effort, as the kernel does) and enters THINP_META_MODE_FAIL:
- * every later change or commit returns -EROFS until the handle is closed and
- * the metadata checked and reopened. Reads keep working on the last
- * committed state. Refusals found before anything changed (-EEXIST, -ENODATA,
- * -EINVAL, -EBUSY) are not failures.
+ * (I/O error, corruption found), the handle aborts the transaction, sets the
+ * NEEDS_CHECK flag in the superblock on the device (best effort, as the
+ * kernel does) and enters THINP_META_MODE_FAIL: every later change or commit
+ * returns -EROFS until the handle is closed and the metadata checked and
+ * reopened. Reads keep working on the last committed state. Refusals found
+ * before anything changed (-EEXIST, -ENODATA, -EINVAL, -EBUSY) are not
+ * failures.
+ *
+ * Out of metadata space. A change or commit that needs a metadata block when
+ * none is free returns -ENOSPC, and the open transaction is rolled back to
+ * the last commit at once (every change since then is lost; nothing of the
+ * committed state was written, so no NEEDS_CHECK). The handle enters
+ * THINP_META_MODE_NO_SPACE: reads answer from the last commit, every change
+ * and commit returns -EROFS, until thinp_meta_abort() (which acknowledges
+ * the rollback: back to RW on the last commit) or a
+ * thinp_meta_resize_metadata() that grows the metadata (back to RW, the
+ * growth uncommitted). Out of data space is different: the allocation alone
+ * fails with -ENOSPC and the handle stays RW.
  *
  * Units. Data block size in 512-byte sectors (like the kernel's table line
  * and the superblock): 128 .. 2,097,152, a multiple of 128 (64 KiB .. 1 GiB).
@@ -81,6 +92,8 @@ typedef struct thinp_meta thinp_meta;
 #define THINP_META_MODE_RW 0   /* read-write */
 #define THINP_META_MODE_RO 1   /* opened read-only */
 #define THINP_META_MODE_FAIL 2 /* a metadata operation failed: sticky read-only */
+#define THINP_META_MODE_NO_SPACE 3 /* out of metadata space: rolled back, read-only
+				      until abort or a metadata grow */
 
 /*
  * Options for opening or formatting. Fill from THINP_META_OPTIONS_INIT.
@@ -249,7 +262,8 @@ THINP_API void thinp_meta_close(thinp_meta *meta);
  */
 THINP_API const char *thinp_meta_errmsg(thinp_meta *meta);
 
-/* thinp_meta_mode - THINP_META_MODE_RW, _RO or _FAIL. Thread-safe. Since 1.0. */
+/* thinp_meta_mode - THINP_META_MODE_RW, _RO, _FAIL or _NO_SPACE. Thread-safe.
+ * Since 1.0. */
 THINP_API int thinp_meta_mode(thinp_meta *meta);
 
 /* ---- transactions ------------------------------------------------------- */
@@ -258,15 +272,17 @@ THINP_API int thinp_meta_mode(thinp_meta *meta);
  * thinp_meta_commit - make every change since the last commit durable
  * (FORMAT.md 8.2: details, space maps, all blocks flushed, then the
  * superblock written and flushed). Flush the data device first.
- * Errors: -EROFS (read-only or failed handle), -ENOSPC (out of metadata
- * space), -EIO. A failed commit puts the handle in THINP_META_MODE_FAIL.
+ * Errors: -EROFS (read-only, failed or out-of-space handle), -ENOSPC (out of
+ * metadata space: the transaction is rolled back, mode NO_SPACE), -EIO. Any
+ * other failed commit puts the handle in THINP_META_MODE_FAIL.
  * Since 1.0.
  */
 THINP_API int thinp_meta_commit(thinp_meta *meta);
 
 /*
  * thinp_meta_abort - drop every change since the last commit and re-read the
- * committed state. Allowed in every mode (it does not leave FAIL mode).
+ * committed state. Allowed in every mode; it leaves NO_SPACE for RW, never
+ * FAIL.
  * Errors: -EIO, -EILSEQ (the committed superblock no longer validates).
  * Since 1.0.
  */
@@ -419,7 +435,9 @@ THINP_API int thinp_meta_remove_range(thinp_meta *meta, uint64_t dev, uint64_t b
 /*
  * thinp_meta_alloc_data_block - allocate a free data block (reference count
  * 1). Never returns a block freed in the open transaction (the committed
- * state may still point at it). Errors: -ENOSPC, -EROFS. Since 1.0.
+ * state may still point at it). Errors: -ENOSPC (no free data block: nothing
+ * changed, the handle stays RW; or no metadata block for the count: mode
+ * NO_SPACE, see the top of this file), -EROFS. Since 1.0.
  */
 THINP_API int thinp_meta_alloc_data_block(thinp_meta *meta, uint64_t *out);
 
@@ -444,6 +462,7 @@ THINP_API int thinp_meta_resize_data(thinp_meta *meta, uint64_t nr_data_blocks);
  * 4 KiB blocks (0 = the io's current size), capped at
  * THINP_META_MAX_METADATA_BLOCKS with a warning. The superblock's
  * metadata_nr_blocks is not changed (the kernel leaves it as formatted).
+ * Allowed in THINP_META_MODE_NO_SPACE: growing returns the handle to RW.
  * Errors: -EINVAL (shrinking, or larger than the io), -EROFS (also while
  * NEEDS_CHECK is set), -ENOSPC. Not committed. Since 1.0.
  */

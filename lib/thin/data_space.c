@@ -29,7 +29,9 @@ int thin_alloc_data_block_locked(struct thinp_meta *meta, uint64_t *out)
 	int r;
 
 	r = sm_new_block(meta->data_sm, out);
-	if (r == -ENOSPC)
+	/* The search for a free data block changes nothing when it fails; the
+	 * count's bitmap may need a metadata block that is not there. */
+	if (r == -ENOSPC && !thin_out_of_metadata_space_locked(meta, r))
 		return thin_err(meta, r, "out of data space");
 	if (r)
 		return thin_fail_locked(meta, r, "data block allocation");

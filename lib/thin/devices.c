@@ -4,7 +4,7 @@
  *
  * Each change first checks everything that can make it a refusal (id in use,
  * no origin, clock exhausted) without touching metadata; only then does it
- * modify, and an error from that point on is a metadata failure (sticky, see
+ * modify, and an error from that point on drops the whole transaction (see
  * thin_fail_locked), because a half-done change cannot be trusted.
  */
 #include <errno.h>

@@ -47,14 +47,32 @@ int thin_rlock(struct thinp_meta *meta)
 	return 0;
 }
 
+static const char *mode_refusal(int mode)
+{
+	switch (mode) {
+	case THINP_META_MODE_RO:
+		return "metadata opened read-only";
+	case THINP_META_MODE_NO_SPACE:
+		return "out of metadata space, the transaction was rolled back: "
+		       "grow the metadata or abort";
+	default:
+		return "metadata in failed mode after an error: close, check and reopen";
+	}
+}
+
 int thin_wlock(struct thinp_meta *meta)
 {
+	return thin_wlock_allowing(meta, THINP_META_MODE_RW);
+}
+
+int thin_wlock_allowing(struct thinp_meta *meta, int also)
+{
 	pthread_rwlock_wrlock(&meta->lock);
-	if (meta->mode != THINP_META_MODE_RW) {
+	if (meta->mode != THINP_META_MODE_RW && meta->mode != also) {
+		int mode = meta->mode;
+
 		pthread_rwlock_unlock(&meta->lock);
-		return thin_err(meta, -EROFS, meta->mode == THINP_META_MODE_RO
-				? "metadata opened read-only"
-				: "metadata in failed mode after an error: close, check and reopen");
+		return thin_err(meta, -EROFS, "%s", mode_refusal(mode));
 	}
 	return 0;
 }
@@ -562,6 +580,9 @@ int thinp_meta_abort(thinp_meta *meta)
 		meta->mode = meta->read_only ? THINP_META_MODE_RO : THINP_META_MODE_FAIL;
 	} else {
 		meta->broken = false;
+		/* The caller has seen the rollback: changes may go on. */
+		if (meta->mode == THINP_META_MODE_NO_SPACE)
+			meta->mode = THINP_META_MODE_RW;
 	}
 	pthread_rwlock_unlock(&meta->lock);
 	return r;
@@ -599,9 +620,37 @@ out:
 	return r;
 }
 
+/*
+ * Out of metadata space is not corruption: copy-on-write never wrote a block
+ * of the committed state, so the device is intact and only the in-memory
+ * transaction (half a change, a space map that stopped mid-update) is lost.
+ * Roll it back now, so readers never see it, and refuse changes until the
+ * caller acknowledges (abort) or grows the metadata. No NEEDS_CHECK.
+ */
+static int out_of_space_locked(struct thinp_meta *meta, const char *what)
+{
+	int r = reload_locked(meta);
+
+	if (r)
+		return thin_fail_locked(meta, r, "reloading the committed metadata");
+	meta->mode = THINP_META_MODE_NO_SPACE;
+	thin_err(meta, -ENOSPC, "%s: out of metadata space: the open transaction was rolled "
+		 "back to the last commit; grow the metadata or abort", what);
+	tlog(&meta->log, THINP_LOG_ERROR, "%s", meta->errmsg);
+	return -ENOSPC;
+}
+
+bool thin_out_of_metadata_space_locked(struct thinp_meta *meta, int r)
+{
+	return r == -ENOSPC && meta->tm && tm_out_of_space(meta->tm);
+}
+
 int thin_fail_locked(struct thinp_meta *meta, int r, const char *what)
 {
 	int r2;
+
+	if (thin_out_of_metadata_space_locked(meta, r))
+		return out_of_space_locked(meta, what);
 
 	thin_err(meta, r, "%s failed (%s): metadata now read-only (failed mode), "
 		 "needs_check set", what, thinp_strerror(r));

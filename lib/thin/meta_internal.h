@@ -77,14 +77,20 @@ struct thinp_meta {
 /* Record the last error message; returns r. */
 int thin_err(struct thinp_meta *meta, int r, const char *fmt, ...) THINP_PRINTF(3, 4);
 /*
- * A change failed after it began modifying metadata: enter FAIL mode (sticky
- * read-only), drop the transaction, reload the committed state for readers,
- * and set NEEDS_CHECK on the device. Returns r (with the message recorded).
+ * A change failed after it began modifying metadata: drop the transaction
+ * and reload the committed state for readers. Out of metadata space (see
+ * thin_out_of_metadata_space_locked) enters NO_SPACE mode and returns
+ * -ENOSPC; anything else enters FAIL mode (sticky read-only), sets
+ * NEEDS_CHECK on the device and returns r. The message is recorded.
  */
 int thin_fail_locked(struct thinp_meta *meta, int r, const char *what);
+/* Is r the transaction manager's "no free metadata block"? */
+bool thin_out_of_metadata_space_locked(struct thinp_meta *meta, int r);
 
-/* Lock helpers. The write variant refuses (-EROFS) when not read-write. */
+/* Lock helpers. The write variant refuses (-EROFS) when not read-write;
+ * thin_wlock_allowing also lets mode `also` through. */
 int thin_wlock(struct thinp_meta *meta);
+int thin_wlock_allowing(struct thinp_meta *meta, int also);
 int thin_rlock(struct thinp_meta *meta);
 int thin_xlock(struct thinp_meta *meta);
 void thin_unlock(struct thinp_meta *meta);

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 
 #include "thin/meta_internal.h"
 
@@ -20,12 +21,15 @@ static int refuse_if_needs_check(struct thinp_meta *meta)
 	return 0;
 }
 
+/* *grew (may be NULL) says whether the map got bigger. */
 static int grow(struct thinp_meta *meta, struct space_map *sm, uint64_t new_nr,
-		const char *what)
+		const char *what, bool *grew)
 {
 	uint64_t old;
 	int r;
 
+	if (grew)
+		*grew = false;
 	r = sm_get_nr_blocks(sm, &old);
 	if (r)
 		return thin_err(meta, r, "%s space map: %s", what, thinp_strerror(r));
@@ -36,8 +40,12 @@ static int grow(struct thinp_meta *meta, struct space_map *sm, uint64_t new_nr,
 		return 0;
 	meta->dirty = true;
 	r = sm_extend(sm, new_nr - old);
-	/* A half-extended space map cannot be trusted: a failure here is sticky. */
-	return r ? thin_fail_locked(meta, r, what) : 0;
+	/* A half-extended space map cannot be trusted: the transaction goes. */
+	if (r)
+		return thin_fail_locked(meta, r, what);
+	if (grew)
+		*grew = true;
+	return 0;
 }
 
 int thinp_meta_resize_data(thinp_meta *meta, uint64_t nr_data_blocks)
@@ -52,7 +60,7 @@ int thinp_meta_resize_data(thinp_meta *meta, uint64_t nr_data_blocks)
 		return r;
 	r = refuse_if_needs_check(meta);
 	if (!r)
-		r = grow(meta, meta->data_sm, nr_data_blocks, "data");
+		r = grow(meta, meta->data_sm, nr_data_blocks, "data", NULL);
 	thin_unlock(meta);
 	return r;
 }
@@ -74,18 +82,23 @@ static int metadata_target(struct thinp_meta *meta, uint64_t *nr)
 	return 0;
 }
 
+/* Growing is how a handle out of metadata space recovers (the rollback left
+ * it on the last commit, where the growth starts from). */
 int thinp_meta_resize_metadata(thinp_meta *meta, uint64_t nr_blocks)
 {
+	bool grew = false;
 	int r;
 
-	r = thin_wlock(meta);
+	r = thin_wlock_allowing(meta, THINP_META_MODE_NO_SPACE);
 	if (r)
 		return r;
 	r = refuse_if_needs_check(meta);
 	if (!r)
 		r = metadata_target(meta, &nr_blocks);
 	if (!r)
-		r = grow(meta, meta->metadata_sm, nr_blocks, "metadata");
+		r = grow(meta, meta->metadata_sm, nr_blocks, "metadata", &grew);
+	if (grew)
+		meta->mode = THINP_META_MODE_RW;
 	thin_unlock(meta);
 	return r;
 }

@@ -44,6 +44,8 @@ struct tm {
 	bool read_only;
 	/* Blocks allocated or shadowed in this transaction (count unused). */
 	struct block_counter *shadows;
+	/* An allocation in this transaction found no free block. */
+	bool out_of_space;
 };
 
 static int tm_alloc(struct tm **out, struct bm *bm, bool read_only)
@@ -125,6 +127,23 @@ static int remember_shadow(struct tm *tm, uint64_t b)
 static void forget_shadows(struct tm *tm)
 {
 	block_counter_clear(tm->shadows);
+	tm->out_of_space = false;
+}
+
+bool tm_out_of_space(const struct tm *tm)
+{
+	return tm->out_of_space;
+}
+
+/* Every metadata block is allocated here: the one place that can tell "no
+ * metadata block left" from an -ENOSPC of some other origin. */
+static int alloc_block(struct tm *tm, uint64_t *b)
+{
+	int r = sm_new_block(tm->sm, b);
+
+	if (r == -ENOSPC)
+		tm->out_of_space = true;
+	return r;
 }
 
 int tm_pre_commit(struct tm *tm)
@@ -177,7 +196,7 @@ int tm_new_block(struct tm *tm, const struct validator *v, struct block **out)
 	*out = NULL;
 	if (r)
 		return r;
-	r = sm_new_block(tm->sm, &b);
+	r = alloc_block(tm, &b);
 	if (r)
 		return r;
 	r = bm_write_lock_zero(tm->bm, b, v, out);
@@ -208,7 +227,7 @@ static int copy_block(struct tm *tm, uint64_t orig, const struct validator *v,
 	r = bm_read_lock(tm->bm, orig, v, &src);
 	if (r)
 		return r;
-	r = sm_new_block(tm->sm, &b);
+	r = alloc_block(tm, &b);
 	if (r)
 		goto out;
 	r = bm_write_lock_zero(tm->bm, b, v, out);

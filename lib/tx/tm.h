@@ -58,6 +58,10 @@ int tm_pre_commit(struct tm *tm);
 int tm_commit(struct tm *tm, struct block *sb);
 /* Forget this transaction's shadow set and drop cached blocks (abort). */
 int tm_abort(struct tm *tm);
+/* True once tm_new_block or tm_shadow_block found no free metadata block in
+ * this transaction (cleared by commit and abort): tells the layers above
+ * that an -ENOSPC they see means "out of metadata space". */
+bool tm_out_of_space(const struct tm *tm);
 
 /* Allocate a new block (count 1), zeroed and write-locked. -ENOSPC. */
 int tm_new_block(struct tm *tm, const struct validator *v, struct block **out);

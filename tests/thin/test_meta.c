@@ -928,34 +928,6 @@ static void test_time_limit(void **state)
 	thinp_io_close(io);
 }
 
-/* Out of metadata space mid-change is a metadata failure: -ENOSPC, FAIL
- * mode, the last commit intact on disk. */
-static void test_metadata_exhaustion(void **state)
-{
-	thinp_io *io;
-	thinp_meta *meta;
-	uint64_t v, b;
-	int r = 0;
-
-	th_format(&io, &meta, 24 * 4096, 100000);
-	assert_int_equal(thinp_meta_create_thin(meta, 0), 0);
-	assert_int_equal(thinp_meta_commit(meta), 0);
-	for (v = 0; v < 100000 && r == 0; v++) {
-		r = thinp_meta_alloc_data_block(meta, &b);
-		if (!r)
-			r = thinp_meta_insert(meta, 0, v * 2, b);
-		if (!r && v % 64 == 0)
-			r = thinp_meta_commit(meta);
-	}
-	assert_int_equal(r, -ENOSPC);
-	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_FAIL);
-	assert_int_equal(thinp_meta_create_thin(meta, 1), -EROFS);
-	thinp_meta_close(meta);
-	th_check_clean(io);
-	oracle(io);
-	thinp_io_close(io);
-}
-
 #include <pthread.h>
 
 struct reader {
@@ -1036,7 +1008,6 @@ int main(void)
 		cmocka_unit_test(test_hostile_superblocks),
 		cmocka_unit_test(test_corrupt_every_block),
 		cmocka_unit_test(test_time_limit),
-		cmocka_unit_test(test_metadata_exhaustion),
 		cmocka_unit_test(test_concurrent_readers),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
