@@ -14,11 +14,31 @@
  *   OUT_OF_DATA_SPACE  no free data block: writes needing one fail with
  *                      -ENOSPC (error_if_no_space) or wait for a resize up to
  *                      the no-space timeout; a resize returns to RW.
- *   READ_ONLY          opened read-only, or out of metadata space (the open
- *                      transaction was rolled back): reads and writes to
- *                      already provisioned, unshared blocks work; anything
- *                      changing metadata fails with -EROFS. A metadata resize
- *                      returns an out-of-metadata-space pool to RW.
+ *   READ_ONLY          opened read-only (THINP_POOL_READ_ONLY, a read-only
+ *                      metadata device, or needs_check set), or out of
+ *                      metadata space. No metadata changes, so:
+ *                       - reads work;
+ *                       - a write to a provisioned block that is not shared
+ *                         goes in place, and thinp_thin_flush() (which then
+ *                         only flushes the data device) makes it durable;
+ *                       - a write needing a new block (never provisioned, or
+ *                         shared with a snapshot) fails with -EROFS;
+ *                         write-zeroes behaves as a write, except that a
+ *                         whole never-provisioned block (no external
+ *                         origin) is left so and succeeds;
+ *                       - a discard covering a whole block fails with
+ *                         -EROFS (one covering none does nothing, as ever);
+ *                       - thinp_pool_commit() and every message fail with
+ *                         -EROFS, except the metadata resize below.
+ *                      Out of metadata space: the call that found no free
+ *                      metadata block fails with -ENOSPC, and the open
+ *                      transaction is rolled back to the last commit, so
+ *                      blocks provisioned (or copied from shared ones)
+ *                      since the last flush read as they did then. It is
+ *                      not corruption: needs_check is not set, and
+ *                      thinp_pool_resize_metadata() growing the metadata
+ *                      returns the pool to RW (so does closing and
+ *                      reopening it).
  *   FAIL               a metadata operation or a device flush failed: every
  *                      I/O and change fails with -EIO (reads) or -EROFS
  *                      (changes). Sticky until the pool is closed and
@@ -199,9 +219,10 @@ THINP_API int thinp_pool_resize_data(thinp_pool *pool, uint64_t nr_blocks);
 
 /*
  * thinp_pool_resize_metadata - grow the metadata space map to @nr_blocks
- * 4 KiB blocks and commit. Errors: -EINVAL (shrinking, beyond the device or
- * the format's maximum), -EROFS, -EIO. A pool that went read-only because
- * metadata ran out returns to RW. Since 1.0.
+ * 4 KiB blocks and commit. The metadata device must already hold that many
+ * blocks. Allowed while the pool is read-only because metadata ran out, and
+ * returns it to RW. Errors: -EINVAL (shrinking, beyond the device or the
+ * format's maximum), -EROFS, -ENOSPC, -EIO. Since 1.0.
  */
 THINP_API int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks);
 

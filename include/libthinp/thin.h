@@ -91,9 +91,11 @@ THINP_API int thinp_thin_read(thinp_thin *thin, void *buf, uint64_t len, uint64_
 /*
  * thinp_thin_write - write @len bytes from @buf at @off, provisioning and
  * breaking sharing as needed. Not durable until a flush.
- * Errors: -EINVAL, -EROFS (read-only volume or pool), -ENOSPC (out of data
- * space with error_if_no_space, or after the no-space timeout), -EIO. On an
- * error, a prefix of the range may have been written. Since 1.0.
+ * Errors: -EINVAL, -EROFS (read-only volume or pool; see READ_ONLY in
+ * pool.h for what a read-only pool still writes), -ENOSPC (out of data
+ * space with error_if_no_space, or after the no-space timeout; or out of
+ * metadata space, and the pool is then read-only), -EIO. On an error, a
+ * prefix of the range may have been written. Since 1.0.
  */
 THINP_API int thinp_thin_write(thinp_thin *thin, const void *buf, uint64_t len, uint64_t off);
 

@@ -236,16 +236,28 @@ int thinp_pool_commit(thinp_pool *pool)
 
 /* ---- data allocation and the no-space policy ---- */
 
-static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch)
+/* Did the -ENOSPC of alloc_data mean the metadata ran out (counting the
+ * block needed a metadata block), rather than the data device? */
+static bool meta_out_of_space_locked(thinp_pool *pool)
+{
+	struct pool_md_info info;
+
+	return pool->md->ops->info(pool->md, &info) == 0 && info.meta_out_of_space;
+}
+
+/* *no_data: the data device is full (the caller may wait for space). */
+static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, bool *no_data)
 {
 	int r;
 
+	*no_data = false;
 	pthread_rwlock_wrlock(&pool->md_lock);
 	*epoch = pool->md_epoch;
 	r = pool_check_writable(pool);
 	if (!r) {
 		r = pool->md->ops->alloc_data(pool->md, block);
-		if (r && r != -ENOSPC)
+		*no_data = r == -ENOSPC && !meta_out_of_space_locked(pool);
+		if (r && !*no_data)
 			r = pool_md_failed_locked(pool, r, "data block allocation");
 		else if (!r)
 			pool->md_dirty = true;
@@ -312,14 +324,14 @@ static void leave_no_space_mode(thinp_pool *pool)
 
 int pool_alloc_data(thinp_pool *pool, uint64_t *block, uint64_t *epoch)
 {
-	bool committed = false;
+	bool committed = false, no_data;
 	int r;
 
 	for (;;) {
-		r = alloc_once(pool, block, epoch);
+		r = alloc_once(pool, block, epoch, &no_data);
 		if (!r)
 			leave_no_space_mode(pool);
-		if (r != -ENOSPC)
+		if (!no_data)
 			return r;
 		/* Blocks freed in the open transaction become usable after a
 		 * commit; try that once before declaring the pool full. The

@@ -16,8 +16,9 @@
  * beyond what concurrent reads require.
  *
  * Errors follow common.h: -ENODATA no such device/mapping, -EEXIST, -ENOSPC
- * (alloc_data: no data block; anything else: no metadata block), -EROFS,
- * -EIO/-EILSEQ/-ENOTBLK for a failed or corrupt metadata device.
+ * (no metadata block; from alloc_data, no data block unless info then says
+ * meta_out_of_space), -EROFS, -EIO/-EILSEQ/-ENOTBLK for a failed or corrupt
+ * metadata device.
  */
 #ifndef THINP_POOL_POOL_MD_H
 #define THINP_POOL_POOL_MD_H
@@ -37,6 +38,9 @@ struct pool_md_info {
 	uint32_t data_block_sectors;
 	uint32_t time;
 	bool needs_check;
+	/* The last change ran out of metadata blocks (it failed with -ENOSPC
+	 * and the open transaction is gone); cleared by abort. */
+	bool meta_out_of_space;
 };
 
 struct pool_md_thin_info {

@@ -54,6 +54,7 @@ static int mm_info(struct pool_md *md, struct pool_md_info *out)
 	out->data_block_sectors = sb.data_block_size;
 	out->time = sb.time;
 	out->needs_check = st.needs_check || (sb.flags & THINP_META_FLAG_NEEDS_CHECK);
+	out->meta_out_of_space = st.mode == THINP_META_MODE_NO_SPACE;
 	return 0;
 }
 

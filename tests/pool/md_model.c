@@ -43,6 +43,7 @@ struct model {
 	struct md_store *store;
 	struct state live;
 	uint64_t cursor;
+	bool meta_out_of_space; /* see md_faults.meta_full_at_alloc */
 };
 
 static void free_state(struct state *s)
@@ -174,6 +175,7 @@ static int md_info(struct pool_md *md, struct pool_md_info *out)
 	out->data_block_sectors = s->dbs;
 	out->time = s->time;
 	out->needs_check = s->needs_check;
+	out->meta_out_of_space = M(md)->meta_out_of_space;
 	return 0;
 }
 
@@ -208,6 +210,7 @@ static int md_abort(struct pool_md *md)
 	}
 	free_state(&m->live);
 	m->live = copy;
+	m->meta_out_of_space = false;
 	return 0;
 }
 
@@ -427,8 +430,13 @@ static bool allocatable(struct model *m, uint64_t b)
 static int md_alloc_data(struct pool_md *md, uint64_t *block)
 {
 	struct model *m = M(md);
+	struct md_faults *f = &m->store->faults;
 	uint64_t n = m->live.nr_data;
 
+	if (f->meta_full_at_alloc && --f->meta_full_at_alloc == 0) {
+		m->meta_out_of_space = true;
+		return -ENOSPC;
+	}
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t b = (m->cursor + i) % n;
 

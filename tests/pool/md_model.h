@@ -30,6 +30,9 @@ struct md_faults {
 	uint64_t max_mappings;
 	/* The n-th commit from now fails with -EIO (0 = never). */
 	unsigned fail_commit_at;
+	/* The n-th data block allocation from now runs out of metadata (0 =
+	 * never): -ENOSPC, and info says meta_out_of_space until abort. */
+	unsigned meta_full_at_alloc;
 };
 struct md_faults *md_store_faults(struct md_store *s);
 

@@ -47,9 +47,8 @@ void tpool_setup_real(struct tpool *t, uint64_t blocks, uint64_t meta_bytes,
 	t->check_real = real_check;
 }
 
-int tpool_thin_check(struct tpool *t)
+int thin_check_path(const char *path)
 {
-	char path[512];
 	pid_t pid;
 	int status;
 
@@ -57,8 +56,6 @@ int tpool_thin_check(struct tpool *t)
 		print_message("thin_check not installed: image not checked\n");
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/meta.img", test_tmpdir());
-	crashdev_save(t->meta_dev, path);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -72,3 +69,11 @@ int tpool_thin_check(struct tpool *t)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+int tpool_thin_check(struct tpool *t)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/meta.img", test_tmpdir());
+	crashdev_save(t->meta_dev, path);
+	return thin_check_path(path);
+}

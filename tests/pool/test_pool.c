@@ -513,33 +513,48 @@ static void test_no_space_timeout(void **state)
 	tpool_teardown(&t);
 }
 
-static void test_out_of_metadata_space(void **state)
+/* Metadata runs out at a mapping insert, or at a data block allocation
+ * (counting the block needed a metadata block): either way the pool goes
+ * read-only at once, without needs_check, rolled back to the last flush. An
+ * allocation must not be taken for "out of data space" and wait for a data
+ * resize (the 1 ms timeout only bounds the wait if it were). */
+static void out_of_metadata_space(bool in_allocation)
 {
+	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
 	thinp_pool_status ps = THINP_POOL_STATUS_INIT;
+	struct md_faults *f;
 	struct tpool t;
 	thinp_thin *a;
 	uint8_t b;
 
-	tpool_setup(&t, 16, NULL);
+	o.no_space_timeout_ms = 1;
+	tpool_setup(&t, 16, &o);
+	f = md_store_faults(t.store);
 	assert_int_equal(thinp_pool_create_thin(t.pool, 0), 0);
 	a = topen(t.pool, 0, VSIZE, NULL);
 	assert_int_equal(thinp_thin_write(a, "1", 1, 0), 0);
 	assert_int_equal(thinp_thin_flush(a), 0);
 	assert_int_equal(thinp_thin_write(a, "2", 1, TEST_BS), 0);
-	md_store_faults(t.store)->max_mappings = 2;
+	if (in_allocation)
+		f->meta_full_at_alloc = 1;
+	else
+		f->max_mappings = 2;
 	assert_int_equal(thinp_thin_write(a, "3", 1, 2 * TEST_BS), -ENOSPC);
 	assert_int_equal(thinp_pool_get_status(t.pool, &ps), 0);
 	assert_int_equal(ps.mode, THINP_POOL_MODE_READ_ONLY);
+	assert_int_equal(ps.needs_check, 0);
 	assert_string_not_equal(thinp_pool_errmsg(t.pool), "");
 	/* Rolled back to the last commit: block 1's mapping is gone. */
 	assert_int_equal(thinp_thin_read(a, &b, 1, TEST_BS), 0);
 	assert_int_equal(b, 0);
 	/* Reads and in-place writes go on; changes are refused. */
 	assert_int_equal(thinp_thin_write(a, "4", 1, 1), 0);
+	assert_int_equal(thinp_thin_read(a, &b, 1, 0), 0);
+	assert_int_equal(b, '1');
 	assert_int_equal(thinp_thin_write(a, "5", 1, 3 * TEST_BS), -EROFS);
 	assert_int_equal(thinp_pool_create_thin(t.pool, 5), -EROFS);
 	/* Growing the metadata brings the pool back. */
-	md_store_faults(t.store)->max_mappings = UINT64_MAX;
+	f->max_mappings = UINT64_MAX;
 	assert_int_equal(thinp_pool_resize_metadata(t.pool, 2048), 0);
 	assert_int_equal(thinp_pool_get_status(t.pool, &ps), 0);
 	assert_int_equal(ps.mode, THINP_POOL_MODE_RW);
@@ -548,6 +563,16 @@ static void test_out_of_metadata_space(void **state)
 	thinp_thin_close(a);
 	tpool_check_md(&t);
 	tpool_teardown(&t);
+}
+
+static void test_out_of_metadata_space(void **state)
+{
+	out_of_metadata_space(false);
+}
+
+static void test_out_of_metadata_space_in_allocation(void **state)
+{
+	out_of_metadata_space(true);
 }
 
 static void test_commit_failure_is_sticky(void **state)
@@ -710,6 +735,7 @@ int main(void)
 		cmocka_unit_test(test_wait_for_resize_and_low_water),
 		cmocka_unit_test(test_no_space_timeout),
 		cmocka_unit_test(test_out_of_metadata_space),
+		cmocka_unit_test(test_out_of_metadata_space_in_allocation),
 		cmocka_unit_test(test_commit_failure_is_sticky),
 		cmocka_unit_test(test_data_flush_failure),
 		cmocka_unit_test(test_messages_and_status),

@@ -3,7 +3,8 @@
  * pass libthinp's full check and thin_check; a chain of 1000 snapshots costs
  * the same metadata reads at the top as at depth 1; a power cut at every
  * write and flush of a workload (fault-injecting backend) loses nothing a
- * flush acknowledged; discard passdown as counted by the fault wrapper.
+ * flush acknowledged; discard passdown as counted by the fault wrapper;
+ * running out of metadata space (read-only until the metadata grows).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -429,6 +430,368 @@ static void test_passdown_counted_by_fault_wrapper(void **state)
 	free(buf);
 }
 
+/* ---- out of metadata space ---- */
+
+#define OOM_THINS 4          /* volumes 0..3 written round-robin; 4 snapshots 0 */
+#define OOM_META_BLOCKS 48   /* far too small for the workload */
+#define OOM_GROWN_BLOCKS 512
+#define OOM_DATA_BLOCKS 12000
+#define OOM_FLUSH_EVERY 100
+#define OOM_MORE 400         /* writes after the metadata grew */
+#define OOM_VSIZE ((uint64_t)OOM_DATA_BLOCKS * TEST_BS)
+
+/* Write n of the workload stamps block n / OOM_THINS of volume
+ * n % OOM_THINS with its volume, block and a generation (0 = never). */
+struct oom_stamp {
+	uint64_t id, vblock, gen;
+};
+
+static struct oom_stamp oom_stamp(uint64_t n, uint64_t gen)
+{
+	return (struct oom_stamp){ n % OOM_THINS, n / OOM_THINS, gen };
+}
+
+static int oom_write(thinp_thin **thin, uint64_t n, uint64_t gen)
+{
+	struct oom_stamp st = oom_stamp(n, gen);
+
+	return thinp_thin_write(thin[st.id], &st, sizeof(st), st.vblock * TEST_BS);
+}
+
+static void oom_expect(thinp_thin *thin, uint64_t vblock, struct oom_stamp want)
+{
+	struct oom_stamp got;
+
+	assert_int_equal(thinp_thin_read(thin, &got, sizeof(got), vblock * TEST_BS), 0);
+	if (memcmp(&got, &want, sizeof(got)))
+		fail_msg("volume %llu block %llu: read {%llu %llu %llu}, want {%llu %llu %llu}",
+			 (unsigned long long)thinp_thin_id(thin), (unsigned long long)vblock,
+			 (unsigned long long)got.id, (unsigned long long)got.vblock,
+			 (unsigned long long)got.gen, (unsigned long long)want.id,
+			 (unsigned long long)want.vblock, (unsigned long long)want.gen);
+}
+
+/* Writes 0 .. n-1 read back with their generation (zeroes for gen 0), and
+ * the snapshot still holds volume 0's first write. */
+static void oom_verify(thinp_thin **thin, uint64_t n, const uint64_t *gen)
+{
+	struct oom_stamp zero = { 0, 0, 0 };
+
+	for (uint64_t i = 0; i < n; i++) {
+		struct oom_stamp st = oom_stamp(i, gen[i]);
+
+		oom_expect(thin[st.id], st.vblock, gen[i] ? st : zero);
+	}
+	oom_expect(thin[OOM_THINS], 0, oom_stamp(0, 1));
+}
+
+static void oom_open_thins(thinp_pool *pool, thinp_thin **thin, int count)
+{
+	for (int v = 0; v < count; v++)
+		thin[v] = topen(pool, (uint64_t)v, OOM_VSIZE, NULL);
+}
+
+static void oom_close_thins(thinp_thin **thin)
+{
+	for (int v = 0; v <= OOM_THINS; v++)
+		thinp_thin_close(thin[v]);
+}
+
+/* The committed image: libthinp's full check and thin_check. */
+static void oom_check_image(thinp_io *meta, const char *path)
+{
+	int r = thin_check_path(path);
+
+	assert_int_equal(thinp_meta_check_io(meta, NULL, NULL, NULL), 0);
+	if (r >= 0)
+		assert_int_equal(r, 0);
+}
+
+static void oom_assert_mode(thinp_pool *pool, uint32_t mode, uint64_t meta_total)
+{
+	thinp_pool_status ps = THINP_POOL_STATUS_INIT;
+
+	assert_int_equal(thinp_pool_get_status(pool, &ps), 0);
+	assert_int_equal(ps.mode, mode);
+	assert_int_equal(ps.needs_check, 0);
+	assert_int_equal(ps.metadata_total, meta_total);
+}
+
+/* Run the workload from write `from` until a call fails; flush every
+ * OOM_FLUSH_EVERY writes. Returns the failing call's error; *end is the
+ * number of writes attempted, *durable the number covered by a flush. */
+static int oom_fill(thinp_thin **thin, uint64_t from, uint64_t *gen, uint64_t *end,
+		    uint64_t *durable)
+{
+	uint64_t n;
+	int r = 0;
+
+	for (n = from; n < OOM_DATA_BLOCKS - OOM_THINS && !r; n++) {
+		r = oom_write(thin, n, 1);
+		if (!r)
+			gen[n] = 1;
+		if (!r && (n + 1) % OOM_FLUSH_EVERY == 0) {
+			r = thinp_thin_flush(thin[0]);
+			if (!r)
+				*durable = n + 1;
+		}
+	}
+	*end = n;
+	return r;
+}
+
+/*
+ * A pool on the real metadata runs out of metadata blocks mid-workload:
+ * the call that ran out returns -ENOSPC; the pool turns read-only without
+ * needs_check (nothing is corrupt) and the open transaction is rolled back
+ * to the last flush; read-only mode behaves as pool.h says. Growing the
+ * metadata device returns the pool to read-write, and the image checks
+ * clean (libthinp and thin_check) during the read-only spell and after.
+ */
+static void test_out_of_metadata_space(void **state)
+{
+	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
+	uint64_t *gen = calloc(OOM_DATA_BLOCKS, sizeof(*gen));
+	thinp_thin *thin[OOM_THINS + 1];
+	char meta_path[512], data_path[512];
+	struct oom_stamp st;
+	thinp_io *meta, *data;
+	thinp_pool *pool;
+	uint64_t n, end, durable = 0;
+
+	snprintf(meta_path, sizeof(meta_path), "%s/oom-meta.img", test_tmpdir());
+	snprintf(data_path, sizeof(data_path), "%s/oom-data.img", test_tmpdir());
+	assert_int_equal(thinp_io_open_file(&meta, meta_path, THINP_IO_CREATE), 0);
+	assert_int_equal(thinp_io_open_file(&data, data_path, THINP_IO_CREATE), 0);
+	assert_int_equal(thinp_io_resize(meta, OOM_META_BLOCKS * 4096ull), 0);
+	assert_int_equal(thinp_io_resize(data, OOM_VSIZE), 0);
+	/* Unwritten parts of blocks stay holes: the data file stays small. */
+	o.features = THINP_POOL_SKIP_BLOCK_ZEROING | THINP_POOL_ERROR_IF_NO_SPACE;
+	assert_int_equal(thinp_pool_format(&pool, meta, data, &o), 0);
+	for (uint64_t v = 0; v < OOM_THINS; v++)
+		assert_int_equal(thinp_pool_create_thin(pool, v), 0);
+	oom_open_thins(pool, thin, OOM_THINS);
+	for (n = 0; n < OOM_THINS; n++) {
+		assert_int_equal(oom_write(thin, n, 1), 0);
+		gen[n] = 1;
+	}
+	/* Volume 4 shares volume 0's block 0. */
+	assert_int_equal(thinp_pool_create_snap(pool, OOM_THINS, 0), 0);
+	thin[OOM_THINS] = topen(pool, OOM_THINS, OOM_VSIZE, NULL);
+	durable = OOM_THINS;
+
+	assert_int_equal(oom_fill(thin, OOM_THINS, gen, &end, &durable), -ENOSPC);
+	print_message("metadata ran out at write %llu; %llu writes were flushed\n",
+		      (unsigned long long)end - 1, (unsigned long long)durable);
+	assert_true(durable > 10 * OOM_FLUSH_EVERY);
+	oom_assert_mode(pool, THINP_POOL_MODE_READ_ONLY, OOM_META_BLOCKS);
+	assert_string_not_equal(thinp_pool_errmsg(pool), "");
+	/* Rolled back to the last flush: what came after reads as never written. */
+	for (n = durable; n < end; n++)
+		gen[n] = 0;
+	oom_verify(thin, end, gen);
+	oom_check_image(meta, meta_path);
+
+	/* Read-only: a provisioned, unshared block is written in place ... */
+	assert_int_equal(oom_write(thin, 1, 2), 0);
+	gen[1] = 2;
+	oom_expect(thin[1], 0, oom_stamp(1, 2));
+	/* ... a block needing a new one (shared, unprovisioned, rolled back) is
+	 * refused, and so is every metadata change. */
+	st = oom_stamp(0, 3);
+	assert_int_equal(thinp_thin_write(thin[OOM_THINS], &st, sizeof(st), 0), -EROFS);
+	assert_int_equal(oom_write(thin, 0, 3), -EROFS);
+	assert_int_equal(oom_write(thin, end, 3), -EROFS);
+	assert_int_equal(oom_write(thin, durable, 3), -EROFS);
+	/* Write-zeroes as a write, but a whole unprovisioned block is left so. */
+	st = oom_stamp(end, 0);
+	assert_int_equal(thinp_thin_write_zeroes(thin[st.id], 512, st.vblock * TEST_BS), -EROFS);
+	assert_int_equal(thinp_thin_write_zeroes(thin[st.id], TEST_BS, st.vblock * TEST_BS), 0);
+	assert_int_equal(thinp_thin_discard(thin[2], TEST_BS, 0), -EROFS);
+	assert_int_equal(thinp_thin_discard(thin[2], 512, 0), 0);
+	assert_int_equal(thinp_pool_create_thin(pool, 10), -EROFS);
+	assert_int_equal(thinp_pool_commit(pool), -EROFS);
+	/* A flush makes the in-place write durable (data device only). */
+	assert_int_equal(thinp_thin_flush(thin[1]), 0);
+	oom_verify(thin, end, gen);
+	oom_assert_mode(pool, THINP_POOL_MODE_READ_ONLY, OOM_META_BLOCKS);
+
+	/* Grow the device and the metadata: read-write again. */
+	assert_int_equal(thinp_io_resize(meta, OOM_GROWN_BLOCKS * 4096ull), 0);
+	assert_int_equal(thinp_pool_resize_metadata(pool, OOM_GROWN_BLOCKS), 0);
+	oom_assert_mode(pool, THINP_POOL_MODE_RW, OOM_GROWN_BLOCKS);
+	for (n = durable; n < end + OOM_MORE; n++) {
+		assert_int_equal(oom_write(thin, n, 4), 0);
+		gen[n] = 4;
+	}
+	assert_int_equal(thinp_pool_commit(pool), 0);
+	assert_int_equal(thinp_pool_create_thin(pool, 10), 0);
+	oom_verify(thin, end + OOM_MORE, gen);
+	oom_close_thins(thin);
+	assert_int_equal(thinp_pool_close(pool), 0);
+	oom_check_image(meta, meta_path);
+
+	/* Reopened: read-write, everything there. */
+	assert_int_equal(thinp_pool_open(&pool, meta, data, &o), 0);
+	oom_assert_mode(pool, THINP_POOL_MODE_RW, OOM_GROWN_BLOCKS);
+	oom_open_thins(pool, thin, OOM_THINS + 1);
+	oom_verify(thin, end + OOM_MORE, gen);
+	oom_close_thins(thin);
+	assert_int_equal(thinp_pool_close(pool), 0);
+	thinp_io_close(meta);
+	thinp_io_close(data);
+	free(gen);
+}
+
+/* ---- out of metadata space at every point of a transaction ---- */
+
+/*
+ * The sweep's workload, op k of SWEEP_OPS: create volumes 0..T-1 (each a
+ * message, so a commit); stamp block 0 of each in one transaction and
+ * commit; snapshot volume 0 as volume T; stamp block 1 of each volume
+ * 0..T-1 in one transaction and commit. The two big transactions need a
+ * metadata block for nearly every write, so as the device grows by one
+ * block the space runs out one allocation later: in a data block
+ * allocation, a mapping insert, or a commit.
+ */
+#define SWEEP_T 24
+#define SWEEP_OPS (3 * SWEEP_T + 3)
+#define SWEEP_DATA 256
+#define SWEEP_VSIZE (4 * (uint64_t)TEST_BS)
+
+/* The write op stamping block b of volume v. */
+static uint64_t sweep_write_op(uint64_t v, uint64_t b)
+{
+	return b ? 2 * SWEEP_T + 2 + v : SWEEP_T + v;
+}
+
+static bool sweep_commits(uint64_t k)
+{
+	return k < SWEEP_T || k == 2 * SWEEP_T || k == 2 * SWEEP_T + 1 || k == SWEEP_OPS - 1;
+}
+
+static int sweep_write(thinp_pool *pool, uint64_t v, uint64_t b)
+{
+	struct oom_stamp st = { v, b, 1 };
+	thinp_thin *thin = topen(pool, v, SWEEP_VSIZE, NULL);
+	int r = thinp_thin_write(thin, &st, sizeof(st), b * TEST_BS);
+
+	thinp_thin_close(thin);
+	return r;
+}
+
+static int sweep_op(thinp_pool *pool, uint64_t k)
+{
+	if (k < SWEEP_T)
+		return thinp_pool_create_thin(pool, k);
+	if (k < 2 * SWEEP_T)
+		return sweep_write(pool, k - SWEEP_T, 0);
+	if (k == 2 * SWEEP_T || k == SWEEP_OPS - 1)
+		return thinp_pool_commit(pool);
+	if (k == 2 * SWEEP_T + 1)
+		return thinp_pool_create_snap(pool, SWEEP_T, 0);
+	return sweep_write(pool, k - 2 * SWEEP_T - 2, 1);
+}
+
+/* Ops [from, SWEEP_OPS) until one fails; *resume moves past each commit. */
+static int sweep_run(thinp_pool *pool, uint64_t from, uint64_t *resume)
+{
+	for (uint64_t k = from; k < SWEEP_OPS; k++) {
+		int r = sweep_op(pool, k);
+
+		if (r)
+			return r;
+		if (sweep_commits(k))
+			*resume = k + 1;
+	}
+	return 0;
+}
+
+/* The pool holds exactly what ops [0, done) committed. */
+static void sweep_verify(thinp_pool *pool, uint64_t done)
+{
+	thinp_thin_options to = THINP_THIN_OPTIONS_INIT;
+	struct oom_stamp zero = { 0, 0, 0 };
+	thinp_thin *thin;
+
+	to.size = SWEEP_VSIZE;
+	for (uint64_t v = 0; v <= SWEEP_T; v++) {
+		bool exists = v < SWEEP_T ? v < done : done > 2 * SWEEP_T + 1;
+
+		if (!exists) {
+			assert_int_equal(thinp_thin_open(&thin, pool, v, &to), -ENODATA);
+			continue;
+		}
+		thin = topen(pool, v, SWEEP_VSIZE, NULL);
+		for (uint64_t b = 0; b < 2; b++) {
+			/* The snapshot reads volume 0 as it was when it was taken. */
+			uint64_t src = v < SWEEP_T ? v : 0;
+			bool stamped = sweep_write_op(src, b) < done &&
+				       (v < SWEEP_T || b == 0);
+
+			oom_expect(thin, b, stamped ? (struct oom_stamp){ src, b, 1 } : zero);
+		}
+		thinp_thin_close(thin);
+	}
+}
+
+/*
+ * Metadata devices of every size from one that holds little more than the
+ * format to one that holds the whole workload: each time the call that ran
+ * out returns -ENOSPC, the pool is read-only without needs_check and holds
+ * exactly what was committed; after a grow the workload completes, the
+ * image checks clean and reopens with everything in it.
+ */
+static void test_out_of_metadata_space_sweep(void **state)
+{
+	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
+	char path[512];
+	thinp_io *meta, *data;
+	thinp_pool *pool;
+	uint64_t size, resume;
+	unsigned runs = 0;
+	int r;
+
+	o.features = THINP_POOL_ERROR_IF_NO_SPACE;
+	snprintf(path, sizeof(path), "%s/sweep-meta.img", test_tmpdir());
+	for (size = 20;; size++) {
+		unlink(path);
+		assert_int_equal(thinp_io_open_file(&meta, path, THINP_IO_CREATE), 0);
+		assert_int_equal(thinp_io_resize(meta, size * 4096), 0);
+		assert_int_equal(thinp_io_open_memory(&data, SWEEP_DATA * (uint64_t)TEST_BS, 0), 0);
+		assert_int_equal(thinp_pool_format(&pool, meta, data, &o), 0);
+		resume = 0;
+		r = sweep_run(pool, 0, &resume);
+		if (!r) {
+			assert_int_equal(thinp_pool_close(pool), 0);
+			thinp_io_close(meta);
+			thinp_io_close(data);
+			break;
+		}
+		runs++;
+		assert_int_equal(r, -ENOSPC);
+		oom_assert_mode(pool, THINP_POOL_MODE_READ_ONLY, size);
+		sweep_verify(pool, resume);
+		assert_int_equal(thinp_io_resize(meta, 4 * size * 4096), 0);
+		assert_int_equal(thinp_pool_resize_metadata(pool, 4 * size), 0);
+		oom_assert_mode(pool, THINP_POOL_MODE_RW, 4 * size);
+		assert_int_equal(sweep_run(pool, resume, &resume), 0);
+		assert_int_equal(thinp_pool_close(pool), 0);
+		if (size % 4 == 0)
+			oom_check_image(meta, path);
+		else
+			assert_int_equal(thinp_meta_check_io(meta, NULL, NULL, NULL), 0);
+		assert_int_equal(thinp_pool_open(&pool, meta, data, &o), 0);
+		sweep_verify(pool, SWEEP_OPS);
+		assert_int_equal(thinp_pool_close(pool), 0);
+		thinp_io_close(meta);
+		thinp_io_close(data);
+	}
+	print_message("metadata ran out on %u device sizes, up to %llu blocks\n", runs,
+		      (unsigned long long)size - 1);
+	assert_true(runs >= 20);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -437,6 +800,8 @@ int main(void)
 		cmocka_unit_test(test_open_fits_devices),
 		cmocka_unit_test(test_snapshot_chain_1000),
 		cmocka_unit_test(test_passdown_counted_by_fault_wrapper),
+		cmocka_unit_test(test_out_of_metadata_space),
+		cmocka_unit_test(test_out_of_metadata_space_sweep),
 		cmocka_unit_test(test_power_cut_metadata),
 		cmocka_unit_test(test_power_cut_data),
 	};
