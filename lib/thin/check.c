@@ -42,6 +42,10 @@ enum tree_kind {
 	KIND_BOTTOM,   /* a device's mappings: block/time */
 	KIND_DINDEX,   /* data space-map index: 16-byte index entries */
 	KIND_RC,       /* ref-count overflow tree: le32 counts */
+	/* Blocks that are not btree nodes; each has exactly one owner. */
+	KIND_SNAPSHOT, /* a metadata-snapshot superblock */
+	KIND_INDEX,    /* the metadata space map's index block */
+	KIND_BITMAP,   /* a space-map bitmap */
 };
 
 static const uint32_t leaf_value_size[] = {
@@ -51,7 +55,8 @@ static const uint32_t leaf_value_size[] = {
 static const char *const kind_name[] = {
 	[KIND_NONE] = "?", [KIND_DETAILS] = "details tree", [KIND_TOP] = "mapping tree",
 	[KIND_BOTTOM] = "device mapping tree", [KIND_DINDEX] = "data space map index",
-	[KIND_RC] = "ref-count tree",
+	[KIND_RC] = "ref-count tree", [KIND_SNAPSHOT] = "metadata snapshot",
+	[KIND_INDEX] = "metadata space map index", [KIND_BITMAP] = "space map bitmap",
 };
 
 struct u64_vec {
@@ -192,6 +197,24 @@ static bool ref_meta(struct checker *ck, uint64_t b, const char *what)
 		return false;
 	}
 	return ck->meta_refs[b]++ == 0;
+}
+
+/*
+ * Count the pointer to a block that only one pointer may name (a snapshot
+ * superblock, an index block, a bitmap) and record what it is. Returns true
+ * if b is to be read; a block already in use is reported here, since nothing
+ * else would notice that it is not what this pointer expects.
+ */
+static bool claim_block(struct checker *ck, uint64_t b, enum tree_kind kind, const char *what)
+{
+	if (ref_meta(ck, b, what)) {
+		ck->kind[b] = (uint8_t)kind;
+		return true;
+	}
+	if (b < ck->nr_meta && b != THIN_SUPERBLOCK_LOCATION)
+		report(ck, "%s: block %" PRIu64 " is already used in a %s", what, b,
+		       kind_name[ck->kind[b]]);
+	return false;
 }
 
 /* ---- btree nodes -------------------------------------------------------------- */
@@ -561,14 +584,14 @@ static void collect_metadata_sm(struct checker *ck, struct sm_view *v)
 		ck->fatal = -ENOMEM;
 		return;
 	}
-	if (ref_meta(ck, v->bitmap_root, "metadata space map index") &&
+	if (claim_block(ck, v->bitmap_root, KIND_INDEX, "metadata space map index") &&
 	    !read_raw(ck, v->bitmap_root, buf, "metadata space map index") &&
 	    !check_stamp(ck, v->bitmap_root, buf, THIN_INDEX_CSUM_SALT,
 			 "metadata space map index")) {
 		for (i = 0; i < n && i < MAX_INDEX_ENTRIES; i++) {
 			struct kv e = { .key = i, .a = load_le64(buf + 16 + 16 * i) };
 
-			if (ref_meta(ck, e.a, "metadata space map bitmap"))
+			if (claim_block(ck, e.a, KIND_BITMAP, "metadata space map bitmap"))
 				push_kv(ck, &v->bitmaps, &e);
 		}
 	}
@@ -594,7 +617,7 @@ static void collect_data_sm(struct checker *ck, struct sm_view *v)
 			       idx.v[i].key, i);
 			break;
 		}
-		if (ref_meta(ck, idx.v[i].a, "data space map bitmap"))
+		if (claim_block(ck, idx.v[i].a, KIND_BITMAP, "data space map bitmap"))
 			push_kv(ck, &v->bitmaps, &idx.v[i]);
 	}
 	free(idx.v);
@@ -796,7 +819,7 @@ static void check_held_snapshot(struct checker *ck, uint64_t held)
 {
 	struct thin_sb snap;
 
-	if (!ref_meta(ck, held, "held metadata snapshot"))
+	if (!claim_block(ck, held, KIND_SNAPSHOT, "held metadata snapshot"))
 		return;
 	if (read_superblock(ck, held, &snap, true))
 		return;
