@@ -16,7 +16,9 @@
  * per change, so what we write is exact in the kernel's convention
  * (value-0 entries among all 16320) even if what we read was not, without a
  * recount on every allocation. none_free_before follows the kernel's update
- * rule. When reading, both are only used to skip work.
+ * rule. When reading, both are only used to skip work, whatever their value
+ * (even out of range, which the kernel accepts too): a search they make fail
+ * is repeated without them.
  */
 #include <errno.h>
 #include <string.h>
@@ -51,11 +53,6 @@ uint64_t ll_nr_indexes(const struct ll_disk *ll)
 
 int ll_check_ie(const struct ll_disk *ll, uint64_t index, const struct index_entry *ie)
 {
-	if (ie->nr_free > SM_ENTRIES_PER_BITMAP)
-		return THINP_CORRUPT(ll->log, ie->blocknr, "sm index entry", "nr_free too large");
-	if (ie->none_free_before > SM_ENTRIES_PER_BITMAP)
-		return THINP_CORRUPT(ll->log, ie->blocknr, "sm index entry",
-				     "none_free_before too large");
 	if (ie->blocknr == 0 || !bm_block_in_range(tm_bm(ll->tm), ie->blocknr))
 		return THINP_CORRUPT(ll->log, ie->blocknr, "sm index entry",
 				     "bitmap location out of range");

@@ -53,7 +53,10 @@ struct ll_disk {
 /* Fill the fixed parts (btree infos, ops); roots are set by the caller. */
 void ll_init(struct ll_disk *ll, struct tm *tm, const struct ll_index_ops *iops);
 uint64_t ll_nr_indexes(const struct ll_disk *ll);
-/* Check an index entry read from disk: bounds on every field. */
+/* Check an index entry read from disk: the bitmap location must be a real
+ * block. nr_free and none_free_before are not checked: they are hints, which
+ * the kernel does not check either (FORMAT.md 6.4); any value is safe here
+ * because the search that follows them retries without them. */
 int ll_check_ie(const struct ll_disk *ll, uint64_t index, const struct index_entry *ie);
 
 /* The exact count of block b (< nr_blocks). Bitmap read + an overflow-tree

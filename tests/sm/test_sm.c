@@ -633,21 +633,25 @@ static void test_hostile_index_block(void **state)
 {
 	thinp_io *io = hostile_image();
 	struct sm_root_info mr, dr;
-	uint8_t buf[BLK], orig[BLK];
+	uint8_t buf[BLK], orig[BLK], sb[BLK];
 	struct sm_env e;
 	static const struct {
 		unsigned off;
 		uint64_t value;
 		unsigned size;
 	} lies[] = {
-		{ 16 + 8, 16321, 4 },   /* nr_free > 16320 */
-		{ 16 + 12, 20000, 4 },  /* none_free_before > 16320 */
 		{ 16, 1000, 8 },        /* bitmap past the metadata device */
 		{ 16, 0, 8 },           /* bitmap at the superblock */
+	}, hints[] = {
+		{ 16 + 8, 16321, 4 },       /* nr_free > 16320 */
+		{ 16 + 12, 20000, 4 },      /* none_free_before > 16320 */
+		{ 16 + 8, 0, 4 },           /* nr_free 0: "full" */
+		{ 16 + 12, 16320, 4 },      /* none_free_before: "all in use" */
 	};
 	unsigned i;
 
 	sm_roots(io, &mr, &dr);
+	read_block(io, 0, sb);
 	read_block(io, mr.bitmap_root, orig);
 
 	/* A flipped bit: checksum. */
@@ -667,6 +671,27 @@ static void test_hostile_index_block(void **state)
 		reseal(io, mr.bitmap_root, buf, &sm_index_validator);
 		assert_int_equal(sm_env_open(&e, io, false), -EILSEQ);
 		sm_env_close(&e);
+	}
+
+	/* Lying hints with a valid checksum: only hints (the kernel accepts
+	 * them too): the map opens and still allocates its free blocks. */
+	for (i = 0; i < THINP_ARRAY_SIZE(hints); i++) {
+		uint64_t b;
+		uint32_t count;
+
+		memcpy(buf, orig, BLK);
+		store_le32(buf + hints[i].off, (uint32_t)hints[i].value);
+		reseal(io, mr.bitmap_root, buf, &sm_index_validator);
+		assert_int_equal(sm_env_open(&e, io, false), 0);
+		assert_int_equal(sm_new_block(e.msm, &b), 0);
+		assert_int_equal(sm_env_commit(&e), 0);
+		sm_env_close(&e);
+		assert_int_equal(sm_env_open(&e, io, false), 0);
+		assert_int_equal(sm_get_count(e.msm, b, &count), 0);
+		assert_int_equal(count, 1);
+		sm_env_close(&e);
+		write_block(io, 0, sb);
+		write_block(io, mr.bitmap_root, orig);
 	}
 
 	/* A bitmap sealed as an index block: wrong salt. */
