@@ -7,16 +7,20 @@
 struct report {
 	const char *path;
 	bool quiet;
-	unsigned long problems;
+	unsigned long errors;
 };
 
-static void on_problem(const char *line, void *ctx)
+/* Errors and warnings go to standard error; only errors fail the check. */
+static void on_finding(const thinp_meta_finding *f, void *ctx)
 {
 	struct report *rep = ctx;
+	bool warning = f->severity == THINP_META_CHECK_WARNING;
 
-	rep->problems++;
+	if (!warning)
+		rep->errors++;
 	if (!rep->quiet)
-		fprintf(stderr, "thinp check: %s: %s\n", rep->path, line);
+		fprintf(stderr, "thinp check: %s: %s%s\n", rep->path, warning ? "warning: " : "",
+			f->line);
 }
 
 int cmd_check(int argc, char **argv)
@@ -45,11 +49,11 @@ int cmd_check(int argc, char **argv)
 	if ((r = io_open(&c, rep.path, OPEN_RDONLY)))
 		return r;
 	meta_options(&c, &o);
-	e = thinp_meta_check_io(c.io, &o, on_problem, &rep);
-	if (e == -EILSEQ && rep.problems)
+	e = thinp_meta_check_io_v2(c.io, &o, on_finding, &rep);
+	if (e == -EILSEQ && rep.errors)
 		r = rep.quiet ? EXIT_FAIL
-			      : err("%s: %lu problem%s found", rep.path, rep.problems,
-				    rep.problems == 1 ? "" : "s");
+			      : err("%s: %lu problem%s found", rep.path, rep.errors,
+				    rep.errors == 1 ? "" : "s");
 	else if (e == -ENODATA)
 		r = rep.quiet ? EXIT_FAIL : err("%s: no pool metadata (block 0 is all zeroes)", rep.path);
 	else if (e)

@@ -72,8 +72,10 @@ static const struct command commands[] = {
 	  "Usage: thinp check -m META [-q]\n"
 	  "\n"
 	  "Check every block, tree and reference count, including the metadata\n"
-	  "snapshot if one is held. Exit status 0 when clean, 1 when a problem was\n"
-	  "found (each one reported on stderr) or the check could not run.\n"
+	  "snapshot if one is held. Each finding is one line on stderr; harmless\n"
+	  "ones (such as thin_restore 0.9.0's nr_allocated artefact) say\n"
+	  "'warning:'. Exit status 0 when there are no errors (warnings allowed),\n"
+	  "1 when an error was found or the check could not run.\n"
 	  "  -q, --quiet   print nothing, only set the exit status\n" },
 	{ "lookup", cmd_lookup, "look mappings up",
 	  "Usage: thinp lookup -m META [DEV VBLOCK]\n"

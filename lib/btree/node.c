@@ -27,6 +27,9 @@ static void node_prepare_for_write(const struct validator *v, void *data, uint64
 {
 	struct node_header *h = data;
 
+	/* Not checked on read (the kernel and the tools ignore it either), but
+	 * a shadow of a node read with non-zero padding is written clean. */
+	h->padding = cpu_to_le32(0);
 	h->blocknr = cpu_to_le64(blocknr);
 	h->csum = cpu_to_le32(block_csum(data, BTREE_CSUM_SALT));
 }

@@ -16,8 +16,11 @@
  *    memoised per node so shared subtrees are not walked twice.
  *
  * Then it decodes both space maps (index, bitmaps, overflow trees) itself and
- * compares every count, and nr_allocated. Every problem becomes one report
- * line; the check goes on after a problem whenever the structure allows.
+ * compares every count, and nr_allocated. Every problem becomes one finding;
+ * the check goes on after a problem whenever the structure allows. A finding
+ * is an error unless nothing reads what is wrong (padding, hints) or a known
+ * writer's harmless artefact explains it: those are warnings, which leave
+ * the verdict clean, so that the check and a read-write open agree.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -78,9 +81,9 @@ struct kv_vec {
 struct checker {
 	thinp_io *io;
 	const struct tlog *log;
-	thinp_meta_report_fn report;
+	thinp_meta_finding_fn fn;
 	void *ctx;
-	unsigned problems;
+	unsigned errors;
 	int fatal;               /* an error that stops the check (-EIO, -ENOMEM) */
 
 	uint64_t nr_dev_blocks;  /* whole blocks on the device */
@@ -100,20 +103,48 @@ struct walk {
 	struct kv_vec *out;      /* leaf entries (details, top, dindex, rc) */
 };
 
+#define LINE_MAX_CHARS 512
+#define WARNING_PREFIX "warning: "
+
+static void emit(struct checker *ck, uint32_t severity, const char *fmt, va_list ap)
+	THINP_PRINTF(3, 0);
+
+static void emit(struct checker *ck, uint32_t severity, const char *fmt, va_list ap)
+{
+	char line[LINE_MAX_CHARS];
+	thinp_meta_finding f = { sizeof(f), severity, line };
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (severity == THINP_META_CHECK_ERROR)
+		ck->errors++;
+	if (ck->fn)
+		ck->fn(&f, ck->ctx);
+	tlog(ck->log, THINP_LOG_DEBUG, "check: %s%s",
+	     severity == THINP_META_CHECK_WARNING ? WARNING_PREFIX : "", line);
+}
+
+/* An error: the check fails. */
 static void report(struct checker *ck, const char *fmt, ...) THINP_PRINTF(2, 3);
 
 static void report(struct checker *ck, const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	emit(ck, THINP_META_CHECK_ERROR, fmt, ap);
 	va_end(ap);
-	ck->problems++;
-	if (ck->report)
-		ck->report(line, ck->ctx);
-	tlog(ck->log, THINP_LOG_DEBUG, "check: %s", line);
+}
+
+/* A warning (THINP_META_CHECK_WARNING): harmless, the verdict stays clean. */
+static void warn(struct checker *ck, const char *fmt, ...) THINP_PRINTF(2, 3);
+
+static void warn(struct checker *ck, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(ck, THINP_META_CHECK_WARNING, fmt, ap);
+	va_end(ap);
 }
 
 static int push_u64(struct checker *ck, struct u64_vec *v, uint64_t x)
@@ -273,7 +304,7 @@ static int check_node(struct checker *ck, const struct walk *w, uint64_t b, cons
 		return -1;
 	}
 	if (load_le32(buf + 28))
-		report(ck, "%s: node %" PRIu64 ": padding not zero", w->what, b);
+		warn(ck, "%s: node %" PRIu64 ": padding not zero (ignored by readers)", w->what, b);
 	n->keys = buf + NODE_HEADER;
 	n->values = n->keys + 8 * (size_t)n->max;
 	for (i = 1; i < n->nr; i++)
@@ -429,6 +460,24 @@ static int walk_tree(struct checker *ck, struct walk *w, uint64_t b, bool is_roo
 	return ck->fatal;
 }
 
+/* ---- space-map index entries ------------------------------------------------ */
+
+/*
+ * nr_free and none_free_before only guide the allocator (FORMAT.md 6.4):
+ * nobody checks them against the bitmap and open ignores values out of
+ * range, but no writer leaves such values, so they are worth a warning.
+ */
+static void check_index_hints(struct checker *ck, const char *what, uint64_t index,
+			      const uint8_t *entry)
+{
+	uint32_t nr_free = load_le32(entry + 8), none_free_before = load_le32(entry + 12);
+
+	if (nr_free > ENTRIES_PER_BITMAP || none_free_before > ENTRIES_PER_BITMAP)
+		warn(ck, "%s: entry %" PRIu64 ": hint out of range (nr_free %u, "
+		     "none_free_before %u; at most %u): ignored", what, index, nr_free,
+		     none_free_before, ENTRIES_PER_BITMAP);
+}
+
 /* ---- leaf values --------------------------------------------------------------- */
 
 static void bottom_entry(struct checker *ck, struct walk *w, uint64_t key, uint64_t v)
@@ -464,6 +513,8 @@ static int leaf_entry(struct checker *ck, struct walk *w, const struct node *n, 
 		break;
 	case KIND_DINDEX:
 		e.a = load_le64(val); /* the bitmap block */
+		if (counting)
+			check_index_hints(ck, w->what, e.key, val);
 		break;
 	case KIND_RC:
 		e.a = load_le32(val); /* the exact count */
@@ -574,6 +625,19 @@ static void walk_overflow(struct checker *ck, struct sm_view *v)
 	walk_tree(ck, &w, v->ref_count_root, true);
 }
 
+/* The metadata space map's index block, read into buf; -1 if unusable. */
+static int read_metadata_index(struct checker *ck, uint64_t b, uint8_t *buf)
+{
+	const char *what = "metadata space map index";
+
+	if (!claim_block(ck, b, KIND_INDEX, what) || read_raw(ck, b, buf, what) ||
+	    check_stamp(ck, b, buf, THIN_INDEX_CSUM_SALT, what))
+		return -1;
+	if (load_le32(buf + 4))
+		warn(ck, "%s: block %" PRIu64 ": padding not zero (ignored by readers)", what, b);
+	return 0;
+}
+
 /* Metadata space map: one index block holding up to 255 entries. */
 static void collect_metadata_sm(struct checker *ck, struct sm_view *v)
 {
@@ -584,13 +648,12 @@ static void collect_metadata_sm(struct checker *ck, struct sm_view *v)
 		ck->fatal = -ENOMEM;
 		return;
 	}
-	if (claim_block(ck, v->bitmap_root, KIND_INDEX, "metadata space map index") &&
-	    !read_raw(ck, v->bitmap_root, buf, "metadata space map index") &&
-	    !check_stamp(ck, v->bitmap_root, buf, THIN_INDEX_CSUM_SALT,
-			 "metadata space map index")) {
+	if (!read_metadata_index(ck, v->bitmap_root, buf)) {
 		for (i = 0; i < n && i < MAX_INDEX_ENTRIES; i++) {
-			struct kv e = { .key = i, .a = load_le64(buf + 16 + 16 * i) };
+			const uint8_t *entry = buf + 16 + 16 * i;
+			struct kv e = { .key = i, .a = load_le64(entry) };
 
+			check_index_hints(ck, "metadata space map index", i, entry);
 			if (claim_block(ck, e.a, KIND_BITMAP, "metadata space map bitmap"))
 				push_kv(ck, &v->bitmaps, &e);
 		}
@@ -714,17 +777,26 @@ static void decode_sm(struct checker *ck, struct sm_view *v, count_fn fn, void *
 			continue;
 		}
 		if (load_le32(buf + 4))
-			report(ck, "%s: bitmap %" PRIu64 ": not_used field not zero", v->name,
-			       bm->a);
+			warn(ck, "%s: bitmap %" PRIu64 ": not_used field not zero (ignored by "
+			     "readers)", v->name, bm->a);
 		decode_bitmap(ck, v, bm, buf, fn, ctx, &allocated, &overflow_used);
 	}
 	free(buf);
 	/* Totals only mean something when every bitmap was read. */
 	if (ck->fatal || !complete || v->bitmaps.n != nr_bitmaps(v->nr_blocks))
 		return;
-	if (allocated != v->nr_allocated)
+	/* Counting free blocks as allocated only makes the free space look
+	 * smaller (as a leak does); thin_restore 0.9.0 leaves one such block
+	 * (FORMAT.md 15) and the kernel keeps the count as it finds it. Counting
+	 * fewer than are in use would promise space that is not there. */
+	if (allocated > v->nr_allocated)
 		report(ck, "%s: nr_allocated is %" PRIu64 " but %" PRIu64 " blocks are in use",
 		       v->name, v->nr_allocated, allocated);
+	else if (allocated < v->nr_allocated)
+		warn(ck, "%s: nr_allocated is %" PRIu64 " but %" PRIu64 " blocks are in use "
+		     "(free space is reported %" PRIu64 " block%s low; thin_restore 0.9.0 "
+		     "leaves this)", v->name, v->nr_allocated, allocated,
+		     v->nr_allocated - allocated, v->nr_allocated - allocated == 1 ? "" : "s");
 	if (overflow_used != v->overflow.n)
 		report(ck, "%s: %zu ref-count entries, but only %" PRIu64 " blocks have count 3 "
 		       "in the bitmaps", v->name, v->overflow.n, overflow_used);
@@ -862,8 +934,8 @@ static int device_blocks(thinp_io *io, uint64_t *nr)
 	return r;
 }
 
-int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
-			thinp_meta_report_fn report_fn, void *ctx)
+int thinp_meta_check_io_v2(thinp_io *io, const thinp_meta_options *opts,
+			   thinp_meta_finding_fn fn, void *ctx)
 {
 	struct tlog log = { NULL, NULL };
 	struct checker ck;
@@ -880,7 +952,7 @@ int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
 	memset(&ck, 0, sizeof(ck));
 	ck.io = io;
 	ck.log = &log;
-	ck.report = report_fn;
+	ck.fn = fn;
 	ck.ctx = ctx;
 	r = device_blocks(io, &ck.nr_dev_blocks);
 	if (r)
@@ -906,14 +978,48 @@ int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
 	free(ck.data_refs.v);
 	if (ck.fatal)
 		return ck.fatal;
-	return ck.problems ? -EILSEQ : 0;
+	return ck.errors ? -EILSEQ : 0;
 }
 
-int thinp_meta_check(thinp_meta *meta, thinp_meta_report_fn report_fn, void *ctx)
+int thinp_meta_check_v2(thinp_meta *meta, thinp_meta_finding_fn fn, void *ctx)
 {
 	thinp_meta_options o = THINP_META_OPTIONS_INIT;
 
 	o.log_fn = meta->log.fn;
 	o.log_ctx = meta->log.ctx;
-	return thinp_meta_check_io(meta->io, &o, report_fn, ctx);
+	return thinp_meta_check_io_v2(meta->io, &o, fn, ctx);
+}
+
+/* The first interface: findings as lines, warnings marked in the text. */
+struct line_report {
+	thinp_meta_report_fn fn;
+	void *ctx;
+};
+
+static void finding_to_line(const thinp_meta_finding *f, void *ctx)
+{
+	const struct line_report *lr = ctx;
+	char line[sizeof(WARNING_PREFIX) + LINE_MAX_CHARS];
+
+	if (f->severity == THINP_META_CHECK_ERROR) {
+		lr->fn(f->line, lr->ctx);
+		return;
+	}
+	snprintf(line, sizeof(line), WARNING_PREFIX "%s", f->line);
+	lr->fn(line, lr->ctx);
+}
+
+int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
+			thinp_meta_report_fn report_fn, void *ctx)
+{
+	struct line_report lr = { report_fn, ctx };
+
+	return thinp_meta_check_io_v2(io, opts, report_fn ? finding_to_line : NULL, &lr);
+}
+
+int thinp_meta_check(thinp_meta *meta, thinp_meta_report_fn report_fn, void *ctx)
+{
+	struct line_report lr = { report_fn, ctx };
+
+	return thinp_meta_check_v2(meta, report_fn ? finding_to_line : NULL, &lr);
 }

@@ -15,10 +15,11 @@
 void th_format(thinp_io **io, thinp_meta **meta, uint64_t bytes, uint64_t nr_data);
 /* Close and reopen the handle on the same io (read-write). */
 void th_reopen(thinp_io *io, thinp_meta **meta);
-/* thinp_meta_check_io must find nothing; report lines are printed. */
+/* thinp_meta_check_io_v2 must find nothing, not even a warning (our own
+ * images); findings are printed. */
 void th_check_clean(thinp_io *io);
-/* Number of problems the full check reports (0 = clean); lines printed
- * when verbose. */
+/* Number of errors the full check reports (0 = clean; warnings are not
+ * counted); findings printed when verbose. */
 unsigned th_check_count(thinp_io *io, bool verbose);
 
 /* Path of a tool in /usr/sbin or on PATH, or NULL. */
