@@ -576,11 +576,13 @@ typedef void (*thinp_meta_finding_fn)(const thinp_meta_finding *finding, void *c
  * warnings). Reads only.
  * @opts:  may be NULL; only log_fn/log_ctx/cache_bytes are used.
  * @fn:    may be NULL; gets each finding, errors and warnings, with its
- *         severity. Warnings: non-zero btree node padding or bitmap not_used
- *         fields, space-map index hints out of range, and an nr_allocated
- *         too high by exactly the free blocks below their bitmap's
- *         none_free_before hint (blocks freed without the counters noticing,
- *         as thin_restore 0.9.0 leaves them).
+ *         severity, from the calling thread. Warnings: non-zero padding in
+ *         btree nodes and the metadata index block or not_used in bitmaps,
+ *         space-map index hints (nr_free, none_free_before) out of range, and
+ *         a space map's nr_allocated above the blocks in use (free blocks
+ *         counted as allocated: free space is reported low, as after a
+ *         leak; thin_restore 0.9.0 leaves one such block). An nr_allocated
+ *         below the blocks in use is an error.
  * Returns 0 when there is no error (warnings allowed), -EILSEQ if any error
  * was reported, -ENODATA for an all-zero superblock, -EIO/-ENOMEM when it
  * could not finish. Thread-safe with respect to other handles.
