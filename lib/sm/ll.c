@@ -16,9 +16,13 @@
  * per change, so what we write is exact in the kernel's convention
  * (value-0 entries among all 16320) even if what we read was not, without a
  * recount on every allocation. none_free_before follows the kernel's update
- * rule. When reading, both are only used to skip work, whatever their value
- * (even out of range, which the kernel accepts too): a search they make fail
- * is repeated without them.
+ * rule. When reading, any value is accepted (even out of range, as the
+ * kernel does). Only nr_free is used, to skip reading a bitmap that says it
+ * is full, and a search that fails that way is repeated without it.
+ * none_free_before is not used: skipping ahead inside a bitmap already read
+ * saves little, and a lying hint would move the allocation cursor past free
+ * blocks, which are then out of reach until the commit (the cursor never
+ * moves back within a transaction).
  */
 #include <errno.h>
 #include <string.h>
@@ -116,8 +120,7 @@ int ll_lookup(struct ll_disk *ll, uint64_t b, uint32_t *count)
 }
 
 /* Search bitmap `index` for a free entry in [lo, hi) (entry offsets). With
- * use_hints, a bitmap whose nr_free is 0 is skipped and the search starts at
- * none_free_before. */
+ * use_hints, a bitmap whose nr_free is 0 is skipped. */
 static int find_free_in_bitmap(struct ll_disk *ll, uint64_t index, uint32_t lo, uint32_t hi,
 			       bool use_hints, uint64_t *b)
 {
@@ -130,8 +133,6 @@ static int find_free_in_bitmap(struct ll_disk *ll, uint64_t index, uint32_t lo, 
 		return r;
 	if (use_hints && ie.nr_free == 0)
 		return -ENOSPC;
-	if (use_hints && lo < ie.none_free_before)
-		lo = ie.none_free_before;
 	if (lo >= hi)
 		return -ENOSPC;
 	r = tm_read_lock(ll->tm, ie.blocknr, &sm_bitmap_validator, &blk);
@@ -167,9 +168,9 @@ static int find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, bool use_
 	return -ENOSPC;
 }
 
-/* The hints come from disk and may lie (a hint saying "full" would make the
- * allocator fail with free blocks left), so an unsuccessful search is
- * repeated without them. The second pass costs a scan of every bitmap in the
+/* The nr_free hint comes from disk and may lie (a bitmap saying "full" would
+ * make the allocator fail with free blocks left), so an unsuccessful search
+ * is repeated without it. The second pass costs a scan of every bitmap in the
  * range, paid only when the device is (nearly) full. */
 int ll_find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, uint64_t *b)
 {

@@ -67,9 +67,9 @@ int ll_lookup(struct ll_disk *ll, uint64_t b, uint32_t *count);
 int ll_lookup_bitmap(struct ll_disk *ll, uint64_t b, unsigned *v);
 
 /* First block in [begin, end) with count 0 in this ll; -ENOSPC if none.
- * Skips bitmaps whose nr_free hint is 0 and starts each bitmap at its
- * none_free_before hint; if that finds nothing, searches again without the
- * hints (they come from disk and are never trusted as proof). O(bitmaps +
+ * Skips bitmaps whose nr_free hint is 0; if that finds nothing, searches
+ * again without the hint (it comes from disk and is never trusted as proof).
+ * The none_free_before hint is not used. O(bitmaps +
  * entries scanned / 32); a full map costs a scan of every bitmap. */
 int ll_find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, uint64_t *b);
 /* First block in [begin, end) free in both `old` (the committed state; blocks

@@ -647,6 +647,7 @@ static void test_hostile_index_block(void **state)
 		{ 16 + 12, 20000, 4 },      /* none_free_before > 16320 */
 		{ 16 + 8, 0, 4 },           /* nr_free 0: "full" */
 		{ 16 + 12, 16320, 4 },      /* none_free_before: "all in use" */
+		{ 16 + 12, 999, 4 },        /* in use up to the last block */
 	};
 	unsigned i;
 
@@ -674,9 +675,11 @@ static void test_hostile_index_block(void **state)
 	}
 
 	/* Lying hints with a valid checksum: only hints (the kernel accepts
-	 * them too): the map opens and still allocates its free blocks. */
+	 * them too): the map opens and still allocates its free blocks, more
+	 * than one per transaction (a lying none_free_before once moved the
+	 * cursor to the end of the map after the first). */
 	for (i = 0; i < THINP_ARRAY_SIZE(hints); i++) {
-		uint64_t b;
+		uint64_t b, b2;
 		uint32_t count;
 
 		memcpy(buf, orig, BLK);
@@ -684,10 +687,14 @@ static void test_hostile_index_block(void **state)
 		reseal(io, mr.bitmap_root, buf, &sm_index_validator);
 		assert_int_equal(sm_env_open(&e, io, false), 0);
 		assert_int_equal(sm_new_block(e.msm, &b), 0);
+		assert_int_equal(sm_new_block(e.msm, &b2), 0);
+		assert_int_not_equal(b, b2);
 		assert_int_equal(sm_env_commit(&e), 0);
 		sm_env_close(&e);
 		assert_int_equal(sm_env_open(&e, io, false), 0);
 		assert_int_equal(sm_get_count(e.msm, b, &count), 0);
+		assert_int_equal(count, 1);
+		assert_int_equal(sm_get_count(e.msm, b2, &count), 0);
 		assert_int_equal(count, 1);
 		sm_env_close(&e);
 		write_block(io, 0, sb);
