@@ -1071,10 +1071,11 @@ static void test_time_limit(void **state)
 }
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 struct reader {
 	thinp_meta *meta;
-	volatile int *stop;
+	atomic_int *stop;
 	unsigned lookups;
 	int bad;
 };
@@ -1083,7 +1084,7 @@ static void *reader_main(void *arg)
 {
 	struct reader *rd = arg;
 
-	while (!*rd->stop) {
+	while (!atomic_load(rd->stop)) {
 		uint64_t b;
 		uint32_t t;
 		unsigned runs = 0;
@@ -1104,7 +1105,7 @@ static void test_concurrent_readers(void **state)
 {
 	struct reader rd[3];
 	pthread_t th[3];
-	volatile int stop = 0;
+	atomic_int stop = 0;
 	thinp_io *io;
 	thinp_meta *meta;
 	int i;
@@ -1120,7 +1121,7 @@ static void test_concurrent_readers(void **state)
 		if (i % 100 == 0)
 			assert_int_equal(thinp_meta_commit(meta), 0);
 	}
-	stop = 1;
+	atomic_store(&stop, 1);
 	for (i = 0; i < 3; i++) {
 		pthread_join(th[i], NULL);
 		assert_int_equal(rd[i].bad, 0);
