@@ -114,7 +114,9 @@ typedef struct thinp_pool_options {
 	 * (as the kernel does). INIT: 60000. */
 	uint32_t no_space_timeout_ms;
 	/* Commit every this many milliseconds from a pool thread if anything
-	 * changed; 0 (INIT) commits only on flush, on request and on close. */
+	 * changed; 0 (INIT) commits only on flush, on request and on close.
+	 * Writes completed before such a commit starts survive a crash. If the
+	 * thread cannot be started, format and open fail (-EAGAIN). */
 	uint32_t commit_interval_ms;
 	thinp_log_fn log_fn; /* may be NULL: messages are dropped */
 	void *log_ctx;
@@ -161,7 +163,8 @@ typedef struct thinp_pool_status {
  * Both devices are borrowed: they must stay open until thinp_pool_close()
  * returns. Anything on @meta is overwritten.
  * Errors: -EINVAL (bad options, devices too small, a read-only device),
- * -EIO, -ENOMEM. Thread-safe (it touches no shared state). Since 1.0.
+ * -EIO, -ENOMEM, -EAGAIN (no commit thread, see commit_interval_ms).
+ * Thread-safe (it touches no shared state). Since 1.0.
  */
 THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data,
 				const thinp_pool_options *opts);
@@ -175,9 +178,9 @@ THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data
  * a data or metadata device that grew while the pool was closed (a resize,
  * committed); a data device smaller than the pool's data blocks is refused.
  * Errors: -EINVAL (bad options, block size mismatch, data device too
- * small), -EILSEQ/-ENOTBLK
- * (corrupt metadata), -ENODATA (unformatted metadata), -EIO, -ENOMEM.
- * Since 1.0.
+ * small), -EILSEQ/-ENOTBLK (corrupt metadata), -ENODATA (unformatted
+ * metadata), -EIO, -ENOMEM, -EAGAIN (no commit thread, see
+ * commit_interval_ms). Since 1.0.
  */
 THINP_API int thinp_pool_open(thinp_pool **out, thinp_io *meta, thinp_io *data,
 			      const thinp_pool_options *opts);

@@ -200,8 +200,10 @@ int pool_flush_and_commit(thinp_pool *pool)
 		return -EROFS;
 	}
 	target = pool->commits_started + 1;
+	pool->commit_waiters++;
 	while (pool->committing)
 		pthread_cond_wait(&pool->state_cond, &pool->state_lock);
+	pool->commit_waiters--;
 	if (pool->commits_done >= target) {
 		r = pool->last_commit_result;
 		pthread_mutex_unlock(&pool->state_lock);
@@ -442,6 +444,15 @@ int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src)
 	return 0;
 }
 
+static void free_pool(thinp_pool *pool)
+{
+	pool->md->ops->destroy(pool->md);
+	pthread_cond_destroy(&pool->state_cond);
+	pthread_mutex_destroy(&pool->state_lock);
+	pthread_rwlock_destroy(&pool->md_lock);
+	free(pool);
+}
+
 int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *data,
 		const thinp_pool_options *user_opts)
 {
@@ -486,9 +497,15 @@ int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&pool->state_lock, NULL);
 	pthread_cond_init(&pool->state_cond, NULL);
+	/* A pool asked to commit periodically that cannot is refused rather
+	 * than opened without the durability its caller counts on. */
 	if (pool->commit_interval_ms && pool->mode == THINP_POOL_MODE_RW) {
-		if (pthread_create(&pool->commit_thread, NULL, commit_thread, pool) == 0)
-			pool->has_commit_thread = true;
+		r = -pthread_create(&pool->commit_thread, NULL, commit_thread, pool);
+		if (r) {
+			free_pool(pool);
+			return r;
+		}
+		pool->has_commit_thread = true;
 	}
 	*out = pool;
 	return 0;
@@ -506,15 +523,6 @@ static void stop_commit_thread(thinp_pool *pool)
 	if (pool->has_commit_thread)
 		pthread_join(pool->commit_thread, NULL);
 	pool->has_commit_thread = false;
-}
-
-static void free_pool(thinp_pool *pool)
-{
-	pool->md->ops->destroy(pool->md);
-	pthread_cond_destroy(&pool->state_cond);
-	pthread_mutex_destroy(&pool->state_lock);
-	pthread_rwlock_destroy(&pool->md_lock);
-	free(pool);
 }
 
 void pool_abandon(thinp_pool *pool)

@@ -80,6 +80,7 @@ struct thinp_pool {
 	unsigned ops_inflight;
 	unsigned commit_waiting;
 	bool committing;
+	unsigned commit_waiters;          /* callers waiting for a running commit */
 	uint64_t commits_started, commits_done;
 	int last_commit_result;
 	bool stopping;                    /* the commit thread must exit */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/testutil.h"
 #include "pool/map_cache.h"
@@ -16,9 +17,12 @@
 
 struct crashdev {
 	pthread_mutex_t lock;
+	pthread_cond_t cond;          /* held flushes wait on it */
 	uint8_t *cur, *durable, *dirty;
 	uint64_t size, discarded, flushes, reads;
 	bool fail_flush;
+	bool hold_flush;
+	unsigned held;                /* flushes waiting for the release */
 };
 
 static void mark_dirty(struct crashdev *d, uint64_t off, uint64_t len)
@@ -68,6 +72,11 @@ static int cd_flush(void *ctx)
 	int r = 0;
 
 	pthread_mutex_lock(&d->lock);
+	d->held++;
+	pthread_cond_broadcast(&d->cond);
+	while (d->hold_flush)
+		pthread_cond_wait(&d->cond, &d->lock);
+	d->held--;
 	if (d->fail_flush) {
 		r = -EIO;
 	} else {
@@ -132,6 +141,7 @@ static void cd_close(void *ctx)
 	free(d->cur);
 	free(d->durable);
 	free(d->dirty);
+	pthread_cond_destroy(&d->cond);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
@@ -149,6 +159,7 @@ int crashdev_open(thinp_io **out, uint64_t size, bool discard, struct crashdev *
 	d->dirty = calloc(1, size / CHUNK + 1);
 	d->size = size;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
 	ops.caps = THINP_IO_CAP_THREADSAFE | (discard ? THINP_IO_CAP_DISCARD : 0);
 	ops.read = cd_read;
 	ops.write = cd_write;
@@ -221,6 +232,29 @@ void crashdev_fail_flushes(struct crashdev *d, bool fail)
 	pthread_mutex_unlock(&d->lock);
 }
 
+void crashdev_hold_flushes(struct crashdev *d, bool hold)
+{
+	pthread_mutex_lock(&d->lock);
+	d->hold_flush = hold;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void crashdev_wait_held(struct crashdev *d, unsigned n)
+{
+	struct timespec deadline;
+	int r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += TEST_WAIT_SECONDS;
+	pthread_mutex_lock(&d->lock);
+	while (d->held < n && r != ETIMEDOUT)
+		r = pthread_cond_timedwait(&d->cond, &d->lock, &deadline);
+	pthread_mutex_unlock(&d->lock);
+	if (r == ETIMEDOUT)
+		fail_msg("%u flushes never reached the device", n);
+}
+
 void tpool_setup(struct tpool *t, uint64_t blocks, const thinp_pool_options *opts)
 {
 	thinp_pool_options def = THINP_POOL_OPTIONS_INIT;
@@ -236,6 +270,53 @@ void tpool_setup(struct tpool *t, uint64_t blocks, const thinp_pool_options *opt
 uint64_t tpool_commits(struct tpool *t)
 {
 	return t->store ? md_store_commits(t->store) : crashdev_flushes(t->meta_dev);
+}
+
+/* Poll until done() holds under state_lock, TEST_WAIT_SECONDS at most. */
+static void wait_pool_state(thinp_pool *pool, bool (*done)(thinp_pool *, uint64_t), uint64_t arg,
+			    const char *what)
+{
+	const struct timespec tick = { 0, 1000000 };
+	struct timespec start, now;
+	bool ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		pthread_mutex_lock(&pool->state_lock);
+		ok = done(pool, arg);
+		pthread_mutex_unlock(&pool->state_lock);
+		if (ok)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec > TEST_WAIT_SECONDS)
+			fail_msg("%s: not within %d s", what, TEST_WAIT_SECONDS);
+		nanosleep(&tick, NULL);
+	}
+}
+
+static bool commit_done_after(thinp_pool *pool, uint64_t mark)
+{
+	return pool->commits_done > mark;
+}
+
+void tpool_wait_commit(struct tpool *t)
+{
+	uint64_t mark;
+
+	pthread_mutex_lock(&t->pool->state_lock);
+	mark = t->pool->commits_started;
+	pthread_mutex_unlock(&t->pool->state_lock);
+	wait_pool_state(t->pool, commit_done_after, mark, "a commit started after the call");
+}
+
+static bool enough_waiters(thinp_pool *pool, uint64_t n)
+{
+	return pool->commit_waiters >= n;
+}
+
+void tpool_wait_commit_waiters(struct tpool *t, unsigned n)
+{
+	wait_pool_state(t->pool, enough_waiters, n, "threads waiting for the running commit");
 }
 
 void tpool_open(struct tpool *t)

@@ -21,10 +21,18 @@ uint64_t crashdev_discarded_bytes(struct crashdev *d);
 uint64_t crashdev_flushes(struct crashdev *d);
 void crashdev_fail_flushes(struct crashdev *d, bool fail);
 uint64_t crashdev_reads(struct crashdev *d);
+/* While held, flushes block (neither failing nor settling) until released. */
+void crashdev_hold_flushes(struct crashdev *d, bool hold);
+/* Wait until n flushes are blocked by the hold (fails after TEST_WAIT_SECONDS). */
+void crashdev_wait_held(struct crashdev *d, unsigned n);
 /* Write the device's current contents to a file. */
 void crashdev_save(struct crashdev *d, const char *path);
 
 #define TEST_BS (64u * 1024)
+
+/* Waits for another thread poll with this generous bound and fail only if
+ * the event never comes: they assert that it happens, never how fast. */
+#define TEST_WAIT_SECONDS 10
 
 struct tpool {
 	struct md_store *store;   /* model metadata (NULL with real metadata) */
@@ -46,8 +54,14 @@ void tpool_setup(struct tpool *t, uint64_t blocks, const thinp_pool_options *opt
  * formatted with thinp_pool_format(). */
 void tpool_setup_real(struct tpool *t, uint64_t blocks, uint64_t meta_bytes,
 		      const thinp_pool_options *opts);
-/* Commits made so far (model: the store's count; real: metadata flushes). */
+/* Commits made so far (model: the store's count; real: metadata flushes).
+ * Not while a pool thread may commit (the model's count has no lock). */
 uint64_t tpool_commits(struct tpool *t);
+/* Wait until a commit that starts after this call has finished (the
+ * periodic commit thread's, say); fails after TEST_WAIT_SECONDS. */
+void tpool_wait_commit(struct tpool *t);
+/* Wait until n callers are waiting for the running commit to end. */
+void tpool_wait_commit_waiters(struct tpool *t, unsigned n);
 /* Run /usr/sbin/thin_check on the real metadata's current image; returns
  * its exit status, or -1 (with a message) if thin_check is not installed. */
 int tpool_thin_check(struct tpool *t);
