@@ -31,9 +31,13 @@
 #define COPY_CHUNK (1024u * 1024)
 #define DISCARD_BATCH 256
 
-/* A read of the metadata failed: the pool can no longer be trusted. */
+/* A read of the metadata failed: the pool can no longer be trusted, unless
+ * memory ran out (a lookup changes nothing, so the request fails alone and
+ * may be retried; the kernel fails such a bio, not the pool). */
 static int md_read_failed(thinp_pool *pool, int err, const char *what)
 {
+	if (err == -ENOMEM)
+		return pool_err(pool, err, "%s", what);
 	pthread_mutex_lock(&pool->state_lock);
 	pool->mode = THINP_POOL_MODE_FAIL;
 	pthread_cond_broadcast(&pool->state_cond);
