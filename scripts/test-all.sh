@@ -6,6 +6,10 @@
 #                 make distcheck (which builds and tests the tarball again),
 #                 and, with WITH_VALGRIND=1, make check-valgrind
 #   build-san/    --enable-sanitizers (ASan + UBSan): make check
+#   build-tsan/   --enable-tsan (ThreadSanitizer): make check of TSAN_TESTS,
+#                 the pool and io tests and the other multi-threaded ones,
+#                 with THINP_TEST_SHORT=10 (single-threaded random runs
+#                 shortened: TSan slows them ~30x and finds nothing there)
 #   build-afl/    CC=afl-clang-fast: each fuzz target for FUZZ_SECONDS (10)
 # Every step's full output is in build-logs/<step>.log; a failing step prints
 # its tail. The last line is "N passed, N failed", counting test programs and
@@ -14,7 +18,7 @@
 # Exits non-zero if anything failed.
 #
 # Environment: JOBS (2), FUZZ_SECONDS (10); SKIP_FUZZ=1, SKIP_SAN=1,
-# SKIP_DISTCHECK=1 leave a step out (it then counts as skipped); WITH_VALGRIND=1
+# SKIP_TSAN=1, SKIP_DISTCHECK=1 leave a step out (it then counts as skipped); WITH_VALGRIND=1
 # adds make check-valgrind (slow: the model tests run 20-50 times slower).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -101,6 +105,20 @@ check() {
 	make -C "$1" -j"$JOBS" "$2"
 }
 
+# The ThreadSanitizer run: every test of tests/pool and tests/io, and the
+# multi-threaded tests of the layers below the pool. Only these programs are
+# built (check_PROGRAMS), which keeps the step to a few minutes.
+TSAN_TESTS="tests/pool/test_pool tests/pool/test_pool_model tests/pool/test_pool_model_real
+	tests/pool/test_pool_threads tests/pool/test_pool_meta tests/pool/test_pool_nomem
+	tests/io/test_io tests/io/test_backends tests/io/test_fault tests/io/test_file
+	tests/block/test_bm tests/thin/test_meta"
+
+check_tsan() {
+	local t
+	t=$(echo $TSAN_TESTS)
+	THINP_TEST_SHORT=10 make -C build-tsan -j"$JOBS" check TESTS="$t" check_PROGRAMS="$t"
+}
+
 note "autoreconf"
 if ! step autoreconf autoreconf -fi; then
 	add_fail autoreconf
@@ -165,6 +183,19 @@ if [ -z "${SKIP_SAN:-}" ]; then
 		tally check-san build-san $?
 	else
 		add_fail build-san
+	fi
+else
+	skipped=$((skipped + 1))
+fi
+
+if [ -z "${SKIP_TSAN:-}" ]; then
+	note "ThreadSanitizer: --enable-tsan + make check of the pool, io and threaded tests (build-tsan/)"
+	if step build-tsan configure_build build-tsan --enable-tsan; then
+		rm -f build-tsan/test-suite.log
+		step check-tsan check_tsan
+		tally check-tsan build-tsan $?
+	else
+		add_fail build-tsan
 	fi
 else
 	skipped=$((skipped + 1))

@@ -45,6 +45,17 @@ unsigned test_scale(void)
 	return v ? v : 1;
 }
 
+unsigned test_ops(unsigned n)
+{
+	const char *env = getenv("THINP_TEST_SHORT");
+	unsigned div = env ? (unsigned)atoi(env) : 0;
+
+	n *= test_scale();
+	if (div > 1)
+		n /= div;
+	return n ? n : 1;
+}
+
 static char tmpdir[256];
 
 const char *test_tmpdir(void)

@@ -5,7 +5,8 @@
  * (some over an external origin), each checked against a byte array per
  * volume. After a power loss the pool must hold exactly the state of the
  * last flush (the crash device keeps nothing unflushed). The seed is
- * printed; THINP_TEST_SEED replays a run, THINP_TEST_LONG makes it longer.
+ * printed; THINP_TEST_SEED replays a run, THINP_TEST_LONG makes it longer,
+ * THINP_TEST_SHORT shorter.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -334,12 +335,12 @@ static void run(bool crashes, bool real, unsigned nops)
 #ifndef POOL_TEST_REAL
 static void test_model_random(void **state)
 {
-	run(false, false, 3000 * test_scale());
+	run(false, false, test_ops(3000));
 }
 
 static void test_model_random_power_loss(void **state)
 {
-	run(true, false, 3000 * test_scale());
+	run(true, false, test_ops(3000));
 }
 #endif
 
@@ -348,7 +349,7 @@ static void test_model_random_power_loss(void **state)
  * also runs libthinp's full check and thin_check on the image. */
 static void test_model_real_metadata(void **state)
 {
-	run(true, true, 1500 * test_scale());
+	run(true, true, test_ops(1500));
 }
 #endif
 
