@@ -15,6 +15,7 @@
  *   cc backend_demo.c $(pkg-config --cflags --libs libthinp)
  */
 #include <libthinp/thinp.h>
+#include <libthinp/testing.h>
 
 #include <errno.h>
 #include <stdio.h>

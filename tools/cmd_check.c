@@ -49,7 +49,7 @@ int cmd_check(int argc, char **argv)
 	if ((r = io_open(&c, rep.path, OPEN_RDONLY)))
 		return r;
 	meta_options(&c, &o);
-	e = thinp_meta_check_io_v2(c.io, &o, on_finding, &rep);
+	e = thinp_meta_check_io(c.io, &o, on_finding, &rep);
 	if (e == -EILSEQ && rep.errors)
 		r = rep.quiet ? EXIT_FAIL
 			      : err("%s: %lu problem%s found", rep.path, rep.errors,

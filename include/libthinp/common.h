@@ -1,6 +1,8 @@
 /*
  * libthinp common definitions: export macro, error strings, logging.
  *
+ * ABI tier: stable (version nodes LIBTHINP_1.N).
+ *
  * Conventions for the whole public API:
  *  - functions return 0 on success or a negative errno value;
  *  - results come back through "out" parameters placed first; what they point

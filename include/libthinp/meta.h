@@ -8,6 +8,17 @@
  * data block + time) and the two space maps (metadata blocks, data blocks).
  * It does not touch the data device: the pool runtime above it moves data.
  *
+ * ABI tier: metadata (version nodes LIBTHINP_META_1.N), separate from the
+ * stable tier of <libthinp/thinp.h> (io.h, pool.h, thin.h), which does not
+ * include this header. It is for tools that work on pool metadata alone
+ * (check, dump, restore, repair, messages on a closed pool), at the level of
+ * the kernel's dm-thin metadata; a program that reads and writes thin
+ * volumes needs only the stable tier. The metadata tier follows the same
+ * rules (a released symbol never changes meaning) but versions separately,
+ * so that it can grow with the on-disk format without touching the stable
+ * tier. A pool and a thinp_meta handle must never be open on one metadata
+ * device at the same time.
+ *
  * Transactions. Every change is made copy-on-write in memory and becomes
  * durable only at thinp_meta_commit(), which writes every new block, flushes,
  * then writes and flushes the superblock: after a crash the device holds the
@@ -567,7 +578,7 @@ typedef struct thinp_meta_finding {
 typedef void (*thinp_meta_finding_fn)(const thinp_meta_finding *finding, void *ctx);
 
 /*
- * thinp_meta_check_io_v2 - full check of the metadata on io, stricter than
+ * thinp_meta_check_io - full check of the metadata on io, stricter than
  * thin_check 0.9.0 (FORMAT.md 13): superblock fields, every checksum and
  * location, btree node rules and key order, details keys == mapping keys,
  * mapped_blocks exact, metadata reference counts exact (everything reachable
@@ -588,31 +599,15 @@ typedef void (*thinp_meta_finding_fn)(const thinp_meta_finding *finding, void *c
  * could not finish. Thread-safe with respect to other handles.
  * Since 1.0.
  */
-THINP_API int thinp_meta_check_io_v2(thinp_io *io, const thinp_meta_options *opts,
-				     thinp_meta_finding_fn fn, void *ctx);
+THINP_API int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
+				  thinp_meta_finding_fn fn, void *ctx);
 
 /*
- * thinp_meta_check_v2 - thinp_meta_check_io_v2() of the handle's device:
+ * thinp_meta_check - thinp_meta_check_io() of the handle's device:
  * checks the last COMMITTED state (the open transaction is not on the
  * device). Since 1.0.
  */
-THINP_API int thinp_meta_check_v2(thinp_meta *meta, thinp_meta_finding_fn fn, void *ctx);
-
-/* One line per finding, without trailing newline; valid during the call. */
-typedef void (*thinp_meta_report_fn)(const char *line, void *ctx);
-
-/*
- * thinp_meta_check_io - thinp_meta_check_io_v2() for callers of the first
- * interface: @report gets each finding as a line, a warning's line starting
- * with "warning: ". Same return values (0 when only warnings were found).
- * Since 1.0.
- */
-THINP_API int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
-				  thinp_meta_report_fn report, void *ctx);
-
-/* thinp_meta_check - thinp_meta_check_v2() with a line callback, as
- * thinp_meta_check_io(). Since 1.0. */
-THINP_API int thinp_meta_check(thinp_meta *meta, thinp_meta_report_fn report, void *ctx);
+THINP_API int thinp_meta_check(thinp_meta *meta, thinp_meta_finding_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,8 @@
 /*
  * libthinp thin pools.
  *
+ * ABI tier: stable (version nodes LIBTHINP_1.N).
+ *
  * A pool is a metadata device and a data device (any thinp_io backends)
  * hosting many thin volumes (see thin.h). The pool keeps its metadata in the
  * Linux dm-thin format and follows the kernel thin-pool target's semantics:

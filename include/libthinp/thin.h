@@ -1,6 +1,8 @@
 /*
  * libthinp thin volumes: block devices provisioned from a pool (pool.h).
  *
+ * ABI tier: stable (version nodes LIBTHINP_1.N).
+ *
  * A volume reads and writes like a block device of the size given at open.
  * Semantics are the kernel thin target's:
  *  - reading a block that was never written returns zeroes, or the external

@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libthinp/io.h>
+#include <libthinp/testing.h>
 #include "util/compiler.h"
 
 #define SECTOR 512u

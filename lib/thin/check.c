@@ -934,8 +934,8 @@ static int device_blocks(thinp_io *io, uint64_t *nr)
 	return r;
 }
 
-int thinp_meta_check_io_v2(thinp_io *io, const thinp_meta_options *opts,
-			   thinp_meta_finding_fn fn, void *ctx)
+int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
+			thinp_meta_finding_fn fn, void *ctx)
 {
 	struct tlog log = { NULL, NULL };
 	struct checker ck;
@@ -981,45 +981,11 @@ int thinp_meta_check_io_v2(thinp_io *io, const thinp_meta_options *opts,
 	return ck.errors ? -EILSEQ : 0;
 }
 
-int thinp_meta_check_v2(thinp_meta *meta, thinp_meta_finding_fn fn, void *ctx)
+int thinp_meta_check(thinp_meta *meta, thinp_meta_finding_fn fn, void *ctx)
 {
 	thinp_meta_options o = THINP_META_OPTIONS_INIT;
 
 	o.log_fn = meta->log.fn;
 	o.log_ctx = meta->log.ctx;
-	return thinp_meta_check_io_v2(meta->io, &o, fn, ctx);
-}
-
-/* The first interface: findings as lines, warnings marked in the text. */
-struct line_report {
-	thinp_meta_report_fn fn;
-	void *ctx;
-};
-
-static void finding_to_line(const thinp_meta_finding *f, void *ctx)
-{
-	const struct line_report *lr = ctx;
-	char line[sizeof(WARNING_PREFIX) + LINE_MAX_CHARS];
-
-	if (f->severity == THINP_META_CHECK_ERROR) {
-		lr->fn(f->line, lr->ctx);
-		return;
-	}
-	snprintf(line, sizeof(line), WARNING_PREFIX "%s", f->line);
-	lr->fn(line, lr->ctx);
-}
-
-int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
-			thinp_meta_report_fn report_fn, void *ctx)
-{
-	struct line_report lr = { report_fn, ctx };
-
-	return thinp_meta_check_io_v2(io, opts, report_fn ? finding_to_line : NULL, &lr);
-}
-
-int thinp_meta_check(thinp_meta *meta, thinp_meta_report_fn report_fn, void *ctx)
-{
-	struct line_report lr = { report_fn, ctx };
-
-	return thinp_meta_check_v2(meta, report_fn ? finding_to_line : NULL, &lr);
+	return thinp_meta_check_io(meta->io, &o, fn, ctx);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/testutil.h"
+#include <libthinp/testing.h>
 #include "block/bm.h"
 #include "util/endian.h"
 

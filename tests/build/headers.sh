@@ -4,8 +4,10 @@
 #   - each compiles alone, included twice, as C99 with -pedantic -Wall -Wextra
 #     -Wstrict-prototypes -Werror, and as C++11 with -Wall -Wextra -Werror;
 #   - each *_INIT macro compiles as the initializer of its type;
-#   - the umbrella thinp.h includes every other installed header
-#     (pkginclude_HEADERS, from the Makefile).
+#   - every header names its ABI tier on an " * ABI tier: NAME" line;
+#   - the umbrella thinp.h includes every installed header of the stable tier
+#     (pkginclude_HEADERS, from the Makefile) and none of another tier, so a
+#     program gets meta.h or testing.h only by asking for it.
 set -u
 . "${THINP_SRCDIR:?run me from make check}/tests/build/lib.sh"
 
@@ -52,7 +54,13 @@ for f in "$inc"/libthinp/*.h; do
 	done
 done
 
-# Every header in include/libthinp/ is installed and in the umbrella header.
+# tier H: the ABI tier a header declares ("stable", "metadata", "testing").
+tier() {
+	sed -n 's/^ \* ABI tier: \([a-z]*\).*/\1/p' "$inc/libthinp/$1" | head -n 1
+}
+
+# Every header in include/libthinp/ is installed, names its tier, and is in
+# the umbrella header exactly when it is of the stable tier.
 before=$_thinp_failed
 for f in "$inc"/libthinp/*.h; do
 	h=${f##*/}
@@ -62,10 +70,17 @@ for f in "$inc"/libthinp/*.h; do
 	   continue ;;
 	esac
 	[ "$h" = thinp.h ] && continue
-	grep -q "^#include <libthinp/$h>" "$inc/libthinp/thinp.h" ||
-		not_ok "the umbrella include/libthinp/thinp.h does not include the installed <libthinp/$h>"
+	t=$(tier "$h")
+	in_umbrella=no
+	grep -q "^#include <libthinp/$h>" "$inc/libthinp/thinp.h" && in_umbrella=yes
+	case $t:$in_umbrella in
+	stable:yes | metadata:no | testing:no) ;;
+	stable:no) not_ok "the umbrella thinp.h does not include <libthinp/$h> (stable tier)" ;;
+	metadata:yes | testing:yes) not_ok "the umbrella thinp.h includes <libthinp/$h> of the $t tier" ;;
+	*) not_ok "include/libthinp/$h names no ABI tier (a ' * ABI tier: stable|metadata|testing' line)" ;;
+	esac
 done
 [ $_thinp_failed = "$before" ] &&
-	ok "every installed header is in the umbrella thinp.h"
+	ok "every installed header names its tier; thinp.h includes exactly the stable ones"
 
 finish

@@ -1,8 +1,11 @@
 #!/bin/bash
 # The exported symbol table of the built libthinp.so:
-#   - every defined dynamic symbol is thinp_* (or a LIBTHINP_1.N version node);
-#   - every thinp_* symbol carries a default version @@LIBTHINP_1.N, and the
-#     node it carries is the node lib/libthinp.map lists it in;
+#   - every defined dynamic symbol is thinp_* (or a version node: LIBTHINP_1.N,
+#     LIBTHINP_META_1.N or LIBTHINP_TESTING_1.N, one family per ABI tier);
+#   - every thinp_* symbol carries a default version @@<node>, and the node it
+#     carries is the node lib/libthinp.map lists it in;
+#   - every function a header declares is in a node of that header's tier
+#     (" * ABI tier: stable|metadata|testing" in the header);
 #   - every symbol in lib/libthinp.map is defined;
 #   - every function an installed header declares THINP_API and the library
 #     defines is in the map (else the version script's `local: *` hides it
@@ -19,7 +22,7 @@ nm -D --defined-only "$so" >"$tmp/nm" || fail "nm -D $so"
 
 # "name node" for each symbol the map exports, in map order.
 awk '
-	/^[ \t]*LIBTHINP_[0-9_.]+[ \t]*\{/ { node = $1; sub(/\{.*/, "", node); next }
+	/^[ \t]*LIBTHINP_[A-Z0-9_.]+[ \t]*\{/ { node = $1; sub(/\{.*/, "", node); next }
 	/^[ \t]*(global|local):/ { next }
 	/^[ \t]*thinp_[a-z0-9_]*[ \t]*;/ { s = $1; sub(/;.*/, "", s); print s, node }
 ' "$map" >"$tmp/map"
@@ -34,10 +37,10 @@ bad=0
 while read -r addr type name; do
 	[ -n "$name" ] || { name=$type; type=$addr; }
 	case $name in
-	LIBTHINP_1.*)
+	LIBTHINP_1.* | LIBTHINP_META_1.* | LIBTHINP_TESTING_1.*)
 		[ "$type" = A ] || { not_ok "version node $name has type $type"; bad=1; }
 		;;
-	thinp_*@@LIBTHINP_1.*)
+	thinp_*@@LIBTHINP_*)
 		sym=${name%%@@*}
 		node=${name#*@@}
 		want=$(awk -v s="$sym" '$1 == s { print $2 }' "$tmp/map")
@@ -48,12 +51,12 @@ while read -r addr type name; do
 		fi
 		;;
 	*)
-		not_ok "unexpected exported symbol '$name' (type $type): only thinp_* symbols, each versioned @@LIBTHINP_1.N, may be exported"
+		not_ok "unexpected exported symbol '$name' (type $type): only thinp_* symbols, each versioned @@LIBTHINP_[tier_]1.N, may be exported"
 		bad=1
 		;;
 	esac
 done <"$tmp/nm"
-[ $bad = 0 ] && ok "every exported symbol is thinp_*@@LIBTHINP_1.N, in the node the map says"
+[ $bad = 0 ] && ok "every exported symbol is thinp_*@@LIBTHINP_[tier_]1.N, in the node the map says"
 
 missing=
 while read -r sym node; do
@@ -63,17 +66,31 @@ done <"$tmp/map"
 	not_ok "in lib/libthinp.map but not defined in libthinp.so:$missing"
 
 # Functions declared THINP_API in the installed headers (the declaration may
-# span lines; the name is the identifier right before the first '(').
+# span lines; the name is the identifier right before the first '('), as
+# "name node-prefix" where the prefix is the one of the header's tier.
 for path in ${THINP_PUBLIC_HEADERS:?}; do
 	h=$THINP_SRCDIR/$path
-	awk '
+	case $(sed -n 's/^ \* ABI tier: \([a-z]*\).*/\1/p' "$h" | head -n 1) in
+	metadata) prefix=LIBTHINP_META_1. ;;
+	testing) prefix=LIBTHINP_TESTING_1. ;;
+	*) prefix=LIBTHINP_1. ;;
+	esac
+	awk -v prefix="$prefix" '
 		/^[ \t]*#/ { next }
 		/THINP_API/ { decl = ""; on = 1 }
 		on { decl = decl " " $0
 		     if (decl ~ /\(/) {
-			sub(/\(.*/, "", decl); n = split(decl, w, /[ \t*]+/); print w[n]; on = 0 } }
+			sub(/\(.*/, "", decl); n = split(decl, w, /[ \t*]+/); print w[n], prefix; on = 0 } }
 	' "$h"
-done | sort -u >"$tmp/declared"
+done | sort -u >"$tmp/declared_tier"
+awk '{ print $1 }' "$tmp/declared_tier" | sort -u >"$tmp/declared"
+wrong_tier=
+while read -r sym prefix; do
+	node=$(awk -v s="$sym" '$1 == s { print $2 }' "$tmp/map")
+	[ -z "$node" ] || case $node in "$prefix"*) ;; *) wrong_tier="$wrong_tier $sym($node)" ;; esac
+done <"$tmp/declared_tier"
+[ -z "$wrong_tier" ] && ok "every mapped function is in a node of its header's tier" ||
+	not_ok "in a node of another tier than its header's:$wrong_tier"
 # Declared but not in the map: hidden by the version script if the library
 # defines it, missing altogether if not; either way a client cannot link it.
 nm "$so" | awk '$2 ~ /^[Tt]$/ { print $3 }' | sort -u >"$tmp/defined"

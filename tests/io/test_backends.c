@@ -27,6 +27,7 @@
 
 #include "common/testutil.h"
 #include <libthinp/io.h>
+#include <libthinp/testing.h>
 
 #define DEV_SIZE (4u << 20) /* larger than the handle's 1 MiB zeroing chunk */
 #define ALL_CAPS (THINP_IO_CAP_DISCARD | THINP_IO_CAP_WRITE_ZEROES | \

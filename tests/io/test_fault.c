@@ -14,6 +14,7 @@
 
 #include "common/testutil.h"
 #include <libthinp/io.h>
+#include <libthinp/testing.h>
 
 #define DEV_SIZE (256 * 1024)
 #define W(k) THINP_IO_KIND_BIT(THINP_IO_KIND_##k)

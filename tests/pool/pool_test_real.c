@@ -12,9 +12,9 @@
 #include "common/testutil.h"
 #include "pool/pool_test.h"
 
-static void check_report(const char *line, void *ctx)
+static void check_report(const thinp_meta_finding *f, void *ctx)
 {
-	print_message("metadata check: %s\n", line);
+	print_message("metadata check: %s\n", f->line);
 }
 
 static int real_open(struct tpool *t)

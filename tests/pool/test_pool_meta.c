@@ -16,6 +16,7 @@
 
 #include <libthinp/meta.h>
 #include "common/testutil.h"
+#include <libthinp/testing.h>
 #include "pool/pool_test.h"
 
 #define META_BYTES (4u << 20)

@@ -240,9 +240,9 @@ static bool pool_needs_check(thinp_pool *pool)
 	return ps.needs_check;
 }
 
-static void check_report(const char *line, void *ctx)
+static void check_report(const thinp_meta_finding *f, void *ctx)
 {
-	print_message("metadata check: %s\n", line);
+	print_message("metadata check: %s\n", f->line);
 }
 
 static void check_volumes(struct env *e)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/testutil.h"
+#include <libthinp/testing.h>
 #include "common/sm_env.h"
 #include "sm/bitmap.h"
 #include "sm/format.h"

@@ -45,7 +45,7 @@ static void report_finding(const thinp_meta_finding *f, void *ctx)
 /* Errors found (warnings in c), plus one if the verdict disagrees with them. */
 static unsigned run_check(thinp_io *io, struct report_ctx *c)
 {
-	int r = thinp_meta_check_io_v2(io, NULL, report_finding, c);
+	int r = thinp_meta_check_io(io, NULL, report_finding, c);
 
 	if (r && r != -EILSEQ) {
 		fprintf(stderr, "check could not run: %d\n", r);

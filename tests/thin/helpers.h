@@ -9,13 +9,14 @@
 #include "common/testutil.h"
 #include <libthinp/io.h>
 #include <libthinp/meta.h>
+#include <libthinp/testing.h>
 
 /* A fresh memory device of `bytes` formatted with `nr_data` data blocks of
  * 128 sectors. Asserts success. */
 void th_format(thinp_io **io, thinp_meta **meta, uint64_t bytes, uint64_t nr_data);
 /* Close and reopen the handle on the same io (read-write). */
 void th_reopen(thinp_io *io, thinp_meta **meta);
-/* thinp_meta_check_io_v2 must find nothing, not even a warning (our own
+/* thinp_meta_check_io must find nothing, not even a warning (our own
  * images); findings are printed. */
 void th_check_clean(thinp_io *io);
 /* Number of errors the full check reports (0 = clean; warnings are not
