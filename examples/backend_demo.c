@@ -41,13 +41,13 @@ static void demo_memory(void)
 
 	CHECK(thinp_io_open_memory(&io, 1 << 20, 0));
 	CHECK(thinp_io_size(io, &size));
-	CHECK(thinp_io_write(io, "hello, memory", 13, 4096));
-	CHECK(thinp_io_read(io, buf, 13, 4096));
+	CHECK(thinp_io_write(io, "hello, memory", 13, 4096, 0));
+	CHECK(thinp_io_read(io, buf, 13, 4096, 0));
 	printf("memory: %llu-byte device, read back \"%s\"\n",
 	       (unsigned long long)size, buf);
 	/* Range checks happen in the handle, before any backend sees them. */
 	printf("memory: a read past the end fails: %s\n",
-	       thinp_strerror(thinp_io_read(io, buf, 16, size - 8)));
+	       thinp_strerror(thinp_io_read(io, buf, 16, size - 8, 0)));
 	thinp_io_close(io);
 }
 
@@ -71,7 +71,7 @@ static void demo_file(const char *given)
 	}
 	CHECK(thinp_io_open_file(&io, path, THINP_IO_CREATE));
 	CHECK(thinp_io_resize(io, 1 << 20));
-	CHECK(thinp_io_write(io, "hello, file", 11, 8192));
+	CHECK(thinp_io_write(io, "hello, file", 11, 8192, 0));
 	CHECK(thinp_io_flush(io));
 	printf("file: %s, discard %s\n", path,
 	       (thinp_io_caps(io) & THINP_IO_CAP_DISCARD) ? "supported" : "not supported");
@@ -79,11 +79,11 @@ static void demo_file(const char *given)
 
 	CHECK(thinp_io_open_file(&io, path, THINP_IO_RDONLY));
 	CHECK(thinp_io_size(io, &size));
-	CHECK(thinp_io_read(io, buf, 11, 8192));
+	CHECK(thinp_io_read(io, buf, 11, 8192, 0));
 	printf("file: reopened read-only, %llu bytes, read back \"%s\"\n",
 	       (unsigned long long)size, buf);
 	printf("file: a write to the read-only handle fails: %s\n",
-	       thinp_strerror(thinp_io_write(io, "x", 1, 0)));
+	       thinp_strerror(thinp_io_write(io, "x", 1, 0, 0)));
 	thinp_io_close(io);
 	if (!given)
 		unlink(path);
@@ -95,7 +95,7 @@ struct tiny {
 	unsigned calls;
 };
 
-static int tiny_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int tiny_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct tiny *t = ctx;
 
@@ -104,7 +104,7 @@ static int tiny_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int tiny_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int tiny_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct tiny *t = ctx;
 
@@ -141,14 +141,14 @@ static void demo_custom(void)
 	ops.flush = tiny_flush;
 	ops.size = tiny_size;
 	CHECK(thinp_io_new(&io, &ops, &t, 0));
-	CHECK(thinp_io_write(io, sector, sizeof(sector), 1024));
-	CHECK(thinp_io_read(io, buf, sizeof(buf), 1024));
-	CHECK(thinp_io_write_zeroes(io, 4096, 8192));
+	CHECK(thinp_io_write(io, sector, sizeof(sector), 1024, 0));
+	CHECK(thinp_io_read(io, buf, sizeof(buf), 1024, 0));
+	CHECK(thinp_io_write_zeroes(io, 4096, 8192, 0));
 	printf("custom: read back \"%s\"; the backend saw %u calls\n", buf, t.calls);
 	printf("custom: a misaligned write is refused: %s\n",
-	       thinp_strerror(thinp_io_write(io, sector, 100, 0)));
+	       thinp_strerror(thinp_io_write(io, sector, 100, 0, 0)));
 	printf("custom: discard without a discard callback: %s\n",
-	       thinp_strerror(thinp_io_discard(io, 512, 0)));
+	       thinp_strerror(thinp_io_discard(io, 512, 0, 0)));
 	thinp_io_close(io);
 }
 
@@ -161,17 +161,17 @@ static void demo_power_cut(void)
 
 	CHECK(thinp_io_open_memory(&disk, 1 << 20, 0));
 	CHECK(thinp_io_open_fault(&io, &fault, disk, 0));
-	CHECK(thinp_io_write(io, "committed", 9, 0));
+	CHECK(thinp_io_write(io, "committed", 9, 0, 0));
 	CHECK(thinp_io_flush(io));
-	CHECK(thinp_io_write(io, "in the cache", 12, 4096));
+	CHECK(thinp_io_write(io, "in the cache", 12, 4096, 0));
 	printf("fault: one write flushed, one pending (%llu pending)\n",
 	       (unsigned long long)thinp_io_fault_pending(fault));
-	CHECK(thinp_io_read(io, b, 12, 4096));
+	CHECK(thinp_io_read(io, b, 12, 4096, 0));
 	printf("fault: before the cut the wrapper reads \"%s\"\n", b);
 
 	CHECK(thinp_io_fault_cut(fault, THINP_IO_FAULT_CUT_DROP, 0));
 	printf("fault: power cut (drop unflushed); now every request fails: %s\n",
-	       thinp_strerror(thinp_io_read(io, b, 12, 4096)));
+	       thinp_strerror(thinp_io_read(io, b, 12, 4096, 0)));
 	CHECK(thinp_io_fault_counters(fault, THINP_IO_KIND_WRITE, &writes, NULL));
 	printf("fault: %llu writes reached the wrapper\n", (unsigned long long)writes);
 	thinp_io_close(io);
@@ -179,8 +179,8 @@ static void demo_power_cut(void)
 
 	/* "Reboot": look at the device below. */
 	memset(b, 0, sizeof(b));
-	CHECK(thinp_io_read(disk, a, 9, 0));
-	CHECK(thinp_io_read(disk, b, 12, 4096));
+	CHECK(thinp_io_read(disk, a, 9, 0, 0));
+	CHECK(thinp_io_read(disk, b, 12, 4096, 0));
 	printf("fault: after reboot: flushed \"%s\", unflushed %s\n", a,
 	       b[0] ? "survived" : "lost");
 	thinp_io_close(disk);

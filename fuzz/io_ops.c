@@ -13,7 +13,10 @@
  *
  *   header: u8 kind  bit 0: own backend; bit 1: read-only; bits 2-5: log2 align
  *           u8 size  the device holds (size + 1) * 256 bytes
- *   op:     u8 code  bits 0-2: operation; bits 3-7: data seed
+ *   op:     u8 code  bits 0-2: operation; bits 3-7: data seed, whose bit 0
+ *                    asks a write, discard or write-zeroes for THINP_IO_FUA
+ *                    (native on memory, emulated by the handle on our own)
+ *                    and bit 1 a write-zeroes for THINP_IO_NO_UNMAP
  *           u16 off, u16 len (little endian), scaled by 8 for the own backend
  */
 #include <errno.h>
@@ -31,7 +34,7 @@ struct own_dev {
 	uint64_t size;
 };
 
-static int own_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int own_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct own_dev *d = ctx;
 
@@ -39,7 +42,7 @@ static int own_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int own_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int own_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct own_dev *d = ctx;
 
@@ -96,7 +99,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 	static unsigned char model[MAX_DEV], buf[MAX_DEV * 8];
 	uint8_t kind;
 	uint64_t dev_size, got;
-	uint32_t align, flags;
+	uint32_t align, flags, rflags;
 	int rdonly, own, expect, r;
 	thinp_io *io;
 
@@ -137,7 +140,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 		case 0: /* read */
 		case 7:
 			memset(buf, 0xee, len);
-			r = thinp_io_read(io, buf, len, off);
+			r = thinp_io_read(io, buf, len, off, 0);
 			FUZZ_CHECK(r == (bad ? -EINVAL : 0));
 			if (!r)
 				FUZZ_CHECK(memcmp(buf, model + off, len) == 0);
@@ -145,7 +148,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 		case 1: /* write */
 			for (i = 0; i < (int)len; i++)
 				buf[i] = (unsigned char)(seed * 31 + i);
-			r = thinp_io_write(io, buf, len, off);
+			r = thinp_io_write(io, buf, len, off, seed & 1 ? THINP_IO_FUA : 0);
 			/* Read-only wins over a bad range, but either answer is fair. */
 			if (rdonly)
 				FUZZ_CHECK(r == -EROFS || (bad && r == -EINVAL));
@@ -159,7 +162,10 @@ int fuzz_one(const uint8_t *data, size_t size)
 			break;
 		case 3: /* discard: the memory backend reads back zeroes */
 		case 4: /* write zeroes */
-			r = op == 3 ? thinp_io_discard(io, len, off) : thinp_io_write_zeroes(io, len, off);
+			rflags = seed & 1 ? THINP_IO_FUA : 0;
+			r = op == 3 ? thinp_io_discard(io, len, off, rflags)
+				    : thinp_io_write_zeroes(io, len, off,
+							    rflags | (seed & 2 ? THINP_IO_NO_UNMAP : 0));
 			/* Read-only is the stronger refusal, even where discard
 			 * is not supported at all. */
 			if (rdonly)
@@ -176,7 +182,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 			FUZZ_CHECK(thinp_io_size(io, &got) == 0 && got == dev_size);
 			break;
 		case 6: /* the whole device, if its size is aligned */
-			r = thinp_io_read(io, buf, dev_size, 0);
+			r = thinp_io_read(io, buf, dev_size, 0, 0);
 			FUZZ_CHECK(r == (dev_size & (align - 1) ? -EINVAL : 0));
 			if (!r)
 				FUZZ_CHECK(memcmp(buf, model, dev_size) == 0);

@@ -59,7 +59,7 @@ static void build_base(void)
 	map_range(m, 7, 1000, 20);
 	FUZZ_CHECK(thinp_meta_commit(m) == 0);
 	thinp_meta_close(m);
-	FUZZ_CHECK(thinp_io_read(io, base, sizeof(base), 0) == 0);
+	FUZZ_CHECK(thinp_io_read(io, base, sizeof(base), 0, 0) == 0);
 	thinp_io_close(io);
 	base_ready = 1;
 }
@@ -170,7 +170,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 	memcpy(img, base, sizeof(img));
 	apply(img, data, size);
 	FUZZ_CHECK(thinp_io_open_memory(&io, sizeof(img), 0) == 0);
-	FUZZ_CHECK(thinp_io_write(io, img, sizeof(img), 0) == 0);
+	FUZZ_CHECK(thinp_io_write(io, img, sizeof(img), 0, 0) == 0);
 	r = thinp_meta_check_io(io, NULL, NULL, NULL);
 	FUZZ_CHECK(r == 0 || r == -EILSEQ || r == -ENOTBLK || r == -ENODATA ||
 		   r == -EOPNOTSUPP || r == -EINVAL);

@@ -52,7 +52,7 @@ static void build_base(void)
 	FUZZ_CHECK(sm_env_commit(&e) == 0);
 	FUZZ_CHECK(sm_env_check(&e, NULL, NULL, NULL) == 0);
 	sm_env_close(&e);
-	FUZZ_CHECK(thinp_io_read(io, base, sizeof(base), 0) == 0);
+	FUZZ_CHECK(thinp_io_read(io, base, sizeof(base), 0, 0) == 0);
 	thinp_io_close(io);
 	base_ready = 1;
 }
@@ -134,7 +134,7 @@ int fuzz_one(const uint8_t *data, size_t size)
 		if (patched[b])
 			reseal(img, b);
 	FUZZ_CHECK(thinp_io_open_memory(&io, sizeof(img), 0) == 0);
-	FUZZ_CHECK(thinp_io_write(io, img, sizeof(img), 0) == 0);
+	FUZZ_CHECK(thinp_io_write(io, img, sizeof(img), 0, 0) == 0);
 	r = sm_env_open(&e, io, true);
 	if (r == 0)
 		r = sm_env_check(&e, NULL, NULL, NULL);

@@ -13,7 +13,7 @@ struct stage {
 	uint8_t **blocks; /* NULL = never written, reads as zeroes */
 };
 
-static int st_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int st_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct stage *st = ctx;
 	uint8_t *dst = buf;
@@ -27,7 +27,7 @@ static int st_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int st_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int st_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct stage *st = ctx;
 	const uint8_t *src = buf;
@@ -98,14 +98,14 @@ int stage_copy_to(struct stage *st, thinp_io *target)
 
 	if (!st->nr_blocks || !st->blocks[0])
 		return -EINVAL; /* nothing was formatted */
-	if ((e = thinp_io_write(target, zero, BLK, 0)) || (e = thinp_io_flush(target)))
+	if ((e = thinp_io_write(target, zero, BLK, 0, 0)) || (e = thinp_io_flush(target)))
 		return e;
 	for (uint64_t b = 1; b < st->nr_blocks; b++)
-		if (st->blocks[b] && (e = thinp_io_write(target, st->blocks[b], BLK, b * BLK)))
+		if (st->blocks[b] && (e = thinp_io_write(target, st->blocks[b], BLK, b * BLK, 0)))
 			return e;
 	if ((e = thinp_io_flush(target)))
 		return e;
-	if ((e = thinp_io_write(target, st->blocks[0], BLK, 0)))
+	if ((e = thinp_io_write(target, st->blocks[0], BLK, 0, 0)))
 		return e;
 	return thinp_io_flush(target);
 }

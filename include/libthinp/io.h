@@ -44,6 +44,25 @@ extern "C" {
 #define THINP_IO_CAP_WRITE_ZEROES (1u << 1) /* write_zeroes() is implemented */
 #define THINP_IO_CAP_THREADSAFE (1u << 2)   /* callbacks may run concurrently */
 #define THINP_IO_CAP_DISCARD_ZEROES (1u << 3) /* discarded ranges read back as zeroes */
+#define THINP_IO_CAP_FUA (1u << 4)          /* the backend honours THINP_IO_FUA itself */
+
+/*
+ * Per-request flags: the last argument of the read, write, discard and
+ * write-zeroes callbacks and of thinp_io_read/_write/_discard/_write_zeroes.
+ * 0 asks for nothing special. The handle refuses a flag it does not know, or
+ * one that does not apply to the request, with -EINVAL before the backend
+ * sees it, so a backend only ever gets the flags listed here for its call.
+ * Flush takes no flags: a flush already is the strongest barrier there is.
+ */
+/* Write, write-zeroes, discard: the request is durable when it returns 0,
+ * as if a flush followed it (earlier unflushed writes need not be). A backend
+ * without THINP_IO_CAP_FUA never sees the flag: the handle makes the request
+ * without it, then calls flush. */
+#define THINP_IO_FUA (1u << 0)
+/* Write-zeroes only: the range must stay allocated (a later write to it must
+ * not fail for lack of space). Without it a backend may deallocate the range
+ * (punch a hole) as long as it reads back as zeroes. */
+#define THINP_IO_NO_UNMAP (1u << 1)
 
 /* Flags for thinp_io_new() and the built-in openers. */
 #define THINP_IO_RDONLY (1u << 0) /* refuse writes, discards and write-zeroes */
@@ -59,7 +78,9 @@ extern "C" {
  * errno; a short transfer is the backend's problem (it must loop), so
  * read/write succeed only when the whole range was transferred.
  * Offsets and lengths are in bytes. The handle has already checked them
- * (aligned, inside the device, len > 0), so a backend need not.
+ * (aligned, inside the device, len > 0), so a backend need not; the same goes
+ * for `flags` (only the THINP_IO_* request flags valid for that call, FUA
+ * only if the backend declared THINP_IO_CAP_FUA).
  */
 typedef struct thinp_io_ops {
 	uint32_t struct_size; /* sizeof(thinp_io_ops) as compiled by the caller */
@@ -69,10 +90,13 @@ typedef struct thinp_io_ops {
 	 * two; 0 or 1 means byte-granular). The handle enforces it. */
 	uint32_t align;
 
-	/* Required: read len bytes at off into buf. */
-	int (*read)(void *ctx, void *buf, uint64_t len, uint64_t off);
-	/* Required: write len bytes from buf at off. Not durable until flush. */
-	int (*write)(void *ctx, const void *buf, uint64_t len, uint64_t off);
+	/* Required: read len bytes at off into buf. No flag applies to reads
+	 * yet: flags is 0. */
+	int (*read)(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags);
+	/* Required: write len bytes from buf at off. Not durable until flush,
+	 * unless flags has THINP_IO_FUA. */
+	int (*write)(void *ctx, const void *buf, uint64_t len, uint64_t off,
+		     uint32_t flags);
 	/* Required: durability barrier. When it returns 0, every write that
 	 * completed before the call is on stable storage. */
 	int (*flush)(void *ctx);
@@ -83,11 +107,12 @@ typedef struct thinp_io_ops {
 	 * unspecified (zeroes if THINP_IO_CAP_DISCARD_ZEROES). NULL: discard
 	 * requests return -EOPNOTSUPP. A backend that declared the capability
 	 * may still return -EOPNOTSUPP when the device turns out not to
-	 * support it; the range is then unchanged. */
-	int (*discard)(void *ctx, uint64_t len, uint64_t off);
+	 * support it; the range is then unchanged. Flags: THINP_IO_FUA. */
+	int (*discard)(void *ctx, uint64_t len, uint64_t off, uint32_t flags);
 	/* Optional (THINP_IO_CAP_WRITE_ZEROES): write zeroes to the range. NULL,
-	 * or a return of -EOPNOTSUPP: the handle writes zeroed buffers instead. */
-	int (*write_zeroes)(void *ctx, uint64_t len, uint64_t off);
+	 * or a return of -EOPNOTSUPP: the handle writes zeroed buffers instead.
+	 * Flags: THINP_IO_FUA, THINP_IO_NO_UNMAP. */
+	int (*write_zeroes)(void *ctx, uint64_t len, uint64_t off, uint32_t flags);
 	/* Optional: release ctx. Called once by thinp_io_close(). */
 	void (*close)(void *ctx);
 	/* Optional: change the device size to `bytes` (grow or shrink; grown
@@ -121,28 +146,34 @@ THINP_API int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx,
  * NULL is a no-op. Does not flush. Since 1.0. */
 THINP_API void thinp_io_close(thinp_io *io);
 
-/* thinp_io_read - read len bytes at off. -EINVAL if misaligned or past the
- * end; backend errors (-EIO...) as returned. Thread-safe. Since 1.0. */
-THINP_API int thinp_io_read(thinp_io *io, void *buf, uint64_t len, uint64_t off);
+/* thinp_io_read - read len bytes at off. @flags: 0 (no flag applies to
+ * reads yet). -EINVAL if misaligned, past the end or with a flag;
+ * backend errors (-EIO...) as returned. Thread-safe. Since 1.0. */
+THINP_API int thinp_io_read(thinp_io *io, void *buf, uint64_t len, uint64_t off,
+			    uint32_t flags);
 
-/* thinp_io_write - write len bytes at off. -EROFS on a read-only handle;
- * -EINVAL if misaligned or past the end. Thread-safe. Since 1.0. */
+/* thinp_io_write - write len bytes at off. @flags: THINP_IO_FUA or 0.
+ * -EROFS on a read-only handle; -EINVAL if misaligned, past the end or with
+ * another flag. Thread-safe. Since 1.0. */
 THINP_API int thinp_io_write(thinp_io *io, const void *buf, uint64_t len,
-			     uint64_t off);
+			     uint64_t off, uint32_t flags);
 
 /* thinp_io_flush - make every completed write durable. On a read-only handle
  * it succeeds without calling the backend. Thread-safe. Since 1.0. */
 THINP_API int thinp_io_flush(thinp_io *io);
 
-/* thinp_io_discard - discard a range. -EROFS on a read-only handle (checked
- * first); -EOPNOTSUPP if the backend cannot; -EINVAL as for write.
- * Thread-safe. Since 1.0. */
-THINP_API int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off);
+/* thinp_io_discard - discard a range. @flags: THINP_IO_FUA or 0. -EROFS on
+ * a read-only handle (checked first); -EOPNOTSUPP if the backend cannot;
+ * -EINVAL as for write. Thread-safe. Since 1.0. */
+THINP_API int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off,
+			       uint32_t flags);
 
 /* thinp_io_write_zeroes - zero a range, with the backend's write_zeroes if it
  * has one (and it does not answer -EOPNOTSUPP), else by writing zeroed
- * buffers. Errors as for write. Thread-safe. Since 1.0. */
-THINP_API int thinp_io_write_zeroes(thinp_io *io, uint64_t len, uint64_t off);
+ * buffers (which keeps the range allocated). @flags: THINP_IO_FUA,
+ * THINP_IO_NO_UNMAP, or 0. Errors as for write. Thread-safe. Since 1.0. */
+THINP_API int thinp_io_write_zeroes(thinp_io *io, uint64_t len, uint64_t off,
+				    uint32_t flags);
 
 /* thinp_io_size - the device's current size in bytes (asks the backend, and
  * remembers the answer for range checks). A device that grew behind the
@@ -176,7 +207,7 @@ THINP_API int thinp_io_resize(thinp_io *io, uint64_t bytes);
 /*
  * thinp_io_open_memory - a RAM-backed device of `size` bytes, zero-filled,
  * byte-granular, thread-safe, supporting discard (reads back zeroes),
- * write-zeroes and resize. Its contents live exactly as long as the handle.
+ * write-zeroes, resize and FUA (RAM needs no flush). Its contents live exactly as long as the handle.
  * Flags: THINP_IO_RDONLY. Errors: -ENOMEM. Since 1.0.
  */
 THINP_API int thinp_io_open_memory(thinp_io **out, uint64_t size, uint32_t flags);
@@ -200,7 +231,8 @@ THINP_API int thinp_io_open_memory(thinp_io **out, uint64_t size, uint32_t flags
  * found that the filesystem supports hole punching (and never on a read-only
  * handle). Write-zeroes uses FALLOC_FL_ZERO_RANGE, falling back to writing
  * zeroes where the filesystem lacks it. Resize (regular files only) is
- * ftruncate(2). The backend is thread-safe (pread/pwrite).
+ * ftruncate(2). FUA is left to the handle (the request, then fdatasync(2)).
+ * The backend is thread-safe (pread/pwrite).
  * Errors: -EINVAL for unknown flags or a path that is neither a regular file
  * nor a block device (and, from open(2), a filesystem that refuses
  * O_DIRECT); -ENOENT, -EACCES and other open(2) errors; -ENOMEM.

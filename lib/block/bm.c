@@ -203,7 +203,7 @@ static int write_back_locked(struct bm *bm, struct block *blk)
 	if (blk->v && blk->v->prepare_for_write)
 		blk->v->prepare_for_write(blk->v, blk->data, blk->nr);
 	bm->stats.writes++;
-	r = thinp_io_write(bm->io, blk->data, THINP_BLOCK_SIZE, blk->nr << THINP_BLOCK_SHIFT);
+	r = thinp_io_write(bm->io, blk->data, THINP_BLOCK_SIZE, blk->nr << THINP_BLOCK_SHIFT, 0);
 	if (r) {
 		tlog(bm->log, THINP_LOG_ERROR, "block manager: write of block %" PRIu64
 		     " failed: %s", blk->nr, thinp_strerror(r));
@@ -324,7 +324,7 @@ static int lock_cached_locked(struct bm *bm, struct block *blk, const struct val
 static int load(struct bm *bm, struct block *blk, const struct validator *v)
 {
 	int r = thinp_io_read(bm->io, blk->data, THINP_BLOCK_SIZE,
-			      blk->nr << THINP_BLOCK_SHIFT);
+			      blk->nr << THINP_BLOCK_SHIFT, 0);
 
 	if (r) {
 		tlog(bm->log, THINP_LOG_ERROR, "block manager: read of block %" PRIu64

@@ -38,6 +38,7 @@ struct pending {
 	uint64_t off;
 	uint64_t len;
 	unsigned kind;       /* THINP_IO_KIND_WRITE, _WRITE_ZEROES or _DISCARD */
+	uint32_t flags;      /* THINP_IO_NO_UNMAP of a write-zeroes, for the lower device */
 	unsigned char *data; /* the bytes of a WRITE, NULL otherwise */
 };
 
@@ -177,11 +178,11 @@ static int apply_one(thinp_io_fault *f, const struct pending *p, uint64_t len)
 
 	switch (p->kind) {
 	case THINP_IO_KIND_WRITE:
-		return thinp_io_write(f->lower, p->data, len, p->off);
+		return thinp_io_write(f->lower, p->data, len, p->off, 0);
 	case THINP_IO_KIND_WRITE_ZEROES:
-		return thinp_io_write_zeroes(f->lower, len, p->off);
+		return thinp_io_write_zeroes(f->lower, len, p->off, p->flags);
 	default:
-		r = thinp_io_discard(f->lower, len, p->off);
+		r = thinp_io_discard(f->lower, len, p->off, 0);
 		/* A discard is advisory: the range may keep its old contents. */
 		return r == -EOPNOTSUPP ? 0 : r;
 	}
@@ -274,9 +275,9 @@ static int power_cut(thinp_io_fault *f, int mode, uint64_t seed)
 }
 
 static int push_pending(thinp_io_fault *f, unsigned kind, const void *buf,
-			uint64_t len, uint64_t off)
+			uint64_t len, uint64_t off, uint32_t flags)
 {
-	struct pending p = { off, len, kind, NULL };
+	struct pending p = { off, len, kind, flags, NULL };
 
 	if (f->nr_pending == f->cap_pending) {
 		size_t cap = f->cap_pending ? 2 * f->cap_pending : 64;
@@ -316,7 +317,7 @@ static void overlay(const thinp_io_fault *f, unsigned char *buf, uint64_t len,
 	}
 }
 
-static int fault_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int fault_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	thinp_io_fault *f = ctx;
 	int r;
@@ -324,7 +325,7 @@ static int fault_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	lock_state(f);
 	r = admit(f, THINP_IO_KIND_READ, true, off, len);
 	if (!r)
-		r = thinp_io_read(f->lower, buf, len, off);
+		r = thinp_io_read(f->lower, buf, len, off, 0);
 	if (!r)
 		overlay(f, buf, len, off);
 	unlock_state(f);
@@ -332,16 +333,17 @@ static int fault_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 }
 
 /* A write, write-zeroes or discard: queue it, then maybe cut the power with
- * it in flight. */
+ * it in flight. The wrapper does not declare THINP_IO_CAP_FUA, so the handle
+ * turns a FUA request into the request and a flush, which applies it. */
 static int submit(thinp_io_fault *f, unsigned kind, const void *buf, uint64_t len,
-		  uint64_t off)
+		  uint64_t off, uint32_t flags)
 {
 	int r;
 
 	lock_state(f);
 	r = admit(f, kind, true, off, len);
 	if (!r)
-		r = push_pending(f, kind, buf, len, off);
+		r = push_pending(f, kind, buf, len, off, flags);
 	if (!r && cut_due(f)) {
 		power_cut(f, f->cut_mode, f->cut_seed);
 		r = -EIO;
@@ -350,19 +352,20 @@ static int submit(thinp_io_fault *f, unsigned kind, const void *buf, uint64_t le
 	return r;
 }
 
-static int fault_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int fault_write(void *ctx, const void *buf, uint64_t len, uint64_t off,
+		       uint32_t flags)
 {
-	return submit(ctx, THINP_IO_KIND_WRITE, buf, len, off);
+	return submit(ctx, THINP_IO_KIND_WRITE, buf, len, off, 0);
 }
 
-static int fault_discard(void *ctx, uint64_t len, uint64_t off)
+static int fault_discard(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
 {
-	return submit(ctx, THINP_IO_KIND_DISCARD, NULL, len, off);
+	return submit(ctx, THINP_IO_KIND_DISCARD, NULL, len, off, 0);
 }
 
-static int fault_write_zeroes(void *ctx, uint64_t len, uint64_t off)
+static int fault_write_zeroes(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
 {
-	return submit(ctx, THINP_IO_KIND_WRITE_ZEROES, NULL, len, off);
+	return submit(ctx, THINP_IO_KIND_WRITE_ZEROES, NULL, len, off, flags);
 }
 
 static int fault_flush(void *ctx)

@@ -114,7 +114,7 @@ static int bounce_xfer(struct filedev *d, bool write, unsigned char *buf,
 	return r;
 }
 
-static int file_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int file_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct filedev *d = ctx;
 
@@ -123,7 +123,9 @@ static int file_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	return thinp_file_xfer(sys_pread, NULL, d->fd, buf, len, off);
 }
 
-static int file_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+/* No THINP_IO_CAP_FUA: the handle follows a FUA write with fdatasync. */
+static int file_write(void *ctx, const void *buf, uint64_t len, uint64_t off,
+		      uint32_t flags)
 {
 	struct filedev *d = ctx;
 
@@ -162,12 +164,14 @@ static int falloc(struct filedev *d, int mode, uint64_t len, uint64_t off)
 	return errno == ENOTSUP ? -EOPNOTSUPP : -errno;
 }
 
-static int file_discard(void *ctx, uint64_t len, uint64_t off)
+static int file_discard(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
 {
 	return falloc(ctx, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, len, off);
 }
 
-static int file_write_zeroes(void *ctx, uint64_t len, uint64_t off)
+/* ZERO_RANGE keeps the blocks allocated (as unwritten extents), so it
+ * serves THINP_IO_NO_UNMAP and plain requests alike. */
+static int file_write_zeroes(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
 {
 	return falloc(ctx, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, len, off);
 }

@@ -9,6 +9,11 @@
  * size is re-read on thinp_io_size() and before failing a request as out of
  * range, so a device that grew is noticed without a call per I/O. A read-only
  * handle refuses every change with -EROFS before any other check.
+ *
+ * Request flags are checked here too, against the set each kind of request
+ * accepts, so that a backend sees only flags it was promised. THINP_IO_FUA
+ * on a backend without THINP_IO_CAP_FUA is emulated: the request goes down
+ * without it and a flush follows.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -164,34 +169,62 @@ static int check_write(thinp_io *io, uint64_t len, uint64_t off)
 	return check_range(io, len, off);
 }
 
-int thinp_io_read(thinp_io *io, void *buf, uint64_t len, uint64_t off)
+/* The request flags each kind accepts. */
+#define READ_FLAGS 0u
+#define WRITE_FLAGS THINP_IO_FUA
+#define DISCARD_FLAGS THINP_IO_FUA
+#define WRITE_ZEROES_FLAGS (THINP_IO_FUA | THINP_IO_NO_UNMAP)
+
+/* The flags the backend gets for a request: FUA only where the backend
+ * honours it itself; *flush_after says the handle must flush instead. */
+static uint32_t backend_flags(const thinp_io *io, uint32_t flags, bool *flush_after)
+{
+	*flush_after = (flags & THINP_IO_FUA) && !(io->ops.caps & THINP_IO_CAP_FUA);
+	return *flush_after ? flags & ~(uint32_t)THINP_IO_FUA : flags;
+}
+
+/* Complete an emulated FUA: the request's result, or the flush's. */
+static int finish_fua(thinp_io *io, int r, bool flush_after)
+{
+	if (r || !flush_after)
+		return r;
+	enter(io);
+	r = io->ops.flush(io->ctx);
+	leave(io);
+	return r;
+}
+
+int thinp_io_read(thinp_io *io, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	int r;
 
-	if (!io || (!buf && len))
+	if (!io || (!buf && len) || (flags & ~READ_FLAGS))
 		return -EINVAL;
 	r = check_range(io, len, off);
 	if (r || !len)
 		return r;
 	enter(io);
-	r = io->ops.read(io->ctx, buf, len, off);
+	r = io->ops.read(io->ctx, buf, len, off, flags);
 	leave(io);
 	return r;
 }
 
-int thinp_io_write(thinp_io *io, const void *buf, uint64_t len, uint64_t off)
+int thinp_io_write(thinp_io *io, const void *buf, uint64_t len, uint64_t off,
+		   uint32_t flags)
 {
+	bool flush_after;
 	int r;
 
-	if (!io || (!buf && len))
+	if (!io || (!buf && len) || (flags & ~WRITE_FLAGS))
 		return -EINVAL;
 	r = check_write(io, len, off);
 	if (r || !len)
 		return r;
+	flags = backend_flags(io, flags, &flush_after);
 	enter(io);
-	r = io->ops.write(io->ctx, buf, len, off);
+	r = io->ops.write(io->ctx, buf, len, off, flags);
 	leave(io);
-	return r;
+	return finish_fua(io, r, flush_after);
 }
 
 int thinp_io_flush(thinp_io *io)
@@ -208,11 +241,12 @@ int thinp_io_flush(thinp_io *io)
 	return r;
 }
 
-int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off)
+int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off, uint32_t flags)
 {
+	bool flush_after;
 	int r;
 
-	if (!io)
+	if (!io || (flags & ~DISCARD_FLAGS))
 		return -EINVAL;
 	/* Read-only is the stronger refusal: say it even where discard
 	 * would not be supported anyway. */
@@ -223,13 +257,15 @@ int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off)
 	r = check_write(io, len, off);
 	if (r || !len)
 		return r;
+	flags = backend_flags(io, flags, &flush_after);
 	enter(io);
-	r = io->ops.discard(io->ctx, len, off);
+	r = io->ops.discard(io->ctx, len, off, flags);
 	leave(io);
-	return r;
+	return finish_fua(io, r, flush_after);
 }
 
-/* Zero a range with plain writes, for backends without write_zeroes. */
+/* Zero a range with plain writes, for backends without write_zeroes. Written
+ * blocks stay allocated, so THINP_IO_NO_UNMAP holds; FUA is the caller's. */
 static int write_zeroes_by_writing(thinp_io *io, uint64_t len, uint64_t off)
 {
 	const uint64_t chunk = 1 << 20;
@@ -244,7 +280,7 @@ static int write_zeroes_by_writing(thinp_io *io, uint64_t len, uint64_t off)
 		uint64_t n = THINP_MIN(len, chunk);
 
 		enter(io);
-		r = io->ops.write(io->ctx, zero, n, off);
+		r = io->ops.write(io->ctx, zero, n, off, 0);
 		leave(io);
 		len -= n;
 		off += n;
@@ -253,24 +289,31 @@ static int write_zeroes_by_writing(thinp_io *io, uint64_t len, uint64_t off)
 	return r;
 }
 
-int thinp_io_write_zeroes(thinp_io *io, uint64_t len, uint64_t off)
+int thinp_io_write_zeroes(thinp_io *io, uint64_t len, uint64_t off, uint32_t flags)
 {
+	bool flush_after = false;
 	int r;
 
-	if (!io)
+	if (!io || (flags & ~WRITE_ZEROES_FLAGS))
 		return -EINVAL;
 	r = check_write(io, len, off);
 	if (r || !len)
 		return r;
-	if (!(io->ops.caps & THINP_IO_CAP_WRITE_ZEROES))
-		return write_zeroes_by_writing(io, len, off);
-	enter(io);
-	r = io->ops.write_zeroes(io->ctx, len, off);
-	leave(io);
-	/* A backend may learn only now that its device cannot zero. */
-	if (r == -EOPNOTSUPP)
+	r = -EOPNOTSUPP;
+	if (io->ops.caps & THINP_IO_CAP_WRITE_ZEROES) {
+		uint32_t bflags = backend_flags(io, flags, &flush_after);
+
+		enter(io);
+		r = io->ops.write_zeroes(io->ctx, len, off, bflags);
+		leave(io);
+	}
+	/* No callback, or a backend that learns only now that its device
+	 * cannot zero: write zeroes, and flush here for a FUA request. */
+	if (r == -EOPNOTSUPP) {
+		flush_after = flags & THINP_IO_FUA;
 		r = write_zeroes_by_writing(io, len, off);
-	return r;
+	}
+	return finish_fua(io, r, flush_after);
 }
 
 int thinp_io_resize(thinp_io *io, uint64_t bytes)

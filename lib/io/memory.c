@@ -17,7 +17,7 @@ struct memdev {
 	unsigned char *bytes;
 };
 
-static int mem_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int mem_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct memdev *m = ctx;
 
@@ -27,7 +27,8 @@ static int mem_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int mem_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int mem_write(void *ctx, const void *buf, uint64_t len, uint64_t off,
+		     uint32_t flags)
 {
 	struct memdev *m = ctx;
 
@@ -37,7 +38,9 @@ static int mem_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int mem_zero(void *ctx, uint64_t len, uint64_t off)
+/* Discard and write-zeroes alike; the buffer is never deallocated, so
+ * THINP_IO_NO_UNMAP holds. */
+static int mem_zero(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct memdev *m = ctx;
 
@@ -47,7 +50,8 @@ static int mem_zero(void *ctx, uint64_t len, uint64_t off)
 	return 0;
 }
 
-/* RAM is as durable as it gets for this backend. */
+/* RAM is as durable as it gets for this backend, so every request is
+ * already FUA. */
 static int mem_flush(void *ctx)
 {
 	return 0;
@@ -115,7 +119,7 @@ int thinp_io_open_memory(thinp_io **out, uint64_t size, uint32_t flags)
 	m->size = size;
 	pthread_rwlock_init(&m->lock, NULL);
 	ops.caps = THINP_IO_CAP_DISCARD | THINP_IO_CAP_DISCARD_ZEROES |
-		   THINP_IO_CAP_WRITE_ZEROES | THINP_IO_CAP_THREADSAFE;
+		   THINP_IO_CAP_WRITE_ZEROES | THINP_IO_CAP_THREADSAFE | THINP_IO_CAP_FUA;
 	ops.read = mem_read;
 	ops.write = mem_write;
 	ops.flush = mem_flush;

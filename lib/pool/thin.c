@@ -210,7 +210,7 @@ static int read_unmapped(thinp_thin *thin, void *buf, uint64_t len, uint64_t off
 	if (thin->origin && off < thin->origin_size)
 		from_origin = THINP_MIN(len, thin->origin_size - off);
 	if (from_origin) {
-		r = thinp_io_read(thin->origin, buf, from_origin, off);
+		r = thinp_io_read(thin->origin, buf, from_origin, off, 0);
 		if (r)
 			return pool_err(thin->pool, r, "thin %llu: origin read",
 					(unsigned long long)thin->id);
@@ -228,7 +228,7 @@ static int read_piece(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_t
 	pthread_rwlock_rdlock(&pool->md_lock);
 	r = pool->md->ops->lookup(pool->md, thin->id, vblock, &m);
 	if (!r) {
-		r = thinp_io_read(pool->data_io, buf, len, block_off(pool, m.data_block, boff));
+		r = thinp_io_read(pool->data_io, buf, len, block_off(pool, m.data_block, boff), 0);
 		pthread_rwlock_unlock(&pool->md_lock);
 		return r ? pool_err(pool, r, "data device read") : 0;
 	}
@@ -278,8 +278,8 @@ int thinp_thin_read(thinp_thin *thin, void *buf, uint64_t len, uint64_t off)
 /* Write to the data device; src NULL writes zeroes. */
 static int data_write(thinp_pool *pool, const void *src, uint64_t len, uint64_t off)
 {
-	int r = src ? thinp_io_write(pool->data_io, src, len, off)
-		    : thinp_io_write_zeroes(pool->data_io, len, off);
+	int r = src ? thinp_io_write(pool->data_io, src, len, off, 0)
+		    : thinp_io_write_zeroes(pool->data_io, len, off, 0);
 
 	return r ? pool_err(pool, r, "data device write") : 0;
 }
@@ -323,7 +323,7 @@ static int copy_data(thinp_pool *pool, uint64_t from, uint64_t to, uint64_t len)
 	while (len && !r) {
 		uint64_t n = THINP_MIN(len, chunk);
 
-		r = thinp_io_read(pool->data_io, buf, n, from);
+		r = thinp_io_read(pool->data_io, buf, n, from, 0);
 		if (r)
 			r = pool_err(pool, r, "data device read (copy)");
 		else
@@ -582,7 +582,7 @@ static int pass_down(thinp_pool *pool, const struct discard_batch *b)
 		while (j + 1 < b->n && b->pass[j + 1] && b->db[j + 1] == b->db[j] + 1)
 			j++;
 		r = thinp_io_discard(pool->data_io, (b->db[j] - b->db[i] + 1) * pool->block_size,
-				     b->db[i] * pool->block_size);
+				     b->db[i] * pool->block_size, 0);
 		if (r == -EOPNOTSUPP)
 			r = 0;
 		i = j;

@@ -190,7 +190,7 @@ static int read_raw(struct checker *ck, uint64_t b, void *buf, const char *what)
 		       " blocks)", what, b, ck->nr_meta);
 		return -1;
 	}
-	r = thinp_io_read(ck->io, buf, THINP_BLOCK_SIZE, b << THINP_BLOCK_SHIFT);
+	r = thinp_io_read(ck->io, buf, THINP_BLOCK_SIZE, b << THINP_BLOCK_SHIFT, 0);
 	if (r) {
 		ck->fatal = r;
 		return -1;
@@ -846,7 +846,7 @@ static int read_superblock(struct checker *ck, uint64_t b, struct thin_sb *sb, b
 
 	if (!buf)
 		return ck->fatal = -ENOMEM;
-	if (thinp_io_read(ck->io, buf, THINP_BLOCK_SIZE, b << THINP_BLOCK_SHIFT)) {
+	if (thinp_io_read(ck->io, buf, THINP_BLOCK_SIZE, b << THINP_BLOCK_SHIFT, 0)) {
 		free(buf);
 		return ck->fatal = -EIO;
 	}

@@ -602,7 +602,7 @@ static int write_needs_check(struct thinp_meta *meta)
 	buf = malloc(THINP_BLOCK_SIZE);
 	if (!buf)
 		return -ENOMEM;
-	r = thinp_io_read(meta->io, buf, THINP_BLOCK_SIZE, 0);
+	r = thinp_io_read(meta->io, buf, THINP_BLOCK_SIZE, 0, 0);
 	if (r)
 		goto out;
 	d = (struct thin_disk_superblock *)buf;
@@ -612,7 +612,7 @@ static int write_needs_check(struct thinp_meta *meta)
 	}
 	d->flags = cpu_to_le32(load_le32(&d->flags) | THIN_FLAG_NEEDS_CHECK);
 	thin_sb_seal(buf, THIN_SUPERBLOCK_LOCATION);
-	r = thinp_io_write(meta->io, buf, THINP_BLOCK_SIZE, 0);
+	r = thinp_io_write(meta->io, buf, THINP_BLOCK_SIZE, 0, 0);
 	if (!r)
 		r = thinp_io_flush(meta->io);
 out:

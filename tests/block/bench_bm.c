@@ -47,7 +47,7 @@ static int fill(thinp_io *io, uint64_t nr)
 	for (uint64_t b = 0; b < nr; b++) {
 		memset(blk, (int)b, BS);
 		prep(&node, blk, b);
-		if (thinp_io_write(io, blk, BS, b * BS))
+		if (thinp_io_write(io, blk, BS, b * BS, 0))
 			return -1;
 	}
 	free(blk);

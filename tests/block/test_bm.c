@@ -84,7 +84,7 @@ struct fail_dev {
 	unsigned flushes;
 };
 
-static int fd_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int fd_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct fail_dev *d = ctx;
 	/* decided on entry, so a test can clear it while this read waits */
@@ -104,7 +104,7 @@ static int fd_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int fd_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int fd_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct fail_dev *d = ctx;
 
@@ -684,7 +684,7 @@ static void test_concurrent_readers(void **state)
 	assert_int_equal(thinp_io_open_memory(&io, NR * BS, 0), 0);
 	for (uint64_t b = 0; b < NR; b++) {
 		make_block(blk, b, 777, b);
-		assert_int_equal(thinp_io_write(io, blk, BS, b * BS), 0);
+		assert_int_equal(thinp_io_write(io, blk, BS, b * BS, 0), 0);
 	}
 	bm = open_bm(io, 32 * BS, NULL); /* smaller than the set: evictions race with hits */
 	for (int t = 0; t < THREADS; t++) {

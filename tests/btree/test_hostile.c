@@ -67,7 +67,7 @@ static void build(struct victim *v)
 
 static void raw_read(struct victim *v, uint64_t b, uint8_t *buf)
 {
-	assert_int_equal(thinp_io_read(v->e.io, buf, THINP_BLOCK_SIZE, b * THINP_BLOCK_SIZE), 0);
+	assert_int_equal(thinp_io_read(v->e.io, buf, THINP_BLOCK_SIZE, b * THINP_BLOCK_SIZE, 0), 0);
 }
 
 /* Write buf at b, resealing the checksum unless told not to, and drop
@@ -76,7 +76,7 @@ static void raw_write(struct victim *v, uint64_t b, uint8_t *buf, bool reseal)
 {
 	if (reseal)
 		store_le32(buf, block_csum(buf, BTREE_CSUM_SALT));
-	assert_int_equal(thinp_io_write(v->e.io, buf, THINP_BLOCK_SIZE, b * THINP_BLOCK_SIZE), 0);
+	assert_int_equal(thinp_io_write(v->e.io, buf, THINP_BLOCK_SIZE, b * THINP_BLOCK_SIZE, 0), 0);
 	assert_int_equal(tm_env_reopen(&v->e, NULL, 0), 0);
 	v->info.tm = v->e.tm;
 }

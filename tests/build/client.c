@@ -30,14 +30,14 @@
 static unsigned char disk[64 * 1024];
 static int closed;
 
-static int d_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int d_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	(void)ctx;
 	memcpy(buf, disk + off, len);
 	return 0;
 }
 
-static int d_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int d_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	(void)ctx;
 	memcpy(disk + off, buf, len);
@@ -77,16 +77,16 @@ static int own_backend(void)
 	ops.close = d_close;
 	CHECK(thinp_io_new(&io, &ops, NULL, 0) == 0);
 	memset(buf, 0xa5, sizeof(buf));
-	CHECK(thinp_io_write(io, buf, sizeof(buf), 4096) == 0);
+	CHECK(thinp_io_write(io, buf, sizeof(buf), 4096, 0) == 0);
 	CHECK(thinp_io_flush(io) == 0);
-	CHECK(thinp_io_read(io, back, sizeof(back), 4096) == 0);
+	CHECK(thinp_io_read(io, back, sizeof(back), 4096, 0) == 0);
 	CHECK(memcmp(buf, back, sizeof(buf)) == 0);
 	CHECK(disk[4096] == 0xa5);
 	/* The handle enforces the backend's alignment and size. */
-	CHECK(thinp_io_read(io, back, 100, 0) == -EINVAL);
-	CHECK(thinp_io_read(io, back, sizeof(back), sizeof(disk)) == -EINVAL);
+	CHECK(thinp_io_read(io, back, 100, 0, 0) == -EINVAL);
+	CHECK(thinp_io_read(io, back, sizeof(back), sizeof(disk), 0) == -EINVAL);
 	/* No discard callback: the library says so. */
-	CHECK(thinp_io_discard(io, 512, 0) == -EOPNOTSUPP);
+	CHECK(thinp_io_discard(io, 512, 0, 0) == -EOPNOTSUPP);
 	thinp_io_close(io);
 	CHECK(closed == 1);
 	return 0;
@@ -101,8 +101,8 @@ static int memory_backend(void)
 	CHECK(thinp_io_open_memory(&io, 1 << 20, 0) == 0);
 	CHECK(thinp_io_size(io, &size) == 0 && size == 1 << 20);
 	memcpy(buf, "hello from outside the tree", 28);
-	CHECK(thinp_io_write(io, buf, 28, 12345) == 0);
-	CHECK(thinp_io_read(io, back, 28, 12345) == 0);
+	CHECK(thinp_io_write(io, buf, 28, 12345, 0) == 0);
+	CHECK(thinp_io_read(io, back, 28, 12345, 0) == 0);
 	CHECK(memcmp(buf, back, 28) == 0);
 	thinp_io_close(io);
 	thinp_io_close(NULL);

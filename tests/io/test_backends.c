@@ -72,7 +72,7 @@ static void user_check(struct userdev *u, uint64_t len, uint64_t off)
 		__atomic_fetch_add(&u->bad_requests, 1, __ATOMIC_SEQ_CST);
 }
 
-static int user_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int user_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct userdev *u = ctx;
 
@@ -83,7 +83,7 @@ static int user_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int user_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int user_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct userdev *u = ctx;
 
@@ -95,7 +95,7 @@ static int user_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
 }
 
 /* Discarded contents are unspecified; make them visibly not zero. */
-static int user_discard(void *ctx, uint64_t len, uint64_t off)
+static int user_discard(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct userdev *u = ctx;
 
@@ -374,7 +374,7 @@ static void expect_bytes(thinp_io *io, uint64_t off, uint64_t len,
 	unsigned char *got = malloc(len);
 
 	assert_non_null(got);
-	assert_int_equal(thinp_io_read(io, got, len, off), 0);
+	assert_int_equal(thinp_io_read(io, got, len, off, 0), 0);
 	assert_memory_equal(got, want, len);
 	free(got);
 }
@@ -432,10 +432,10 @@ static void test_roundtrip_random(void **state)
 		buf_alloc(&b, len, shifts[test_rng_below(&rng, 4)]);
 		if (pick < 5) {
 			fill_random(&rng, b.p, len);
-			assert_int_equal(thinp_io_write(fx->io, b.p, len, off), 0);
+			assert_int_equal(thinp_io_write(fx->io, b.p, len, off, 0), 0);
 			memcpy(model + off, b.p, len);
 		} else if (pick < 9) {
-			assert_int_equal(thinp_io_read(fx->io, b.p, len, off), 0);
+			assert_int_equal(thinp_io_read(fx->io, b.p, len, off, 0), 0);
 			assert_memory_equal(b.p, model + off, len);
 		} else {
 			assert_int_equal(thinp_io_flush(fx->io), 0);
@@ -456,21 +456,21 @@ static void test_bounds(void **state)
 
 	buf_alloc(&b, 2 * a, 0);
 	memset(b.p, 7, 2 * a);
-	assert_int_equal(thinp_io_read(fx->io, b.p, a, DEV_SIZE), -EINVAL);
-	assert_int_equal(thinp_io_read(fx->io, b.p, 2 * a, DEV_SIZE - a), -EINVAL);
-	assert_int_equal(thinp_io_read(fx->io, b.p, a, huge), -EINVAL);
-	assert_int_equal(thinp_io_write(fx->io, b.p, a, DEV_SIZE), -EINVAL);
-	assert_int_equal(thinp_io_write(fx->io, b.p, 2 * a, DEV_SIZE - a), -EINVAL);
-	assert_int_equal(thinp_io_write(fx->io, b.p, a, huge), -EINVAL);
-	assert_int_equal(thinp_io_write_zeroes(fx->io, 2 * a, DEV_SIZE - a), -EINVAL);
-	assert_int_equal(thinp_io_discard(fx->io, 2 * a, DEV_SIZE - a),
+	assert_int_equal(thinp_io_read(fx->io, b.p, a, DEV_SIZE, 0), -EINVAL);
+	assert_int_equal(thinp_io_read(fx->io, b.p, 2 * a, DEV_SIZE - a, 0), -EINVAL);
+	assert_int_equal(thinp_io_read(fx->io, b.p, a, huge, 0), -EINVAL);
+	assert_int_equal(thinp_io_write(fx->io, b.p, a, DEV_SIZE, 0), -EINVAL);
+	assert_int_equal(thinp_io_write(fx->io, b.p, 2 * a, DEV_SIZE - a, 0), -EINVAL);
+	assert_int_equal(thinp_io_write(fx->io, b.p, a, huge, 0), -EINVAL);
+	assert_int_equal(thinp_io_write_zeroes(fx->io, 2 * a, DEV_SIZE - a, 0), -EINVAL);
+	assert_int_equal(thinp_io_discard(fx->io, 2 * a, DEV_SIZE - a, 0),
 			 discard ? -EINVAL : -EOPNOTSUPP);
 	/* The last block is reachable, and an empty request at the end is fine. */
-	assert_int_equal(thinp_io_write(fx->io, b.p, a, DEV_SIZE - a), 0);
-	assert_int_equal(thinp_io_read(fx->io, b.p + a, a, DEV_SIZE - a), 0);
+	assert_int_equal(thinp_io_write(fx->io, b.p, a, DEV_SIZE - a, 0), 0);
+	assert_int_equal(thinp_io_read(fx->io, b.p + a, a, DEV_SIZE - a, 0), 0);
 	assert_memory_equal(b.p, b.p + a, a);
-	assert_int_equal(thinp_io_read(fx->io, b.p, 0, DEV_SIZE), 0);
-	assert_int_equal(thinp_io_read(fx->io, b.p, 0, DEV_SIZE + a), -EINVAL);
+	assert_int_equal(thinp_io_read(fx->io, b.p, 0, DEV_SIZE, 0), 0);
+	assert_int_equal(thinp_io_read(fx->io, b.p, 0, DEV_SIZE + a, 0), -EINVAL);
 	free(b.base);
 }
 
@@ -483,20 +483,20 @@ static void test_misalignment(void **state)
 	buf_alloc(&b, 2 * a + 8, 0);
 	if (a == 1) {
 		/* Byte-granular: odd offsets and lengths simply work. */
-		assert_int_equal(thinp_io_write(fx->io, "odd", 3, 12345), 0);
-		assert_int_equal(thinp_io_read(fx->io, b.p, 3, 12345), 0);
+		assert_int_equal(thinp_io_write(fx->io, "odd", 3, 12345, 0), 0);
+		assert_int_equal(thinp_io_read(fx->io, b.p, 3, 12345, 0), 0);
 		assert_memory_equal(b.p, "odd", 3);
 		free(b.base);
 		return;
 	}
-	assert_int_equal(thinp_io_read(fx->io, b.p, a, 1), -EINVAL);
-	assert_int_equal(thinp_io_read(fx->io, b.p, a + 1, 0), -EINVAL);
-	assert_int_equal(thinp_io_read(fx->io, b.p, a, a / 2), -EINVAL);
-	assert_int_equal(thinp_io_write(fx->io, b.p, a, 1), -EINVAL);
-	assert_int_equal(thinp_io_write(fx->io, b.p, 1, 0), -EINVAL);
-	assert_int_equal(thinp_io_write_zeroes(fx->io, a - 1, 0), -EINVAL);
+	assert_int_equal(thinp_io_read(fx->io, b.p, a, 1, 0), -EINVAL);
+	assert_int_equal(thinp_io_read(fx->io, b.p, a + 1, 0, 0), -EINVAL);
+	assert_int_equal(thinp_io_read(fx->io, b.p, a, a / 2, 0), -EINVAL);
+	assert_int_equal(thinp_io_write(fx->io, b.p, a, 1, 0), -EINVAL);
+	assert_int_equal(thinp_io_write(fx->io, b.p, 1, 0, 0), -EINVAL);
+	assert_int_equal(thinp_io_write_zeroes(fx->io, a - 1, 0, 0), -EINVAL);
 	if (thinp_io_caps(fx->io) & THINP_IO_CAP_DISCARD)
-		assert_int_equal(thinp_io_discard(fx->io, a, a + 1), -EINVAL);
+		assert_int_equal(thinp_io_discard(fx->io, a, a + 1, 0), -EINVAL);
 	if (fx->be->resize)
 		assert_int_equal(thinp_io_resize(fx->io, DEV_SIZE + 1), -EINVAL);
 	free(b.base);
@@ -511,15 +511,15 @@ static void test_read_only(void **state)
 
 	buf_alloc(&b, 2 * a, 0);
 	memset(b.p, 0x3C, a);
-	assert_int_equal(thinp_io_write(fx->io, b.p, a, 0), 0);
+	assert_int_equal(thinp_io_write(fx->io, b.p, a, 0, 0), 0);
 	assert_int_equal(thinp_io_flush(fx->io), 0);
 	assert_int_equal(fx->be->open(fx, THINP_IO_RDONLY, &ro), 0);
-	assert_int_equal(thinp_io_write(ro, b.p, a, 0), -EROFS);
-	assert_int_equal(thinp_io_discard(ro, a, 0), -EROFS);
-	assert_int_equal(thinp_io_write_zeroes(ro, a, 0), -EROFS);
+	assert_int_equal(thinp_io_write(ro, b.p, a, 0, 0), -EROFS);
+	assert_int_equal(thinp_io_discard(ro, a, 0, 0), -EROFS);
+	assert_int_equal(thinp_io_write_zeroes(ro, a, 0, 0), -EROFS);
 	assert_int_equal(thinp_io_resize(ro, DEV_SIZE * 2), -EROFS);
 	assert_int_equal(thinp_io_flush(ro), 0);
-	assert_int_equal(thinp_io_read(ro, b.p + a, a, 0), 0);
+	assert_int_equal(thinp_io_read(ro, b.p + a, a, 0, 0), 0);
 	if (!fx->be->ro_separate)
 		assert_memory_equal(b.p + a, b.p, a);
 	thinp_io_close(ro);
@@ -538,9 +538,9 @@ static void test_discard(void **state)
 	assert_non_null(pat);
 	test_rng_init(&rng, suite_seed);
 	fill_random(&rng, pat, 65536);
-	assert_int_equal(thinp_io_write(fx->io, pat, 65536, 0), 0);
+	assert_int_equal(thinp_io_write(fx->io, pat, 65536, 0, 0), 0);
 	assert_int_equal(thinp_io_flush(fx->io), 0);
-	r = thinp_io_discard(fx->io, 32768, 16384);
+	r = thinp_io_discard(fx->io, 32768, 16384, 0);
 	if (!(caps & THINP_IO_CAP_DISCARD)) {
 		assert_int_equal(r, -EOPNOTSUPP);
 		expect_bytes(fx->io, 0, 65536, pat);
@@ -548,7 +548,7 @@ static void test_discard(void **state)
 		return;
 	}
 	assert_int_equal(r, 0);
-	assert_int_equal(thinp_io_discard(fx->io, 0, 4096), 0);
+	assert_int_equal(thinp_io_discard(fx->io, 0, 4096, 0), 0);
 	expect_bytes(fx->io, 0, 16384, pat);
 	expect_bytes(fx->io, 49152, 16384, pat + 49152);
 	if (caps & THINP_IO_CAP_DISCARD_ZEROES)
@@ -567,9 +567,9 @@ static void test_write_zeroes(void **state)
 	assert_non_null(pat);
 	test_rng_init(&rng, suite_seed);
 	fill_random(&rng, pat, span);
-	assert_int_equal(thinp_io_write(fx->io, pat, span, 0), 0);
-	assert_int_equal(thinp_io_write_zeroes(fx->io, zlen, zoff), 0);
-	assert_int_equal(thinp_io_write_zeroes(fx->io, 0, 0), 0);
+	assert_int_equal(thinp_io_write(fx->io, pat, span, 0, 0), 0);
+	assert_int_equal(thinp_io_write_zeroes(fx->io, zlen, zoff, 0), 0);
+	assert_int_equal(thinp_io_write_zeroes(fx->io, 0, 0, 0), 0);
 	expect_bytes(fx->io, 0, zoff, pat);
 	expect_filled(fx->io, zoff, zlen, 0);
 	expect_bytes(fx->io, zoff + zlen, span - zoff - zlen, pat + zoff + zlen);
@@ -587,12 +587,12 @@ static void test_grow_noticed(void **state)
 
 	buf_alloc(&b, 2 * a, 0);
 	memset(b.p, 0x5A, a);
-	assert_int_equal(thinp_io_write(fx->io, b.p, a, DEV_SIZE), -EINVAL);
+	assert_int_equal(thinp_io_write(fx->io, b.p, a, DEV_SIZE, 0), -EINVAL);
 	fx->be->grow(fx, 2 * (uint64_t)DEV_SIZE);
-	assert_int_equal(thinp_io_write(fx->io, b.p, a, DEV_SIZE), 0);
+	assert_int_equal(thinp_io_write(fx->io, b.p, a, DEV_SIZE, 0), 0);
 	assert_int_equal(thinp_io_size(fx->io, &size), 0);
 	assert_int_equal(size, 2 * (uint64_t)DEV_SIZE);
-	assert_int_equal(thinp_io_read(fx->io, b.p + a, a, DEV_SIZE), 0);
+	assert_int_equal(thinp_io_read(fx->io, b.p + a, a, DEV_SIZE, 0), 0);
 	assert_memory_equal(b.p, b.p + a, a);
 	expect_filled(fx->io, 2 * (uint64_t)DEV_SIZE - a, a, 0);
 	free(b.base);
@@ -609,7 +609,7 @@ static void test_resize(void **state)
 
 	buf_alloc(&b, a, 0);
 	memset(b.p, 0x77, a);
-	assert_int_equal(thinp_io_write(fx->io, b.p, a, small - a), 0);
+	assert_int_equal(thinp_io_write(fx->io, b.p, a, small - a, 0), 0);
 	r = thinp_io_resize(fx->io, big);
 	if (!fx->be->resize) {
 		assert_int_equal(r, -EOPNOTSUPP);
@@ -621,7 +621,7 @@ static void test_resize(void **state)
 	assert_int_equal(size, big);
 	expect_filled(fx->io, big - 8192, 8192, 0);
 	assert_int_equal(thinp_io_resize(fx->io, small), 0);
-	assert_int_equal(thinp_io_read(fx->io, b.p, a, small), -EINVAL);
+	assert_int_equal(thinp_io_read(fx->io, b.p, a, small, 0), -EINVAL);
 	expect_filled(fx->io, small - a, a, 0x77);
 	free(b.base);
 }
@@ -661,10 +661,10 @@ static void *worker_run(void *arg)
 		random_range(&rng, a, 0, w->len, 16384, &off, &len);
 		if (pick < 5) {
 			fill_random(&rng, buf, len);
-			w->errors += thinp_io_write(w->io, buf, len, w->base + off) != 0;
+			w->errors += thinp_io_write(w->io, buf, len, w->base + off, 0) != 0;
 			memcpy(model + off, buf, len);
 		} else if (pick < 9) {
-			w->errors += thinp_io_read(w->io, buf, len, w->base + off) != 0;
+			w->errors += thinp_io_read(w->io, buf, len, w->base + off, 0) != 0;
 			w->mismatches += memcmp(buf, model + off, len) != 0;
 		} else {
 			w->errors += thinp_io_flush(w->io) != 0;
@@ -717,10 +717,10 @@ static const struct CMUnitTest table[] = {
 
 /* ---- thinp_io_new() itself ---- */
 
-static int noop_read(void *c, void *b, uint64_t l, uint64_t o) { return 0; }
-static int noop_write(void *c, const void *b, uint64_t l, uint64_t o) { return 0; }
+static int noop_read(void *c, void *b, uint64_t l, uint64_t o, uint32_t flags) { return 0; }
+static int noop_write(void *c, const void *b, uint64_t l, uint64_t o, uint32_t flags) { return 0; }
 static int noop_flush(void *c) { return 0; }
-static int noop_discard(void *c, uint64_t l, uint64_t o) { return 0; }
+static int noop_discard(void *c, uint64_t l, uint64_t o, uint32_t flags) { return 0; }
 
 static int size_4k(void *c, uint64_t *bytes)
 {
@@ -816,12 +816,12 @@ static void test_new_copies_ops(void **state)
 	assert_int_equal(thinp_io_new(&io, &big.ops, &closes, 0), 0);
 	big.ops.read = NULL;
 	big.ops.discard = NULL;
-	assert_int_equal(thinp_io_read(io, &big.future, 8, 0), 0);
-	assert_int_equal(thinp_io_discard(io, 8, 0), 0);
+	assert_int_equal(thinp_io_read(io, &big.future, 8, 0, 0), 0);
+	assert_int_equal(thinp_io_discard(io, 8, 0, 0), 0);
 	assert_int_equal(thinp_io_caps(io), THINP_IO_CAP_DISCARD);
 	assert_int_equal(thinp_io_align(io), 1);
 	/* No write_zeroes: the handle writes zeroes; no resize: refused. */
-	assert_int_equal(thinp_io_write_zeroes(io, 4096, 0), 0);
+	assert_int_equal(thinp_io_write_zeroes(io, 4096, 0, 0), 0);
 	assert_int_equal(thinp_io_resize(io, 8192), -EOPNOTSUPP);
 	thinp_io_close(io);
 	assert_int_equal(closes, 1);

@@ -41,7 +41,7 @@ static void rig_open(struct rig *g, struct test_rng *rng)
 	assert_non_null(g->image);
 	fill_random(rng, g->image, DEV_SIZE);
 	assert_int_equal(thinp_io_open_memory(&g->lower, DEV_SIZE, 0), 0);
-	assert_int_equal(thinp_io_write(g->lower, g->image, DEV_SIZE, 0), 0);
+	assert_int_equal(thinp_io_write(g->lower, g->image, DEV_SIZE, 0, 0), 0);
 	assert_int_equal(thinp_io_open_fault(&g->io, &g->f, g->lower, 0), 0);
 }
 
@@ -58,7 +58,7 @@ static void assert_lower_is(struct rig *g, const unsigned char *want)
 	unsigned char *got = malloc(DEV_SIZE);
 
 	assert_non_null(got);
-	assert_int_equal(thinp_io_read(g->lower, got, DEV_SIZE, 0), 0);
+	assert_int_equal(thinp_io_read(g->lower, got, DEV_SIZE, 0, 0), 0);
 	assert_memory_equal(got, want, DEV_SIZE);
 	free(got);
 }
@@ -72,16 +72,16 @@ static void test_nth_failure_once(void **state)
 	test_rng_init(&rng, suite_seed);
 	rig_open(&g, &rng);
 	assert_int_equal(thinp_io_fault_fail_nth(g.f, W(WRITE), 3, -EIO, 0), 0);
-	assert_int_equal(thinp_io_write(g.io, "aaaa", 4, 0), 0);
+	assert_int_equal(thinp_io_write(g.io, "aaaa", 4, 0, 0), 0);
 	/* Reads are not of the chosen kind and do not count. */
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), 0);
-	assert_int_equal(thinp_io_write(g.io, "bbbb", 4, 8), 0);
-	assert_int_equal(thinp_io_write(g.io, "cccc", 4, 16), -EIO);
-	assert_int_equal(thinp_io_write(g.io, "dddd", 4, 24), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), 0);
+	assert_int_equal(thinp_io_write(g.io, "bbbb", 4, 8, 0), 0);
+	assert_int_equal(thinp_io_write(g.io, "cccc", 4, 16, 0), -EIO);
+	assert_int_equal(thinp_io_write(g.io, "dddd", 4, 24, 0), 0);
 	/* The failed write had no effect. */
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 16), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 16, 0), 0);
 	assert_memory_equal(buf, g.image + 16, 4);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 24), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 24, 0), 0);
 	assert_memory_equal(buf, "dddd", 4);
 	rig_close(&g);
 }
@@ -96,13 +96,13 @@ static void test_nth_failure_persist_all_kinds(void **state)
 	rig_open(&g, &rng);
 	assert_int_equal(thinp_io_fault_fail_nth(g.f, 0, 2, -ENOSPC,
 						 THINP_IO_FAULT_PERSIST), 0);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), 0);
 	assert_int_equal(thinp_io_flush(g.io), -ENOSPC);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), -ENOSPC);
-	assert_int_equal(thinp_io_write(g.io, "x", 1, 0), -ENOSPC);
-	assert_int_equal(thinp_io_discard(g.io, 512, 0), -ENOSPC);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), -ENOSPC);
+	assert_int_equal(thinp_io_write(g.io, "x", 1, 0, 0), -ENOSPC);
+	assert_int_equal(thinp_io_discard(g.io, 512, 0, 0), -ENOSPC);
 	thinp_io_fault_clear(g.f);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), 0);
 	assert_int_equal(thinp_io_flush(g.io), 0);
 	rig_close(&g);
 }
@@ -119,10 +119,10 @@ static void test_two_rules_both_count(void **state)
 	 * the first one failed read 2. */
 	assert_int_equal(thinp_io_fault_fail_nth(g.f, W(READ), 2, -EIO, 0), 0);
 	assert_int_equal(thinp_io_fault_fail_nth(g.f, W(READ), 3, -EBADMSG, 0), 0);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), 0);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), -EIO);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), -EBADMSG);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), -EIO);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), -EBADMSG);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), 0);
 	rig_close(&g);
 }
 
@@ -136,16 +136,16 @@ static void test_range_failure(void **state)
 	rig_open(&g, &rng);
 	assert_int_equal(thinp_io_fault_fail_range(g.f, W(READ) | W(DISCARD), 8192,
 						   512, -EIO), 0);
-	assert_int_equal(thinp_io_read(g.io, buf, 512, 8192 - 512), 0);
-	assert_int_equal(thinp_io_read(g.io, buf, 512, 8192 + 512), 0);
-	assert_int_equal(thinp_io_read(g.io, buf, 2, 8191), -EIO);
-	assert_int_equal(thinp_io_read(g.io, buf, 1, 8192 + 511), -EIO);
-	assert_int_equal(thinp_io_discard(g.io, 4096, 8192), -EIO);
+	assert_int_equal(thinp_io_read(g.io, buf, 512, 8192 - 512, 0), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 512, 8192 + 512, 0), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 2, 8191, 0), -EIO);
+	assert_int_equal(thinp_io_read(g.io, buf, 1, 8192 + 511, 0), -EIO);
+	assert_int_equal(thinp_io_discard(g.io, 4096, 8192, 0), -EIO);
 	/* Writes are not in the mask; flushes have no range. */
-	assert_int_equal(thinp_io_write(g.io, "w", 1, 8192), 0);
+	assert_int_equal(thinp_io_write(g.io, "w", 1, 8192, 0), 0);
 	assert_int_equal(thinp_io_flush(g.io), 0);
 	thinp_io_fault_clear(g.f);
-	assert_int_equal(thinp_io_read(g.io, buf, 1, 8192), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 1, 8192, 0), 0);
 	assert_int_equal(buf[0], 'w');
 	rig_close(&g);
 }
@@ -167,12 +167,12 @@ static void test_counters(void **state)
 
 	test_rng_init(&rng, suite_seed);
 	rig_open(&g, &rng);
-	assert_int_equal(thinp_io_read(g.io, buf, 100, 0), 0);
-	assert_int_equal(thinp_io_read(g.io, buf, 4096, 4096), 0);
-	assert_int_equal(thinp_io_write(g.io, buf, 300, 0), 0);
-	assert_int_equal(thinp_io_discard(g.io, 65536, 65536), 0);
-	assert_int_equal(thinp_io_discard(g.io, 4096, 0), 0);
-	assert_int_equal(thinp_io_write_zeroes(g.io, 8192, 0), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 100, 0, 0), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 4096, 4096, 0), 0);
+	assert_int_equal(thinp_io_write(g.io, buf, 300, 0, 0), 0);
+	assert_int_equal(thinp_io_discard(g.io, 65536, 65536, 0), 0);
+	assert_int_equal(thinp_io_discard(g.io, 4096, 0, 0), 0);
+	assert_int_equal(thinp_io_write_zeroes(g.io, 8192, 0, 0), 0);
 	assert_int_equal(thinp_io_flush(g.io), 0);
 	/* A request failed by a rule is counted too. */
 	assert_int_equal(thinp_io_fault_fail_nth(g.f, W(FLUSH), 1, -EIO, 0), 0);
@@ -198,17 +198,17 @@ static void test_writes_held_until_flush(void **state)
 
 	test_rng_init(&rng, suite_seed);
 	rig_open(&g, &rng);
-	assert_int_equal(thinp_io_write(g.io, "new data", 8, 1000), 0);
-	assert_int_equal(thinp_io_write_zeroes(g.io, 4, 1002), 0);
+	assert_int_equal(thinp_io_write(g.io, "new data", 8, 1000, 0), 0);
+	assert_int_equal(thinp_io_write_zeroes(g.io, 4, 1002, 0), 0);
 	assert_int_equal(thinp_io_fault_pending(g.f), 2);
 	/* The wrapper sees its writes, in order; the device below does not yet. */
-	assert_int_equal(thinp_io_read(g.io, buf, 8, 1000), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 8, 1000, 0), 0);
 	assert_memory_equal(buf, "ne\0\0\0\0ta", 8);
-	assert_int_equal(thinp_io_read(g.lower, buf, 8, 1000), 0);
+	assert_int_equal(thinp_io_read(g.lower, buf, 8, 1000, 0), 0);
 	assert_memory_equal(buf, g.image + 1000, 8);
 	assert_int_equal(thinp_io_flush(g.io), 0);
 	assert_int_equal(thinp_io_fault_pending(g.f), 0);
-	assert_int_equal(thinp_io_read(g.lower, buf, 8, 1000), 0);
+	assert_int_equal(thinp_io_read(g.lower, buf, 8, 1000, 0), 0);
 	assert_memory_equal(buf, "ne\0\0\0\0ta", 8);
 	rig_close(&g);
 }
@@ -221,14 +221,14 @@ static void test_failed_flush_keeps_pending(void **state)
 
 	test_rng_init(&rng, suite_seed);
 	rig_open(&g, &rng);
-	assert_int_equal(thinp_io_write(g.io, "abcd", 4, 0), 0);
+	assert_int_equal(thinp_io_write(g.io, "abcd", 4, 0, 0), 0);
 	assert_int_equal(thinp_io_fault_fail_nth(g.f, W(FLUSH), 1, -EIO, 0), 0);
 	assert_int_equal(thinp_io_flush(g.io), -EIO);
 	assert_int_equal(thinp_io_fault_pending(g.f), 1);
-	assert_int_equal(thinp_io_read(g.lower, buf, 4, 0), 0);
+	assert_int_equal(thinp_io_read(g.lower, buf, 4, 0, 0), 0);
 	assert_memory_equal(buf, g.image, 4);
 	assert_int_equal(thinp_io_flush(g.io), 0);
-	assert_int_equal(thinp_io_read(g.lower, buf, 4, 0), 0);
+	assert_int_equal(thinp_io_read(g.lower, buf, 4, 0, 0), 0);
 	assert_memory_equal(buf, "abcd", 4);
 	rig_close(&g);
 }
@@ -271,7 +271,7 @@ static void issue_unflushed(struct rig *g, struct test_rng *rng, struct wr *w)
 		w[i].data = malloc(w[i].len);
 		assert_non_null(w[i].data);
 		fill_random(rng, w[i].data, w[i].len);
-		assert_int_equal(thinp_io_write(g->io, w[i].data, w[i].len, w[i].off), 0);
+		assert_int_equal(thinp_io_write(g->io, w[i].data, w[i].len, w[i].off, 0), 0);
 	}
 }
 
@@ -318,12 +318,12 @@ static unsigned cut_and_check(int mode, uint64_t seed, unsigned *torn_out)
 	rig_open(&g, &rng);
 	/* Some flushed writes first: they must survive whatever happens. */
 	fill_random(&rng, g.image, 8192);
-	assert_int_equal(thinp_io_write(g.io, g.image, 8192, 0), 0);
+	assert_int_equal(thinp_io_write(g.io, g.image, 8192, 0, 0), 0);
 	assert_int_equal(thinp_io_flush(g.io), 0);
 	issue_unflushed(&g, &rng, w);
 	assert_int_equal(thinp_io_fault_cut(g.f, mode, seed), 0);
 	assert_int_equal(thinp_io_fault_cut_fired(g.f), 1);
-	assert_int_equal(thinp_io_read(g.lower, got, DEV_SIZE, 0), 0);
+	assert_int_equal(thinp_io_read(g.lower, got, DEV_SIZE, 0, 0), 0);
 	memcpy(rest, got, DEV_SIZE);
 	for (unsigned i = 0; i < NR_WR; i++) {
 		counts[classify(&g, got, &w[i])]++;
@@ -387,13 +387,13 @@ struct aligned_dev {
 	unsigned char bytes[65536];
 };
 
-static int al_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int al_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	memcpy(buf, ((struct aligned_dev *)ctx)->bytes + off, len);
 	return 0;
 }
 
-static int al_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int al_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct aligned_dev *d = ctx;
 
@@ -433,7 +433,7 @@ static void test_cut_torn_follows_lower_alignment(void **state)
 		assert_int_equal(thinp_io_new(&lower, &ops, &d, 0), 0);
 		assert_int_equal(thinp_io_open_fault(&io, &f, lower, 0), 0);
 		assert_int_equal(thinp_io_align(io), 4096);
-		assert_int_equal(thinp_io_write(io, data, sizeof(data), 8192), 0);
+		assert_int_equal(thinp_io_write(io, data, sizeof(data), 8192, 0), 0);
 		assert_int_equal(thinp_io_fault_cut(f, THINP_IO_FAULT_CUT_TORN,
 						    suite_seed + s), 0);
 		while (k < sizeof(data) && d.bytes[8192 + k] == 0xEE)
@@ -465,7 +465,7 @@ static void test_cut_deterministic(void **state)
 		assert_int_equal(thinp_io_fault_cut(g.f, THINP_IO_FAULT_CUT_TORN, 42), 0);
 		img[run] = malloc(DEV_SIZE);
 		assert_non_null(img[run]);
-		assert_int_equal(thinp_io_read(g.lower, img[run], DEV_SIZE, 0), 0);
+		assert_int_equal(thinp_io_read(g.lower, img[run], DEV_SIZE, 0, 0), 0);
 		for (unsigned i = 0; i < NR_WR; i++)
 			free(w[i].data);
 		rig_close(&g);
@@ -484,11 +484,11 @@ static void test_cut_keep_preserves_order(void **state)
 
 	test_rng_init(&rng, suite_seed);
 	rig_open(&g, &rng);
-	assert_int_equal(thinp_io_write(g.io, "11111111", 8, 0), 0);
-	assert_int_equal(thinp_io_write(g.io, "2222", 4, 2), 0);
-	assert_int_equal(thinp_io_discard(g.io, 2, 6), 0);
+	assert_int_equal(thinp_io_write(g.io, "11111111", 8, 0, 0), 0);
+	assert_int_equal(thinp_io_write(g.io, "2222", 4, 2, 0), 0);
+	assert_int_equal(thinp_io_discard(g.io, 2, 6, 0), 0);
 	assert_int_equal(thinp_io_fault_cut(g.f, THINP_IO_FAULT_CUT_KEEP, 0), 0);
-	assert_int_equal(thinp_io_read(g.lower, buf, 8, 0), 0);
+	assert_int_equal(thinp_io_read(g.lower, buf, 8, 0, 0), 0);
 	assert_memory_equal(buf, "112222\0\0", 8);
 	rig_close(&g);
 }
@@ -503,11 +503,11 @@ static void test_dead_after_cut(void **state)
 	rig_open(&g, &rng);
 	assert_int_equal(thinp_io_fault_cut_fired(g.f), 0);
 	assert_int_equal(thinp_io_fault_cut(g.f, THINP_IO_FAULT_CUT_DROP, 0), 0);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), -EIO);
-	assert_int_equal(thinp_io_write(g.io, buf, 4, 0), -EIO);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), -EIO);
+	assert_int_equal(thinp_io_write(g.io, buf, 4, 0, 0), -EIO);
 	assert_int_equal(thinp_io_flush(g.io), -EIO);
-	assert_int_equal(thinp_io_discard(g.io, 4, 0), -EIO);
-	assert_int_equal(thinp_io_write_zeroes(g.io, 4, 0), -EIO);
+	assert_int_equal(thinp_io_discard(g.io, 4, 0, 0), -EIO);
+	assert_int_equal(thinp_io_write_zeroes(g.io, 4, 0, 0), -EIO);
 	assert_int_equal(thinp_io_resize(g.io, DEV_SIZE * 2), -EIO);
 	/* Cutting again changes nothing. */
 	assert_int_equal(thinp_io_fault_cut(g.f, THINP_IO_FAULT_CUT_KEEP, 0), 0);
@@ -525,9 +525,9 @@ static void test_armed_cut_at_flush(void **state)
 	test_rng_init(&rng, suite_seed);
 	rig_open(&g, &rng);
 	assert_int_equal(thinp_io_fault_arm_cut(g.f, 3, THINP_IO_FAULT_CUT_DROP, 1), 0);
-	assert_int_equal(thinp_io_write(g.io, "aaaa", 4, 0), 0);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), 0); /* reads don't count */
-	assert_int_equal(thinp_io_write(g.io, "bbbb", 4, 4), 0);
+	assert_int_equal(thinp_io_write(g.io, "aaaa", 4, 0, 0), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), 0); /* reads don't count */
+	assert_int_equal(thinp_io_write(g.io, "bbbb", 4, 4, 0), 0);
 	assert_int_equal(thinp_io_fault_cut_fired(g.f), 0);
 	assert_int_equal(thinp_io_flush(g.io), -EIO);
 	assert_int_equal(thinp_io_fault_cut_fired(g.f), 1);
@@ -544,8 +544,8 @@ static void test_armed_cut_at_write(void **state)
 	test_rng_init(&rng, suite_seed);
 	rig_open(&g, &rng);
 	assert_int_equal(thinp_io_fault_arm_cut(g.f, 2, THINP_IO_FAULT_CUT_KEEP, 1), 0);
-	assert_int_equal(thinp_io_write(g.io, "aaaa", 4, 0), 0);
-	assert_int_equal(thinp_io_write(g.io, "bbbb", 4, 4), -EIO);
+	assert_int_equal(thinp_io_write(g.io, "aaaa", 4, 0, 0), 0);
+	assert_int_equal(thinp_io_write(g.io, "bbbb", 4, 4, 0), -EIO);
 	memcpy(g.image, "aaaabbbb", 8);
 	assert_lower_is(&g, g.image);
 	rig_close(&g);
@@ -560,8 +560,8 @@ static void test_rule_failures_do_not_count_for_cut(void **state)
 	rig_open(&g, &rng);
 	assert_int_equal(thinp_io_fault_fail_nth(g.f, W(WRITE), 1, -EIO, 0), 0);
 	assert_int_equal(thinp_io_fault_arm_cut(g.f, 2, THINP_IO_FAULT_CUT_DROP, 1), 0);
-	assert_int_equal(thinp_io_write(g.io, "a", 1, 0), -EIO); /* rule */
-	assert_int_equal(thinp_io_write(g.io, "a", 1, 0), 0);    /* cut op 1 */
+	assert_int_equal(thinp_io_write(g.io, "a", 1, 0, 0), -EIO); /* rule */
+	assert_int_equal(thinp_io_write(g.io, "a", 1, 0, 0), 0);    /* cut op 1 */
 	assert_int_equal(thinp_io_fault_cut_fired(g.f), 0);
 	assert_int_equal(thinp_io_flush(g.io), -EIO);            /* cut op 2 */
 	assert_int_equal(thinp_io_fault_cut_fired(g.f), 1);
@@ -583,7 +583,7 @@ static int toy_workload(thinp_io *io, unsigned *committed)
 
 	for (unsigned i = 0; i < STEPS; i++) {
 		memset(rec, 'A' + i, sizeof(rec));
-		r = thinp_io_write(io, rec, sizeof(rec), 4096 * i + 100);
+		r = thinp_io_write(io, rec, sizeof(rec), 4096 * i + 100, 0);
 		if (!r)
 			r = thinp_io_flush(io);
 		if (r)
@@ -617,7 +617,7 @@ static void test_crash_loop_pattern(void **state)
 		assert_int_equal(committed, fired ? (n - 1) / 2 : STEPS);
 		for (unsigned i = 0; i < committed; i++) {
 			assert_int_equal(thinp_io_read(lower, rec, sizeof(rec),
-						       4096 * i + 100), 0);
+						       4096 * i + 100, 0), 0);
 			for (unsigned b = 0; b < sizeof(rec); b++)
 				assert_int_equal(rec[b], 'A' + i);
 		}
@@ -638,12 +638,12 @@ static void test_lifetimes(void **state)
 
 	test_rng_init(&rng, suite_seed);
 	rig_open(&g, &rng);
-	assert_int_equal(thinp_io_write(g.io, "keep", 4, 0), 0);
+	assert_int_equal(thinp_io_write(g.io, "keep", 4, 0, 0), 0);
 	thinp_io_close(g.io);
 	g.io = NULL;
 	assert_int_equal(thinp_io_fault_pending(g.f), 1);
 	assert_int_equal(thinp_io_fault_cut(g.f, THINP_IO_FAULT_CUT_KEEP, 0), 0);
-	assert_int_equal(thinp_io_read(g.lower, buf, 4, 0), 0);
+	assert_int_equal(thinp_io_read(g.lower, buf, 4, 0, 0), 0);
 	assert_memory_equal(buf, "keep", 4);
 	thinp_io_fault_free(g.f);
 
@@ -652,12 +652,12 @@ static void test_lifetimes(void **state)
 	assert_int_equal(thinp_io_open_fault(&g.io, &g.f, g.lower, 0), 0);
 	thinp_io_fault_free(g.f);
 	g.f = NULL;
-	assert_int_equal(thinp_io_write(g.io, "lost", 4, 0), 0);
-	assert_int_equal(thinp_io_read(g.io, buf, 4, 0), 0);
+	assert_int_equal(thinp_io_write(g.io, "lost", 4, 0, 0), 0);
+	assert_int_equal(thinp_io_read(g.io, buf, 4, 0, 0), 0);
 	assert_memory_equal(buf, "lost", 4);
 	thinp_io_close(g.io);
 	g.io = NULL;
-	assert_int_equal(thinp_io_read(g.lower, buf, 4, 0), 0);
+	assert_int_equal(thinp_io_read(g.lower, buf, 4, 0, 0), 0);
 	assert_memory_equal(buf, "keep", 4);
 	rig_close(&g);
 }
@@ -698,14 +698,14 @@ static void test_resize_passes_down(void **state)
 
 	test_rng_init(&rng, suite_seed);
 	rig_open(&g, &rng);
-	assert_int_equal(thinp_io_write(g.io, "abcd", 4, DEV_SIZE - 2), -EINVAL);
+	assert_int_equal(thinp_io_write(g.io, "abcd", 4, DEV_SIZE - 2, 0), -EINVAL);
 	assert_int_equal(thinp_io_resize(g.io, DEV_SIZE + 4096), 0);
 	assert_int_equal(thinp_io_size(g.lower, &size), 0);
 	assert_int_equal(size, DEV_SIZE + 4096);
-	assert_int_equal(thinp_io_write(g.io, "abcd", 4, DEV_SIZE - 2), 0);
+	assert_int_equal(thinp_io_write(g.io, "abcd", 4, DEV_SIZE - 2, 0), 0);
 	assert_int_equal(thinp_io_resize(g.io, DEV_SIZE), 0);
 	assert_int_equal(thinp_io_flush(g.io), 0);
-	assert_int_equal(thinp_io_read(g.lower, buf, 2, DEV_SIZE - 2), 0);
+	assert_int_equal(thinp_io_read(g.lower, buf, 2, DEV_SIZE - 2, 0), 0);
 	assert_memory_equal(buf, "ab", 2);
 	rig_close(&g);
 }

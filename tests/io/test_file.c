@@ -131,9 +131,9 @@ static void test_create_and_persist(void **state)
 	assert_int_equal(thinp_io_open_file(&io, path, THINP_IO_CREATE), 0);
 	assert_int_equal(thinp_io_size(io, &size), 0);
 	assert_int_equal(size, 0);
-	assert_int_equal(thinp_io_write(io, "x", 1, 0), -EINVAL);
+	assert_int_equal(thinp_io_write(io, "x", 1, 0, 0), -EINVAL);
 	assert_int_equal(thinp_io_resize(io, 1 << 20), 0);
-	assert_int_equal(thinp_io_write(io, "durable", 7, 65536), 0);
+	assert_int_equal(thinp_io_write(io, "durable", 7, 65536, 0), 0);
 	assert_int_equal(thinp_io_flush(io), 0);
 	thinp_io_close(io);
 	assert_int_equal(stat(path, &st), 0);
@@ -141,7 +141,7 @@ static void test_create_and_persist(void **state)
 
 	assert_int_equal(thinp_io_open_file(&io, path, THINP_IO_RDONLY), 0);
 	assert_int_equal(thinp_io_caps(io) & THINP_IO_CAP_DISCARD, 0);
-	assert_int_equal(thinp_io_read(io, buf, 6, 65537), 0);
+	assert_int_equal(thinp_io_read(io, buf, 6, 65537, 0), 0);
 	assert_memory_equal(buf, "urable", 6);
 	thinp_io_close(io);
 	unlink(path);
@@ -160,8 +160,8 @@ static void test_shrunk_behind_back(void **state)
 	assert_int_equal(thinp_io_resize(io, 65536), 0);
 	assert_int_equal(truncate(path, 8192), 0);
 	/* The handle still believes 64 KiB: the short file ends the read. */
-	assert_int_equal(thinp_io_read(io, buf, 4096, 16384), -EIO);
-	assert_int_equal(thinp_io_read(io, buf, 4096, 4096), 0);
+	assert_int_equal(thinp_io_read(io, buf, 4096, 16384, 0), -EIO);
+	assert_int_equal(thinp_io_read(io, buf, 4096, 4096, 0), 0);
 	thinp_io_close(io);
 	unlink(path);
 }
@@ -242,14 +242,14 @@ static void test_block_device(void **state)
 		assert_int_equal(got, size);
 		assert_int_equal(thinp_io_align(io), 4096);
 		memset(buf, 0xC3, sizeof(buf));
-		assert_int_equal(thinp_io_write(io, buf, 4096, size - 4096), 0);
+		assert_int_equal(thinp_io_write(io, buf, 4096, size - 4096, 0), 0);
 		assert_int_equal(thinp_io_flush(io), 0);
-		assert_int_equal(thinp_io_read(io, back, 4096, size - 4096), 0);
+		assert_int_equal(thinp_io_read(io, back, 4096, size - 4096, 0), 0);
 		assert_memory_equal(buf, back, 4096);
-		assert_int_equal(thinp_io_read(io, back, 4096, size), -EINVAL);
+		assert_int_equal(thinp_io_read(io, back, 4096, size, 0), -EINVAL);
 		assert_int_equal(thinp_io_resize(io, 2 * size), -EOPNOTSUPP);
-		assert_int_equal(thinp_io_write_zeroes(io, 4096, size - 4096), 0);
-		assert_int_equal(thinp_io_read(io, back, 4096, size - 4096), 0);
+		assert_int_equal(thinp_io_write_zeroes(io, 4096, size - 4096, 0), 0);
+		assert_int_equal(thinp_io_read(io, back, 4096, size - 4096, 0), 0);
 		memset(buf, 0, sizeof(buf));
 		assert_memory_equal(buf, back, 4096);
 		thinp_io_close(io);

@@ -71,11 +71,11 @@ typedef int (*read_fn)(void *h, void *buf, uint64_t len, uint64_t off);
 
 static int raw_write(void *h, const void *b, uint64_t l, uint64_t o)
 {
-	return thinp_io_write(h, b, l, o);
+	return thinp_io_write(h, b, l, o, 0);
 }
 static int raw_read(void *h, void *b, uint64_t l, uint64_t o)
 {
-	return thinp_io_read(h, b, l, o);
+	return thinp_io_read(h, b, l, o, 0);
 }
 static int thin_write(void *h, const void *b, uint64_t l, uint64_t o)
 {

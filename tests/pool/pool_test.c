@@ -44,7 +44,7 @@ static void settle(struct crashdev *d, uint8_t *to, const uint8_t *from)
 	}
 }
 
-static int cd_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int cd_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct crashdev *d = ctx;
 
@@ -55,7 +55,7 @@ static int cd_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int cd_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int cd_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct crashdev *d = ctx;
 
@@ -93,7 +93,7 @@ static int cd_size(void *ctx, uint64_t *bytes)
 	return 0;
 }
 
-static int cd_discard(void *ctx, uint64_t len, uint64_t off)
+static int cd_discard(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct crashdev *d = ctx;
 

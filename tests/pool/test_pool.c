@@ -47,7 +47,7 @@ static void test_provision_and_zeroing(void **state)
 	/* Garbage on the data device must never show through. */
 	memset(buf, 0xEE, TEST_BS);
 	for (int b = 0; b < 64; b++)
-		assert_int_equal(thinp_io_write(t.data, buf, TEST_BS, b * (uint64_t)TEST_BS), 0);
+		assert_int_equal(thinp_io_write(t.data, buf, TEST_BS, b * (uint64_t)TEST_BS, 0), 0);
 	assert_int_equal(thinp_pool_create_thin(t.pool, 1), 0);
 	assert_int_equal(thinp_pool_create_thin(t.pool, 1), -EEXIST);
 	thin = topen(t.pool, 1, VSIZE, NULL);
@@ -99,7 +99,7 @@ static void test_skip_block_zeroing(void **state)
 	tpool_setup(&t, 8, &o);
 	memset(buf, 0xEE, TEST_BS);
 	for (int b = 0; b < 8; b++)
-		assert_int_equal(thinp_io_write(t.data, buf, TEST_BS, b * (uint64_t)TEST_BS), 0);
+		assert_int_equal(thinp_io_write(t.data, buf, TEST_BS, b * (uint64_t)TEST_BS, 0), 0);
 	assert_int_equal(thinp_pool_create_thin(t.pool, 0), 0);
 	thin = topen(t.pool, 0, VSIZE, NULL);
 	assert_int_equal(thinp_thin_write(thin, "x", 1, 10), 0);
@@ -237,10 +237,10 @@ static void test_external_origin(void **state)
 	tpool_setup(&t, 32, NULL);
 	fill_pattern(obuf, osize, 3);
 	assert_int_equal(thinp_io_open_memory(&origin, osize, 0), 0);
-	assert_int_equal(thinp_io_write(origin, obuf, osize, 0), 0);
+	assert_int_equal(thinp_io_write(origin, obuf, osize, 0, 0), 0);
 	/* Reopen read-only to prove the origin is never written. */
 	assert_int_equal(thinp_io_open_memory(&origin_ro, osize, 0), 0);
-	assert_int_equal(thinp_io_write(origin_ro, obuf, osize, 0), 0);
+	assert_int_equal(thinp_io_write(origin_ro, obuf, osize, 0, 0), 0);
 	thinp_io_close(origin);
 	origin = origin_ro;
 
@@ -260,7 +260,7 @@ static void test_external_origin(void **state)
 	assert_memory_equal(buf, obuf, osize);
 	assert_zero(buf + osize, 4 * TEST_BS - osize);
 	/* The origin itself is unchanged. */
-	assert_int_equal(thinp_io_read(origin, buf, 2, 10), 0);
+	assert_int_equal(thinp_io_read(origin, buf, 2, 10, 0), 0);
 	assert_memory_not_equal(buf, "ab", 2);
 
 	/* A snapshot of it, opened with the same origin, reads the same; a

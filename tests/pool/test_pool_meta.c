@@ -223,15 +223,15 @@ static void cut_prepare(struct cut_run *c)
 	}
 	c->meta_img = malloc(META_BYTES);
 	c->data_img = malloc(64 * TEST_BS);
-	assert_int_equal(thinp_io_read(c->meta_lower, c->meta_img, META_BYTES, 0), 0);
-	assert_int_equal(thinp_io_read(c->data_lower, c->data_img, 64 * TEST_BS, 0), 0);
+	assert_int_equal(thinp_io_read(c->meta_lower, c->meta_img, META_BYTES, 0, 0), 0);
+	assert_int_equal(thinp_io_read(c->data_lower, c->data_img, 64 * TEST_BS, 0, 0), 0);
 }
 
 /* Every iteration starts from the same images and model. */
 static void cut_restore(struct cut_run *c)
 {
-	assert_int_equal(thinp_io_write(c->meta_lower, c->meta_img, META_BYTES, 0), 0);
-	assert_int_equal(thinp_io_write(c->data_lower, c->data_img, 64 * TEST_BS, 0), 0);
+	assert_int_equal(thinp_io_write(c->meta_lower, c->meta_img, META_BYTES, 0, 0), 0);
+	assert_int_equal(thinp_io_write(c->data_lower, c->data_img, 64 * TEST_BS, 0, 0), 0);
 	for (int v = 0; v < CUT_VOLS; v++) {
 		memcpy(c->model[v], c->initial[v], CUT_VSIZE);
 		memcpy(c->durable[v], c->initial[v], CUT_VSIZE);
@@ -332,7 +332,7 @@ static void cut_verify(struct cut_run *c, uint64_t n)
 		FILE *f;
 
 		snprintf(path, sizeof(path), "%s/cut.img", test_tmpdir());
-		assert_int_equal(thinp_io_read(c->meta_lower, img, META_BYTES, 0), 0);
+		assert_int_equal(thinp_io_read(c->meta_lower, img, META_BYTES, 0, 0), 0);
 		f = fopen(path, "wb");
 		assert_int_equal(fwrite(img, 1, META_BYTES, f), META_BYTES);
 		fclose(f);

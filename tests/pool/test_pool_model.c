@@ -311,7 +311,7 @@ static void run(bool crashes, bool real, unsigned nops)
 	for (uint64_t i = 0; i < ORIGIN_SIZE; i++)
 		w.origin_bytes[i] = (uint8_t)(i * 31 + (i >> 10));
 	assert_int_equal(thinp_io_open_memory(&w.origin, ORIGIN_SIZE, 0), 0);
-	assert_int_equal(thinp_io_write(w.origin, w.origin_bytes, ORIGIN_SIZE, 0), 0);
+	assert_int_equal(thinp_io_write(w.origin, w.origin_bytes, ORIGIN_SIZE, 0, 0), 0);
 	w.buf = malloc(VSIZE);
 	save_durable(&w);
 	for (w.ops = 0; w.ops < nops; w.ops++)

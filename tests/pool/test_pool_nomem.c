@@ -161,8 +161,8 @@ static void env_setup(struct env *e)
 	tpool_close(&e->t);
 	e->meta_img = malloc(META_BYTES);
 	e->data_img = malloc(POOL_BLOCKS * TEST_BS);
-	assert_int_equal(thinp_io_read(e->t.meta, e->meta_img, META_BYTES, 0), 0);
-	assert_int_equal(thinp_io_read(e->t.data, e->data_img, POOL_BLOCKS * TEST_BS, 0), 0);
+	assert_int_equal(thinp_io_read(e->t.meta, e->meta_img, META_BYTES, 0, 0), 0);
+	assert_int_equal(thinp_io_read(e->t.data, e->data_img, POOL_BLOCKS * TEST_BS, 0, 0), 0);
 }
 
 static void env_teardown(struct env *e)
@@ -177,8 +177,8 @@ static void env_teardown(struct env *e)
 
 static void restore_images(struct env *e)
 {
-	assert_int_equal(thinp_io_write(e->t.meta, e->meta_img, META_BYTES, 0), 0);
-	assert_int_equal(thinp_io_write(e->t.data, e->data_img, POOL_BLOCKS * TEST_BS, 0), 0);
+	assert_int_equal(thinp_io_write(e->t.meta, e->meta_img, META_BYTES, 0, 0), 0);
+	assert_int_equal(thinp_io_write(e->t.data, e->data_img, POOL_BLOCKS * TEST_BS, 0, 0), 0);
 	assert_int_equal(thinp_io_flush(e->t.meta), 0);
 	assert_int_equal(thinp_io_flush(e->t.data), 0);
 	memcpy(e->want, e->base, VSIZE);

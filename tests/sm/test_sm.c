@@ -35,12 +35,12 @@ static thinp_io *mem_dev(uint64_t blocks)
 
 static void read_block(thinp_io *io, uint64_t b, uint8_t *buf)
 {
-	assert_int_equal(thinp_io_read(io, buf, BLK, b * BLK), 0);
+	assert_int_equal(thinp_io_read(io, buf, BLK, b * BLK, 0), 0);
 }
 
 static void write_block(thinp_io *io, uint64_t b, const uint8_t *buf)
 {
-	assert_int_equal(thinp_io_write(io, buf, BLK, b * BLK), 0);
+	assert_int_equal(thinp_io_write(io, buf, BLK, b * BLK, 0), 0);
 }
 
 static void reseal(thinp_io *io, uint64_t b, uint8_t *buf, const struct validator *v)

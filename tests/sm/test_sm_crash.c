@@ -126,8 +126,8 @@ static thinp_io *copy_dev(thinp_io *src)
 
 	assert_int_equal(thinp_io_open_memory(&io, (uint64_t)META_BLOCKS * BLK, 0), 0);
 	for (b = 0; b < META_BLOCKS; b++) {
-		assert_int_equal(thinp_io_read(src, buf, BLK, b * BLK), 0);
-		assert_int_equal(thinp_io_write(io, buf, BLK, b * BLK), 0);
+		assert_int_equal(thinp_io_read(src, buf, BLK, b * BLK, 0), 0);
+		assert_int_equal(thinp_io_write(io, buf, BLK, b * BLK, 0), 0);
 	}
 	return io;
 }
@@ -210,7 +210,7 @@ static void tear(thinp_io *io, uint64_t b, const struct validator *v, unsigned s
 {
 	uint8_t old[BLK], new_version[BLK];
 
-	assert_int_equal(thinp_io_read(io, old, BLK, b * BLK), 0);
+	assert_int_equal(thinp_io_read(io, old, BLK, b * BLK, 0), 0);
 	memcpy(new_version, old, BLK);
 	if (v == &sm_bitmap_validator) {
 		unsigned e;
@@ -224,7 +224,7 @@ static void tear(thinp_io *io, uint64_t b, const struct validator *v, unsigned s
 			new_version[i] ^= (uint8_t)(i * 7 + 1);
 	}
 	v->prepare_for_write(v, new_version, b);
-	assert_int_equal(thinp_io_write(io, new_version, 512u * sectors, b * BLK), 0);
+	assert_int_equal(thinp_io_write(io, new_version, 512u * sectors, b * BLK, 0), 0);
 }
 
 static void test_torn_blocks_detected(void **state)
@@ -246,9 +246,9 @@ static void test_torn_blocks_detected(void **state)
 			assert_int_equal(thinp_io_open_memory(&io, 100 * BLK, 0), 0);
 			assert_int_equal(sm_env_format(&e, io, 100), 0);
 			sm_env_close(&e);
-			assert_int_equal(thinp_io_read(io, sb, BLK, 0), 0);
+			assert_int_equal(thinp_io_read(io, sb, BLK, 0, 0), 0);
 			sm_root_unpack(sb + 192, &mr);
-			assert_int_equal(thinp_io_read(io, ib, BLK, mr.bitmap_root * BLK), 0);
+			assert_int_equal(thinp_io_read(io, ib, BLK, mr.bitmap_root * BLK, 0), 0);
 			index_entry_unpack((const struct disk_index_entry *)(ib + 16), &ie);
 			victim = i == 0 ? mr.bitmap_root : ie.blocknr;
 			tear(io, victim, vs[i], k);

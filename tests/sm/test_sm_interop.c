@@ -62,7 +62,7 @@ static int run_thin_check(thinp_io *io)
 	f = fopen(path, "wb");
 	assert_non_null(f);
 	for (b = 0; b < NR_META; b++) {
-		assert_int_equal(thinp_io_read(io, buf, BLK, b * BLK), 0);
+		assert_int_equal(thinp_io_read(io, buf, BLK, b * BLK, 0), 0);
 		assert_int_equal(fwrite(buf, BLK, 1, f), 1);
 	}
 	fclose(f);

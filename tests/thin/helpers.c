@@ -113,7 +113,7 @@ const char *th_save(thinp_io *io, const char *name)
 	for (off = 0; off < size; off += 1 << 20) {
 		uint64_t n = size - off < (1 << 20) ? size - off : (1 << 20);
 
-		assert_int_equal(thinp_io_read(io, buf, n, off), 0);
+		assert_int_equal(thinp_io_read(io, buf, n, off, 0), 0);
 		assert_int_equal(fwrite(buf, 1, n, f), n);
 	}
 	assert_int_equal(fclose(f), 0);
@@ -136,7 +136,7 @@ void th_load(const char *path, thinp_io **io)
 	assert_int_equal(fread(buf, 1, n, f), (size_t)n);
 	fclose(f);
 	assert_int_equal(thinp_io_open_memory(io, n, 0), 0);
-	assert_int_equal(thinp_io_write(*io, buf, n, 0), 0);
+	assert_int_equal(thinp_io_write(*io, buf, n, 0, 0), 0);
 	free(buf);
 }
 

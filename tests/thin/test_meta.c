@@ -161,7 +161,7 @@ static uint8_t *sparse_find(struct sparse *s, uint64_t b, int create)
 	return s->data[s->n++];
 }
 
-static int sparse_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int sparse_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	uint8_t *p = buf;
 
@@ -176,7 +176,7 @@ static int sparse_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int sparse_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int sparse_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	const uint8_t *p = buf;
 
@@ -809,7 +809,7 @@ static void hostile_one(const uint8_t *good, sb_mutator m, bool reseal, int want
 	else
 		img[200] ^= 0x40;
 	assert_int_equal(thinp_io_open_memory(&io, 4 * MIB, 0), 0);
-	assert_int_equal(thinp_io_write(io, img, 4 * MIB, 0), 0);
+	assert_int_equal(thinp_io_write(io, img, 4 * MIB, 0, 0), 0);
 	meta = NULL;
 	assert_int_equal(thinp_meta_open(&meta, io, NULL), want_open);
 	assert_null(meta);
@@ -830,7 +830,7 @@ static void test_hostile_superblocks(void **state)
 	map_new(meta, 0, 0);
 	assert_int_equal(thinp_meta_commit(meta), 0);
 	thinp_meta_close(meta);
-	assert_int_equal(thinp_io_read(io, good, 4 * MIB, 0), 0);
+	assert_int_equal(thinp_io_read(io, good, 4 * MIB, 0, 0), 0);
 
 	hostile_one(good, NULL, false, -EILSEQ); /* bad checksum */
 	hostile_one(good, m_magic, true, -EILSEQ);
@@ -851,7 +851,7 @@ static void test_hostile_superblocks(void **state)
 	/* compat_ro: read-only open only. */
 	put32(good + 356, 1);
 	put32(good, block_csum(good, 160774));
-	assert_int_equal(thinp_io_write(io, good, 4096, 0), 0);
+	assert_int_equal(thinp_io_write(io, good, 4096, 0, 0), 0);
 	assert_int_equal(thinp_meta_open(&meta, io, NULL), -EOPNOTSUPP);
 	o.flags = THINP_META_RDONLY;
 	assert_int_equal(thinp_meta_open(&meta, io, &o), 0);
@@ -887,7 +887,7 @@ static uint64_t peek64(thinp_io *io, uint64_t b, unsigned off)
 {
 	uint8_t blk[THINP_BLOCK_SIZE];
 
-	assert_int_equal(thinp_io_read(io, blk, sizeof(blk), b * THINP_BLOCK_SIZE), 0);
+	assert_int_equal(thinp_io_read(io, blk, sizeof(blk), b * THINP_BLOCK_SIZE, 0), 0);
 	return load_le64(blk + off);
 }
 
@@ -899,14 +899,14 @@ static void poke(thinp_io *io, uint64_t b, unsigned off, unsigned size, int64_t 
 	uint8_t blk[THINP_BLOCK_SIZE];
 	uint32_t salt;
 
-	assert_int_equal(thinp_io_read(io, blk, sizeof(blk), b * THINP_BLOCK_SIZE), 0);
+	assert_int_equal(thinp_io_read(io, blk, sizeof(blk), b * THINP_BLOCK_SIZE, 0), 0);
 	salt = load_le32(blk) ^ block_csum(blk, 0);
 	if (size == 4)
 		store_le32(blk + off, load_le32(blk + off) + (uint32_t)delta);
 	else
 		store_le64(blk + off, load_le64(blk + off) + (uint64_t)delta);
 	store_le32(blk, block_csum(blk, salt));
-	assert_int_equal(thinp_io_write(io, blk, sizeof(blk), b * THINP_BLOCK_SIZE), 0);
+	assert_int_equal(thinp_io_write(io, blk, sizeof(blk), b * THINP_BLOCK_SIZE, 0), 0);
 }
 
 /* The full check of io: its verdict, and exactly the findings expected, the
@@ -1018,12 +1018,12 @@ static void test_corrupt_every_block(void **state)
 	assert_int_equal(thinp_meta_reserve_metadata_snap(meta), 0);
 	assert_int_equal(thinp_meta_commit(meta), 0);
 	thinp_meta_close(meta);
-	assert_int_equal(thinp_io_read(io, good, 1 * MIB, 0), 0);
+	assert_int_equal(thinp_io_read(io, good, 1 * MIB, 0, 0), 0);
 	for (b = 0; b < nr; b++) {
 		memcpy(img, good, 1 * MIB);
 		img[b * 4096 + 16 + (b * 37) % 4000] ^= 0x5a;
 		assert_int_equal(thinp_io_open_memory(&bad, 1 * MIB, 0), 0);
-		assert_int_equal(thinp_io_write(bad, img, 1 * MIB, 0), 0);
+		assert_int_equal(thinp_io_write(bad, img, 1 * MIB, 0, 0), 0);
 		th_check_count(bad, false);
 		if (thinp_meta_open(&meta, bad, NULL) == 0) {
 			unsigned runs = 0;

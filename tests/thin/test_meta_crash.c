@@ -47,7 +47,7 @@ static uint8_t *base_image(struct model *m)
 	m->dev[0].mapped = 200;
 	assert_int_equal(thinp_meta_commit(meta), 0);
 	thinp_meta_close(meta);
-	assert_int_equal(thinp_io_read(io, img, IMG_BYTES, 0), 0);
+	assert_int_equal(thinp_io_read(io, img, IMG_BYTES, 0, 0), 0);
 	thinp_io_close(io);
 	return img;
 }
@@ -143,7 +143,7 @@ static void crash_loop(uint64_t seed, int mode, unsigned nr_ops)
 	/* The fault-free run: which states each op may leave behind. */
 	rec.commits_before = calloc(nr_ops + 1, sizeof(unsigned));
 	assert_int_equal(thinp_io_open_memory(&lower, IMG_BYTES, 0), 0);
-	assert_int_equal(thinp_io_write(lower, img, IMG_BYTES, 0), 0);
+	assert_int_equal(thinp_io_write(lower, img, IMG_BYTES, 0, 0), 0);
 	done = workload(lower, base, seed, nr_ops, &rec);
 	assert_int_equal(done, nr_ops);
 	th_check_clean(lower);
@@ -154,7 +154,7 @@ static void crash_loop(uint64_t seed, int mode, unsigned nr_ops)
 		bool fired, ok;
 
 		assert_int_equal(thinp_io_open_memory(&lower, IMG_BYTES, 0), 0);
-		assert_int_equal(thinp_io_write(lower, img, IMG_BYTES, 0), 0);
+		assert_int_equal(thinp_io_write(lower, img, IMG_BYTES, 0, 0), 0);
 		assert_int_equal(thinp_io_open_fault(&io, &f, lower, 0), 0);
 		assert_int_equal(thinp_io_fault_arm_cut(f, n, mode, seed + n), 0);
 		failed = workload(io, base, seed, nr_ops, NULL);

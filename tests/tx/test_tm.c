@@ -163,7 +163,7 @@ struct rec_dev {
 	size_t n;
 };
 
-static int rec_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+static int rec_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct rec_dev *d = ctx;
 
@@ -171,7 +171,7 @@ static int rec_read(void *ctx, void *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-static int rec_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+static int rec_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct rec_dev *d = ctx;
 
@@ -267,7 +267,7 @@ static void test_abort_writes_nothing(void **state)
 	assert_int_equal(tm_env_abort(&e), 0);
 
 	/* Nothing of the aborted transaction reached the device or the cache. */
-	assert_int_equal(thinp_io_read(e.io, &byte, 1, s * THINP_BLOCK_SIZE + 100), 0);
+	assert_int_equal(thinp_io_read(e.io, &byte, 1, s * THINP_BLOCK_SIZE + 100, 0), 0);
 	assert_int_equal(byte, 0);
 	assert_int_equal(count_of(&e, b), 1);
 	assert_int_equal(count_of(&e, s), 0);
