@@ -123,18 +123,26 @@ THINP_API int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off);
  */
 THINP_API int thinp_thin_flush(thinp_thin *thin);
 
-/* One mapping, for tools (thinp_pool_thin_map()). */
+/* One mapping, for tools (thinp_pool_thin_map()). Output struct: set
+ * struct_size (THINP_MAPPING_INIT); the library fills at most that many
+ * bytes and sets struct_size to the number it filled. */
 typedef struct thinp_mapping {
-	uint64_t data_block; /* block number on the data device */
-	uint32_t time;       /* the pool time stamped when it was mapped */
+	uint32_t struct_size; /* sizeof(thinp_mapping) as compiled by the caller */
+	uint32_t time;        /* the pool time stamped when it was mapped */
+	uint64_t data_block;  /* block number on the data device */
 	/* 1 if the block may be shared with another volume (the volume was
 	 * snapshotted after the mapping was made): a write would copy it. */
 	uint32_t shared;
+	uint32_t reserved;    /* 0 */
 } thinp_mapping;
+
+#define THINP_MAPPING_INIT { sizeof(thinp_mapping), 0, 0, 0, 0 }
 
 /*
  * thinp_pool_thin_map - look up virtual block @vblock of volume @id (open or
- * not). Errors: -ENODATA (not mapped, or no such volume), -EIO. Thread-safe.
+ * not). Errors: -ENODATA (not mapped, or no such volume), -EINVAL (@out NULL
+ * or its struct_size below this header's sizeof(thinp_mapping)), -EIO.
+ * Thread-safe.
  * Since 1.0.
  */
 THINP_API int thinp_pool_thin_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
@@ -144,7 +152,8 @@ THINP_API int thinp_pool_thin_map(thinp_pool *pool, uint64_t id, uint64_t vblock
  * thinp_pool_thin_next_map - the first mapping of volume @id at or after
  * virtual block @vblock: its block in *vblock_out and the mapping in *out.
  * Walk a whole map by restarting at *vblock_out + 1. Errors: -ENODATA (none
- * left, or no such volume), -EIO. Since 1.0.
+ * left, or no such volume), -EINVAL (as for thinp_pool_thin_map()), -EIO.
+ * Since 1.0.
  */
 THINP_API int thinp_pool_thin_next_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
 				       uint64_t *vblock_out, thinp_mapping *out);
@@ -163,8 +172,9 @@ typedef struct thinp_thin_status {
 #define THINP_THIN_STATUS_INIT { sizeof(thinp_thin_status), 0, 0, 0, 0, 0, 0 }
 
 /*
- * thinp_pool_get_thin_status - figures for volume @id. Errors: -ENODATA,
- * -EINVAL (struct_size below 8), -EIO. Since 1.0.
+ * thinp_pool_get_thin_status - figures for volume @id; struct_size becomes
+ * the number of bytes filled. Errors: -ENODATA, -EINVAL (struct_size below
+ * 8), -EIO. Since 1.0.
  */
 THINP_API int thinp_pool_get_thin_status(thinp_pool *pool, uint64_t id, thinp_thin_status *st);
 

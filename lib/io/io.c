@@ -23,6 +23,7 @@
 
 #include <libthinp/io.h>
 #include "io/io_internal.h"
+#include "util/abi_struct.h"
 
 /* The smallest struct_size that still holds every version-1 field. */
 #define OPS_V1_SIZE (offsetof(thinp_io_ops, resize) + sizeof(((thinp_io_ops *)0)->resize))
@@ -38,9 +39,12 @@ struct thinp_io {
 	uint64_t size;
 };
 
-static int check_ops(const thinp_io_ops *ops)
+/* Take the caller's ops into the handle's zero-extended copy, and check it. */
+static int read_ops(thinp_io_ops *dst, const thinp_io_ops *src)
 {
-	if (!ops || ops->version != THINP_IO_OPS_VERSION || ops->struct_size < OPS_V1_SIZE)
+	const thinp_io_ops *ops = dst;
+
+	if (thinp_abi_copy_in(dst, sizeof(*dst), src, OPS_V1_SIZE, THINP_IO_OPS_VERSION))
 		return -EINVAL;
 	if (!ops->read || !ops->write || !ops->flush || !ops->size)
 		return -EINVAL;
@@ -61,16 +65,16 @@ int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx, uint32_t fl
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	r = check_ops(ops);
-	if (r)
-		return r;
 	if (flags & ~(uint32_t)THINP_IO_RDONLY)
 		return -EINVAL;
 	io = calloc(1, sizeof(*io));
 	if (!io)
 		return -ENOMEM;
-	memcpy(&io->ops, ops, THINP_MIN(ops->struct_size, sizeof(io->ops)));
-	io->ops.struct_size = sizeof(io->ops);
+	r = read_ops(&io->ops, ops);
+	if (r) {
+		free(io);
+		return r;
+	}
 	/* Capability bits for callbacks that are absent are meaningless. */
 	if (!io->ops.discard)
 		io->ops.caps &= ~(uint32_t)(THINP_IO_CAP_DISCARD | THINP_IO_CAP_DISCARD_ZEROES);
@@ -78,8 +82,8 @@ int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx, uint32_t fl
 		io->ops.caps &= ~(uint32_t)THINP_IO_CAP_WRITE_ZEROES;
 	io->ctx = ctx;
 	io->flags = flags;
-	io->align = ops->align ? ops->align : 1;
-	io->serialize = !(ops->caps & THINP_IO_CAP_THREADSAFE);
+	io->align = io->ops.align ? io->ops.align : 1;
+	io->serialize = !(io->ops.caps & THINP_IO_CAP_THREADSAFE);
 	pthread_mutex_init(&io->serial, NULL);
 	pthread_mutex_init(&io->size_lock, NULL);
 	r = io->ops.size(ctx, &io->size);

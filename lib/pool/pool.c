@@ -24,6 +24,7 @@
 
 #include "pool/map_cache.h"
 #include "pool/pool_internal.h"
+#include "util/abi_struct.h"
 #include "util/compiler.h"
 
 #define SECTOR_SHIFT 9
@@ -433,12 +434,10 @@ int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src)
 		*dst = def;
 		return 0;
 	}
-	if (src->version != THINP_POOL_OPTIONS_VERSION ||
-	    src->struct_size < offsetof(thinp_pool_options, metadata_cache_bytes) + 8)
+	if (thinp_abi_copy_in(dst, sizeof(*dst), src,
+			      offsetof(thinp_pool_options, metadata_cache_bytes) + 8,
+			      THINP_POOL_OPTIONS_VERSION))
 		return -EINVAL;
-	memset(dst, 0, sizeof(*dst));
-	memcpy(dst, src, THINP_MIN(src->struct_size, sizeof(*dst)));
-	dst->struct_size = sizeof(*dst);
 	if (dst->features & ~(uint32_t)0x1f)
 		return -EINVAL;
 	return 0;
@@ -564,7 +563,7 @@ int thinp_pool_get_status(thinp_pool *pool, thinp_pool_status *st)
 	uint64_t free_meta;
 	int r;
 
-	if (!pool || !st || st->struct_size < 8)
+	if (!pool || thinp_abi_copy_out(st, NULL, 0, 8))
 		return -EINVAL;
 	pthread_rwlock_rdlock(&pool->md_lock);
 	r = pool->md->ops->info(pool->md, &info);
@@ -572,7 +571,6 @@ int thinp_pool_get_status(thinp_pool *pool, thinp_pool_status *st)
 	if (r)
 		return pool_err(pool, r, "status");
 	memset(&s, 0, sizeof(s));
-	s.struct_size = st->struct_size;
 	s.mode = get_mode(pool);
 	s.transaction_id = info.trans_id;
 	s.metadata_total = info.meta_nr_blocks;
@@ -587,8 +585,7 @@ int thinp_pool_get_status(thinp_pool *pool, thinp_pool_status *st)
 	s.features = pool->features;
 	s.needs_check = info.needs_check;
 	s.time = info.time;
-	memcpy(st, &s, THINP_MIN((size_t)st->struct_size, sizeof(s)));
-	return 0;
+	return thinp_abi_copy_out(st, &s, sizeof(s), 8);
 }
 
 /* ---- messages ---- */

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "pool/pool_internal.h"
+#include "util/abi_struct.h"
 #include "util/compiler.h"
 
 #define COPY_CHUNK (1024u * 1024)
@@ -54,11 +55,10 @@ static uint64_t block_off(thinp_pool *pool, uint64_t block, uint64_t off_in_bloc
 
 static int read_thin_options(thinp_thin_options *dst, const thinp_thin_options *src)
 {
-	if (!src || src->version != THINP_THIN_OPTIONS_VERSION ||
-	    src->struct_size < offsetof(thinp_thin_options, origin) + sizeof(void *))
+	if (thinp_abi_copy_in(dst, sizeof(*dst), src,
+			      offsetof(thinp_thin_options, origin) + sizeof(void *),
+			      THINP_THIN_OPTIONS_VERSION))
 		return -EINVAL;
-	memset(dst, 0, sizeof(*dst));
-	memcpy(dst, src, THINP_MIN(src->struct_size, sizeof(*dst)));
 	if (!dst->size || (dst->flags & ~(uint32_t)THINP_THIN_RDONLY))
 		return -EINVAL;
 	return 0;
@@ -692,11 +692,17 @@ int thinp_thin_flush(thinp_thin *thin)
 
 /* ---- queries ---- */
 
+/* The 1.0 thinp_mapping: every field up to shared. */
+#define MAPPING_MIN_SIZE (offsetof(thinp_mapping, reserved) + sizeof(uint32_t))
+
 static void to_public(const struct pool_md_mapping *m, thinp_mapping *out)
 {
-	out->data_block = m->data_block;
-	out->time = m->time;
-	out->shared = m->shared;
+	thinp_mapping x = THINP_MAPPING_INIT;
+
+	x.data_block = m->data_block;
+	x.time = m->time;
+	x.shared = m->shared;
+	thinp_abi_copy_out(out, &x, sizeof(x), MAPPING_MIN_SIZE);
 }
 
 int thinp_pool_thin_map(thinp_pool *pool, uint64_t id, uint64_t vblock, thinp_mapping *out)
@@ -704,7 +710,7 @@ int thinp_pool_thin_map(thinp_pool *pool, uint64_t id, uint64_t vblock, thinp_ma
 	struct pool_md_mapping m;
 	int r;
 
-	if (!pool || !out)
+	if (!pool || thinp_abi_copy_out(out, NULL, 0, MAPPING_MIN_SIZE))
 		return -EINVAL;
 	pthread_rwlock_rdlock(&pool->md_lock);
 	r = pool->md->ops->lookup(pool->md, id, vblock, &m);
@@ -720,7 +726,7 @@ int thinp_pool_thin_next_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
 	struct pool_md_mapping m;
 	int r;
 
-	if (!pool || !out || !vblock_out)
+	if (!pool || !vblock_out || thinp_abi_copy_out(out, NULL, 0, MAPPING_MIN_SIZE))
 		return -EINVAL;
 	pthread_rwlock_rdlock(&pool->md_lock);
 	r = pool->md->ops->next_mapping(pool->md, id, vblock, vblock_out, &m);
@@ -737,7 +743,7 @@ int thinp_pool_get_thin_status(thinp_pool *pool, uint64_t id, thinp_thin_status 
 	uint64_t high = 0;
 	int r;
 
-	if (!pool || !st || st->struct_size < 8)
+	if (!pool || thinp_abi_copy_out(st, NULL, 0, 8))
 		return -EINVAL;
 	pthread_rwlock_rdlock(&pool->md_lock);
 	r = pool->md->ops->thin_info(pool->md, id, &ti);
@@ -752,13 +758,11 @@ int thinp_pool_get_thin_status(thinp_pool *pool, uint64_t id, thinp_thin_status 
 	if (r)
 		return r;
 	memset(&s, 0, sizeof(s));
-	s.struct_size = st->struct_size;
 	s.creation_time = ti.creation_time;
 	s.mapped_blocks = ti.mapped_blocks;
 	s.highest_mapped = high;
 	s.transaction_id = ti.trans_id;
 	s.snapshotted_time = ti.snapshotted_time;
 	s.open_count = open_count(pool, id);
-	memcpy(st, &s, THINP_MIN((size_t)st->struct_size, sizeof(s)));
-	return 0;
+	return thinp_abi_copy_out(st, &s, sizeof(s), 8);
 }

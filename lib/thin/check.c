@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "thin/meta_internal.h"
+#include "util/abi_struct.h"
 
 #define NODE_INTERNAL 1u
 #define NODE_LEAF 2u
@@ -937,18 +938,18 @@ static int device_blocks(thinp_io *io, uint64_t *nr)
 int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
 			thinp_meta_finding_fn fn, void *ctx)
 {
-	struct tlog log = { NULL, NULL };
+	thinp_meta_options o = THINP_META_OPTIONS_INIT;
+	struct tlog log;
 	struct checker ck;
 	struct thin_sb sb;
 	uint64_t ignore;
 	int r;
 
-	if (!io)
+	if (!io || (opts && thinp_abi_copy_in(&o, sizeof(o), opts,
+					      offsetof(thinp_meta_options, cache_bytes), 0)))
 		return -EINVAL;
-	if (opts && opts->struct_size >= offsetof(thinp_meta_options, log_ctx) + sizeof(void *)) {
-		log.fn = opts->log_fn;
-		log.ctx = opts->log_ctx;
-	}
+	log.fn = o.log_fn;
+	log.ctx = o.log_ctx;
 	memset(&ck, 0, sizeof(ck));
 	ck.io = io;
 	ck.log = &log;

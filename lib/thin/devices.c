@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "thin/meta_internal.h"
+#include "util/abi_struct.h"
 
 int thin_subtree_root_locked(struct thinp_meta *meta, uint64_t root, uint64_t dev,
 			     uint64_t *subtree)
@@ -228,18 +229,21 @@ int thinp_meta_set_transaction_id(thinp_meta *meta, uint64_t current, uint64_t n
 	return r;
 }
 
+/* The fields a caller's thinp_meta_device holds: out, up to dev_id; in, up
+ * to snapshotted_time. */
+#define DEVICE_OUT_MIN_SIZE offsetof(thinp_meta_device, mapped_blocks)
+#define DEVICE_IN_MIN_SIZE offsetof(thinp_meta_device, reserved)
+
 static void fill_device(thinp_meta_device *out, uint64_t dev, const struct thin_details *d)
 {
 	thinp_meta_device x = THINP_META_DEVICE_INIT;
-	uint32_t size = out->struct_size;
 
 	x.dev_id = dev;
 	x.mapped_blocks = d->mapped_blocks;
 	x.transaction_id = d->transaction_id;
 	x.creation_time = d->creation_time;
 	x.snapshotted_time = d->snapshotted_time;
-	x.struct_size = THINP_MIN(size, (uint32_t)sizeof(x));
-	memcpy(out, &x, x.struct_size);
+	thinp_abi_copy_out(out, &x, sizeof(x), DEVICE_OUT_MIN_SIZE);
 }
 
 int thinp_meta_device_info(thinp_meta *meta, uint64_t dev, thinp_meta_device *out)
@@ -247,7 +251,7 @@ int thinp_meta_device_info(thinp_meta *meta, uint64_t dev, thinp_meta_device *ou
 	struct thin_details d;
 	int r;
 
-	if (!out || out->struct_size < offsetof(thinp_meta_device, mapped_blocks))
+	if (thinp_abi_copy_out(out, NULL, 0, DEVICE_OUT_MIN_SIZE))
 		return thin_err(meta, -EINVAL, "bad thinp_meta_device struct_size");
 	r = thin_rlock(meta);
 	if (r)
@@ -263,13 +267,12 @@ int thinp_meta_device_info(thinp_meta *meta, uint64_t dev, thinp_meta_device *ou
 
 int thinp_meta_set_device_details(thinp_meta *meta, uint64_t dev, const thinp_meta_device *in)
 {
-	thinp_meta_device x = THINP_META_DEVICE_INIT;
+	thinp_meta_device x;
 	struct thin_dev *td;
 	int r;
 
-	if (!in || in->struct_size < offsetof(thinp_meta_device, reserved))
+	if (thinp_abi_copy_in(&x, sizeof(x), in, DEVICE_IN_MIN_SIZE, 0))
 		return thin_err(meta, -EINVAL, "bad thinp_meta_device struct_size");
-	memcpy(&x, in, THINP_MIN((size_t)in->struct_size, sizeof(x)));
 	r = thin_wlock(meta);
 	if (r)
 		return r;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "thin/meta_internal.h"
+#include "util/abi_struct.h"
 
 /* ---- errors and locks ---------------------------------------------------- */
 
@@ -302,11 +303,9 @@ static int meta_alloc(struct thinp_meta **out, thinp_io *io, const thinp_meta_op
 	pthread_rwlockattr_t attr;
 	struct thinp_meta *meta;
 
-	if (opts) {
-		if (opts->struct_size < offsetof(thinp_meta_options, cache_bytes))
-			return -EINVAL;
-		memcpy(&o, opts, THINP_MIN((size_t)opts->struct_size, sizeof(o)));
-	}
+	if (opts && thinp_abi_copy_in(&o, sizeof(o), opts,
+				      offsetof(thinp_meta_options, cache_bytes), 0))
+		return -EINVAL;
 	if (o.flags & ~THINP_META_RDONLY)
 		return -EINVAL;
 	meta = calloc(1, sizeof(*meta));
@@ -377,11 +376,11 @@ void thinp_meta_close(thinp_meta *meta)
 
 static int format_params(const thinp_meta_format_params *p, thinp_meta_format_params *o)
 {
-	thinp_meta_format_params d = THINP_META_FORMAT_PARAMS_INIT;
+	thinp_meta_format_params d;
 
-	if (!p || p->struct_size < offsetof(thinp_meta_format_params, nr_data_blocks) + 8)
+	if (thinp_abi_copy_in(&d, sizeof(d), p,
+			      offsetof(thinp_meta_format_params, nr_data_blocks) + 8, 0))
 		return -EINVAL;
-	memcpy(&d, p, THINP_MIN((size_t)p->struct_size, sizeof(d)));
 	if (d.flags & ~THINP_META_FORMAT_OVERWRITE)
 		return -EINVAL;
 	if (d.data_block_size < THINP_META_MIN_DATA_BLOCK_SIZE ||
@@ -481,11 +480,13 @@ int thinp_meta_format(thinp_meta **out, thinp_io *io, const thinp_meta_format_pa
 	*out = NULL;
 	if (!io || format_params(params, &p))
 		return -EINVAL;
-	if (opts && opts->struct_size >= 8 && (opts->flags & THINP_META_RDONLY))
-		return -EINVAL;
 	r = meta_alloc(&meta, io, opts);
 	if (r)
 		return r;
+	if (meta->read_only) {
+		meta_free(meta);
+		return -EINVAL;
+	}
 	r = format_objects(meta, &p);
 	if (r) {
 		log_errmsg(meta);

@@ -11,6 +11,10 @@
 #include <string.h>
 
 #include "thin/meta_internal.h"
+#include "util/abi_struct.h"
+
+/* The fields every caller's thinp_meta_superblock holds, in and out. */
+#define SUPERBLOCK_MIN_SIZE offsetof(thinp_meta_superblock, held_root)
 
 static void fill_sb(struct thinp_meta *meta, const struct thin_sb *sb, bool live,
 		    thinp_meta_superblock *x)
@@ -42,20 +46,17 @@ int thinp_meta_get_superblock(thinp_meta *meta, uint64_t source, thinp_meta_supe
 {
 	thinp_meta_superblock x;
 	struct thin_sb sb;
-	uint32_t size;
 	int r;
 
-	if (!out || out->struct_size < offsetof(thinp_meta_superblock, held_root))
+	if (thinp_abi_copy_out(out, NULL, 0, SUPERBLOCK_MIN_SIZE))
 		return thin_err(meta, -EINVAL, "bad thinp_meta_superblock struct_size");
-	size = THINP_MIN(out->struct_size, (uint32_t)sizeof(x));
 	r = thin_xlock(meta);
 	if (r)
 		return r;
 	r = thin_read_source_sb_locked(meta, source, &sb);
 	if (!r) {
 		fill_sb(meta, &sb, source == THINP_META_LIVE, &x);
-		x.struct_size = size;
-		memcpy(out, &x, size);
+		thinp_abi_copy_out(out, &x, sizeof(x), SUPERBLOCK_MIN_SIZE);
 	}
 	thin_unlock(meta);
 	return r;
@@ -63,12 +64,11 @@ int thinp_meta_get_superblock(thinp_meta *meta, uint64_t source, thinp_meta_supe
 
 int thinp_meta_set_superblock_fields(thinp_meta *meta, const thinp_meta_superblock *sb)
 {
-	thinp_meta_superblock x = THINP_META_SUPERBLOCK_INIT;
+	thinp_meta_superblock x;
 	int r;
 
-	if (!sb || sb->struct_size < offsetof(thinp_meta_superblock, held_root))
+	if (thinp_abi_copy_in(&x, sizeof(x), sb, SUPERBLOCK_MIN_SIZE, 0))
 		return thin_err(meta, -EINVAL, "bad thinp_meta_superblock struct_size");
-	memcpy(&x, sb, THINP_MIN((size_t)sb->struct_size, sizeof(x)));
 	if (x.version < THIN_VERSION_MIN || x.version > THIN_VERSION_MAX)
 		return thin_err(meta, -EINVAL, "version must be 1 or 2");
 	if (x.flags & ~THINP_META_FLAG_NEEDS_CHECK)
@@ -121,13 +121,12 @@ static int status_locked(struct thinp_meta *meta, thinp_meta_status *x)
 
 int thinp_meta_get_status(thinp_meta *meta, thinp_meta_status *out)
 {
+	const size_t min_size = offsetof(thinp_meta_status, metadata_reserve);
 	thinp_meta_status x;
-	uint32_t size;
 	int r;
 
-	if (!out || out->struct_size < offsetof(thinp_meta_status, metadata_reserve))
+	if (thinp_abi_copy_out(out, NULL, 0, min_size))
 		return thin_err(meta, -EINVAL, "bad thinp_meta_status struct_size");
-	size = THINP_MIN(out->struct_size, (uint32_t)sizeof(x));
 	r = thin_xlock(meta);
 	if (r)
 		return r;
@@ -135,8 +134,7 @@ int thinp_meta_get_status(thinp_meta *meta, thinp_meta_status *out)
 	if (r) {
 		thin_err(meta, r, "reading the space maps: %s", thinp_strerror(r));
 	} else {
-		x.struct_size = size;
-		memcpy(out, &x, size);
+		thinp_abi_copy_out(out, &x, sizeof(x), min_size);
 	}
 	thin_unlock(meta);
 	return r;

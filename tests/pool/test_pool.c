@@ -39,7 +39,7 @@ static void test_provision_and_zeroing(void **state)
 {
 	struct tpool t;
 	thinp_thin *thin;
-	thinp_mapping m;
+	thinp_mapping m = THINP_MAPPING_INIT;
 	thinp_thin_status ts = THINP_THIN_STATUS_INIT;
 	uint8_t *buf = malloc(TEST_BS * 2), w[100];
 
@@ -142,7 +142,7 @@ static void test_snapshot_breaks_sharing(void **state)
 {
 	struct tpool t;
 	thinp_thin *a, *b;
-	thinp_mapping ma, mb;
+	thinp_mapping ma = THINP_MAPPING_INIT, mb = THINP_MAPPING_INIT;
 	uint8_t *buf = malloc(TEST_BS);
 
 	tpool_setup(&t, 32, NULL);
