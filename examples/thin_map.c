@@ -160,10 +160,12 @@ int main(int argc, char **argv)
 	if (!r && !all) {
 		r = thinp_meta_walk_mappings(w.meta, w.source, id, print_mapping_run, &w);
 	}
-	if (r)
+	if (r) {
+		char msg[256];
+
 		fprintf(stderr, "thin_map: %s\n",
-			w.meta && *thinp_meta_errmsg(w.meta) ? thinp_meta_errmsg(w.meta)
-							     : thinp_strerror(r));
+			thinp_meta_errmsg(w.meta, msg, sizeof(msg)) ? msg : thinp_strerror(r));
+	}
 	thinp_meta_close(w.meta);
 	thinp_io_close(io);
 	free(w.counts.n);

@@ -22,6 +22,7 @@ struct data_ctx {
 	thinp_pool *pool;
 	thinp_thin *thin;
 	uint64_t dev;
+	char errmsg[256]; /* the pool's error message, copied by pool_error() */
 };
 
 struct data_args {
@@ -44,9 +45,8 @@ static int open_io(thinp_io **io, const char *path, bool rdonly)
 
 static const char *pool_error(struct data_ctx *c, int e)
 {
-	const char *m = c->pool ? thinp_pool_errmsg(c->pool) : "";
-
-	return *m ? m : thinp_strerror(e);
+	return thinp_pool_errmsg(c->pool, c->errmsg, sizeof(c->errmsg)) ? c->errmsg
+									 : thinp_strerror(e);
 }
 
 static void data_close(struct data_ctx *c)

@@ -62,6 +62,7 @@ struct meta_ctx {
 	thinp_io *io;
 	thinp_meta *meta;
 	char last_log[512]; /* last error line from the library's log callback */
+	char errmsg[512];   /* the handle's error message, copied by meta_error() */
 };
 
 #define OPEN_RDONLY 1u

@@ -105,10 +105,8 @@ void meta_options(struct meta_ctx *c, thinp_meta_options *o)
 
 const char *meta_error(struct meta_ctx *c, int e)
 {
-	const char *m = c->meta ? thinp_meta_errmsg(c->meta) : "";
-
-	if (m && *m)
-		return m;
+	if (thinp_meta_errmsg(c->meta, c->errmsg, sizeof(c->errmsg)))
+		return c->errmsg;
 	if (c->last_log[0])
 		return c->last_log;
 	return thinp_strerror(e);

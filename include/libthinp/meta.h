@@ -267,11 +267,12 @@ THINP_API int thinp_meta_open(thinp_meta **out, thinp_io *io,
 THINP_API void thinp_meta_close(thinp_meta *meta);
 
 /*
- * thinp_meta_errmsg - a one-line description of the last error on this
- * handle ("" if none). Borrowed: valid until the next call on the handle.
+ * thinp_meta_errmsg - copy a one-line description of the last error on this
+ * handle ("" if none) into @buf, as thinp_pool_errmsg() does: snprintf-style,
+ * NUL-terminated when @len > 0, returning the full length. Thread-safe.
  * Since 1.0.
  */
-THINP_API const char *thinp_meta_errmsg(thinp_meta *meta);
+THINP_API size_t thinp_meta_errmsg(thinp_meta *meta, char *buf, size_t len);
 
 /* thinp_meta_mode - THINP_META_MODE_RW, _RO, _FAIL or _NO_SPACE. Thread-safe.
  * Since 1.0. */

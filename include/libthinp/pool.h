@@ -208,11 +208,15 @@ THINP_API int thinp_pool_commit(thinp_pool *pool);
 THINP_API int thinp_pool_get_status(thinp_pool *pool, thinp_pool_status *st);
 
 /*
- * thinp_pool_errmsg - a message about the last failure on this pool, or ""
- * when none. Borrowed; valid until the next failing call on the pool. With
- * several threads failing at once, the message is one of theirs. Since 1.0.
+ * thinp_pool_errmsg - copy the message about the last failure on this pool
+ * ("" when none) into @buf, snprintf-style: at most @len - 1 bytes and a
+ * NUL when @len > 0 (@buf may be NULL when @len is 0). Returns the message's
+ * full length, so a return >= @len means it was cut; a NULL pool gives "".
+ * The copy is taken under the lock that guards the message: thread-safe,
+ * and with several threads failing at once, the message is one of theirs,
+ * whole. Since 1.0.
  */
-THINP_API const char *thinp_pool_errmsg(thinp_pool *pool);
+THINP_API size_t thinp_pool_errmsg(thinp_pool *pool, char *buf, size_t len);
 
 /*
  * thinp_pool_resize_data - grow the pool to @nr_blocks data blocks and

@@ -122,9 +122,16 @@ int pool_md_failed_locked(thinp_pool *pool, int err, const char *what)
 	return pool_err(pool, err, "%s failed, pool is in fail mode", what);
 }
 
-const char *thinp_pool_errmsg(thinp_pool *pool)
+size_t thinp_pool_errmsg(thinp_pool *pool, char *buf, size_t len)
 {
-	return pool ? pool->errmsg : "";
+	size_t n;
+
+	if (!pool)
+		return thinp_abi_copy_string(buf, len, "");
+	pthread_mutex_lock(&pool->state_lock);
+	n = thinp_abi_copy_string(buf, len, pool->errmsg);
+	pthread_mutex_unlock(&pool->state_lock);
+	return n;
 }
 
 /* ---- metadata operations in flight versus commit ---- */

@@ -33,9 +33,16 @@ int thin_err(struct thinp_meta *meta, int r, const char *fmt, ...)
 	return r;
 }
 
-const char *thinp_meta_errmsg(thinp_meta *meta)
+size_t thinp_meta_errmsg(thinp_meta *meta, char *buf, size_t len)
 {
-	return meta ? meta->errmsg : "";
+	size_t n;
+
+	if (!meta)
+		return thinp_abi_copy_string(buf, len, "");
+	pthread_mutex_lock(&meta->err_lock);
+	n = thinp_abi_copy_string(buf, len, meta->errmsg);
+	pthread_mutex_unlock(&meta->err_lock);
+	return n;
 }
 
 int thin_rlock(struct thinp_meta *meta)

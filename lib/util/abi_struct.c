@@ -37,6 +37,19 @@ int thinp_abi_copy_in(void *dst, size_t size, const void *src, size_t min_size,
 	return 0;
 }
 
+size_t thinp_abi_copy_string(char *buf, size_t len, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (len) {
+		size_t k = THINP_MIN(n, len - 1);
+
+		memcpy(buf, s, k);
+		buf[k] = '\0';
+	}
+	return n;
+}
+
 int thinp_abi_copy_out(void *dst, const void *src, size_t size, size_t min_size)
 {
 	uint32_t n;

@@ -43,4 +43,11 @@ int thinp_abi_copy_in(void *dst, size_t size, const void *src, size_t min_size,
  */
 int thinp_abi_copy_out(void *dst, const void *src, size_t size, size_t min_size);
 
+/*
+ * thinp_abi_copy_string - the copy-out of a string (an error message) into a
+ * caller's buffer, snprintf-style: at most len - 1 bytes and a NUL when
+ * len > 0; returns strlen(s). The caller holds whatever lock guards `s`.
+ */
+size_t thinp_abi_copy_string(char *buf, size_t len, const char *s);
+
 #endif

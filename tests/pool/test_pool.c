@@ -543,7 +543,19 @@ static void out_of_metadata_space(bool in_allocation)
 	assert_int_equal(thinp_pool_get_status(t.pool, &ps), 0);
 	assert_int_equal(ps.mode, THINP_POOL_MODE_READ_ONLY);
 	assert_int_equal(ps.needs_check, 0);
-	assert_string_not_equal(thinp_pool_errmsg(t.pool), "");
+	{
+		/* The copy: full length returned, cut and terminated. */
+		size_t n = thinp_pool_errmsg(t.pool, NULL, 0);
+		char full[512], cut[8];
+
+		assert_true(n > sizeof(cut) && n < sizeof(full));
+		assert_int_equal(thinp_pool_errmsg(t.pool, full, sizeof(full)), n);
+		assert_int_equal(strlen(full), n);
+		memset(cut, 'x', sizeof(cut));
+		assert_int_equal(thinp_pool_errmsg(t.pool, cut, sizeof(cut)), n);
+		assert_int_equal(strlen(cut), sizeof(cut) - 1);
+		assert_memory_equal(cut, full, sizeof(cut) - 1);
+	}
 	/* Rolled back to the last commit: block 1's mapping is gone. */
 	assert_int_equal(thinp_thin_read(a, &b, 1, TEST_BS), 0);
 	assert_int_equal(b, 0);
@@ -656,7 +668,7 @@ static void test_messages_and_status(void **state)
 	assert_true(ps.metadata_used >= 102); /* includes the reserve */
 	assert_int_equal(thinp_pool_release_metadata_snap(t.pool), 0);
 	assert_int_equal(thinp_pool_release_metadata_snap(t.pool), -EINVAL);
-	assert_string_not_equal(thinp_pool_errmsg(t.pool), "");
+	assert_true(thinp_pool_errmsg(t.pool, NULL, 0) > 0);
 	tpool_close(&t);
 	/* Persisted. */
 	tpool_open(&t);

@@ -202,3 +202,11 @@ int th_thin_check(thinp_io *io)
 		fprintf(stderr, "thin_check exit %d:\n%s\n", rc, out);
 	return rc;
 }
+
+const char *th_errmsg(thinp_meta *meta)
+{
+	static char msg[512];
+
+	thinp_meta_errmsg(meta, msg, sizeof(msg));
+	return msg;
+}

@@ -36,5 +36,7 @@ int th_run(char *const argv[], char *out, size_t len);
 /* thin_check on a file copy of io: returns its exit status, or 77 if the
  * tool is missing. Prints its output when it fails. */
 int th_thin_check(thinp_io *io);
+/* The handle's error message (static buffer, overwritten by the next call). */
+const char *th_errmsg(thinp_meta *meta);
 
 #endif

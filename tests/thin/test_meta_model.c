@@ -30,7 +30,7 @@ static void run_model(uint64_t seed, unsigned steps, uint64_t meta_bytes)
 			continue;
 		if (o.r != o.expected) {
 			fprintf(stderr, "step %u: %s returned %d, model expected %d (%s)\n", i,
-				o.name, o.r, o.expected, thinp_meta_errmsg(meta));
+				o.name, o.r, o.expected, th_errmsg(meta));
 			fail();
 		}
 		if (!strcmp(o.name, "abort"))

@@ -54,7 +54,7 @@ static void assert_no_space(thinp_meta *meta, thinp_io *io)
 	assert_int_equal(thinp_meta_commit(meta), -EROFS);
 	assert_int_equal(thinp_meta_message(meta, "create_thin 999"), -EROFS);
 	assert_int_equal(thinp_meta_resize_data(meta, NR_DATA + 1), -EROFS);
-	assert_true(strlen(thinp_meta_errmsg(meta)) > 0);
+	assert_true(thinp_meta_errmsg(meta, NULL, 0) > 0);
 	th_check_clean(io);
 }
 
@@ -246,7 +246,7 @@ static void test_exhaustion_sweep(void **state)
 		r = run(meta, every, resume, &resume, &in_commit);
 		if (r)
 			fail_msg("size %llu: %d after the metadata grew: %s", (unsigned long long)size,
-				 r, thinp_meta_errmsg(meta));
+				 r, th_errmsg(meta));
 		assert_int_equal(thinp_meta_commit(meta), 0);
 		th_check_clean(io);
 		if (size % 8 == 0)

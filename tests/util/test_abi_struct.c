@@ -83,6 +83,22 @@ static void test_copy_out_prefix(void **state)
 	assert_int_equal(thinp_abi_copy_out(NULL, &full, sizeof(full), 8), -EINVAL);
 }
 
+static void test_copy_string(void **state)
+{
+	char buf[4] = "zzz";
+
+	assert_int_equal(thinp_abi_copy_string(NULL, 0, "hello"), 5);
+	assert_int_equal(thinp_abi_copy_string(buf, 1, "hello"), 5);
+	assert_string_equal(buf, "");
+	assert_int_equal(thinp_abi_copy_string(buf, sizeof(buf), "hello"), 5);
+	assert_string_equal(buf, "hel");
+	assert_int_equal(thinp_abi_copy_string(buf, sizeof(buf), "hi"), 2);
+	assert_string_equal(buf, "hi");
+	/* A NULL handle has no message. */
+	assert_int_equal(thinp_pool_errmsg(NULL, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+}
+
 /* Through the API: an options struct with a wrong version or too small is
  * refused; a mapping struct without its size is refused, one with it filled
  * and its size reported. */
@@ -134,6 +150,7 @@ int main(void)
 		cmocka_unit_test(test_copy_in_zero_extends),
 		cmocka_unit_test(test_copy_in_refusals),
 		cmocka_unit_test(test_copy_out_prefix),
+		cmocka_unit_test(test_copy_string),
 		cmocka_unit_test(test_public_structs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
