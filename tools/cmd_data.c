@@ -72,7 +72,7 @@ static int data_open(struct data_ctx *c, bool rdonly, bool want_thin)
 		po.features |= THINP_POOL_READ_ONLY;
 	e = thinp_pool_open(&c->pool, c->meta, c->data, &po);
 	if (e)
-		return err("%s: %s", c->meta_path, thinp_strerror(e));
+		return err("%s: %s", c->meta_path, e == -EBUSY ? METADATA_BUSY : thinp_strerror(e));
 	if (!want_thin)
 		return EXIT_OK;
 	to.size = TOOL_VOLUME_SIZE;

@@ -67,6 +67,9 @@ struct meta_ctx {
 
 #define OPEN_RDONLY 1u
 
+/* What a writer is told when another one owns the metadata (-EBUSY). */
+#define METADATA_BUSY "metadata device is in use by another writer"
+
 /*
  * Open `path` and its metadata. On failure prints the error and returns
  * EXIT_FAIL, with nothing left open.

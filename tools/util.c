@@ -124,6 +124,17 @@ int io_open(struct meta_ctx *c, const char *path, unsigned flags)
 		return err("%s: not a regular file or block device", path);
 	if (e)
 		return err("%s: %s", path, strerror(-e));
+	/* A writer owns the metadata for as long as it has it open, as a pool
+	 * does: a second writer (another thinp, a program's open pool, the
+	 * kernel's) is refused rather than corrupting it. */
+	if (!(flags & OPEN_RDONLY)) {
+		e = thinp_io_lock(c->io, THINP_IO_LOCK_EXCLUSIVE);
+		if (e) {
+			thinp_io_close(c->io);
+			c->io = NULL;
+			return err("%s: %s", path, e == -EBUSY ? METADATA_BUSY : strerror(-e));
+		}
+	}
 	return EXIT_OK;
 }
 

@@ -64,6 +64,10 @@ extern "C" {
  * (punch a hole) as long as it reads back as zeroes. */
 #define THINP_IO_NO_UNMAP (1u << 1)
 
+/* Requests for thinp_io_lock() and thinp_io_ops.lock. */
+#define THINP_IO_LOCK_NONE 0u      /* release the lock (a no-op if not held) */
+#define THINP_IO_LOCK_EXCLUSIVE 1u /* become the device's only owner */
+
 /* Flags for thinp_io_new() and the built-in openers. */
 #define THINP_IO_RDONLY (1u << 0) /* refuse writes, discards and write-zeroes */
 #define THINP_IO_DIRECT (1u << 1) /* file backend: O_DIRECT (4 KiB alignment) */
@@ -119,11 +123,20 @@ typedef struct thinp_io_ops {
 	 * space reads back as zeroes). NULL: thinp_io_resize() returns
 	 * -EOPNOTSUPP. Since version 1. */
 	int (*resize)(void *ctx, uint64_t bytes);
+	/* Optional: exclusive ownership of the device across handles and
+	 * processes (see thinp_io_lock()). how = THINP_IO_LOCK_EXCLUSIVE: take
+	 * it, or fail at once (never wait) with -EBUSY if someone else holds
+	 * it; THINP_IO_LOCK_NONE: release it (must not fail). The handle calls
+	 * it only for a change of state (never EXCLUSIVE twice without a NONE
+	 * between) and releases a held lock before close. NULL: no exclusion
+	 * beyond the handle's own. Since version 1. */
+	int (*lock)(void *ctx, uint32_t how);
 	/* Fields added in later versions go here, each marked "since version N". */
 } thinp_io_ops;
 
-#define THINP_IO_OPS_INIT \
-	{ sizeof(thinp_io_ops), THINP_IO_OPS_VERSION, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+#define THINP_IO_OPS_INIT                                                                  \
+	{ sizeof(thinp_io_ops), THINP_IO_OPS_VERSION, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, \
+	  NULL, NULL, NULL }
 
 /* An open device. Opaque. */
 typedef struct thinp_io thinp_io;
@@ -203,6 +216,31 @@ THINP_API uint32_t thinp_io_align(const thinp_io *io);
  * for: those requests fail with -EINVAL. Since 1.0.
  */
 THINP_API int thinp_io_resize(thinp_io *io, uint64_t bytes);
+
+/*
+ * thinp_io_lock - take (THINP_IO_LOCK_EXCLUSIVE) or release
+ * (THINP_IO_LOCK_NONE) exclusive ownership of the device, so that two
+ * writers never use one device at once: a pool takes it on its metadata
+ * device for as long as it is open for writing (see pool.h).
+ * EXCLUSIVE fails with -EBUSY, without waiting, when the device is already
+ * owned: through this handle, or (where the backend has a lock callback)
+ * through another handle, another process or the kernel. For the built-in
+ * backends: a regular file gets an open-file-description write lock over the
+ * whole file (fcntl F_OFD_SETLK: any other open(2) of the file, in this
+ * process or another, that asks for it is refused), a block device a second
+ * descriptor opened with O_EXCL (refused while the kernel or another O_EXCL
+ * opener holds the device: a mounted filesystem, a device-mapper table); the
+ * memory backend has only the handle's own exclusion (one handle per
+ * device anyway); the fault backend passes the request to its lower device.
+ * A backend of the caller's without a lock callback gets the handle's own
+ * exclusion only: anything wider is then the caller's business.
+ * The lock is advisory: readers never take it, and opening or reading a
+ * locked device is not refused. It is released by NONE or by
+ * thinp_io_close(). Errors: -EBUSY (owned elsewhere), -EROFS (EXCLUSIVE on a
+ * read-only handle), -EINVAL (unknown request), and the backend's own
+ * (-ENOLCK, -EIO...). Thread-safe. Since 1.0.
+ */
+THINP_API int thinp_io_lock(thinp_io *io, uint32_t how);
 
 /*
  * thinp_io_open_memory - a RAM-backed device of `size` bytes, zero-filled,

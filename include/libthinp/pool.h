@@ -163,9 +163,13 @@ typedef struct thinp_pool_status {
  *        data blocks.
  * @opts: options (data_block_size 0 means 64 KiB). NULL: the INIT defaults.
  * Both devices are borrowed: they must stay open until thinp_pool_close()
- * returns. Anything on @meta is overwritten.
- * Errors: -EINVAL (bad options, devices too small, a read-only device),
- * -EIO, -ENOMEM, -EAGAIN (no commit thread, see commit_interval_ms).
+ * returns. Anything on @meta is overwritten. The pool owns @meta
+ * exclusively (thinp_io_lock()) from before it writes until it is closed.
+ * Errors: -EINVAL (bad options, THINP_POOL_READ_ONLY, devices too small),
+ * -EROFS (a read-only metadata or data device), -EBUSY (another writer owns
+ * @meta: the log callback gets "metadata device is in use by another
+ * writer"), -EIO, -ENOMEM, -EAGAIN (no commit thread, see
+ * commit_interval_ms).
  * Thread-safe (it touches no shared state). Since 1.0.
  */
 THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data,
@@ -179,17 +183,26 @@ THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data
  * As the kernel does when it loads a pool, a read-write open takes into use
  * a data or metadata device that grew while the pool was closed (a resize,
  * committed); a data device smaller than the pool's data blocks is refused.
+ * Ownership: an open for writing (no THINP_POOL_READ_ONLY, a writable @meta)
+ * takes @meta's exclusive lock (thinp_io_lock()) before reading it and keeps
+ * it until thinp_pool_close(), even if needs_check then makes the pool
+ * read-only, so two processes never write one pool. A read-only open takes
+ * no lock: it works while another process (or the kernel) owns the pool,
+ * e.g. to read a held metadata snapshot, but the live metadata may change
+ * under it.
  * Errors: -EINVAL (bad options, block size mismatch, data device too
- * small), -EILSEQ/-ENOTBLK (corrupt metadata), -ENODATA (unformatted
- * metadata), -EIO, -ENOMEM, -EAGAIN (no commit thread, see
- * commit_interval_ms). Since 1.0.
+ * small), -EBUSY (opening for writing, and another writer owns @meta: the
+ * log callback gets "metadata device is in use by another writer"),
+ * -EILSEQ/-ENOTBLK (corrupt metadata), -ENODATA (unformatted metadata),
+ * -EIO, -ENOMEM, -EAGAIN (no commit thread, see commit_interval_ms).
+ * Since 1.0.
  */
 THINP_API int thinp_pool_open(thinp_pool **out, thinp_io *meta, thinp_io *data,
 			      const thinp_pool_options *opts);
 
 /*
  * thinp_pool_close - commit (if writable and not failed), stop the commit
- * thread and free the pool. Every thin volume of the pool must be closed
+ * thread, release the metadata device's lock and free the pool. Every thin volume of the pool must be closed
  * first (-EBUSY otherwise, and the pool stays open). NULL returns 0.
  * Returns the commit's error, the pool being freed anyway. Since 1.0.
  */

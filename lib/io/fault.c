@@ -427,6 +427,15 @@ static int fault_resize(void *ctx, uint64_t bytes)
 	return r;
 }
 
+/* Ownership is the lower device's: a test "reboots" onto it, and the lock
+ * must be the same one. Not an I/O request: it works after a cut too. */
+static int fault_lock(void *ctx, uint32_t how)
+{
+	thinp_io_fault *f = ctx;
+
+	return thinp_io_lock(f->lower, how);
+}
+
 static void fault_close(void *ctx)
 {
 	unref(ctx);
@@ -465,6 +474,7 @@ int thinp_io_open_fault(thinp_io **out, thinp_io_fault **fault, thinp_io *lower,
 	ops.write_zeroes = fault_write_zeroes;
 	ops.close = fault_close;
 	ops.resize = fault_resize;
+	ops.lock = fault_lock;
 	r = thinp_io_new(out, &ops, f, flags);
 	if (r) {
 		pthread_mutex_destroy(&f->lock);

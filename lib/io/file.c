@@ -19,6 +19,16 @@
  * is probed at open on regular files, by punching a hole past the end of the
  * file, which changes nothing, so THINP_IO_CAP_DISCARD is declared only where
  * it works.
+ *
+ * Exclusive ownership (thinp_io_lock) differs by kind. A regular file takes
+ * an open-file-description lock (F_OFD_SETLK) over the whole file: it belongs
+ * to this descriptor, so it conflicts with every other open(2) of the file,
+ * in this process too (a classic POSIX lock would not), and it goes away
+ * with the descriptor, even if the process dies. A block device is claimed
+ * by opening it a second time with O_EXCL, which the kernel refuses while
+ * anything else claims it (a mount, a device-mapper table, another O_EXCL
+ * opener); the descriptor is kept until the lock is released. It is opened
+ * through /proc/self/fd, so it is the same device even if the path changed.
  */
 #include "config.h" /* _GNU_SOURCE, for O_DIRECT and fallocate() */
 
@@ -27,6 +37,7 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -45,6 +56,7 @@
 
 struct filedev {
 	int fd;
+	int excl_fd; /* a block device's O_EXCL claim, or -1 */
 	bool blockdev;
 	bool direct;
 };
@@ -187,10 +199,45 @@ static int file_resize(void *ctx, uint64_t bytes)
 	return ftruncate(d->fd, (off_t)bytes) ? -errno : 0;
 }
 
+static int ofd_lock(struct filedev *d, uint32_t how)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl)); /* whole file; l_pid 0, as OFD locks require */
+	fl.l_type = how == THINP_IO_LOCK_EXCLUSIVE ? F_WRLCK : F_UNLCK;
+	fl.l_whence = SEEK_SET;
+	if (!fcntl(d->fd, F_OFD_SETLK, &fl))
+		return 0;
+	return errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+}
+
+static int bdev_lock(struct filedev *d, uint32_t how)
+{
+	char self[64];
+
+	if (how == THINP_IO_LOCK_NONE) {
+		close(d->excl_fd);
+		d->excl_fd = -1;
+		return 0;
+	}
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", d->fd);
+	d->excl_fd = open(self, O_RDONLY | O_EXCL | O_CLOEXEC);
+	return d->excl_fd < 0 ? -errno : 0;
+}
+
+static int file_lock(void *ctx, uint32_t how)
+{
+	struct filedev *d = ctx;
+
+	return d->blockdev ? bdev_lock(d, how) : ofd_lock(d, how);
+}
+
 static void file_close(void *ctx)
 {
 	struct filedev *d = ctx;
 
+	if (d->excl_fd >= 0)
+		close(d->excl_fd);
 	close(d->fd);
 	free(d);
 }
@@ -250,6 +297,7 @@ int thinp_io_open_file(thinp_io **out, const char *path, uint32_t flags)
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
+	d->excl_fd = -1;
 	d->fd = open_fd(path, flags);
 	if (d->fd < 0) {
 		r = d->fd;
@@ -275,6 +323,7 @@ int thinp_io_open_file(thinp_io **out, const char *path, uint32_t flags)
 	ops.write_zeroes = file_write_zeroes;
 	ops.close = file_close;
 	ops.resize = file_resize;
+	ops.lock = file_lock;
 	r = thinp_io_new(out, &ops, d, flags & THINP_IO_RDONLY);
 	if (!r)
 		return 0;

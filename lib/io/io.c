@@ -26,7 +26,7 @@
 #include "util/abi_struct.h"
 
 /* The smallest struct_size that still holds every version-1 field. */
-#define OPS_V1_SIZE (offsetof(thinp_io_ops, resize) + sizeof(((thinp_io_ops *)0)->resize))
+#define OPS_V1_SIZE (offsetof(thinp_io_ops, lock) + sizeof(((thinp_io_ops *)0)->lock))
 
 struct thinp_io {
 	thinp_io_ops ops;
@@ -37,6 +37,8 @@ struct thinp_io {
 	pthread_mutex_t serial;   /* guards backend calls when serialize is set */
 	pthread_mutex_t size_lock; /* guards size */
 	uint64_t size;
+	pthread_mutex_t owner_lock; /* guards owned, held across ops.lock */
+	bool owned;                 /* THINP_IO_LOCK_EXCLUSIVE is held */
 };
 
 /* Take the caller's ops into the handle's zero-extended copy, and check it. */
@@ -55,6 +57,13 @@ static int read_ops(thinp_io_ops *dst, const thinp_io_ops *src)
 	if ((ops->caps & THINP_IO_CAP_WRITE_ZEROES) && !ops->write_zeroes)
 		return -EINVAL;
 	return 0;
+}
+
+static void destroy_locks(thinp_io *io)
+{
+	pthread_mutex_destroy(&io->serial);
+	pthread_mutex_destroy(&io->size_lock);
+	pthread_mutex_destroy(&io->owner_lock);
 }
 
 int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx, uint32_t flags)
@@ -86,10 +95,10 @@ int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx, uint32_t fl
 	io->serialize = !(io->ops.caps & THINP_IO_CAP_THREADSAFE);
 	pthread_mutex_init(&io->serial, NULL);
 	pthread_mutex_init(&io->size_lock, NULL);
+	pthread_mutex_init(&io->owner_lock, NULL);
 	r = io->ops.size(ctx, &io->size);
 	if (r) {
-		pthread_mutex_destroy(&io->serial);
-		pthread_mutex_destroy(&io->size_lock);
+		destroy_locks(io);
 		free(io);
 		return r;
 	}
@@ -101,10 +110,12 @@ void thinp_io_close(thinp_io *io)
 {
 	if (!io)
 		return;
+	/* A backend's lock may outlive its descriptor (the fault backend's
+	 * lower device does): release it explicitly. */
+	thinp_io_lock(io, THINP_IO_LOCK_NONE);
 	if (io->ops.close)
 		io->ops.close(io->ctx);
-	pthread_mutex_destroy(&io->serial);
-	pthread_mutex_destroy(&io->size_lock);
+	destroy_locks(io);
 	free(io);
 }
 
@@ -340,6 +351,35 @@ int thinp_io_resize(thinp_io *io, uint64_t bytes)
 		return r;
 	/* Refresh the cached size so a shrink is enforced at once. */
 	return thinp_io_size(io, &size);
+}
+
+/*
+ * Ownership is tracked here, so a second EXCLUSIVE through one handle is
+ * refused the same way for every backend; the backend's callback extends the
+ * exclusion to other handles and processes.
+ */
+int thinp_io_lock(thinp_io *io, uint32_t how)
+{
+	int r = 0;
+
+	if (!io || how > THINP_IO_LOCK_EXCLUSIVE)
+		return -EINVAL;
+	if (how == THINP_IO_LOCK_EXCLUSIVE && (io->flags & THINP_IO_RDONLY))
+		return -EROFS;
+	pthread_mutex_lock(&io->owner_lock);
+	if (how == THINP_IO_LOCK_EXCLUSIVE && io->owned) {
+		r = -EBUSY;
+	} else if (io->owned != (how == THINP_IO_LOCK_EXCLUSIVE)) {
+		if (io->ops.lock) {
+			enter(io);
+			r = io->ops.lock(io->ctx, how);
+			leave(io);
+		}
+		if (!r)
+			io->owned = how == THINP_IO_LOCK_EXCLUSIVE;
+	}
+	pthread_mutex_unlock(&io->owner_lock);
+	return r;
 }
 
 uint32_t thinp_io_caps(const thinp_io *io)

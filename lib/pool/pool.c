@@ -450,9 +450,21 @@ int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src)
 	return 0;
 }
 
+int pool_own_meta(thinp_io *meta, const thinp_pool_options *opts)
+{
+	const struct tlog log = { opts->log_fn, opts->log_ctx };
+	int r = thinp_io_lock(meta, THINP_IO_LOCK_EXCLUSIVE);
+
+	if (r == -EBUSY)
+		tlog(&log, THINP_LOG_ERROR, "metadata device is in use by another writer");
+	return r;
+}
+
 static void free_pool(thinp_pool *pool)
 {
 	pool->md->ops->destroy(pool->md);
+	if (pool->owns_meta)
+		thinp_io_lock(pool->meta_io, THINP_IO_LOCK_NONE);
 	pthread_cond_destroy(&pool->state_cond);
 	pthread_mutex_destroy(&pool->state_lock);
 	pthread_rwlock_destroy(&pool->md_lock);

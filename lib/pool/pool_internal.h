@@ -51,6 +51,7 @@ struct open_thin {
 struct thinp_pool {
 	/* Immutable after open. */
 	thinp_io *meta_io, *data_io;      /* borrowed */
+	bool owns_meta;                   /* holds meta_io's exclusive lock */
 	uint64_t block_size;              /* bytes */
 	uint32_t features;
 	uint32_t data_align;
@@ -105,6 +106,12 @@ struct thinp_thin {
  * measure on a metadata resize). */
 int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *data,
 		const thinp_pool_options *opts);
+
+/* Take the metadata device's exclusive lock for a pool opened for writing
+ * (thinp_io_lock); -EBUSY, logged as "metadata device is in use by another
+ * writer", when someone else owns it. The pool that gets owns_meta set
+ * releases it when freed. */
+int pool_own_meta(thinp_io *meta, const thinp_pool_options *opts);
 
 /* Read the caller's options (NULL: defaults) into a full-size copy;
  * -EINVAL for an unknown version or feature bit. */

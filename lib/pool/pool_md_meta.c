@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <libthinp/meta.h>
+#include "io/io_internal.h"
 #include "pool/pool_internal.h"
 #include "util/compiler.h"
 
@@ -262,12 +263,23 @@ int thinp_pool_format(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	params.flags = THINP_META_FORMAT_OVERWRITE;
 	params.data_block_size = opts.data_block_size >> SECTOR_SHIFT;
 	params.nr_data_blocks = bytes / opts.data_block_size;
-	meta_options(&mo, &opts, false);
-	r = thinp_meta_format(&meta, meta_io, &params, &mo);
+	if (thinp_io_is_read_only(data))
+		return -EROFS;
+	r = pool_own_meta(meta_io, &opts);
 	if (r)
 		return r;
-	r = wrap_meta(meta, &md);
-	return r ? r : pool_create(out, md, meta_io, data, &opts);
+	meta_options(&mo, &opts, false);
+	r = thinp_meta_format(&meta, meta_io, &params, &mo);
+	if (!r)
+		r = wrap_meta(meta, &md);
+	if (!r)
+		r = pool_create(out, md, meta_io, data, &opts);
+	if (r) {
+		thinp_io_lock(meta_io, THINP_IO_LOCK_NONE);
+		return r;
+	}
+	(*out)->owns_meta = true;
+	return 0;
 }
 
 /*
@@ -308,6 +320,7 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
 	thinp_pool_options opts;
 	thinp_meta_options mo;
+	bool owns_meta = false;
 	struct pool_md *md;
 	thinp_meta *meta;
 	int r;
@@ -318,28 +331,43 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	r = pool_read_options(&opts, user_opts);
 	if (r || !meta_io || !data)
 		return -EINVAL;
+	/* Opened for writing: no other writer may have the metadata. A
+	 * read-only open takes no lock, so it works beside a writer. */
+	if (!(opts.features & THINP_POOL_READ_ONLY) && !thinp_io_is_read_only(meta_io)) {
+		r = pool_own_meta(meta_io, &opts);
+		if (r)
+			return r;
+		owns_meta = true;
+	}
 	meta_options(&mo, &opts, opts.features & THINP_POOL_READ_ONLY);
 	r = thinp_meta_open(&meta, meta_io, &mo);
 	if (r)
-		return r;
+		goto unlock;
 	r = thinp_meta_get_superblock(meta, THINP_META_LIVE, &sb);
 	if (!r && opts.data_block_size &&
 	    (uint64_t)sb.data_block_size << SECTOR_SHIFT != opts.data_block_size)
 		r = -EINVAL;
 	if (r) {
 		thinp_meta_close(meta);
-		return r;
+		goto unlock;
 	}
 	if (thinp_meta_mode(meta) != THINP_META_MODE_RW)
 		opts.features |= THINP_POOL_READ_ONLY;
 	r = wrap_meta(meta, &md);
 	if (!r)
 		r = pool_create(out, md, meta_io, data, &opts);
-	if (!r)
-		r = fit_devices(*out, meta_io, data);
-	if (r && *out) {
+	if (r)
+		goto unlock;
+	/* From here the pool releases the lock when it is freed. */
+	(*out)->owns_meta = owns_meta;
+	r = fit_devices(*out, meta_io, data);
+	if (r) {
 		thinp_pool_close(*out);
 		*out = NULL;
 	}
+	return r;
+unlock:
+	if (owns_meta)
+		thinp_io_lock(meta_io, THINP_IO_LOCK_NONE);
 	return r;
 }

@@ -1,7 +1,9 @@
 /*
  * The file backend beyond the conformance table: the transfer loop under
- * short transfers and EINTR, open errors, persistence across handles, and a
- * real block device (a loop device, when the test may make one).
+ * short transfers and EINTR, open errors, persistence across handles,
+ * exclusive ownership (an OFD lock between handles and processes), and a
+ * real block device (a loop device, when the test may make one), claimed
+ * with O_EXCL.
  */
 #include "config.h"
 
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/testutil.h"
@@ -215,6 +218,104 @@ static bool loop_attach(struct loopdev *l, const char *backing, const char **why
 	return false;
 }
 
+/* Two handles (two open file descriptions) on one file: one owner at a time;
+ * readers are never refused; the lock goes with NONE or with the handle. */
+static void test_lock_between_handles(void **state)
+{
+	char path[512], buf[8];
+	thinp_io *a, *b, *ro;
+
+	path_in_tmp(path, sizeof(path), "lock-handles");
+	assert_int_equal(thinp_io_open_file(&a, path, THINP_IO_CREATE), 0);
+	assert_int_equal(thinp_io_resize(a, 4096), 0);
+	assert_int_equal(thinp_io_open_file(&b, path, 0), 0);
+	assert_int_equal(thinp_io_open_file(&ro, path, THINP_IO_RDONLY), 0);
+
+	assert_int_equal(thinp_io_lock(a, THINP_IO_LOCK_EXCLUSIVE), 0);
+	assert_int_equal(thinp_io_lock(a, THINP_IO_LOCK_EXCLUSIVE), -EBUSY);
+	assert_int_equal(thinp_io_lock(b, THINP_IO_LOCK_EXCLUSIVE), -EBUSY);
+	assert_int_equal(thinp_io_lock(ro, THINP_IO_LOCK_EXCLUSIVE), -EROFS);
+	assert_int_equal(thinp_io_lock(a, 7), -EINVAL);
+	/* Advisory: reading (and, for that matter, writing) still works. */
+	assert_int_equal(thinp_io_write(a, "owner", 5, 0, 0), 0);
+	assert_int_equal(thinp_io_read(ro, buf, 5, 0, 0), 0);
+	assert_memory_equal(buf, "owner", 5);
+
+	/* Released by NONE (twice is harmless), taken by the other. */
+	assert_int_equal(thinp_io_lock(a, THINP_IO_LOCK_NONE), 0);
+	assert_int_equal(thinp_io_lock(a, THINP_IO_LOCK_NONE), 0);
+	assert_int_equal(thinp_io_lock(b, THINP_IO_LOCK_EXCLUSIVE), 0);
+	assert_int_equal(thinp_io_lock(a, THINP_IO_LOCK_EXCLUSIVE), -EBUSY);
+	/* Released by close. */
+	thinp_io_close(b);
+	assert_int_equal(thinp_io_lock(a, THINP_IO_LOCK_EXCLUSIVE), 0);
+	thinp_io_close(a);
+	thinp_io_close(ro);
+	unlink(path);
+}
+
+/* Another process: refused while the child holds the lock, free once it has
+ * exited (its descriptors closed by the kernel, not by thinp_io_close). */
+static void test_lock_between_processes(void **state)
+{
+	int to_child[2], to_parent[2], status;
+	char path[512], c = 0;
+	thinp_io *io;
+	pid_t pid;
+
+	path_in_tmp(path, sizeof(path), "lock-procs");
+	assert_int_equal(thinp_io_open_file(&io, path, THINP_IO_CREATE), 0);
+	assert_int_equal(pipe(to_child), 0);
+	assert_int_equal(pipe(to_parent), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		thinp_io *mine;
+
+		if (thinp_io_open_file(&mine, path, 0) ||
+		    thinp_io_lock(mine, THINP_IO_LOCK_EXCLUSIVE))
+			_exit(1);
+		c = 'L';
+		if (write(to_parent[1], &c, 1) != 1 || read(to_child[0], &c, 1) != 1)
+			_exit(2);
+		_exit(0); /* without closing the handle */
+	}
+	assert_int_equal(read(to_parent[0], &c, 1), 1);
+	assert_int_equal(c, 'L');
+	assert_int_equal(thinp_io_lock(io, THINP_IO_LOCK_EXCLUSIVE), -EBUSY);
+	assert_int_equal(write(to_child[1], &c, 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(thinp_io_lock(io, THINP_IO_LOCK_EXCLUSIVE), 0);
+	thinp_io_close(io);
+	close(to_child[0]);
+	close(to_child[1]);
+	close(to_parent[0]);
+	close(to_parent[1]);
+	unlink(path);
+}
+
+/* A block device is claimed with O_EXCL: another handle, and any other
+ * O_EXCL opener, are refused until the claim is released. */
+static void block_device_lock(const char *path, thinp_io *io)
+{
+	thinp_io *other;
+	int fd;
+
+	assert_int_equal(thinp_io_open_file(&other, path, 0), 0);
+	assert_int_equal(thinp_io_lock(io, THINP_IO_LOCK_EXCLUSIVE), 0);
+	assert_int_equal(thinp_io_lock(other, THINP_IO_LOCK_EXCLUSIVE), -EBUSY);
+	fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+	assert_true(fd < 0 && errno == EBUSY);
+	assert_int_equal(thinp_io_lock(io, THINP_IO_LOCK_NONE), 0);
+	fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(thinp_io_lock(other, THINP_IO_LOCK_EXCLUSIVE), -EBUSY);
+	close(fd);
+	assert_int_equal(thinp_io_lock(other, THINP_IO_LOCK_EXCLUSIVE), 0);
+	thinp_io_close(other);
+}
+
 static void test_block_device(void **state)
 {
 	const uint64_t size = 8u << 20;
@@ -252,6 +353,7 @@ static void test_block_device(void **state)
 		assert_int_equal(thinp_io_read(io, back, 4096, size - 4096, 0), 0);
 		memset(buf, 0, sizeof(buf));
 		assert_memory_equal(buf, back, 4096);
+		block_device_lock(l.path, io);
 		thinp_io_close(io);
 	}
 	close(l.fd);
@@ -267,6 +369,8 @@ int main(void)
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_create_and_persist),
 		cmocka_unit_test(test_shrunk_behind_back),
+		cmocka_unit_test(test_lock_between_handles),
+		cmocka_unit_test(test_lock_between_processes),
 		cmocka_unit_test(test_block_device),
 	};
 	int r;

@@ -203,6 +203,50 @@ static void test_fua_survives_power_cut(void **state)
 	thinp_io_close(lower);
 }
 
+/* Memory: the handle's own exclusion. Fault: the lower device's lock, so a
+ * second wrapper over it, or the lower handle itself, is refused; closing
+ * the wrapper (even after a power cut) releases it. */
+static void test_lock_memory_and_fault(void **state)
+{
+	thinp_io *lower, *w1, *w2, *ro;
+	thinp_io_fault *f;
+
+	assert_int_equal(thinp_io_open_memory(&lower, 1 << 16, 0), 0);
+	assert_int_equal(thinp_io_lock(lower, THINP_IO_LOCK_EXCLUSIVE), 0);
+	assert_int_equal(thinp_io_lock(lower, THINP_IO_LOCK_EXCLUSIVE), -EBUSY);
+	assert_int_equal(thinp_io_lock(lower, THINP_IO_LOCK_NONE), 0);
+
+	assert_int_equal(thinp_io_open_fault(&w1, &f, lower, 0), 0);
+	assert_int_equal(thinp_io_open_fault(&w2, NULL, lower, 0), 0);
+	assert_int_equal(thinp_io_open_fault(&ro, NULL, lower, THINP_IO_RDONLY), 0);
+	assert_int_equal(thinp_io_lock(w1, THINP_IO_LOCK_EXCLUSIVE), 0);
+	assert_int_equal(thinp_io_lock(w2, THINP_IO_LOCK_EXCLUSIVE), -EBUSY);
+	assert_int_equal(thinp_io_lock(lower, THINP_IO_LOCK_EXCLUSIVE), -EBUSY);
+	assert_int_equal(thinp_io_lock(ro, THINP_IO_LOCK_EXCLUSIVE), -EROFS);
+	assert_int_equal(thinp_io_fault_cut(f, THINP_IO_FAULT_CUT_DROP, 1), 0);
+	thinp_io_close(w1);
+	assert_int_equal(thinp_io_lock(w2, THINP_IO_LOCK_EXCLUSIVE), 0);
+	thinp_io_close(w2);
+	assert_int_equal(thinp_io_lock(lower, THINP_IO_LOCK_EXCLUSIVE), 0);
+	thinp_io_close(ro);
+	thinp_io_fault_free(f);
+	thinp_io_close(lower);
+}
+
+/* A backend without a lock callback: the handle's exclusion only. */
+static void test_lock_without_callback(void **state)
+{
+	struct rec r;
+	thinp_io *io = rec_open(&r, 0);
+
+	assert_int_equal(thinp_io_lock(io, THINP_IO_LOCK_EXCLUSIVE), 0);
+	assert_int_equal(thinp_io_lock(io, THINP_IO_LOCK_EXCLUSIVE), -EBUSY);
+	assert_int_equal(thinp_io_lock(io, THINP_IO_LOCK_NONE), 0);
+	assert_int_equal(thinp_io_lock(io, THINP_IO_LOCK_EXCLUSIVE), 0);
+	assert_int_equal(thinp_io_lock(NULL, THINP_IO_LOCK_EXCLUSIVE), -EINVAL);
+	thinp_io_close(io);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +256,8 @@ int main(void)
 		cmocka_unit_test(test_flags_refused),
 		cmocka_unit_test(test_fua_native_and_emulated),
 		cmocka_unit_test(test_fua_survives_power_cut),
+		cmocka_unit_test(test_lock_memory_and_fault),
+		cmocka_unit_test(test_lock_without_callback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
