@@ -124,14 +124,9 @@ int pool_md_failed_locked(thinp_pool *pool, int err, const char *what)
 
 size_t thinp_pool_errmsg(thinp_pool *pool, char *buf, size_t len)
 {
-	size_t n;
-
 	if (!pool)
-		return thinp_abi_copy_string(buf, len, "");
-	pthread_mutex_lock(&pool->state_lock);
-	n = thinp_abi_copy_string(buf, len, pool->errmsg);
-	pthread_mutex_unlock(&pool->state_lock);
-	return n;
+		return thinp_abi_copy_string(buf, len, "", NULL);
+	return thinp_abi_copy_string(buf, len, pool->errmsg, &pool->state_lock);
 }
 
 /* ---- metadata operations in flight versus commit ---- */

@@ -35,14 +35,9 @@ int thin_err(struct thinp_meta *meta, int r, const char *fmt, ...)
 
 size_t thinp_meta_errmsg(thinp_meta *meta, char *buf, size_t len)
 {
-	size_t n;
-
 	if (!meta)
-		return thinp_abi_copy_string(buf, len, "");
-	pthread_mutex_lock(&meta->err_lock);
-	n = thinp_abi_copy_string(buf, len, meta->errmsg);
-	pthread_mutex_unlock(&meta->err_lock);
-	return n;
+		return thinp_abi_copy_string(buf, len, "", NULL);
+	return thinp_abi_copy_string(buf, len, meta->errmsg, &meta->err_lock);
 }
 
 int thin_rlock(struct thinp_meta *meta)

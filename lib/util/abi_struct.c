@@ -18,51 +18,65 @@ static uint32_t field32(const void *s, size_t index)
 	return v;
 }
 
+/* A caller's struct_size, if the struct is there and at least min_size
+ * bytes; 0 if not. */
+static uint32_t caller_size(const void *s, size_t min_size)
+{
+	uint32_t n;
+
+	if (!s)
+		return 0;
+	n = field32(s, 0);
+	return n >= min_size && n >= sizeof(uint32_t) ? n : 0;
+}
+
+/* Set the struct_size of the struct at p. */
+static void set_size(void *p, uint32_t n)
+{
+	memcpy(p, &n, sizeof(n));
+}
+
 int thinp_abi_copy_in(void *dst, size_t size, const void *src, size_t min_size,
 		      uint32_t version)
 {
-	uint32_t struct_size;
+	uint32_t n = caller_size(src, min_size);
 
-	if (!src)
-		return -EINVAL;
-	struct_size = field32(src, 0);
-	if (struct_size < min_size || struct_size < sizeof(uint32_t))
-		return -EINVAL;
-	if (version && (struct_size < 2 * sizeof(uint32_t) || field32(src, 1) != version))
+	if (!n || (version && (n < 2 * sizeof(uint32_t) || field32(src, 1) != version)))
 		return -EINVAL;
 	memset(dst, 0, size);
-	memcpy(dst, src, THINP_MIN((size_t)struct_size, size));
-	struct_size = (uint32_t)size;
-	memcpy(dst, &struct_size, sizeof(struct_size));
+	memcpy(dst, src, THINP_MIN((size_t)n, size));
+	set_size(dst, (uint32_t)size);
 	return 0;
 }
 
-size_t thinp_abi_copy_string(char *buf, size_t len, const char *s)
+int thinp_abi_copy_out(void *dst, const void *src, size_t size, size_t min_size)
 {
-	size_t n = strlen(s);
+	uint32_t n = caller_size(dst, min_size);
 
+	if (!n)
+		return -EINVAL;
+	if (!src)
+		return 0;
+	n = (uint32_t)THINP_MIN((size_t)n, size);
+	memcpy(dst, src, n);
+	set_size(dst, n);
+	return 0;
+}
+
+size_t thinp_abi_copy_string(char *buf, size_t len, const char *s, pthread_mutex_t *lock)
+{
+	size_t n;
+
+	if (lock)
+		pthread_mutex_lock(lock);
+	n = strlen(s);
 	if (len) {
 		size_t k = THINP_MIN(n, len - 1);
 
 		memcpy(buf, s, k);
 		buf[k] = '\0';
 	}
+	if (lock)
+		pthread_mutex_unlock(lock);
 	return n;
-}
-
-int thinp_abi_copy_out(void *dst, const void *src, size_t size, size_t min_size)
-{
-	uint32_t n;
-
-	if (!dst)
-		return -EINVAL;
-	n = field32(dst, 0);
-	if (n < min_size || n < sizeof(uint32_t))
-		return -EINVAL;
-	if (!src)
-		return 0;
-	n = (uint32_t)THINP_MIN((size_t)n, size);
-	memcpy(dst, src, n);
-	memcpy(dst, &n, sizeof(n));
-	return 0;
 }

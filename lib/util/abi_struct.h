@@ -13,6 +13,7 @@
 #ifndef THINP_UTIL_ABI_STRUCT_H
 #define THINP_UTIL_ABI_STRUCT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,8 +47,10 @@ int thinp_abi_copy_out(void *dst, const void *src, size_t size, size_t min_size)
 /*
  * thinp_abi_copy_string - the copy-out of a string (an error message) into a
  * caller's buffer, snprintf-style: at most len - 1 bytes and a NUL when
- * len > 0; returns strlen(s). The caller holds whatever lock guards `s`.
+ * len > 0; returns strlen(s). `lock`, if not NULL, is the mutex that guards
+ * `s`: it is held across the copy, so the caller gets one whole message even
+ * while other threads replace it.
  */
-size_t thinp_abi_copy_string(char *buf, size_t len, const char *s);
+size_t thinp_abi_copy_string(char *buf, size_t len, const char *s, pthread_mutex_t *lock);
 
 #endif

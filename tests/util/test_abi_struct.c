@@ -87,12 +87,12 @@ static void test_copy_string(void **state)
 {
 	char buf[4] = "zzz";
 
-	assert_int_equal(thinp_abi_copy_string(NULL, 0, "hello"), 5);
-	assert_int_equal(thinp_abi_copy_string(buf, 1, "hello"), 5);
+	assert_int_equal(thinp_abi_copy_string(NULL, 0, "hello", NULL), 5);
+	assert_int_equal(thinp_abi_copy_string(buf, 1, "hello", NULL), 5);
 	assert_string_equal(buf, "");
-	assert_int_equal(thinp_abi_copy_string(buf, sizeof(buf), "hello"), 5);
+	assert_int_equal(thinp_abi_copy_string(buf, sizeof(buf), "hello", NULL), 5);
 	assert_string_equal(buf, "hel");
-	assert_int_equal(thinp_abi_copy_string(buf, sizeof(buf), "hi"), 2);
+	assert_int_equal(thinp_abi_copy_string(buf, sizeof(buf), "hi", NULL), 2);
 	assert_string_equal(buf, "hi");
 	/* A NULL handle has no message. */
 	assert_int_equal(thinp_pool_errmsg(NULL, buf, sizeof(buf)), 0);
