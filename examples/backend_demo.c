@@ -4,12 +4,14 @@
  *
  *   1. a memory device: write, read back;
  *   2. a file device (a temporary file, or the path given as argument):
- *      create, grow, write, flush, reopen and read back;
+ *      create, grow, write, flush, take the exclusive lock (a second handle
+ *      on the file is refused), reopen and read back;
  *   3. a custom backend plugged in through thinp_io_ops: a tiny device that
  *      keeps its bytes in a static array and counts its calls;
- *   4. the fault-injecting wrapper: a write made durable by a flush, a write
- *      left unflushed, then a power cut; "rebooting" on the device below
- *      shows which survived.
+ *   4. the fault-injecting wrapper (<libthinp/testing.h>): a write made
+ *      durable by a flush, one made durable by THINP_IO_FUA, a write left
+ *      unflushed, then a power cut; "rebooting" on the device below shows
+ *      which survived.
  *
  * Build against an installed libthinp:
  *   cc backend_demo.c $(pkg-config --cflags --libs libthinp)
@@ -55,8 +57,8 @@ static void demo_file(const char *given)
 {
 	char tmpl[] = "/tmp/backend_demo-XXXXXX";
 	const char *path = given;
-	thinp_io *io;
 	char buf[32] = { 0 };
+	thinp_io *io, *other;
 	uint64_t size;
 
 	if (!path) {
@@ -75,7 +77,13 @@ static void demo_file(const char *given)
 	CHECK(thinp_io_flush(io));
 	printf("file: %s, discard %s\n", path,
 	       (thinp_io_caps(io) & THINP_IO_CAP_DISCARD) ? "supported" : "not supported");
-	thinp_io_close(io);
+	/* One writer at a time: what a pool does to its metadata device. */
+	CHECK(thinp_io_lock(io, THINP_IO_LOCK_EXCLUSIVE));
+	CHECK(thinp_io_open_file(&other, path, 0));
+	printf("file: locked; a second handle's lock fails: %s\n",
+	       thinp_strerror(thinp_io_lock(other, THINP_IO_LOCK_EXCLUSIVE)));
+	thinp_io_close(other);
+	thinp_io_close(io); /* releases the lock */
 
 	CHECK(thinp_io_open_file(&io, path, THINP_IO_RDONLY));
 	CHECK(thinp_io_size(io, &size));
@@ -156,13 +164,15 @@ static void demo_power_cut(void)
 {
 	thinp_io *disk, *io;
 	thinp_io_fault *fault;
-	char a[16] = { 0 }, b[16] = { 0 };
+	char a[16] = { 0 }, b[16] = { 0 }, c[16] = { 0 };
 	uint64_t writes;
 
 	CHECK(thinp_io_open_memory(&disk, 1 << 20, 0));
 	CHECK(thinp_io_open_fault(&io, &fault, disk, 0));
 	CHECK(thinp_io_write(io, "committed", 9, 0, 0));
 	CHECK(thinp_io_flush(io));
+	/* FUA: durable on return, as if a flush followed. */
+	CHECK(thinp_io_write(io, "forced", 6, 8192, THINP_IO_FUA));
 	CHECK(thinp_io_write(io, "in the cache", 12, 4096, 0));
 	printf("fault: one write flushed, one pending (%llu pending)\n",
 	       (unsigned long long)thinp_io_fault_pending(fault));
@@ -181,7 +191,8 @@ static void demo_power_cut(void)
 	memset(b, 0, sizeof(b));
 	CHECK(thinp_io_read(disk, a, 9, 0, 0));
 	CHECK(thinp_io_read(disk, b, 12, 4096, 0));
-	printf("fault: after reboot: flushed \"%s\", unflushed %s\n", a,
+	CHECK(thinp_io_read(disk, c, 6, 8192, 0));
+	printf("fault: after reboot: flushed \"%s\", FUA \"%s\", unflushed %s\n", a, c,
 	       b[0] ? "survived" : "lost");
 	thinp_io_close(disk);
 }

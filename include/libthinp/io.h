@@ -245,7 +245,8 @@ THINP_API int thinp_io_lock(thinp_io *io, uint32_t how);
 /*
  * thinp_io_open_memory - a RAM-backed device of `size` bytes, zero-filled,
  * byte-granular, thread-safe, supporting discard (reads back zeroes),
- * write-zeroes, resize and FUA (RAM needs no flush). Its contents live exactly as long as the handle.
+ * write-zeroes, resize and FUA (RAM needs no flush). Its contents live
+ * exactly as long as the handle.
  * Flags: THINP_IO_RDONLY. Errors: -ENOMEM. Since 1.0.
  */
 THINP_API int thinp_io_open_memory(thinp_io **out, uint64_t size, uint32_t flags);

@@ -202,8 +202,9 @@ THINP_API int thinp_pool_open(thinp_pool **out, thinp_io *meta, thinp_io *data,
 
 /*
  * thinp_pool_close - commit (if writable and not failed), stop the commit
- * thread, release the metadata device's lock and free the pool. Every thin volume of the pool must be closed
- * first (-EBUSY otherwise, and the pool stays open). NULL returns 0.
+ * thread, release the metadata device's lock and free the pool. Every thin
+ * volume of the pool must be closed first (-EBUSY otherwise, and the pool
+ * stays open). NULL returns 0.
  * Returns the commit's error, the pool being freed anyway. Since 1.0.
  */
 THINP_API int thinp_pool_close(thinp_pool *pool);
