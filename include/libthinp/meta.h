@@ -16,8 +16,9 @@
  * volumes needs only the stable tier. The metadata tier follows the same
  * rules (a released symbol never changes meaning) but versions separately,
  * so that it can grow with the on-disk format without touching the stable
- * tier. A pool and a thinp_meta handle must never be open on one metadata
- * device at the same time.
+ * tier. Two writers (a pool, a read-write thinp_meta handle) must never
+ * have one metadata device open at once: see thinp_meta_open() on taking
+ * the device's exclusive lock first.
  *
  * Transactions. Every change is made copy-on-write in memory and becomes
  * durable only at thinp_meta_commit(), which writes every new block, flushes,
@@ -250,6 +251,10 @@ THINP_API int thinp_meta_format(thinp_meta **out, thinp_io *io,
  * Checks the superblock: checksum, blocknr 0, magic, version 1 or 2, no
  * incompat flags, no compat_ro flags for read-write, sizes; opens both space
  * maps. A read-only io forces a read-only handle.
+ * It takes no lock on the device (thinp_io_lock()): a program that changes
+ * metadata takes THINP_IO_LOCK_EXCLUSIVE on @io first, as the thinp tool
+ * does, so that it is refused (-EBUSY) while a pool or another writer owns
+ * the device, instead of corrupting it.
  * Errors: -ENODATA (block 0 is all zeroes: never formatted), -EILSEQ (bad
  * superblock; thinp_meta_open has no handle to give a message on, so the
  * reason goes to the log callback), -ENOTBLK, -EOPNOTSUPP (unknown incompat
