@@ -10,7 +10,8 @@
 #
 # Two settings make compatible changes pass: --no-added-syms (a new function
 # is fine) and the suppression file (a member appended at the end of a
-# *_ops/*_options struct is fine). Everything else abidiff finds fails.
+# public struct is fine: every one begins with struct_size). Everything else
+# abidiff finds fails.
 #
 # Two ways the gate could pass without comparing, both guarded against:
 #  - abidiff passes silently on a library without debug info: the gate first
