@@ -191,8 +191,9 @@ THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data
  * e.g. to read a held metadata snapshot, but the live metadata may change
  * under it.
  * Errors: -EINVAL (bad options, block size mismatch, data device too
- * small), -EBUSY (opening for writing, and another writer owns @meta: the
- * log callback gets "metadata device is in use by another writer"),
+ * small), -EBUSY (opening for writing, and another writer owns @meta, the
+ * caller's own thinp_io_lock() included: the log callback gets "metadata
+ * device is in use by another writer"),
  * -EILSEQ/-ENOTBLK (corrupt metadata), -ENODATA (unformatted metadata),
  * -EIO, -ENOMEM, -EAGAIN (no commit thread, see commit_interval_ms).
  * Since 1.0.
