@@ -601,8 +601,9 @@ typedef void (*thinp_meta_finding_fn)(const thinp_meta_finding *finding, void *c
  *         leak; thin_restore 0.9.0 leaves one such block). An nr_allocated
  *         below the blocks in use is an error.
  * Returns 0 when there is no error (warnings allowed), -EILSEQ if any error
- * was reported, -ENODATA for an all-zero superblock, -EIO/-ENOMEM when it
- * could not finish. Thread-safe with respect to other handles.
+ * was reported, -ENODATA for an all-zero superblock, -EINVAL for a NULL io
+ * or an opts struct_size below the 1.0 struct's, -EIO/-ENOMEM when it could
+ * not finish. Thread-safe with respect to other handles.
  * Since 1.0.
  */
 THINP_API int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
