@@ -602,7 +602,7 @@ typedef void (*thinp_meta_finding_fn)(const thinp_meta_finding *finding, void *c
  *         below the blocks in use is an error.
  * Returns 0 when there is no error (warnings allowed), -EILSEQ if any error
  * was reported, -ENODATA for an all-zero superblock, -EINVAL for a NULL io
- * or an opts struct_size below the 1.0 struct's, -EIO/-ENOMEM when it could
+ * or an opts struct_size too small for log_ctx, -EIO/-ENOMEM when it could
  * not finish. Thread-safe with respect to other handles.
  * Since 1.0.
  */
