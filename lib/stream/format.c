@@ -4,11 +4,12 @@
  * anything and the reader after it has checked a CRC, so a stream the writer
  * produced always passes the reader, and a rule changed here changes both.
  *
- * The running digest chains the records' CRCs: D0 = crc32c_raw(~0, stream
- * id), D(k+1) = crc32c_raw(Dk, le32 CRC of record k). Each CRC already covers
- * its record's bytes (and its record number), so the chain costs four bytes
- * per record yet pins the whole sequence: a dropped, repeated, reordered or
- * foreign record changes every later digest.
+ * A record's CRC is the CRC-32C of the stream id followed by the record's
+ * frame and payload: it covers the record's number and ties it to its
+ * stream. The running digest chains the records' CRCs: D0 = crc32c_raw(~0,
+ * stream id), D(k+1) = crc32c_raw(Dk, le32 CRC of record k). The chain costs
+ * four bytes per record yet pins the whole sequence: a dropped, repeated,
+ * reordered or foreign record changes every later digest.
  */
 #include <errno.h>
 #include <string.h>
@@ -153,7 +154,7 @@ void stream_header_decode(thinp_stream_header *h, const struct stream_header_wir
 	position_decode(&h->resume, &w->resume);
 }
 
-uint32_t stream_digest_init(const uint8_t stream_id[16])
+uint32_t stream_seed(const uint8_t stream_id[16])
 {
 	return crc32c_raw(0xFFFFFFFFu, stream_id, 16);
 }
@@ -163,13 +164,14 @@ void stream_state_init(struct stream_state *s, const thinp_stream_header *h,
 {
 	s->nr_blocks = stream_nr_blocks(h);
 	s->max_data_blocks = stream_max_data_blocks(h->block_size);
+	s->seed = stream_seed(h->stream_id);
 	if (h->incompat & THINP_STREAM_INCOMPAT_RESUMING) {
 		s->pos = h->resume;
 		return;
 	}
 	memset(&s->pos, 0, sizeof(s->pos));
 	s->pos.bytes = header_len;
-	s->pos.digest = stream_digest_init(h->stream_id);
+	s->pos.digest = s->seed;
 }
 
 int stream_state_check_run(const struct stream_state *s, uint64_t first, uint64_t nr,

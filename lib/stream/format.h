@@ -5,7 +5,9 @@
  *
  * Layout: a header (struct stream_header_wire), then records. A record is a
  * frame (struct stream_frame: type, payload length, record number), the
- * payload, and the CRC-32C of frame and payload. Everything is little-endian.
+ * payload, and the CRC-32C of stream id, frame and payload (the stream id is
+ * not repeated in the record, but a record copied into another stream fails
+ * its CRC there). Everything is little-endian.
  */
 #ifndef THINP_STREAM_FORMAT_H
 #define THINP_STREAM_FORMAT_H
@@ -112,6 +114,7 @@ void stream_header_decode(thinp_stream_header *h, const struct stream_header_wir
  */
 struct stream_state {
 	thinp_stream_position pos; /* pos.next_block: where the next run may start */
+	uint32_t seed;             /* stream_seed(stream id): starts every record CRC */
 	uint64_t nr_blocks;
 	uint64_t max_data_blocks;
 };
@@ -133,8 +136,9 @@ int stream_state_check_checkpoint(const struct stream_state *s, uint64_t next_bl
 void stream_state_advance(struct stream_state *s, uint64_t record_len, uint32_t crc,
 			  uint64_t next_block);
 
-/* The running digest before the first record of a stream. */
-uint32_t stream_digest_init(const uint8_t stream_id[16]);
+/* crc32c_raw(~0, stream id): the register every record CRC starts from, and
+ * the running digest before the first record. */
+uint32_t stream_seed(const uint8_t stream_id[16]);
 
 static inline bool stream_type_known(uint32_t type)
 {

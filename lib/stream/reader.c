@@ -311,7 +311,7 @@ static int read_record(thinp_stream_reader *r, struct stream_frame *f, size_t *l
 		goto truncated;
 	if (ret)
 		return ret;
-	crc = crc32c_raw(crc32c_raw(0xFFFFFFFFu, f, sizeof(*f)), r->buf, *len) ^ 0xFFFFFFFFu;
+	crc = crc32c_raw(crc32c_raw(r->st.seed, f, sizeof(*f)), r->buf, *len) ^ 0xFFFFFFFFu;
 	if (crc != load_le32(r->buf + *len))
 		return record_fail(r, -EILSEQ, type, "CRC mismatch");
 	if (le64_to_cpu(f->seq) != r->rec.seq)

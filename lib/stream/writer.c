@@ -75,7 +75,7 @@ int stream_writer_emit(thinp_stream_writer *w, uint32_t type, const void *fixed,
 		.payload_len = cpu_to_le32((uint32_t)(fixed_len + data_len)),
 		.seq = cpu_to_le64(w->st.pos.records),
 	};
-	uint32_t crc = 0xFFFFFFFFu;
+	uint32_t crc = w->st.seed;
 	le32 crc_le;
 	int ret;
 
