@@ -186,11 +186,12 @@ THINP_API int thinp_stream_writer_begin(thinp_stream_writer **out,
  * Runs must come in ascending order without overlap: first must be at least
  * the end of the previous run (or checkpoint), and first + nr at most the
  * number of blocks of the device.
- * Errors: -EINVAL for nr == 0, a run out of order or past the end, a NULL buf,
- * a writer already ended or failed with -EINVAL from end; the write
- * callback's error, after which the writer has failed: every later call
- * returns that error (the stream is cut in the middle of a record).
- * Since 1.0.
+ * Errors: -EINVAL for nr == 0, a run out of order or past the end, a NULL buf
+ * or writer, a writer already ended (nothing is written then, and the writer
+ * may go on); the write callback's error, after which the writer has failed:
+ * every later call returns that error (the stream is cut in the middle of a
+ * record). A DATA run split into several records may fail after some of them
+ * went out. Since 1.0.
  */
 THINP_API int thinp_stream_writer_data(thinp_stream_writer *w, uint64_t first,
 				       uint64_t nr, const void *buf);
@@ -265,7 +266,8 @@ THINP_API int thinp_stream_reader_header(thinp_stream_reader *r,
  * delivered, returns -ENODATA; the reader reads nothing past END, so whatever
  * follows in the input is the caller's.
  * Errors: as thinp_stream_reader_header, plus -EOPNOTSUPP for an unknown
- * required record type; sticky. Since 1.0.
+ * required record type, -EINVAL if the read callback reports more bytes than
+ * it was asked for; sticky. Since 1.0.
  */
 THINP_API int thinp_stream_reader_next(thinp_stream_reader *r,
 				       const thinp_stream_record **out);
