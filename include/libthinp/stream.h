@@ -249,9 +249,10 @@ THINP_API int thinp_stream_reader_new(thinp_stream_reader **out,
 /*
  * thinp_stream_reader_header - read and check the header if not yet done, and
  * hand it out through *out (borrowed, valid until the reader is freed).
- * Errors: -EILSEQ (bad magic, CRC, field), -EPROTO (input shorter than a
- * header), -EOPNOTSUPP (version or required feature unknown), the read
- * callback's error. Errors are sticky: every later call returns the same one.
+ * Errors: -EILSEQ (bad magic, CRC, field, a zero stream id), -EPROTO (input
+ * shorter than a header), -EOPNOTSUPP (version or required feature unknown),
+ * the read callback's error. Errors are sticky: every later call returns the
+ * same one.
  * Since 1.0.
  */
 THINP_API int thinp_stream_reader_header(thinp_stream_reader *r,

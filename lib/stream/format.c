@@ -73,6 +73,10 @@ static int check_resume(const thinp_stream_header *h, const char **why)
 
 int stream_header_check(const thinp_stream_header *h, const char **why)
 {
+	if (all_zero(h->stream_id, sizeof(h->stream_id))) {
+		*why = "zero stream id";
+		return -EINVAL;
+	}
 	if (h->incompat & ~(uint64_t)THINP_STREAM_INCOMPAT_RESUMING) {
 		*why = "unknown required feature";
 		return -EOPNOTSUPP;

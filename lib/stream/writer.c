@@ -240,7 +240,8 @@ static int random_id(uint8_t id[16])
 	return 0;
 }
 
-/* Copy and check the caller's header; -EINVAL with *why on any problem. */
+/* Copy and check the caller's header, picking a stream id if it has none;
+ * -EINVAL with *why on any problem (or getrandom's error). */
 static int take_header(thinp_stream_header *dst, const thinp_stream_header *src,
 		       const char **why)
 {
@@ -253,15 +254,19 @@ static int take_header(thinp_stream_header *dst, const thinp_stream_header *src,
 		*why = "unknown may-ignore feature";
 		return -EINVAL;
 	}
-	if (stream_header_check(dst, why))
-		return -EINVAL;
-	if ((dst->incompat & THINP_STREAM_INCOMPAT_RESUMING) && id_is_zero(dst->stream_id)) {
-		*why = "a resumed stream without the stream id it resumes";
-		return -EINVAL;
+	if (id_is_zero(dst->stream_id)) {
+		int ret;
+
+		if (dst->incompat & THINP_STREAM_INCOMPAT_RESUMING) {
+			*why = "a resumed stream without the stream id it resumes";
+			return -EINVAL;
+		}
+		if ((ret = random_id(dst->stream_id)) < 0) {
+			*why = "getrandom failed";
+			return ret;
+		}
 	}
-	if (id_is_zero(dst->stream_id))
-		return random_id(dst->stream_id);
-	return 0;
+	return stream_header_check(dst, why) ? -EINVAL : 0;
 }
 
 int thinp_stream_writer_begin(thinp_stream_writer **out, const thinp_stream_header *hdr,

@@ -568,6 +568,16 @@ static void test_unknown_features(void **state)
 	assert_int_equal(d.err, -EOPNOTSUPP);
 	assert_true(strstr(d.msg, "version") != NULL);
 	decoded_free(&d);
+	/* A zero stream id: the format has none. */
+	store_le32(le, 1);
+	patch_header(&out, offsetof(struct stream_header_wire, version), le, 4);
+	memset(le, 0, 8);
+	patch_header(&out, offsetof(struct stream_header_wire, stream_id), le, 8);
+	patch_header(&out, offsetof(struct stream_header_wire, stream_id) + 8, le, 8);
+	decode_all(out.buf, out.len, NULL, &d);
+	assert_int_equal(d.err, -EILSEQ);
+	assert_true(strstr(d.msg, "zero stream id") != NULL);
+	decoded_free(&d);
 	/* Not a stream at all. */
 	out.buf[0] = 'X';
 	decode_all(out.buf, out.len, NULL, &d);
