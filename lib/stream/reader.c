@@ -282,9 +282,11 @@ static int record_fail(thinp_stream_reader *r, int err, uint32_t type, const cha
 		    (unsigned long long)r->rec.offset, why);
 }
 
-/* Read one record, whatever its type, and check its frame and CRC. */
-static int read_record(thinp_stream_reader *r, struct stream_frame *f, size_t *len)
+/* Read one record, whatever its type, and check its frame and CRC; *len
+ * receives its payload length (the payload is in r->buf, its CRC after it). */
+static int read_record(thinp_stream_reader *r, size_t *len)
 {
+	struct stream_frame frame, *f = &frame;
 	size_t short_by;
 	uint32_t type, crc;
 	int ret;
@@ -339,13 +341,12 @@ int thinp_stream_reader_next(thinp_stream_reader *r, const thinp_stream_record *
 	if (r->phase == AFTER_END)
 		return -ENODATA;
 	for (;;) {
-		struct stream_frame f;
 		uint64_t next_block;
 		const char *why;
 		uint32_t type;
 		size_t len = 0;
 
-		if ((ret = read_record(r, &f, &len)) < 0)
+		if ((ret = read_record(r, &len)) < 0)
 			return ret;
 		type = r->rec.type;
 		if (!stream_type_known(type) && (type & THINP_STREAM_OPTIONAL)) {
@@ -357,15 +358,9 @@ int thinp_stream_reader_next(thinp_stream_reader *r, const thinp_stream_record *
 		ret = check_record(r, type, r->buf, len, &why);
 		if (ret)
 			return record_fail(r, ret, type, "%s", why);
-		switch (type) {
-		case THINP_STREAM_CHECKPOINT:
-		case THINP_STREAM_END:
-			next_block = type == THINP_STREAM_END ? r->st.pos.next_block
-							      : r->rec.pos.next_block;
-			break;
-		default:
-			next_block = r->rec.first_block + r->rec.nr_blocks;
-		}
+		next_block = type == THINP_STREAM_CHECKPOINT ? r->rec.pos.next_block :
+			     type == THINP_STREAM_END ? r->st.pos.next_block :
+			     r->rec.first_block + r->rec.nr_blocks;
 		stream_state_advance(&r->st, r->offset - r->rec.offset, load_le32(r->buf + len),
 				     next_block);
 		if (type == THINP_STREAM_CHECKPOINT)
