@@ -705,6 +705,51 @@ static void test_reader_misuse(void **state)
 	assert_string_equal(thinp_stream_reader_errmsg(NULL), "");
 }
 
+/* Hands out the magic, then fails. */
+static int failing_read(void *buf, size_t len, size_t *got, void *ctx)
+{
+	unsigned *calls = ctx;
+
+	if (++*calls > 1)
+		return -EIO;
+	*got = len < STREAM_MAGIC_LEN ? len : STREAM_MAGIC_LEN;
+	memcpy(buf, STREAM_MAGIC, *got);
+	return 0;
+}
+
+/* A transport error is passed on, sticky; the reader stops at END and leaves
+ * what follows in the input alone. */
+static void test_reader_transport(void **state)
+{
+	struct sink out;
+	struct source src;
+	thinp_stream_reader *r;
+	const thinp_stream_record *rec;
+	unsigned calls = 0;
+	size_t stream_len;
+
+	assert_int_equal(thinp_stream_reader_new(&r, failing_read, &calls), 0);
+	assert_int_equal(thinp_stream_reader_next(r, &rec), -EIO);
+	assert_int_equal(thinp_stream_reader_next(r, &rec), -EIO);
+	assert_int_equal(calls, 2);
+	assert_true(strstr(thinp_stream_reader_errmsg(r), "read callback failed at offset 8") != NULL);
+	thinp_stream_reader_free(r);
+
+	stream_with_record(&out, THINP_STREAM_OPTIONAL | 1, NULL, 0);
+	stream_len = out.len;
+	sink_write("trailing bytes of whatever comes next", 37, &out);
+	src = (struct source){ out.buf, out.len, 0, NULL };
+	assert_int_equal(thinp_stream_reader_new(&r, source_read, &src), 0);
+	do
+		assert_int_equal(thinp_stream_reader_next(r, &rec), 0);
+	while (rec->type != THINP_STREAM_END);
+	assert_int_equal(src.at, stream_len);
+	assert_int_equal(thinp_stream_reader_next(r, &rec), -ENODATA);
+	assert_int_equal(src.at, stream_len);
+	thinp_stream_reader_free(r);
+	sink_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -721,6 +766,7 @@ int main(void)
 		cmocka_unit_test(test_longer_header_and_spec),
 		cmocka_unit_test(test_hostile_length),
 		cmocka_unit_test(test_reader_misuse),
+		cmocka_unit_test(test_reader_transport),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
