@@ -15,5 +15,6 @@
 #include <libthinp/io.h>
 #include <libthinp/pool.h>
 #include <libthinp/thin.h>
+#include <libthinp/stream.h>
 
 #endif
