@@ -4,7 +4,8 @@
  * the same metadata reads at the top as at depth 1; a power cut at every
  * write and flush of a workload (fault-injecting backend) loses nothing a
  * flush acknowledged; discard passdown as counted by the fault wrapper;
- * running out of metadata space (read-only until the metadata grows).
+ * running out of metadata space (read-only until the metadata grows);
+ * read-only devices.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +77,50 @@ static void test_open_unformatted(void **state)
 	assert_int_equal(thinp_pool_open(&pool, meta, data, NULL), -ENODATA);
 	thinp_io_close(meta);
 	thinp_io_close(data);
+}
+
+static thinp_io *open_tmp(const char *name, uint64_t size, uint32_t flags)
+{
+	char path[4096];
+	thinp_io *io;
+
+	snprintf(path, sizeof(path), "%s/%s", test_tmpdir(), name);
+	assert_int_equal(thinp_io_open_file(&io, path, flags | (flags ? 0 : THINP_IO_CREATE)), 0);
+	if (size)
+		assert_int_equal(thinp_io_resize(io, size), 0);
+	return io;
+}
+
+/* A read-only device: format refuses it (-EROFS), open runs read-only
+ * whichever of the two it is, and then nothing changes. */
+static void test_read_only_devices(void **state)
+{
+	thinp_pool_status ps = THINP_POOL_STATUS_INIT;
+	thinp_io *meta = open_tmp("ro-meta", META_BYTES, 0);
+	thinp_io *data = open_tmp("ro-data", 16 * TEST_BS, 0);
+	thinp_io *meta_ro = open_tmp("ro-meta", 0, THINP_IO_RDONLY);
+	thinp_io *data_ro = open_tmp("ro-data", 0, THINP_IO_RDONLY);
+	thinp_io *ios[2][2] = { { meta_ro, data }, { meta, data_ro } };
+	thinp_pool *pool = (thinp_pool *)1;
+
+	assert_int_equal(thinp_pool_format(&pool, meta_ro, data, NULL), -EROFS);
+	assert_null(pool);
+	assert_int_equal(thinp_pool_format(&pool, meta, data_ro, NULL), -EROFS);
+	assert_int_equal(thinp_pool_format(&pool, meta, data, NULL), 0);
+	assert_int_equal(thinp_pool_create_thin(pool, 0), 0);
+	assert_int_equal(thinp_pool_close(pool), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(thinp_pool_open(&pool, ios[i][0], ios[i][1], NULL), 0);
+		assert_int_equal(thinp_pool_get_status(pool, &ps), 0);
+		assert_int_equal(ps.mode, THINP_POOL_MODE_READ_ONLY);
+		assert_int_equal(thinp_pool_create_thin(pool, 1), -EROFS);
+		assert_int_equal(thinp_pool_close(pool), 0);
+	}
+	thinp_io_close(meta_ro);
+	thinp_io_close(data_ro);
+	thinp_io_close(meta);
+	thinp_io_close(data);
+	test_tmpdir_cleanup();
 }
 
 /* Devices that grew while the pool was closed are taken into use on open, as
@@ -797,6 +842,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_open_reopen),
 		cmocka_unit_test(test_open_unformatted),
+		cmocka_unit_test(test_read_only_devices),
 		cmocka_unit_test(test_open_fits_devices),
 		cmocka_unit_test(test_snapshot_chain_1000),
 		cmocka_unit_test(test_passdown_counted_by_fault_wrapper),
