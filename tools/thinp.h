@@ -106,7 +106,6 @@ struct invocation {
 /* The table (main.c) and the framework entry point (cli.c). */
 extern const struct command *current_command;
 int run_command(const struct command *cmd, int argc, char **argv);
-void print_command_help(const struct command *cmd, FILE *f);
 
 /* The option --name of the running command (it must be declared). */
 const struct arg *opt(const struct invocation *inv, const char *name);
