@@ -329,9 +329,14 @@ static int open_thin(struct invocation *inv)
 	e = thinp_thin_open(&inv->thin, inv->pool, dev, &to);
 	if (e) {
 		inv->thin = NULL;
-		return fail(inv, e, "device %" PRIu64, dev);
+		return thin_fail(inv, e);
 	}
 	return EXIT_OK;
+}
+
+int thin_fail(struct invocation *inv, int e)
+{
+	return fail(inv, e, "device %" PRIu64, inv->operand[0].num);
 }
 
 /* Everything the command declared, in order; on failure what is open stays

@@ -122,6 +122,8 @@ int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int fail(struct invocation *inv, int e, const char *what, ...)
 	__attribute__((format(printf, 3, 4)));
+/* fail() about thin device DEV (OPEN_THIN commands). */
+int thin_fail(struct invocation *inv, int e);
 /* The description fail() prints. */
 const char *describe(struct invocation *inv, int e);
 
