@@ -8,7 +8,8 @@
 #                 the random and exhaustive ones a 20th as long, the ABI
 #                 gate's self-test not at all; the full run was build/'s),
 #                 and, with WITH_VALGRIND=1, make check-valgrind
-#   build-san/    --enable-sanitizers (ASan + UBSan): make check
+#   build-san/    --enable-sanitizers (ASan + UBSan): make check (the ABI
+#                 gate's self-test skips there: build/ ran it)
 #   build-tsan/   --enable-tsan (ThreadSanitizer): make check of TSAN_TESTS,
 #                 the pool and io tests and the other multi-threaded ones,
 #                 with THINP_TEST_SHORT=10 (single-threaded random runs
