@@ -88,4 +88,8 @@ for c in $cmds; do
 		done || exit 1
 	echo "ok: $c"
 done
+# ... and describes no command the tool does not have.
+for c in $(sed -n '/^\.SH COMMANDS/,/^\.SH EXIT/{/^\.TP/{n;s/^\.B \([a-z]*\) .*/\1/p}}' "$man"); do
+	echo "$cmds" | grep -qx "$c" || fail "tools/thinp.1 describes '$c', which thinp --help does not list"
+done
 echo PASS
