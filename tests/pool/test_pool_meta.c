@@ -79,6 +79,20 @@ static void test_open_unformatted(void **state)
 	thinp_io_close(data);
 }
 
+/* Too small a metadata device is out of space, as documented. */
+static void test_format_small_metadata(void **state)
+{
+	thinp_io *meta, *data;
+	thinp_pool *pool = (thinp_pool *)1;
+
+	assert_int_equal(thinp_io_open_memory(&meta, 8192, 0), 0);
+	assert_int_equal(thinp_io_open_memory(&data, 16 * TEST_BS, 0), 0);
+	assert_int_equal(thinp_pool_format(&pool, meta, data, NULL), -ENOSPC);
+	assert_null(pool);
+	thinp_io_close(meta);
+	thinp_io_close(data);
+}
+
 static thinp_io *open_tmp(const char *name, uint64_t size, uint32_t flags)
 {
 	char path[4096];
@@ -847,6 +861,7 @@ int main(void)
 		cmocka_unit_test(test_format_open_reopen),
 		cmocka_unit_test(test_open_unformatted),
 		cmocka_unit_test(test_read_only_devices),
+		cmocka_unit_test(test_format_small_metadata),
 		cmocka_unit_test(test_open_fits_devices),
 		cmocka_unit_test(test_snapshot_chain_1000),
 		cmocka_unit_test(test_passdown_counted_by_fault_wrapper),
