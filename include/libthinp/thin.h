@@ -111,7 +111,9 @@ THINP_API int thinp_thin_write_zeroes(thinp_thin *thin, uint64_t len, uint64_t o
  * thinp_thin_discard - unmap the blocks entirely inside [off, off + len);
  * with discard passdown, data blocks no other volume uses are discarded on
  * the data device. Errors: -EOPNOTSUPP (pool has ignore_discard), -EINVAL,
- * -EROFS, -EIO. Since 1.0.
+ * -EROFS, -ENOSPC (out of metadata space: the pool is then read-only), -EIO,
+ * -EILSEQ/-ENOTBLK/-ENOMEM (a metadata failure: the pool then fails).
+ * Since 1.0.
  */
 THINP_API int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off);
 
