@@ -58,7 +58,8 @@ struct operand_spec {
 enum open_level {
 	OPEN_META_IO, /* the metadata device (-m) */
 	OPEN_META,    /* and its metadata handle */
-	OPEN_POOL,    /* the metadata and data (-d) devices and the pool */
+	OPEN_POOL,    /* the metadata and data (-d) devices and the pool on them
+		       * (which owns the metadata: no separate handle) */
 	OPEN_THIN,    /* and thin device DEV, the first operand, on --origin if given */
 };
 
