@@ -165,11 +165,12 @@ typedef struct thinp_pool_status {
  * Both devices are borrowed: they must stay open until thinp_pool_close()
  * returns. Anything on @meta is overwritten. The pool owns @meta
  * exclusively (thinp_io_lock()) from before it writes until it is closed.
- * Errors: -EINVAL (bad options, THINP_POOL_READ_ONLY, devices too small),
- * -EROFS (a read-only metadata or data device), -EBUSY (another writer owns
- * @meta: the log callback gets "metadata device is in use by another
- * writer"), -EIO, -ENOMEM, -EAGAIN (no commit thread, see
- * commit_interval_ms).
+ * Errors: -EINVAL (bad options, THINP_POOL_READ_ONLY), -ENOSPC (@meta too
+ * small to hold the metadata), -EROFS (@meta or @data is a read-only
+ * handle), -EBUSY (another writer owns @meta: the log callback gets
+ * "metadata device is in use by another writer"), -EIO, -ENOMEM, -EAGAIN
+ * (no commit thread, see commit_interval_ms). A data device smaller than
+ * one block gives a pool of 0 data blocks.
  * Thread-safe (it touches no shared state). Since 1.0.
  */
 THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data,
@@ -177,9 +178,9 @@ THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data
 
 /*
  * thinp_pool_open - open an existing pool.
- * @out, @meta, @data: as for thinp_pool_format(). With a read-only @meta the
- *        pool opens read-only. A metadata superblock that asks for a check
- *        (needs_check) opens read-only too.
+ * @out, @meta, @data: as for thinp_pool_format(). With a read-only @meta or
+ *        @data handle the pool opens read-only. A metadata superblock that
+ *        asks for a check (needs_check) opens read-only too.
  * As the kernel does when it loads a pool, a read-write open takes into use
  * a data or metadata device that grew while the pool was closed (a resize,
  * committed); a data device smaller than the pool's data blocks is refused.

@@ -251,6 +251,8 @@ int thinp_pool_format(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	r = pool_read_options(&opts, user_opts);
 	if (r || !meta_io || !data || (opts.features & THINP_POOL_READ_ONLY))
 		return -EINVAL;
+	if (thinp_io_is_read_only(meta_io) || thinp_io_is_read_only(data))
+		return -EROFS;
 	if (!opts.data_block_size)
 		opts.data_block_size = THINP_POOL_MIN_BLOCK_SIZE;
 	if (opts.data_block_size < THINP_POOL_MIN_BLOCK_SIZE ||
@@ -320,7 +322,7 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
 	thinp_pool_options opts;
 	thinp_meta_options mo;
-	bool owns_meta = false;
+	bool owns_meta = false, rdonly;
 	struct pool_md *md;
 	thinp_meta *meta;
 	int r;
@@ -331,15 +333,17 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	r = pool_read_options(&opts, user_opts);
 	if (r || !meta_io || !data)
 		return -EINVAL;
+	/* A pool that cannot write its data device must not provision. */
+	rdonly = (opts.features & THINP_POOL_READ_ONLY) || thinp_io_is_read_only(data);
 	/* Opened for writing: no other writer may have the metadata. A
 	 * read-only open takes no lock, so it works beside a writer. */
-	if (!(opts.features & THINP_POOL_READ_ONLY) && !thinp_io_is_read_only(meta_io)) {
+	if (!rdonly && !thinp_io_is_read_only(meta_io)) {
 		r = pool_own_meta(meta_io, &opts);
 		if (r)
 			return r;
 		owns_meta = true;
 	}
-	meta_options(&mo, &opts, opts.features & THINP_POOL_READ_ONLY);
+	meta_options(&mo, &opts, rdonly);
 	r = thinp_meta_open(&meta, meta_io, &mo);
 	if (r)
 		goto unlock;
