@@ -1,5 +1,4 @@
 /* thinp ls: one line per thin device, in columns like thin_ls. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,46 +68,36 @@ static void print_rows(const struct rows *rows, bool headings)
 			printf("%*" PRIu64 "%s", width[j], rows->v[i][j], j + 1 < NCOLS ? " " : "\n");
 }
 
-int cmd_ls(int argc, char **argv)
+static int run(struct invocation *inv)
 {
-	static const struct option longopts[] = {
-		{ "metadata", required_argument, NULL, 'm' },
-		{ "metadata-snap", optional_argument, NULL, 's' },
-		{ "no-headers", no_argument, NULL, 'H' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *path = NULL;
-	uint64_t source = THINP_META_LIVE;
+	uint64_t source = snap_source(inv);
 	struct rows rows = { 0 };
-	bool headings = true;
-	struct meta_ctx c;
-	int ch, r, e;
+	int e = thinp_meta_walk_devices(inv->meta, source, collect, &rows), r = EXIT_OK;
 
-	while ((ch = getopt_long(argc, argv, ":m:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'm': path = optarg; break;
-		case 's':
-			if ((r = parse_source(optarg, &source)))
-				return r;
-			break;
-		case 'H': headings = false; break;
-		case 'h': return print_usage();
-		default: return bad_option(ch, argc, argv);
-		}
-	}
-	if ((r = no_operands(argc, argv)))
-		return r;
-	if ((r = meta_open(&c, path, OPEN_RDONLY)))
-		return r;
-	e = thinp_meta_walk_devices(c.meta, source, collect, &rows);
 	if (e == -1)
 		r = err("out of memory");
 	else if (e)
-		r = err("%s", source_error(&c, source, e));
+		r = source_fail(inv, source, e);
 	else
-		print_rows(&rows, headings);
+		print_rows(&rows, !opt(inv, "no-headers")->given);
 	free(rows.v);
-	meta_close(&c);
 	return r;
 }
+
+static const struct option_spec options[] = {
+	OPT_METADATA_SNAP("list the metadata snapshot instead"),
+	{ "no-headers", 0, NULL, 0, NULL, "leave out the header line" },
+	{ NULL },
+};
+
+const struct command cmd_ls = {
+	.name = "ls",
+	.summary = "list thin devices",
+	.description =
+		"One line per thin device: id, mapped blocks, transaction id, creation\n"
+		"time and snapshot time.\n",
+	.options = options,
+	.open = OPEN_META,
+	.rdonly = true,
+	.run = run,
+};
