@@ -199,26 +199,41 @@ static int parse_args(struct invocation *inv, uint64_t *left, uint64_t *right, s
 	return EXIT_OK;
 }
 
-/* Replace the framework's metadata io by a read-only one, with O_DIRECT
- * when reading a metadata snapshot (and the filesystem allows it), and open
- * the metadata on it. */
-static int open_metadata(struct invocation *inv, bool direct)
+/* A read-only io on META, with O_DIRECT when asked and the filesystem
+ * allows it. */
+static int open_io(struct invocation *inv, bool direct, thinp_io **io)
 {
-	thinp_meta_options mo;
-	thinp_io *io = NULL;
 	int e = -EINVAL;
 
 	if (direct)
-		e = thinp_io_open_file(&io, inv->meta_path, THINP_IO_RDONLY | THINP_IO_DIRECT);
+		e = thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY | THINP_IO_DIRECT);
 	if (e == -EINVAL)
-		e = thinp_io_open_file(&io, inv->meta_path, THINP_IO_RDONLY);
+		e = thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY);
+	return e;
+}
+
+/*
+ * Replace the framework's metadata io by our own and open the metadata on
+ * it. For a metadata snapshot the pool may be live in another process or
+ * the kernel: the open reads the live superblock and space-map roots, which
+ * a commit in flight can change under it (a checksum that does not match),
+ * so it is tried again a few times; the held root itself never changes.
+ */
+static int open_metadata(struct invocation *inv, bool snapshot)
+{
+	thinp_meta_options mo;
+	int e, tries = snapshot ? 20 : 1;
+
+	thinp_io_close(inv->meta_io);
+	inv->meta_io = NULL;
+	e = open_io(inv, snapshot, &inv->meta_io);
 	if (e)
 		return fail(inv, e, "%s", inv->meta_path);
-	thinp_io_close(inv->meta_io);
-	inv->meta_io = io;
 	meta_options(inv, &mo);
 	mo.flags |= THINP_META_RDONLY;
-	e = thinp_meta_open(&inv->meta, inv->meta_io, &mo);
+	while ((e = thinp_meta_open(&inv->meta, inv->meta_io, &mo)) &&
+	       (e == -EILSEQ || e == -ENOTBLK) && --tries > 0)
+		usleep(50000);
 	if (e) {
 		inv->meta = NULL;
 		return fail(inv, e, "%s: cannot open metadata", inv->meta_path);
