@@ -67,6 +67,15 @@ static void map_block(struct pool *p, uint64_t dev, uint64_t v, uint64_t data)
 	p->live.map[dev][v] = data + 1;
 }
 
+/* Map every step-th block of [0, end) to fresh data blocks. */
+static void map_every(struct pool *p, uint64_t dev, uint64_t end, uint64_t step)
+{
+	uint64_t v;
+
+	for (v = 0; v < end; v += step)
+		map_block(p, dev, v, UINT64_MAX);
+}
+
 static void unmap_block(struct pool *p, uint64_t dev, uint64_t v)
 {
 	assert_int_equal(thinp_meta_remove(p->meta, dev, v), 0);
@@ -205,8 +214,7 @@ static void test_reference_pool(void **state)
 	create(&p, 1);
 	create(&p, 2);
 	create(&p, 3);
-	for (v = 0; v < 20; v++)
-		map_block(&p, 1, v, UINT64_MAX);
+	map_every(&p, 1, 20, 1);
 	for (v = 0; v < 10; v++) {
 		assert_int_equal(thinp_meta_data_inc(p.meta, p.live.map[1][v] - 1), 0);
 		map_block(&p, 2, v, p.live.map[1][v] - 1);
@@ -279,8 +287,7 @@ static void test_end_and_sizes(void **state)
 	(void)state;
 	pool_new(&p);
 	create(&p, 1);
-	for (v = 0; v < 700; v++)
-		map_block(&p, 1, v, UINT64_MAX);
+	map_every(&p, 1, 700, 1);
 	assert_int_equal(thinp_meta_commit(p.meta), 0);
 	snap(&p, 2, 1);
 	/* the right device grows: blocks past the left's end */
@@ -313,13 +320,11 @@ static void test_changed_block_in_leaf(void **state)
 	struct pool p;
 	thinp_delta_options o = opts(0, 0, 0, UINT64_MAX, true);
 	struct runs got = { 0 };
-	uint64_t v;
 
 	(void)state;
 	pool_new(&p);
 	create(&p, 1);
-	for (v = 0; v < 100; v++)
-		map_block(&p, 1, v, UINT64_MAX);
+	map_every(&p, 1, 100, 1);
 	assert_int_equal(thinp_meta_commit(p.meta), 0);
 	snap(&p, 2, 1);
 	map_block(&p, 2, 50, UINT64_MAX);
@@ -516,13 +521,11 @@ static void test_held_released_between_batches(void **state)
 	thinp_delta_run buf[1];
 	thinp_delta *d;
 	size_t n;
-	uint64_t v;
 
 	(void)state;
 	pool_new(&p);
 	create(&p, 1);
-	for (v = 0; v < 100; v += 2)
-		map_block(&p, 1, v, UINT64_MAX);
+	map_every(&p, 1, 100, 2);
 	create(&p, 2);
 	hold(&p);
 	assert_int_equal(thinp_meta_delta_open(&d, p.meta, 1, 2, &o), 0);
@@ -544,17 +547,14 @@ static void test_live_written_between_batches(void **state)
 	thinp_delta_run buf[1];
 	thinp_delta *d;
 	struct runs got = { 0 }, want = { 0 };
-	uint64_t v;
 	size_t n;
 
 	(void)state;
 	pool_new(&p);
 	create(&p, 1);
-	for (v = 0; v < 600; v += 2)
-		map_block(&p, 1, v, UINT64_MAX);
+	map_every(&p, 1, 600, 2);
 	snap(&p, 2, 1);
-	for (v = 0; v < 600; v += 50)
-		map_block(&p, 2, v, UINT64_MAX);
+	map_every(&p, 2, 600, 50);
 	assert_int_equal(thinp_meta_commit(p.meta), 0);
 	snap(&p, 3, 2); /* the backup snapshot of 2 */
 	expected(p.live.map[1], p.live.map[3], 0, UINT64_MAX, false, &want);

@@ -11,21 +11,12 @@ empty, one maps a single block far beyond the rest, and mapping times vary
 (thin_delta ignores them).
 """
 import argparse
+import os
 import random
+import sys
 
-
-def runs_of(m):
-    """(v, d, t, length) runs, coalesced as thin_dump does."""
-    out = []
-    for v in sorted(m):
-        d, t = m[v]
-        if out:
-            v0, d0, t0, n = out[-1]
-            if v == v0 + n and d == d0 + n and t == t0:
-                out[-1] = (v0, d0, t0, n + 1)
-                continue
-        out.append((v, d, t, 1))
-    return out
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_pool_xml import runs_of  # noqa: E402  (thin_dump's coalescing)
 
 
 def main():
@@ -84,7 +75,7 @@ def main():
         for i, m in enumerate(devs):
             f.write('  <device dev_id="%d" mapped_blocks="%d" transaction="0" '
                     'creation_time="0" snap_time="%d">\n' % (i, len(m), a.devices))
-            for v, d, t, n in runs_of(m):
+            for v, d, n, t in runs_of(m):
                 if n == 1:
                     f.write('    <single_mapping origin_block="%d" data_block="%d" '
                             'time="%d"/>\n' % (v, d, t))
