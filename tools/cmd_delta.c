@@ -213,38 +213,70 @@ static int open_io(struct invocation *inv, bool direct, thinp_io **io)
 }
 
 /*
- * Replace the framework's metadata io by our own and open the metadata on
- * it. For a metadata snapshot the pool may be live in another process or
- * the kernel: the open reads the live superblock and space-map roots, which
- * a commit in flight can change under it (a checksum that does not match),
- * so it is tried again a few times; the held root itself never changes.
+ * A read-only metadata handle on META. For a metadata snapshot the pool may
+ * be live in another process or the kernel: the open reads the live
+ * superblock and space-map roots, which a commit in flight can change under
+ * it (a checksum that does not match), so it is tried again a few times;
+ * the held root itself never changes while held.
  */
-static int open_metadata(struct invocation *inv, bool snapshot)
+static int open_meta(struct invocation *inv, bool snapshot, thinp_io **io, thinp_meta **meta)
 {
 	thinp_meta_options mo;
 	int e, tries = snapshot ? 20 : 1;
 
-	thinp_io_close(inv->meta_io);
-	inv->meta_io = NULL;
-	e = open_io(inv, snapshot, &inv->meta_io);
+	e = open_io(inv, snapshot, io);
 	if (e)
 		return fail(inv, e, "%s", inv->meta_path);
 	meta_options(inv, &mo);
 	mo.flags |= THINP_META_RDONLY;
-	while ((e = thinp_meta_open(&inv->meta, inv->meta_io, &mo)) &&
-	       (e == -EILSEQ || e == -ENOTBLK) && --tries > 0)
+	while ((e = thinp_meta_open(meta, *io, &mo)) && (e == -EILSEQ || e == -ENOTBLK) &&
+	       --tries > 0)
 		usleep(50000);
 	if (e) {
-		inv->meta = NULL;
+		*meta = NULL;
 		return fail(inv, e, "%s: cannot open metadata", inv->meta_path);
 	}
 	return EXIT_OK;
 }
 
+/* The held root of the live superblock (0: none), read afresh. */
+static int held_now(struct invocation *inv, uint64_t *held)
+{
+	thinp_meta_superblock sb;
+	thinp_meta *meta;
+	thinp_io *io = NULL;
+	int r = open_meta(inv, true, &io, &meta), e;
+
+	if (r) {
+		thinp_io_close(io);
+		return r;
+	}
+	STRUCT_INIT(sb);
+	e = thinp_meta_get_superblock(meta, THINP_META_LIVE, &sb);
+	*held = sb.held_root;
+	thinp_meta_close(meta);
+	thinp_io_close(io);
+	return e ? fail(inv, e, "%s", inv->meta_path) : EXIT_OK;
+}
+
+/* Whoever owns the pool may release the snapshot while we read it, and the
+ * blocks we read may then be reused: the output is good only if the
+ * snapshot held at the start (`before`) is still held after the walk. */
+static int still_held(struct invocation *inv, uint64_t before)
+{
+	uint64_t held;
+	int r = held_now(inv, &held);
+
+	if (!r && held != before)
+		r = err("the metadata snapshot was released during the delta (held root %"
+			PRIu64 ", now %" PRIu64 "): the output is not valid", before, held);
+	return r;
+}
+
 static int run(struct invocation *inv)
 {
 	thinp_delta_options dopts = THINP_DELTA_OPTIONS_INIT;
-	uint64_t left, right, source = snap_source(inv);
+	uint64_t left, right, held, source = snap_source(inv);
 	thinp_meta_superblock sb;
 	thinp_delta *d;
 	struct out o;
@@ -252,10 +284,16 @@ static int run(struct invocation *inv)
 
 	if ((r = parse_args(inv, &left, &right, &o)))
 		return r;
-	if ((r = open_metadata(inv, source != THINP_META_LIVE)))
+	/* Our own io replaces the framework's (which has no O_DIRECT). */
+	thinp_io_close(inv->meta_io);
+	inv->meta_io = NULL;
+	if ((r = open_meta(inv, source != THINP_META_LIVE, &inv->meta_io, &inv->meta)))
 		return r;
 	STRUCT_INIT(sb);
-	e = thinp_meta_get_superblock(inv->meta, source, &sb);
+	e = thinp_meta_get_superblock(inv->meta, THINP_META_LIVE, &sb);
+	held = sb.held_root;
+	if (!e)
+		e = thinp_meta_get_superblock(inv->meta, source, &sb);
 	if (e)
 		return source_fail(inv, source, e);
 	o.block_bytes = (uint64_t)sb.data_block_size * SECTOR;
@@ -280,6 +318,8 @@ static int run(struct invocation *inv)
 	}
 	if (fflush(stdout) || ferror(stdout))
 		return r ? r : err("standard output: %s", strerror(errno));
+	if (!r && source != THINP_META_LIVE)
+		r = still_held(inv, held);
 	return r;
 }
 
