@@ -119,7 +119,8 @@ THINP_API int thinp_meta_delta_open(thinp_delta **out, thinp_meta *meta, uint64_
 /*
  * thinp_delta_next - the next runs, in ascending virtual order.
  * @runs:  array of `max` runs to fill (max > 0).
- * @nr:    receives how many were filled; 0 means the delta is complete.
+ * @nr:    receives how many were filled: at most max, maybe fewer while more
+ *         follow (one call reads one batch); only 0 means the delta is complete.
  * A run is delivered whole: batch boundaries never split one.
  * Errors: -ESTALE (see Consistency above), -EILSEQ (damaged metadata),
  * -EIO, -EINVAL; after an error the iterator can only be closed (a new one
