@@ -4,6 +4,7 @@
  * cursor without SAME runs, where shared subtrees are skipped unread.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,9 +31,10 @@ static int copy_options(thinp_delta_options *o, const thinp_delta_options *opts)
 	*o = def;
 	if (!opts)
 		return 0;
-	if (opts->struct_size < sizeof(*o))
+	/* 1.0's struct ends with `end`; later, larger ones are cut to ours. */
+	if (opts->struct_size < offsetof(thinp_delta_options, end) + sizeof(o->end))
 		return -EINVAL;
-	memcpy(o, opts, sizeof(*o));
+	memcpy(o, opts, THINP_MIN((size_t)opts->struct_size, sizeof(*o)));
 	return (o->flags & ~THINP_DELTA_CHANGES_ONLY) || o->begin > o->end ? -EINVAL : 0;
 }
 
