@@ -23,7 +23,15 @@ static const struct option_spec data_opt = {
 };
 static const struct option_spec help_opt = { "help", 'h', NULL, 0, NULL, "print this help" };
 
-/* The command's options in help order: -m, [-d,] its own, --help. */
+/* A declaration the framework cannot hold is the programmer's error. */
+static void too_many(const struct command *cmd, const char *what)
+{
+	fprintf(stderr, "thinp %s: internal error: too many %s\n", cmd->name, what);
+	abort();
+}
+
+/* The command's options in help order: -m, [-d,] its own, --help; out[]
+ * has MAX_OPTIONS entries and ends with NULL. */
 static int collect_options(const struct command *cmd, const struct option_spec **out)
 {
 	int n = 0;
@@ -31,9 +39,13 @@ static int collect_options(const struct command *cmd, const struct option_spec *
 	out[n++] = &metadata_opt;
 	if (cmd->open >= OPEN_POOL)
 		out[n++] = &data_opt;
-	for (const struct option_spec *o = cmd->options; o && o->name; o++)
+	for (const struct option_spec *o = cmd->options; o && o->name; o++) {
+		if (n + 2 >= MAX_OPTIONS)
+			too_many(cmd, "options");
 		out[n++] = o;
+	}
 	out[n++] = &help_opt;
+	out[n] = NULL;
 	return n;
 }
 
@@ -42,7 +54,8 @@ static int nr_declared_operands(const struct command *cmd)
 	int n = 0;
 
 	while (cmd->operands && cmd->operands[n].name)
-		n++;
+		if (++n > MAX_OPERANDS)
+			too_many(cmd, "operands");
 	return n;
 }
 
@@ -106,7 +119,7 @@ static void print_option_list(const struct command *cmd, FILE *f)
 	}
 }
 
-void print_command_help(const struct command *cmd, FILE *f)
+static void print_command_help(const struct command *cmd, FILE *f)
 {
 	print_synopsis(cmd, f);
 	fprintf(f, "\n%s", cmd->description);
@@ -160,7 +173,7 @@ static int bad_option(int c, int argc, char **argv)
 static int parse_options(struct invocation *inv, int argc, char **argv)
 {
 	const struct command *cmd = inv->cmd;
-	struct option longopts[MAX_OPTIONS + 1];
+	struct option longopts[MAX_OPTIONS];
 	char shortopts[3 * MAX_OPTIONS + 3], *s = shortopts;
 	int n = collect_options(cmd, inv->opt_spec), ch, idx;
 
@@ -213,7 +226,6 @@ static int check_arguments(struct invocation *inv, int argc, char **argv)
 
 	for (int i = 0; i < MAX_OPTIONS && inv->opt_spec[i]; i++) {
 		const struct option_spec *o = inv->opt_spec[i];
-
 		char form[64];
 
 		if ((o->flags & OPT_REQUIRED) && !inv->opt[i].given)
@@ -317,9 +329,14 @@ static int open_thin(struct invocation *inv)
 	e = thinp_thin_open(&inv->thin, inv->pool, dev, &to);
 	if (e) {
 		inv->thin = NULL;
-		return fail(inv, e, "device %" PRIu64, dev);
+		return thin_fail(inv, e);
 	}
 	return EXIT_OK;
+}
+
+int thin_fail(struct invocation *inv, int e)
+{
+	return fail(inv, e, "device %" PRIu64, inv->operand[0].num);
 }
 
 /* Everything the command declared, in order; on failure what is open stays

@@ -1,5 +1,4 @@
 /* thinp discard: unmap a byte range of a thin device. */
-#include <inttypes.h>
 
 #include "thinp.h"
 
@@ -9,7 +8,7 @@ static int run(struct invocation *inv)
 
 	if (!e)
 		e = thinp_thin_flush(inv->thin);
-	return e ? fail(inv, e, "device %" PRIu64, inv->operand[0].num) : EXIT_OK;
+	return e ? thin_fail(inv, e) : EXIT_OK;
 }
 
 static const struct operand_spec operands[] = {

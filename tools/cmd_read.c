@@ -1,6 +1,5 @@
 /* thinp read: bytes of a thin device to standard output. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdlib.h>
 
 #include "thinp.h"
@@ -27,7 +26,7 @@ static int run(struct invocation *inv)
 	free(buf);
 	if (!e && fflush(stdout))
 		e = -EIO;
-	return e ? fail(inv, e, "device %" PRIu64, inv->operand[0].num) : EXIT_OK;
+	return e ? thin_fail(inv, e) : EXIT_OK;
 }
 
 static const struct option_spec options[] = { OPT_ORIGIN, { NULL } };

@@ -154,14 +154,14 @@ static int restore(struct invocation *inv, FILE *in, const char *in_name, uint64
 
 	e = stage_open(&rs.stage, &st, bytes);
 	if (e)
-		return err("%s", strerror(-e));
+		return fail(inv, e, "staging the new metadata");
 	e = xml_parse(in, in_name, &handlers, &rs, msg, sizeof(msg));
 	thinp_meta_close(inv->meta); /* sb_end committed it */
 	inv->meta = NULL;
 	if (e)
 		r = err("%s", msg);
 	else if ((e = stage_copy_to(st, inv->meta_io)))
-		r = err("%s: writing the new metadata failed: %s", inv->meta_path, strerror(-e));
+		r = fail(inv, e, "%s: writing the new metadata failed", inv->meta_path);
 	thinp_io_close(rs.stage);
 	return r;
 }

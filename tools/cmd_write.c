@@ -1,6 +1,5 @@
 /* thinp write: standard input into a thin device, through the pool. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdlib.h>
 
 #include "thinp.h"
@@ -25,7 +24,7 @@ static int run(struct invocation *inv)
 		return err("standard input: read error");
 	if (!e)
 		e = thinp_thin_flush(inv->thin);
-	return e ? fail(inv, e, "device %" PRIu64, inv->operand[0].num) : EXIT_OK;
+	return e ? thin_fail(inv, e) : EXIT_OK;
 }
 
 static const struct option_spec options[] = { OPT_ORIGIN, { NULL } };

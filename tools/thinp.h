@@ -58,7 +58,8 @@ struct operand_spec {
 enum open_level {
 	OPEN_META_IO, /* the metadata device (-m) */
 	OPEN_META,    /* and its metadata handle */
-	OPEN_POOL,    /* the metadata and data (-d) devices and the pool */
+	OPEN_POOL,    /* the metadata and data (-d) devices and the pool on them
+		       * (which owns the metadata: no separate handle) */
 	OPEN_THIN,    /* and thin device DEV, the first operand, on --origin if given */
 };
 
@@ -106,7 +107,6 @@ struct invocation {
 /* The table (main.c) and the framework entry point (cli.c). */
 extern const struct command *current_command;
 int run_command(const struct command *cmd, int argc, char **argv);
-void print_command_help(const struct command *cmd, FILE *f);
 
 /* The option --name of the running command (it must be declared). */
 const struct arg *opt(const struct invocation *inv, const char *name);
@@ -123,6 +123,8 @@ int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int fail(struct invocation *inv, int e, const char *what, ...)
 	__attribute__((format(printf, 3, 4)));
+/* fail() about thin device DEV (OPEN_THIN commands). */
+int thin_fail(struct invocation *inv, int e);
 /* The description fail() prints. */
 const char *describe(struct invocation *inv, int e);
 

@@ -162,8 +162,10 @@ typedef struct thinp_pool_status {
  * @opts: options (data_block_size 0 means 64 KiB). NULL: the INIT defaults.
  * Both devices are borrowed: they must stay open until thinp_pool_close()
  * returns. Anything on @meta is overwritten.
- * Errors: -EINVAL (bad options, devices too small, a read-only device),
- * -EIO, -ENOMEM, -EAGAIN (no commit thread, see commit_interval_ms).
+ * Errors: -EINVAL (bad options), -ENOSPC (@meta too small to hold the
+ * metadata), -EROFS (@meta or @data is a read-only handle), -EIO, -ENOMEM,
+ * -EAGAIN (no commit thread, see commit_interval_ms). A data device smaller
+ * than one block gives a pool of 0 data blocks.
  * Thread-safe (it touches no shared state). Since 1.0.
  */
 THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data,
@@ -171,9 +173,9 @@ THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data
 
 /*
  * thinp_pool_open - open an existing pool.
- * @out, @meta, @data: as for thinp_pool_format(). With a read-only @meta the
- *        pool opens read-only. A metadata superblock that asks for a check
- *        (needs_check) opens read-only too.
+ * @out, @meta, @data: as for thinp_pool_format(). With a read-only @meta or
+ *        @data handle the pool opens read-only. A metadata superblock that
+ *        asks for a check (needs_check) opens read-only too.
  * As the kernel does when it loads a pool, a read-write open takes into use
  * a data or metadata device that grew while the pool was closed (a resize,
  * committed); a data device smaller than the pool's data blocks is refused.

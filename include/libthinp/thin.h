@@ -84,7 +84,8 @@ THINP_API uint64_t thinp_thin_id(const thinp_thin *thin);
 /*
  * thinp_thin_read - read @len bytes at @off into @buf.
  * Errors: -EINVAL (range/alignment), -EIO (a device failed, or the pool is
- * in FAIL mode). Since 1.0.
+ * in FAIL mode), -EILSEQ/-ENOTBLK (a corrupt mapping block: the pool then
+ * fails), -ENOMEM (the pool stays up). Since 1.0.
  */
 THINP_API int thinp_thin_read(thinp_thin *thin, void *buf, uint64_t len, uint64_t off);
 
@@ -94,7 +95,8 @@ THINP_API int thinp_thin_read(thinp_thin *thin, void *buf, uint64_t len, uint64_
  * Errors: -EINVAL, -EROFS (read-only volume or pool; see READ_ONLY in
  * pool.h for what a read-only pool still writes), -ENOSPC (out of data
  * space with error_if_no_space, or after the no-space timeout; or out of
- * metadata space, and the pool is then read-only), -EIO. On an error, a
+ * metadata space, and the pool is then read-only), -EIO, -EILSEQ/-ENOTBLK
+ * (a corrupt mapping block: the pool then fails), -ENOMEM. On an error, a
  * prefix of the range may have been written. Since 1.0.
  */
 THINP_API int thinp_thin_write(thinp_thin *thin, const void *buf, uint64_t len, uint64_t off);
@@ -109,7 +111,9 @@ THINP_API int thinp_thin_write_zeroes(thinp_thin *thin, uint64_t len, uint64_t o
  * thinp_thin_discard - unmap the blocks entirely inside [off, off + len);
  * with discard passdown, data blocks no other volume uses are discarded on
  * the data device. Errors: -EOPNOTSUPP (pool has ignore_discard), -EINVAL,
- * -EROFS, -EIO. Since 1.0.
+ * -EROFS, -ENOSPC (out of metadata space: the pool is then read-only), -EIO,
+ * -EILSEQ/-ENOTBLK/-ENOMEM (a metadata failure: the pool then fails).
+ * Since 1.0.
  */
 THINP_API int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <libthinp/meta.h>
+#include "io/io_internal.h"
 #include "pool/pool_internal.h"
 #include "util/compiler.h"
 
@@ -256,6 +257,8 @@ int thinp_pool_format(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	r = pool_read_options(&opts, user_opts);
 	if (r || !meta_io || !data || (opts.features & THINP_POOL_READ_ONLY))
 		return -EINVAL;
+	if (thinp_io_is_read_only(meta_io) || thinp_io_is_read_only(data))
+		return -EROFS;
 	if (!opts.data_block_size)
 		opts.data_block_size = THINP_POOL_MIN_BLOCK_SIZE;
 	if (opts.data_block_size < THINP_POOL_MIN_BLOCK_SIZE ||
@@ -324,7 +327,9 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	r = pool_read_options(&opts, user_opts);
 	if (r || !meta_io || !data)
 		return -EINVAL;
-	meta_options(&mo, &opts, opts.features & THINP_POOL_READ_ONLY);
+	/* A pool that cannot write its data device must not provision. */
+	meta_options(&mo, &opts,
+		     (opts.features & THINP_POOL_READ_ONLY) || thinp_io_is_read_only(data));
 	r = thinp_meta_open(&meta, meta_io, &mo);
 	if (r)
 		return r;

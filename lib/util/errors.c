@@ -1,31 +1,59 @@
-/* thinp_strerror: the library's meaning for each errno it returns. */
+/*
+ * thinp_strerror: the library's meaning for each errno it returns, and the C
+ * library's description for the rest (open(2) errors and others a file
+ * backend passes through unchanged).
+ */
+#include "config.h"
+
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include <libthinp/common.h>
 
+/* The texts are common.h's list, word for word (tests/util checks). */
 static const struct {
 	int err;
 	const char *msg;
 } meanings[] = {
 	{ ENODATA, "no such key, mapping or device" },
 	{ ENOSPC, "out of data or metadata space" },
-	{ EILSEQ, "metadata block failed its checksum or structure check" },
-	{ ENOTBLK, "metadata block records a different location" },
+	{ EILSEQ, "a metadata block failed its checksum or structure check" },
+	{ ENOTBLK, "a metadata block records a location other than where it was read" },
 	{ EEXIST, "id already in use" },
-	{ EBUSY, "device open or resource held" },
-	{ EROFS, "read-only, or the pool dropped to read-only/failed mode" },
-	{ EINVAL, "invalid argument" },
-	{ ENOMEM, "out of memory" },
-	{ EIO, "I/O error" },
-	{ EOPNOTSUPP, "operation not supported" },
-	{ ETIMEDOUT, "timed out" },
+	{ EBUSY, "device open, or resource held" },
+	{ EROFS, "read-only handle, or a pool dropped to read-only/failed mode" },
+	{ EINVAL, "misuse: bad argument, bad alignment, unknown struct version" },
+	{ ENOMEM, "allocation failed" },
+	{ EIO, "an I/O error from a backend" },
+	{ EOPNOTSUPP, "not supported by the backend or the pool's features" },
+	{ EAGAIN, "a pool thread could not be started" },
+	{ EOVERFLOW, "a reference count would overflow" },
+	{ ERANGE, "a number in a message is too large" },
+	{ EFBIG, "a size beyond what the device can hold" },
 };
+
+/* strerror() may share one buffer between threads; strerrordesc_np (glibc
+ * 2.32) returns a static text, NULL for an unknown code. */
+static const char *libc_description(int err)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+	const char *s = strerrordesc_np(err);
+
+	if (s)
+		return s;
+#else
+	(void)err;
+#endif
+	return "unknown error";
+}
 
 const char *thinp_strerror(int err)
 {
 	size_t i;
 
+	if (err == INT_MIN)
+		return "unknown error";
 	if (err < 0)
 		err = -err;
 	if (err == 0)
@@ -33,5 +61,5 @@ const char *thinp_strerror(int err)
 	for (i = 0; i < sizeof(meanings) / sizeof(meanings[0]); i++)
 		if (meanings[i].err == err)
 			return meanings[i].msg;
-	return "unknown error";
+	return libc_description(err);
 }

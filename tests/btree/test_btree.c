@@ -424,7 +424,7 @@ static void random_run(const struct world_opts *o, uint64_t nops)
 	struct world w;
 
 	world_open(&w, o);
-	run_random(&w, nops * test_scale());
+	run_random(&w, test_ops((unsigned)nops));
 	world_close(&w);
 }
 
@@ -732,7 +732,7 @@ static void test_shared_roots(void **state)
 		op_insert(&w, &w.trees[0], 0, (uint32_t)test_rng_below(&w.rng, o.nkeys));
 	world_commit(&w);
 	share_root(&w, 12);
-	total = w.ops + 30000 * test_scale();
+	total = w.ops + test_ops(30000);
 	run_random(&w, total);
 	/* A second generation: copies of one mutated copy; the others go. */
 	{
@@ -746,7 +746,7 @@ static void test_shared_roots(void **state)
 	w.ntrees = 1;
 	world_commit(&w);
 	share_root(&w, 12);
-	run_random(&w, w.ops + 10000 * test_scale());
+	run_random(&w, w.ops + test_ops(10000));
 	delete_all_in_random_order(&w);
 	expect_all_free(&w, 1 << 18);
 	w.ntrees = 12; /* world_close frees every model */

@@ -13,6 +13,11 @@
 set -u
 . "${THINP_SRCDIR:?run me from make check}/tests/build/lib.sh"
 
+# A short run (make distcheck's) and a sanitizer build leave it out: it
+# proves abi/abi.sh, the same in the tarball, with copies built the same in
+# every configuration, and costs several library builds.
+[ -z "${THINP_TEST_SHORT:-}" ] || skip "THINP_TEST_SHORT is set"
+[ -z "${THINP_SAN_FLAGS:-}" ] || skip "a sanitizer build (the normal build runs it)"
 command -v "${ABIDIFF:-abidiff}" >/dev/null || skip "abidiff not installed (abigail-tools)"
 command -v "${ABIDW:-abidw}" >/dev/null || skip "abidw not installed (abigail-tools)"
 [ -n "${THINP_LIB_SOURCES:-}" ] || fail "THINP_LIB_SOURCES is empty"

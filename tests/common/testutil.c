@@ -45,14 +45,17 @@ unsigned test_scale(void)
 	return v ? v : 1;
 }
 
-unsigned test_ops(unsigned n)
+unsigned test_short(void)
 {
 	const char *env = getenv("THINP_TEST_SHORT");
 	unsigned div = env ? (unsigned)atoi(env) : 0;
 
-	n *= test_scale();
-	if (div > 1)
-		n /= div;
+	return div > 1 ? div : 1;
+}
+
+unsigned test_ops(unsigned n)
+{
+	n = n * test_scale() / test_short();
 	return n ? n : 1;
 }
 

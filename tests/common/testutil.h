@@ -25,12 +25,15 @@ uint64_t test_rng_below(struct test_rng *r, uint64_t n);
 /* Scale factor for long runs: 1 normally, THINP_TEST_LONG (e.g. 10) for make check-long. */
 unsigned test_scale(void);
 /*
- * A random test's operation count: n times test_scale(), divided by
- * THINP_TEST_SHORT when set (at least 1). scripts/test-all.sh sets it for
- * its ThreadSanitizer run, where single-threaded random tests only cost
- * time (TSan slows their large copies some 30-fold and has nothing to find
- * where one thread runs).
+ * THINP_TEST_SHORT, else 1: how much shorter a short run is. scripts/
+ * test-all.sh sets it for its ThreadSanitizer run, where single-threaded
+ * random tests only cost time (TSan slows their large copies some 30-fold
+ * and has nothing to find where one thread runs), and for make distcheck,
+ * whose make check proves the tarball, not the code a second time.
  */
+unsigned test_short(void);
+/* A random test's operation count: n times test_scale(), divided by
+ * test_short() (at least 1). */
 unsigned test_ops(unsigned n);
 
 /* A temporary directory for the test, removed by test_tmpdir_cleanup(). */

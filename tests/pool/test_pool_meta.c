@@ -4,7 +4,8 @@
  * the same metadata reads at the top as at depth 1; a power cut at every
  * write and flush of a workload (fault-injecting backend) loses nothing a
  * flush acknowledged; discard passdown as counted by the fault wrapper;
- * running out of metadata space (read-only until the metadata grows).
+ * running out of metadata space (read-only until the metadata grows);
+ * read-only devices.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +77,64 @@ static void test_open_unformatted(void **state)
 	assert_int_equal(thinp_pool_open(&pool, meta, data, NULL), -ENODATA);
 	thinp_io_close(meta);
 	thinp_io_close(data);
+}
+
+/* Too small a metadata device is out of space, as documented. */
+static void test_format_small_metadata(void **state)
+{
+	thinp_io *meta, *data;
+	thinp_pool *pool = (thinp_pool *)1;
+
+	assert_int_equal(thinp_io_open_memory(&meta, 8192, 0), 0);
+	assert_int_equal(thinp_io_open_memory(&data, 16 * TEST_BS, 0), 0);
+	assert_int_equal(thinp_pool_format(&pool, meta, data, NULL), -ENOSPC);
+	assert_null(pool);
+	thinp_io_close(meta);
+	thinp_io_close(data);
+}
+
+static thinp_io *open_tmp(const char *name, uint64_t size, uint32_t flags)
+{
+	char path[4096];
+	thinp_io *io;
+
+	snprintf(path, sizeof(path), "%s/%s", test_tmpdir(), name);
+	assert_int_equal(thinp_io_open_file(&io, path, flags | (flags ? 0 : THINP_IO_CREATE)), 0);
+	if (size)
+		assert_int_equal(thinp_io_resize(io, size), 0);
+	return io;
+}
+
+/* A read-only device: format refuses it (-EROFS), open runs read-only
+ * whichever of the two it is, and then nothing changes. */
+static void test_read_only_devices(void **state)
+{
+	thinp_pool_status ps = THINP_POOL_STATUS_INIT;
+	thinp_io *meta = open_tmp("ro-meta", META_BYTES, 0);
+	thinp_io *data = open_tmp("ro-data", 16 * TEST_BS, 0);
+	thinp_io *meta_ro = open_tmp("ro-meta", 0, THINP_IO_RDONLY);
+	thinp_io *data_ro = open_tmp("ro-data", 0, THINP_IO_RDONLY);
+	thinp_io *ios[2][2] = { { meta_ro, data }, { meta, data_ro } };
+	thinp_pool *pool = (thinp_pool *)1;
+
+	assert_int_equal(thinp_pool_format(&pool, meta_ro, data, NULL), -EROFS);
+	assert_null(pool);
+	assert_int_equal(thinp_pool_format(&pool, meta, data_ro, NULL), -EROFS);
+	assert_int_equal(thinp_pool_format(&pool, meta, data, NULL), 0);
+	assert_int_equal(thinp_pool_create_thin(pool, 0), 0);
+	assert_int_equal(thinp_pool_close(pool), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(thinp_pool_open(&pool, ios[i][0], ios[i][1], NULL), 0);
+		assert_int_equal(thinp_pool_get_status(pool, &ps), 0);
+		assert_int_equal(ps.mode, THINP_POOL_MODE_READ_ONLY);
+		assert_int_equal(thinp_pool_create_thin(pool, 1), -EROFS);
+		assert_int_equal(thinp_pool_close(pool), 0);
+	}
+	thinp_io_close(meta_ro);
+	thinp_io_close(data_ro);
+	thinp_io_close(meta);
+	thinp_io_close(data);
+	test_tmpdir_cleanup();
 }
 
 /* Devices that grew while the pool was closed are taken into use on open, as
@@ -360,19 +419,22 @@ static void cut_all(bool on_meta)
 	struct cut_run c;
 	uint64_t seed = test_seed(on_meta ? "pool power cut (metadata)" : "pool power cut (data)");
 	uint64_t n;
+	unsigned cuts = 0;
 
 	memset(&c, 0, sizeof(c));
 	c.buf = malloc(CUT_VSIZE);
 	cut_prepare(&c);
-	for (n = 1; n < 100000; n++) {
+	/* Every request, or every test_short()-th in a short run. */
+	for (n = 1; n < 100000; n += test_short()) {
 		bool fired = cut_iteration(&c, seed, on_meta, n);
 
 		cut_verify(&c, n);
 		if (!fired)
 			break;
+		cuts++;
 	}
-	print_message("power cut at each of %llu %s requests: all flushed data survived\n",
-		      (unsigned long long)n - 1, on_meta ? "metadata" : "data");
+	print_message("power cut at %u %s requests (every %u.): all flushed data survived\n",
+		      cuts, on_meta ? "metadata" : "data", test_short());
 	for (int v = 0; v < CUT_VOLS; v++) {
 		free(c.model[v]);
 		free(c.durable[v]);
@@ -754,7 +816,8 @@ static void test_out_of_metadata_space_sweep(void **state)
 
 	o.features = THINP_POOL_ERROR_IF_NO_SPACE;
 	snprintf(path, sizeof(path), "%s/sweep-meta.img", test_tmpdir());
-	for (size = 20;; size++) {
+	/* Every size, or every test_short()-th in a short run. */
+	for (size = 20;; size += test_short()) {
 		unlink(path);
 		assert_int_equal(thinp_io_open_file(&meta, path, THINP_IO_CREATE), 0);
 		assert_int_equal(thinp_io_resize(meta, size * 4096), 0);
@@ -789,7 +852,7 @@ static void test_out_of_metadata_space_sweep(void **state)
 	}
 	print_message("metadata ran out on %u device sizes, up to %llu blocks\n", runs,
 		      (unsigned long long)size - 1);
-	assert_true(runs >= 20);
+	assert_true(runs >= 20 / test_short());
 }
 
 int main(void)
@@ -797,6 +860,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_open_reopen),
 		cmocka_unit_test(test_open_unformatted),
+		cmocka_unit_test(test_read_only_devices),
+		cmocka_unit_test(test_format_small_metadata),
 		cmocka_unit_test(test_open_fits_devices),
 		cmocka_unit_test(test_snapshot_chain_1000),
 		cmocka_unit_test(test_passdown_counted_by_fault_wrapper),

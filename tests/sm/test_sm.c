@@ -392,14 +392,14 @@ static void run_random(bool metadata, uint64_t nr_meta, uint64_t nr_data, unsign
 /* Data map of three-plus bitmaps (> 2 * 16320 blocks). */
 static void test_data_random(void **state)
 {
-	run_random(false, 2048, 3 * SM_ENTRIES_PER_BITMAP + 100, 12000 * test_scale(),
+	run_random(false, 2048, 3 * SM_ENTRIES_PER_BITMAP + 100, test_ops(12000),
 		   "data_random");
 }
 
 /* Metadata map of two bitmaps; the test owns blocks in both. */
 static void test_metadata_random(void **state)
 {
-	run_random(true, SM_ENTRIES_PER_BITMAP + 3000, 1000, 12000 * test_scale(),
+	run_random(true, SM_ENTRIES_PER_BITMAP + 3000, 1000, test_ops(12000),
 		   "metadata_random");
 }
 

@@ -197,17 +197,17 @@ static void crash_loop(uint64_t seed, int mode, unsigned nr_ops)
 
 static void test_crash_drop(void **state)
 {
-	crash_loop(test_seed("crash drop"), THINP_IO_FAULT_CUT_DROP, 80 * test_scale());
+	crash_loop(test_seed("crash drop"), THINP_IO_FAULT_CUT_DROP, test_ops(80));
 }
 
 static void test_crash_keep(void **state)
 {
-	crash_loop(test_seed("crash keep"), THINP_IO_FAULT_CUT_KEEP, 80 * test_scale());
+	crash_loop(test_seed("crash keep"), THINP_IO_FAULT_CUT_KEEP, test_ops(80));
 }
 
 static void test_crash_torn(void **state)
 {
-	crash_loop(test_seed("crash torn"), THINP_IO_FAULT_CUT_TORN, 120 * test_scale());
+	crash_loop(test_seed("crash torn"), THINP_IO_FAULT_CUT_TORN, test_ops(120));
 }
 
 int main(void)

@@ -82,7 +82,7 @@ static void test_model_random(void **state)
 {
 	uint64_t seed = test_seed("thin model");
 
-	run_model(seed, 2500 * test_scale(), 8ull << 20);
+	run_model(seed, test_ops(2500), 8ull << 20);
 }
 
 /* A small metadata device: the run meets full space maps and deeper trees
@@ -91,7 +91,7 @@ static void test_model_small_metadata(void **state)
 {
 	uint64_t seed = test_seed("thin model (small)");
 
-	run_model(seed ^ 0x5555, 1500 * test_scale(), 4ull << 20);
+	run_model(seed ^ 0x5555, test_ops(1500), 4ull << 20);
 }
 
 int main(void)

@@ -76,11 +76,20 @@ for c in $cmds; do
 	"$THINP" "$c" --help >"$T/help" || fail "thinp $c --help failed"
 	head -1 "$T/help" | grep -q "^Usage: thinp $c " || fail "thinp $c --help: $(head -1 "$T/help")"
 	grep -q "^\.B $c " "$man" || fail "tools/thinp.1 has no entry for $c"
-	for o in $(grep -o -- '--[a-z][a-z-]*' "$T/help" | sort -u); do
-		[ "$o" = --help ] && continue
-		sed -n "/^\\.B $c /,/^\\.TP/p" "$man" | sed 's/\\-/-/g' | grep -q -- "$o" ||
-			fail "tools/thinp.1 does not mention $o under $c"
-	done
+	# The entry runs from ".B CMD" to the next ".TP"; each option of the
+	# help's list ("-x, --name" or "--name") is in it, long or short.
+	sed -n "/^\\.B $c /,/^\\.TP/p" "$man" | sed 's/\\-/-/g' >"$T/entry"
+	sed -n '/^Options:/,$p' "$T/help" | grep -oE -- '^  (-[a-z], )?--[a-z-]+' |
+		sed 's/,//' | while read -r short long; do
+			[ -z "$long" ] && long=$short short=
+			[ "$long" = --help ] && continue
+			grep -q -- "$long" "$T/entry" || { [ -n "$short" ] && grep -qE -- "$short([^a-z-]|$)" "$T/entry"; } ||
+				fail "tools/thinp.1 does not mention $long under $c"
+		done || exit 1
 	echo "ok: $c"
+done
+# ... and describes no command the tool does not have.
+for c in $(sed -n '/^\.SH COMMANDS/,/^\.SH EXIT/{/^\.TP/{n;s/^\.B \([a-z]*\) .*/\1/p}}' "$man"); do
+	echo "$cmds" | grep -qx "$c" || fail "tools/thinp.1 describes '$c', which thinp --help does not list"
 done
 echo PASS

@@ -42,6 +42,8 @@ fi
 SEED=${THINP_TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 echo "seed $SEED (replay with THINP_TEST_SEED=$SEED)"
 LONG=${THINP_TEST_LONG:-}
+# THINP_TEST_SHORT (make distcheck's run): fewer random cases.
+SHORT=${THINP_TEST_SHORT:-}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/thinp-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
