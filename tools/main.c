@@ -18,6 +18,7 @@
 	X(status)   \
 	X(ls)       \
 	X(dump)     \
+	X(delta)    \
 	X(restore)  \
 	X(check)    \
 	X(lookup)   \

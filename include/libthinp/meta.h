@@ -76,6 +76,7 @@
 
 #include <libthinp/common.h>
 #include <libthinp/io.h>
+#include <libthinp/delta.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -615,6 +616,29 @@ THINP_API int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
  * device). Since 1.0.
  */
 THINP_API int thinp_meta_check(thinp_meta *meta, thinp_meta_finding_fn fn, void *ctx);
+
+/* ---- delta on a metadata handle (types in delta.h) ---- */
+
+/*
+ * thinp_meta_delta_open - the same on a metadata handle (metadata tier):
+ * what `thinp delta` uses, also on a pool the kernel or another process
+ * owns. For that, open the metadata device with thinp_io_open_file(
+ * THINP_IO_RDONLY | THINP_IO_DIRECT) and thinp_meta_open(THINP_META_RDONLY)
+ * and read THINP_DELTA_HELD (or the snapshot block from the pool's status
+ * line): the handle reads the superblock once, at open, to find the held
+ * root, and everything else through the held root, which the kernel does not
+ * change while it is held. Errors as thinp_pool_delta_open; messages in
+ * thinp_meta_errmsg. Since 1.0.
+ */
+THINP_API int thinp_meta_delta_open(thinp_delta **out, thinp_meta *meta, uint64_t left,
+				    uint64_t right, const thinp_delta_options *opts);
+
+/*
+ * thinp_meta_delta - thinp_meta_delta_open's delta through a callback, as
+ * thinp_pool_delta (delta.h). Since 1.0.
+ */
+THINP_API int thinp_meta_delta(thinp_meta *meta, uint64_t left, uint64_t right,
+			       const thinp_delta_options *opts, thinp_delta_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

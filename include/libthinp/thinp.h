@@ -16,5 +16,6 @@
 #include <libthinp/pool.h>
 #include <libthinp/thin.h>
 #include <libthinp/stream.h>
+#include <libthinp/delta.h>
 
 #endif
