@@ -13,6 +13,7 @@
 
 #include "thin/helpers.h"
 #include <libthinp/delta.h>
+#include <libthinp/testing.h>
 
 #define MIB (1024ull * 1024)
 #define NDEV 6
@@ -259,9 +260,9 @@ static void test_missing_device(void **state)
 	pool_new(&p);
 	create(&p, 1);
 	assert_int_equal(thinp_meta_delta_open(&d, p.meta, 1, 9, NULL), -ENODATA);
-	assert_non_null(strstr(thinp_meta_errmsg(p.meta), "right device 9"));
+	assert_non_null(strstr(th_errmsg(p.meta), "right device 9"));
 	assert_int_equal(thinp_meta_delta_open(&d, p.meta, 9, 1, NULL), -ENODATA);
-	assert_non_null(strstr(thinp_meta_errmsg(p.meta), "left device 9"));
+	assert_non_null(strstr(th_errmsg(p.meta), "left device 9"));
 	/* no held snapshot */
 	assert_int_equal(thinp_meta_delta_open(&d, p.meta, 1, 1, &o), -ENODATA);
 	/* held, but the device was created after it */
