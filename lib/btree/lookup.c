@@ -1,6 +1,6 @@
 /*
- * Lookups: exact (btree_lookup) and first key >= k (btree_lower_bound), on
- * single- and multi-level trees. Read locks only, so lookups may run
+ * Lookups: exact (btree_lookup), first key >= k (btree_lower_bound) and the
+ * highest key (btree_last), on single- and multi-level trees. Read locks only, so lookups may run
  * concurrently with each other.
  *
  * A multi-level lookup resolves keys[0..levels-2] exactly, each giving the
@@ -126,4 +126,52 @@ int btree_lower_bound(struct btree_info *info, uint64_t root, const uint64_t *ke
 	int r = last_level(info, &root, keys, &lv);
 
 	return r ? r : lower_bound_at(&lv, root, keys[info->levels - 1], 0, key_out, value);
+}
+
+/*
+ * The highest entry of the subtree at b: the rightmost path. Only the root
+ * may be empty (an empty tree); an empty node below it is corruption, since
+ * removal merges or frees underfull nodes. O(depth) node visits.
+ */
+static int last_at(const struct level *lv, uint64_t b, uint64_t *key_out, void *value)
+{
+	struct block *blk;
+	const void *n;
+	unsigned depth;
+	uint32_t nr;
+	int r;
+
+	for (depth = 0;; depth++) {
+		if (depth >= BTREE_MAX_DEPTH)
+			return THINP_CORRUPT(level_log(lv), b, "btree", "tree too deep (cycle?)");
+		r = level_read_node(lv, b, depth == 0, &blk);
+		if (r)
+			return r;
+		n = block_data(blk);
+		nr = node_nr(n);
+		if (nr == 0) {
+			tm_unlock(lv->tm, blk);
+			return depth ? THINP_CORRUPT(level_log(lv), b, "btree", "empty subtree")
+				     : -ENODATA;
+		}
+		if (node_is_leaf(n))
+			break;
+		b = node_value64(n, nr - 1);
+		tm_unlock(lv->tm, blk);
+	}
+	if (key_out)
+		*key_out = node_key(n, nr - 1);
+	if (value)
+		memcpy(value, node_value(n, nr - 1), node_vsize(n));
+	tm_unlock(lv->tm, blk);
+	return 0;
+}
+
+int btree_last(struct btree_info *info, uint64_t root, const uint64_t *keys,
+	       uint64_t *key_out, void *value)
+{
+	struct level lv;
+	int r = last_level(info, &root, keys, &lv);
+
+	return r ? r : last_at(&lv, root, key_out, value);
 }
