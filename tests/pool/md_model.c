@@ -340,11 +340,23 @@ static void fill(const struct mdev *d, const struct map *mp, struct pool_md_mapp
 	out->mapped = true;
 }
 
+/* The armed lookup failure, once. */
+static int lookup_fault(struct model *m)
+{
+	int r = m->store->faults.fail_lookup_err;
+
+	m->store->faults.fail_lookup_err = 0;
+	return r;
+}
+
 static int md_lookup(struct pool_md *md, uint64_t id, uint64_t vb, struct pool_md_mapping *out)
 {
 	struct mdev *d = find_dev(&M(md)->live, id);
 	size_t i;
+	int r = lookup_fault(M(md));
 
+	if (r)
+		return r;
 	if (!d)
 		return -ENODATA;
 	i = lower_bound(d, vb);
@@ -358,7 +370,10 @@ static int md_lookup_run(struct pool_md *md, uint64_t id, uint64_t vb, uint32_t 
 			 struct pool_md_mapping *out)
 {
 	struct mdev *d = find_dev(&M(md)->live, id);
+	int r = lookup_fault(M(md));
 
+	if (r)
+		return r;
 	if (!d)
 		return -ENODATA;
 	memset(out, 0, n * sizeof(*out));
@@ -397,8 +412,16 @@ static int md_insert(struct pool_md *md, uint64_t id, uint64_t vb, uint64_t db)
 {
 	struct state *s = &M(md)->live;
 	struct mdev *d = find_dev(s, id);
+	struct md_faults *f = &M(md)->store->faults;
 	size_t i;
 
+	if (f->fail_insert_err) {
+		int r = f->fail_insert_err;
+
+		f->fail_insert_err = 0;
+		M(md)->tx_damaged = f->insert_damages;
+		return r;
+	}
 	if (!d)
 		return -ENODATA;
 	if (db >= s->nr_data || !s->refs[db])
