@@ -52,7 +52,8 @@ int thin_lookup_run_locked(struct thinp_meta *meta, uint64_t dev, uint64_t vbloc
 	uint8_t v[8];
 	int r;
 
-	if (n > UINT64_MAX - vblock)
+	/* The run may end at 2^64 exactly (the last block), not beyond. */
+	if (n && n - 1 > UINT64_MAX - vblock)
 		return thin_err(meta, -EINVAL, "run of %" PRIu32 " blocks at %" PRIu64
 				" wraps", n, vblock);
 	r = device_subtree(meta, dev, &d, &sub);
@@ -63,7 +64,7 @@ int thin_lookup_run_locked(struct thinp_meta *meta, uint64_t dev, uint64_t vbloc
 		uint64_t at = vblock + i;
 
 		r = btree_lower_bound(&meta->bl_info, sub, &at, &key, v);
-		if (r == -ENODATA || (!r && key >= vblock + n))
+		if (r == -ENODATA || (!r && key - vblock >= n))
 			return 0;
 		if (r)
 			return thin_err(meta, r, "lookup of block %" PRIu64 " of device %" PRIu64

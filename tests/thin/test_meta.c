@@ -596,6 +596,13 @@ static void test_runs(void **state)
 	}
 	assert_int_equal(thin_lookup_run_locked(meta, 9, 0, 4, run), -ENODATA);
 	assert_int_equal(thin_lookup_run_locked(meta, 1, UINT64_MAX - 2, 4, run), -EINVAL);
+	/* A run may end at the very last block, mapped or not. */
+	assert_int_equal(thin_lookup_run_locked(meta, 1, UINT64_MAX - 2, 3, run), 0);
+	assert_false(run[2].mapped);
+	map_new(meta, 1, UINT64_MAX);
+	assert_int_equal(thin_lookup_run_locked(meta, 1, UINT64_MAX - 2, 3, run), 0);
+	assert_false(run[0].mapped || run[1].mapped);
+	assert_true(run[2].mapped);
 
 	/* insert_run: a block beyond the device anywhere in the run refuses
 	 * the whole run, and damages nothing. */
