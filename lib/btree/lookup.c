@@ -72,6 +72,24 @@ int btree_lookup(struct btree_info *info, uint64_t root, const uint64_t *keys, v
 	return r ? r : lookup_in_level(&lv, root, keys[info->levels - 1], value);
 }
 
+/* Node b at depth `depth` of a descent, validated; bounded depth. */
+static int read_at_depth(const struct level *lv, uint64_t b, unsigned depth,
+			 struct block **blk)
+{
+	if (depth >= BTREE_MAX_DEPTH)
+		return THINP_CORRUPT(level_log(lv), b, "btree", "tree too deep (cycle?)");
+	return level_read_node(lv, b, depth == 0, blk);
+}
+
+/* Leaf entry i's key and value, each output optional. */
+static void copy_entry(const void *n, uint32_t i, uint64_t *key_out, void *value)
+{
+	if (key_out)
+		*key_out = node_key(n, i);
+	if (value)
+		memcpy(value, node_value(n, i), node_vsize(n));
+}
+
 /*
  * First entry >= key in the subtree at b. In an internal node the answer is
  * in child i (largest key[i] <= key) unless that whole subtree is below key;
@@ -88,21 +106,15 @@ static int lower_bound_at(const struct level *lv, uint64_t b, uint64_t key, unsi
 	uint32_t i, nr;
 	int r, lo;
 
-	if (depth >= BTREE_MAX_DEPTH)
-		return THINP_CORRUPT(level_log(lv), b, "btree", "tree too deep (cycle?)");
-	r = level_read_node(lv, b, depth == 0, &blk);
+	r = read_at_depth(lv, b, depth, &blk);
 	if (r)
 		return r;
 	n = block_data(blk);
 	nr = node_nr(n);
 	if (node_is_leaf(n)) {
 		i = node_first_ge(n, key);
-		if (i < nr) {
-			if (key_out)
-				*key_out = node_key(n, i);
-			if (value)
-				memcpy(value, node_value(n, i), node_vsize(n));
-		}
+		if (i < nr)
+			copy_entry(n, i, key_out, value);
 		r = i < nr ? 0 : -ENODATA;
 		goto out;
 	}
@@ -142,9 +154,7 @@ static int last_at(const struct level *lv, uint64_t b, uint64_t *key_out, void *
 	int r;
 
 	for (depth = 0;; depth++) {
-		if (depth >= BTREE_MAX_DEPTH)
-			return THINP_CORRUPT(level_log(lv), b, "btree", "tree too deep (cycle?)");
-		r = level_read_node(lv, b, depth == 0, &blk);
+		r = read_at_depth(lv, b, depth, &blk);
 		if (r)
 			return r;
 		n = block_data(blk);
@@ -159,10 +169,7 @@ static int last_at(const struct level *lv, uint64_t b, uint64_t *key_out, void *
 		b = node_value64(n, nr - 1);
 		tm_unlock(lv->tm, blk);
 	}
-	if (key_out)
-		*key_out = node_key(n, nr - 1);
-	if (value)
-		memcpy(value, node_value(n, nr - 1), node_vsize(n));
+	copy_entry(n, nr - 1, key_out, value);
 	tm_unlock(lv->tm, blk);
 	return 0;
 }
