@@ -47,6 +47,8 @@ int thin_rlock(struct thinp_meta *meta)
 	return 0;
 }
 
+static void apply_fault_policy_locked(struct thinp_meta *meta);
+
 static const char *mode_refusal(int mode)
 {
 	switch (mode) {
@@ -63,6 +65,10 @@ static const char *mode_refusal(int mode)
 int thin_wlock(struct thinp_meta *meta)
 {
 	pthread_rwlock_wrlock(&meta->lock);
+	/* Damaged through the private interface and not rolled back (a test
+	 * mixing both doors): the policy first, never a change on top. */
+	if (meta->damaged)
+		apply_fault_policy_locked(meta);
 	if (meta->mode != THINP_META_MODE_RW) {
 		int mode = meta->mode;
 
@@ -83,8 +89,6 @@ int thin_xlock(struct thinp_meta *meta)
 	}
 	return 0;
 }
-
-static void apply_fault_policy_locked(struct thinp_meta *meta);
 
 void thin_unlock(struct thinp_meta *meta)
 {

@@ -93,7 +93,8 @@ bool thin_out_of_metadata_space_locked(struct thinp_meta *meta, int r);
 /* Lock helpers for the public API. The write variant refuses (-EROFS) when
  * not read-write.
  * thin_unlock first applies the public API's failure policy when a change
- * under the lock damaged the transaction: out of metadata space rolls back
+ * under the lock damaged the transaction (thin_wlock too, for a damage
+ * left by the private interface): out of metadata space rolls back
  * to the last commit and enters NO_SPACE mode (no NEEDS_CHECK: the device is
  * intact); anything else enters FAIL mode (sticky read-only), reloads the
  * committed state for readers and sets NEEDS_CHECK on the device. */

@@ -94,11 +94,12 @@ int thin_data_count_locked(thinp_meta *meta, uint64_t block, uint32_t *count);
 
 /* 0 if a change may run now: -EROFS on a read-only handle, -EIO while the
  * transaction is damaged or the handle could not be reloaded. The change
- * functions below check this themselves only where the public API did;
- * call it before a change. */
+ * functions below do not check it: call it before each change (the pool's
+ * adapter does; the public API's lock does the same for meta.h). */
 int thin_may_change_locked(thinp_meta *meta);
 
-/* Write every dirty block, superblock last (FORMAT.md 8.2). */
+/* Write every dirty block, superblock last (FORMAT.md 8.2). A failed commit
+ * damages the transaction (-ENOSPC with meta_out_of_space, or -EIO...). */
 int thin_commit_locked(thinp_meta *meta);
 /* Drop the open transaction and reload the last commit; clears the failure
  * facts. On failure (the committed state cannot be read back) the handle is
