@@ -340,12 +340,14 @@ static void fill(const struct mdev *d, const struct map *mp, struct pool_md_mapp
 	out->mapped = true;
 }
 
-/* The armed lookup failure, once. */
+/* The armed lookup failure, once. Lookups run concurrently: only an armed
+ * knob (set by a single-threaded test) is written. */
 static int lookup_fault(struct model *m)
 {
 	int r = m->store->faults.fail_lookup_err;
 
-	m->store->faults.fail_lookup_err = 0;
+	if (r)
+		m->store->faults.fail_lookup_err = 0;
 	return r;
 }
 
