@@ -13,6 +13,7 @@
 #include "common/testutil.h"
 #include <libthinp/thinp.h>
 #include <libthinp/meta.h>
+#include "thin/pool_iface.h"
 
 #define MIB (1u << 20)
 
@@ -132,7 +133,7 @@ static void test_snapshot_readable_beside_writer(void **state)
 	assert_int_equal(thinp_io_open_file(&ro, f.meta, THINP_IO_RDONLY), 0);
 	mo.flags = THINP_META_RDONLY;
 	assert_int_equal(thinp_meta_open(&meta, ro, &mo), 0);
-	assert_int_equal(thinp_meta_device_info(meta, 7, &dev), 0);
+	assert_int_equal(thin_device_locked(meta, 7, &dev), 0);
 	thinp_meta_close(meta);
 	thinp_io_close(ro);
 	close_pool(p1, m1, d1);

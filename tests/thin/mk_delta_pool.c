@@ -19,6 +19,7 @@
 
 #include <libthinp/io.h>
 #include <libthinp/meta.h>
+#include "thin/helpers.h"
 
 #define COMMIT_EVERY 1000000u
 
@@ -46,8 +47,8 @@ static void map(thinp_meta *meta, uint64_t dev, uint64_t v, uint64_t *n)
 {
 	uint64_t b;
 
-	check("alloc", thinp_meta_alloc_data_block(meta, &b));
-	check("insert", thinp_meta_insert(meta, dev, v, b));
+	check("alloc", thin_alloc_data_block_locked(meta, &b));
+	check("insert", th_insert_now(meta, dev, v, b));
 	if (++*n % COMMIT_EVERY == 0)
 		check("commit", thinp_meta_commit(meta));
 }
@@ -78,7 +79,7 @@ int main(int argc, char **argv)
 	for (v = 0; v < mapped; v++)
 		map(meta, 1, v, &n);
 	check("commit", thinp_meta_commit(meta));
-	check("create_snap", thinp_meta_create_snap(meta, 2, 1));
+	check("create_snap", thin_create_snap_locked(meta, 2, 1));
 	for (i = 0; i < changed; i += run) {
 		uint64_t begin = rng_next(&seed) % (mapped - run + 1);
 

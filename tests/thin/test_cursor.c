@@ -43,10 +43,10 @@ static void build(thinp_meta *meta, struct test_rng *rng)
 	for (t = 0; t < 4; t++) {
 		for (i = 0; i < NV / 8; i++) {
 			v = test_rng_below(rng, 8) ? (v + 1) % NV : test_rng_below(rng, NV);
-			assert_int_equal(thinp_meta_alloc_data_block(meta, &b), 0);
-			assert_int_equal(thinp_meta_insert(meta, 1, v, b), 0);
+			assert_int_equal(thin_alloc_data_block_locked(meta, &b), 0);
+			assert_int_equal(th_insert_now(meta, 1, v, b), 0);
 		}
-		assert_int_equal(thinp_meta_create_snap(meta, 10 + t, 1), 0); /* time moves */
+		assert_int_equal(thin_create_snap_locked(meta, 10 + t, 1), 0); /* time moves */
 	}
 }
 
@@ -127,10 +127,10 @@ static void test_shared_ranges(void **state)
 	th_format(&io, &meta, 64 * MIB, 1u << 20);
 	build(meta, &rng);
 	assert_int_equal(thinp_meta_commit(meta), 0);
-	assert_int_equal(thinp_meta_create_snap(meta, 2, 1), 0);
+	assert_int_equal(thin_create_snap_locked(meta, 2, 1), 0);
 	for (i = 0; i < 5; i++) {
-		assert_int_equal(thinp_meta_alloc_data_block(meta, &b), 0);
-		assert_int_equal(thinp_meta_insert(meta, 2, changes[i], b), 0);
+		assert_int_equal(thin_alloc_data_block_locked(meta, &b), 0);
+		assert_int_equal(th_insert_now(meta, 2, changes[i], b), 0);
 	}
 	assert_int_equal(thin_cursor_open(&c, meta, &l, &r, 0, NV, THIN_CURSOR_SHARED), 0);
 	do {

@@ -53,7 +53,7 @@ static void create(struct pool *p, uint64_t dev)
 
 static void snap(struct pool *p, uint64_t dev, uint64_t origin)
 {
-	assert_int_equal(thinp_meta_create_snap(p->meta, dev, origin), 0);
+	assert_int_equal(thin_create_snap_locked(p->meta, dev, origin), 0);
 	p->live.exists[dev] = true;
 	memcpy(p->live.map[dev], p->live.map[origin], sizeof(p->live.map[dev]));
 }
@@ -63,8 +63,8 @@ static void snap(struct pool *p, uint64_t dev, uint64_t origin)
 static void map_block(struct pool *p, uint64_t dev, uint64_t v, uint64_t data)
 {
 	if (data == UINT64_MAX)
-		assert_int_equal(thinp_meta_alloc_data_block(p->meta, &data), 0);
-	assert_int_equal(thinp_meta_insert(p->meta, dev, v, data), 0);
+		assert_int_equal(thin_alloc_data_block_locked(p->meta, &data), 0);
+	assert_int_equal(th_insert_now(p->meta, dev, v, data), 0);
 	p->live.map[dev][v] = data + 1;
 }
 
@@ -79,13 +79,13 @@ static void map_every(struct pool *p, uint64_t dev, uint64_t end, uint64_t step)
 
 static void unmap_block(struct pool *p, uint64_t dev, uint64_t v)
 {
-	assert_int_equal(thinp_meta_remove(p->meta, dev, v), 0);
+	assert_int_equal(th_remove(p->meta, dev, v), 0);
 	p->live.map[dev][v] = 0;
 }
 
 static void hold(struct pool *p)
 {
-	assert_int_equal(thinp_meta_reserve_metadata_snap(p->meta), 0);
+	assert_int_equal(thin_reserve_metadata_snap_locked(p->meta), 0);
 	p->held = p->live;
 	p->have_held = true;
 }
@@ -299,7 +299,7 @@ static void test_end_and_sizes(void **state)
 	check_delta(&p, 1, 0, 2, 0, 0, 850, true);   /* clip inside a run */
 	check_delta(&p, 1, 0, 2, 0, 650, 701, false); /* begin inside, end past */
 	/* the last block alone, far away, changed on one side only */
-	assert_int_equal(thinp_meta_insert(p.meta, 2, far, 4000000), 0);
+	assert_int_equal(th_insert_now(p.meta, 2, far, 4000000), 0);
 	assert_int_equal(thinp_meta_delta(p.meta, 1, 2, &o, collect, &got), 0);
 	assert_true(got.n >= 2);
 	assert_int_equal(got.r[got.n - 1].kind, THINP_DELTA_RIGHT_ONLY);
@@ -336,9 +336,9 @@ static void test_changed_block_in_leaf(void **state)
 	assert_int_equal(got.r[0].virt_begin, 50);
 	assert_int_equal(got.r[0].length, 1);
 	/* 60, 61, 62 to data blocks 5000, 5002, 5001: three runs */
-	assert_int_equal(thinp_meta_insert(p.meta, 2, 60, 5000), 0);
-	assert_int_equal(thinp_meta_insert(p.meta, 2, 61, 5002), 0);
-	assert_int_equal(thinp_meta_insert(p.meta, 2, 62, 5001), 0);
+	assert_int_equal(th_insert_now(p.meta, 2, 60, 5000), 0);
+	assert_int_equal(th_insert_now(p.meta, 2, 61, 5002), 0);
+	assert_int_equal(th_insert_now(p.meta, 2, 62, 5001), 0);
 	p.live.map[2][60] = 5001;
 	p.live.map[2][61] = 5003;
 	p.live.map[2][62] = 5002;
@@ -440,7 +440,7 @@ static void random_step(struct pool *p, struct test_rng *rng)
 	if (k == 3 && nr_existing(&p->live) > 2) {
 		uint64_t d = pick_dev(rng, &p->live, true);
 
-		assert_int_equal(thinp_meta_delete(p->meta, d), 0);
+		assert_int_equal(thin_delete_locked(p->meta, d), 0);
 		p->live.exists[d] = false;
 		memset(p->live.map[d], 0, sizeof(p->live.map[d]));
 		return;
@@ -532,9 +532,9 @@ static void test_held_released_between_batches(void **state)
 	assert_int_equal(thinp_meta_delta_open(&d, p.meta, 1, 2, &o), 0);
 	assert_int_equal(thinp_delta_next(d, buf, 1, &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(thinp_meta_release_metadata_snap(p.meta), 0);
+	assert_int_equal(thin_release_metadata_snap_locked(p.meta), 0);
 	map_block(&p, 1, 1, UINT64_MAX);
-	assert_int_equal(thinp_meta_reserve_metadata_snap(p.meta), 0);
+	assert_int_equal(thin_reserve_metadata_snap_locked(p.meta), 0);
 	assert_int_equal(thinp_delta_next(d, buf, 1, &n), -ESTALE);
 	thinp_delta_close(d);
 	pool_free(&p);
@@ -618,12 +618,12 @@ static void test_cost_is_changed_not_mapped(void **state)
 	pool_new(p);
 	create(p, 1);
 	for (v = 0; v < 100000; v++)
-		assert_int_equal(thinp_meta_insert(p->meta, 1, v, v), 0);
+		assert_int_equal(th_insert_now(p->meta, 1, v, v), 0);
 	assert_int_equal(thinp_meta_commit(p->meta), 0);
-	assert_int_equal(thinp_meta_create_snap(p->meta, 2, 1), 0);
-	assert_int_equal(thinp_meta_insert(p->meta, 2, 77777, 200000), 0);
+	assert_int_equal(thin_create_snap_locked(p->meta, 2, 1), 0);
+	assert_int_equal(th_insert_now(p->meta, 2, 77777, 200000), 0);
 	assert_int_equal(thinp_meta_commit(p->meta), 0);
-	assert_int_equal(thinp_meta_device_info(p->meta, 2, &dev), 0);
+	assert_int_equal(thin_device_locked(p->meta, 2, &dev), 0);
 	assert_int_equal(dev.mapped_blocks, 100000);
 	reads_changes = reads_of_delta(p->io, 1, 2, true, &runs);
 	assert_int_equal(runs, 1);
@@ -654,11 +654,11 @@ static void test_cost_shared_at_different_depths(void **state)
 	create(p, 1);
 	create(p, 3);
 	for (v = 0; v < 40000; v++)
-		assert_int_equal(thinp_meta_insert(p->meta, 1, v, v), 0);
+		assert_int_equal(th_insert_now(p->meta, 1, v, v), 0);
 	assert_int_equal(thinp_meta_commit(p->meta), 0);
-	assert_int_equal(thinp_meta_create_snap(p->meta, 2, 1), 0);
+	assert_int_equal(thin_create_snap_locked(p->meta, 2, 1), 0);
 	for (v = 0; v < 40000; v++)
-		assert_int_equal(thinp_meta_insert(p->meta, 2, 1000000 + v, 100000 + v), 0);
+		assert_int_equal(th_insert_now(p->meta, 2, 1000000 + v, 100000 + v), 0);
 	assert_int_equal(thinp_meta_commit(p->meta), 0);
 	reads_changes = reads_of_delta(p->io, 1, 2, true, &runs);
 	assert_int_equal(runs, 1);
