@@ -19,6 +19,8 @@
 #                   with the shared libraries ldd names (repeatable)
 #   --ko FILE       an out-of-tree module to copy to /ko/ (the guest insmods it)
 #   --timeout S     hard limit on the whole VM run (THINP_VM_TIMEOUT, 150)
+#   vm.sh --kabi    only print the kernel ABI a run would boot (for building
+#                   modules against linux-headers-ABI) and exit
 #
 # Environment: THINP_VM_KABI picks the kernel ABI (default: what Debian's
 # linux-image-amd64 depends on, e.g. 6.1.0-57-amd64); THINP_VM_CACHE is where
@@ -42,20 +44,20 @@ modules=(virtio_pci virtio_blk)
 bins=()
 kos=()
 timeout_s=${THINP_VM_TIMEOUT:-150}
+print_kabi=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--module) modules+=("$2"); shift 2 ;;
 	--bin) bins+=("$2"); shift 2 ;;
 	--ko) kos+=("$2"); shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
+	--kabi) print_kabi=1; shift ;;
 	--) shift; break ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
 	esac
 done
-[ $# -ge 2 ] || die "usage: vm.sh [options] GUEST_SCRIPT LOG [DISK...]"
-guest=$1 log=$2
-shift 2
+[ -n "$print_kabi" ] || [ $# -ge 2 ] || die "usage: vm.sh [options] GUEST_SCRIPT LOG [DISK...]"
 
 for cmd in qemu-system-x86_64 cpio gzip depmod timeout; do
 	command -v "$cmd" >/dev/null || skip "$cmd not found (apt-get install qemu-system-x86 cpio kmod)"
@@ -72,6 +74,9 @@ fi
 kabi=${THINP_VM_KABI:-$(apt-cache depends linux-image-amd64 2>/dev/null |
 	sed -n 's/^ *Depends: linux-image-\(6[^ ]*-amd64\)$/\1/p' | head -n 1)}
 [ -n "$kabi" ] || skip "no Debian kernel package known (apt-cache depends linux-image-amd64)"
+[ -n "$print_kabi" ] && { echo "$kabi"; exit 0; }
+guest=$1 log=$2
+shift 2
 if [ -f "/boot/vmlinuz-$kabi" ] && [ -d "/lib/modules/$kabi/kernel" ]; then
 	kroot=
 else
