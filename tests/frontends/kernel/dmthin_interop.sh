@@ -9,11 +9,13 @@
 # two virtio disks, checksums every volume (must equal the host's expected
 # images), then writes through dm-thin: to the empty thin 2, to the snapshot
 # (breaking sharing mid-block), takes a snapshot 3 of thin 0 with the pool
-# message, writes to thin 0 after it, sets the transaction id, checksums again
-# and removes everything (the kernel commits).
+# message, writes to thin 0 after it, sets the transaction id, checksums again,
+# creates thin 4 and puts an ext4 with one file on it, and removes everything
+# (the kernel commits).
 # Host again: thin_check and thinp check pass, thin_dump equals thinp dump,
 # thinp ls lists the four devices, the transaction id is the guest's, and
-# thinp read of every volume equals the expected image.
+# thinp read of every volume equals the expected image; thin 4 read by thinp
+# passes e2fsck -fn and its file (debugfs) is the bytes the guest wrote.
 #
 # Run by scripts/test-all.sh (step kernel-vm) or by hand, as root on Debian 12:
 #   THINP_BUILDDIR=build bash tests/frontends/kernel/dmthin_interop.sh
@@ -22,7 +24,9 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../tool/common.sh"
 [ -n "${THINP_VM_KEEP:-}" ] && trap - EXIT
-command -v dmsetup >/dev/null || { echo "SKIP: dmsetup not found (apt-get install dmsetup)"; exit 77; }
+for b in dmsetup mkfs.ext4 e2fsck debugfs; do
+	command -v $b >/dev/null || { echo "SKIP: $b not found (apt-get install dmsetup e2fsprogs)"; exit 77; }
+done
 
 MIB=$((1024 * 1024))
 VOL=$((16 * MIB))        # every thin volume's size
@@ -90,14 +94,22 @@ ok dmsetup create thin3 --table "0 $SECTORS thin /dev/mapper/pool 3"
 ok dd if=/dev/vdc of=/dev/mapper/thin0 bs=4096 skip=256 count=16 seek=2048 conv=fsync
 ok dmsetup message pool 0 "set_transaction_id 0 7"
 for d in 0 1 2 3; do echo "GUEST-SUM after \$d \$(md5sum </dev/mapper/thin\$d | cut -d' ' -f1)"; done
+ok dmsetup message pool 0 "create_thin 4"
+ok dmsetup create thin4 --table "0 $SECTORS thin /dev/mapper/pool 4"
+ok mkfs.ext4 -q -F /dev/mapper/thin4
+mkdir -p /mnt
+ok mount -t ext4 /dev/mapper/thin4 /mnt
+ok dd if=/dev/vdc of=/mnt/f bs=4096 skip=384 count=64 conv=fsync
+ok umount /mnt
 echo "GUEST-STATUS \$(dmsetup status pool)"
-for d in 3 2 1 0; do ok dmsetup remove thin\$d; done
+for d in 4 3 2 1 0; do ok dmsetup remove thin\$d; done
 ok dmsetup remove pool
 echo GUEST-OK
 EOF
 
 step "guest: the kernel's dm-thin on the same two files"
-"$here/vm.sh" --module dm-thin-pool --bin "$(command -v dmsetup)" \
+"$here/vm.sh" --module dm-thin-pool --module ext4 \
+	--bin "$(command -v dmsetup)" --bin "$(command -v mkfs.ext4)" \
 	"$T/guest.sh" "$T/console.log" "$M" "$D" "$P"
 rc=$?
 [ $rc -eq 77 ] && exit 77
@@ -115,10 +127,15 @@ done
 step "host: the pool the kernel left"
 verify "$M"
 ids=$(thinp ls -m "$M" --no-headers | awk '{ print $1 }' | tr '\n' ' ')
-[ "$ids" = "0 1 2 3 " ] || fail "thinp ls lists devices: $ids"
+[ "$ids" = "0 1 2 3 4 " ] || fail "thinp ls lists devices: $ids"
 [ "$(thinp status -m "$M" | cut -d' ' -f1)" = 7 ] || fail "transaction id: $(thinp status -m "$M")"
 for i in 0 1 2 3; do
 	[ "$(thinp read -m "$M" -d "$D" $i 0 $VOL | sum /dev/stdin)" = "${after[i]}" ] ||
 		fail "host: thinp read of thin $i differs from what the guest wrote"
 done
+thinp read -m "$M" -d "$D" 4 0 $VOL >"$T/fs.img" || fail "thinp read of thin 4"
+e2fsck -fn "$T/fs.img" || fail "e2fsck of the ext4 the guest made on thin 4"
+[ "$(debugfs -R "cat /f" "$T/fs.img" 2>/dev/null | sum /dev/stdin)" = \
+	"$(cut_file "$P" $((1536 * 1024)) $((256 * 1024)) | sum /dev/stdin)" ] ||
+	fail "the file the guest wrote on thin 4's ext4 reads differently through thinp"
 echo "PASS: the kernel's dm-thin read thinp's pool and thinp reads the kernel's writes"
