@@ -16,6 +16,8 @@
 # thinp ls lists the four devices, the transaction id is the guest's, and
 # thinp read of every volume equals the expected image; thin 4 read by thinp
 # passes e2fsck -fn and its file (debugfs) is the bytes the guest wrote.
+# Last, the guest lets dm-thin format a pool on a zeroed metadata disk and
+# writes to a thin of it; thin_check, thinp check and thinp dump/read agree.
 #
 # Run by scripts/test-all.sh (step kernel-vm) or by hand, as root on Debian 12:
 #   THINP_BUILDDIR=build bash tests/frontends/kernel/dmthin_interop.sh
@@ -31,9 +33,10 @@ done
 MIB=$((1024 * 1024))
 VOL=$((16 * MIB))        # every thin volume's size
 SECTORS=$((VOL / 512))
-M=$T/meta D=$T/data P=$T/payload
-truncate -s 8M "$M"
+M=$T/meta D=$T/data P=$T/payload M2=$T/meta2 D2=$T/data2
+truncate -s 8M "$M" "$M2"
 truncate -s 64M "$D"
+truncate -s 32M "$D2"
 
 # exp_write IMAGE OFFSET < DATA: what a write does to the expected image.
 exp_write() {
@@ -104,13 +107,20 @@ ok umount /mnt
 echo "GUEST-STATUS \$(dmsetup status pool)"
 for d in 4 3 2 1 0; do ok dmsetup remove thin\$d; done
 ok dmsetup remove pool
+# A pool the kernel formats itself (zeroed metadata disk /dev/vdd).
+ok dmsetup create pool2 --table "0 $((32 * MIB / 512)) thin-pool /dev/vdd /dev/vde 128 16"
+ok dmsetup message pool2 0 "create_thin 0"
+ok dmsetup create fresh --table "0 $SECTORS thin /dev/mapper/pool2 0"
+ok dd if=/dev/vdc of=/dev/mapper/fresh bs=4096 skip=0 count=100 seek=5 conv=fsync
+ok dmsetup remove fresh
+ok dmsetup remove pool2
 echo GUEST-OK
 EOF
 
 step "guest: the kernel's dm-thin on the same two files"
 "$here/vm.sh" --module dm-thin-pool --module ext4 \
 	--bin "$(command -v dmsetup)" --bin "$(command -v mkfs.ext4)" \
-	"$T/guest.sh" "$T/console.log" "$M" "$D" "$P"
+	"$T/guest.sh" "$T/console.log" "$M" "$D" "$P" "$M2" "$D2"
 rc=$?
 [ $rc -eq 77 ] && exit 77
 grep -E '^(GUEST-|THINP-VM)' "$T/console.log"
@@ -138,4 +148,10 @@ e2fsck -fn "$T/fs.img" || fail "e2fsck of the ext4 the guest made on thin 4"
 [ "$(debugfs -R "cat /f" "$T/fs.img" 2>/dev/null | sum /dev/stdin)" = \
 	"$(cut_file "$P" $((1536 * 1024)) $((256 * 1024)) | sum /dev/stdin)" ] ||
 	fail "the file the guest wrote on thin 4's ext4 reads differently through thinp"
+step "host: the pool the kernel formatted"
+verify "$M2"
+[ "$(thinp read -m "$M2" -d "$D2" 0 0 $VOL | sum /dev/stdin)" = \
+	"$( (head -c $((5 * 4096)) /dev/zero; cut_file "$P" 0 $((100 * 4096));
+	    head -c $((VOL - 105 * 4096)) /dev/zero) | sum /dev/stdin)" ] ||
+	fail "thinp read of the kernel-formatted pool's thin 0"
 echo "PASS: the kernel's dm-thin read thinp's pool and thinp reads the kernel's writes"

@@ -25,7 +25,7 @@
 # Environment: THINP_VM_KABI picks the kernel ABI (default: what Debian's
 # linux-image-amd64 depends on, e.g. 6.1.0-57-amd64); THINP_VM_CACHE is where
 # the kernel package is downloaded and unpacked (default
-# ${XDG_CACHE_HOME:-~/.cache}/libthinp-vm), reused by later runs. An
+# ${XDG_CACHE_HOME:-$HOME/.cache}/libthinp-vm), reused by later runs. An
 # installed package (/boot/vmlinuz-ABI and /lib/modules/ABI) is used as is.
 set -u
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -77,10 +77,11 @@ kabi=${THINP_VM_KABI:-$(apt-cache depends linux-image-amd64 2>/dev/null |
 [ -n "$print_kabi" ] && { echo "$kabi"; exit 0; }
 guest=$1 log=$2
 shift 2
-if [ -f "/boot/vmlinuz-$kabi" ] && [ -d "/lib/modules/$kabi/kernel" ]; then
+# Debian installs vmlinuz readable by root only: then use a download.
+if [ -r "/boot/vmlinuz-$kabi" ] && [ -d "/lib/modules/$kabi/kernel" ]; then
 	kroot=
 else
-	cache=${THINP_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/libthinp-vm}
+	cache=${THINP_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/libthinp-vm}
 	kroot=$cache/$kabi
 	if [ ! -f "$kroot/boot/vmlinuz-$kabi" ]; then
 		mkdir -p "$cache" || skip "cannot create $cache"
