@@ -1,0 +1,71 @@
+/*
+ * Types for lib/os/os.h in the freestanding build check (-ffreestanding
+ * -nostdinc -DTHINP_OS_FREESTANDING): everything comes from the compiler's
+ * predefined macros, so a lib/ file that compiles against this uses nothing
+ * but the OS layer. Objects are opaque storage: the check never links.
+ */
+#ifndef THINP_OS_OS_FREESTANDING_H
+#define THINP_OS_OS_FREESTANDING_H
+
+typedef __SIZE_TYPE__ size_t;
+typedef __PTRDIFF_TYPE__ ptrdiff_t;
+typedef __UINTPTR_TYPE__ uintptr_t;
+typedef __INT8_TYPE__ int8_t;
+typedef __INT16_TYPE__ int16_t;
+typedef __INT32_TYPE__ int32_t;
+typedef __INT64_TYPE__ int64_t;
+typedef __UINT8_TYPE__ uint8_t;
+typedef __UINT16_TYPE__ uint16_t;
+typedef __UINT32_TYPE__ uint32_t;
+typedef __UINT64_TYPE__ uint64_t;
+#define UINT32_MAX __UINT32_MAX__
+#define UINT64_MAX __UINT64_MAX__
+#define SIZE_MAX __SIZE_MAX__
+#define bool _Bool
+#define true 1
+#define false 0
+#define NULL ((void *)0)
+typedef __builtin_va_list va_list;
+#define va_start(ap, last) __builtin_va_start(ap, last)
+#define va_end(ap) __builtin_va_end(ap)
+#define va_copy(d, s) __builtin_va_copy(d, s)
+#define offsetof(t, m) __builtin_offsetof(t, m)
+
+/* The errno values lib/ returns; the numbers are Linux's on every arch the
+ * kernel backend targets (asm-generic/errno-base.h, errno.h). */
+#define EPERM 1
+#define ENOENT 2
+#define EIO 5
+#define E2BIG 7
+#define EAGAIN 11
+#define ENOMEM 12
+#define EBUSY 16
+#define EEXIST 17
+#define EINVAL 22
+#define EFBIG 27
+#define ENOSPC 28
+#define EROFS 30
+#define ERANGE 34
+#define ENOSYS 38
+#define ENODATA 61
+#define ETIMEDOUT 110
+#define EILSEQ 84
+#define EOVERFLOW 75
+#define ENOTSUP 95
+#define EOPNOTSUPP 95
+
+/* Provided by libc and by the kernel alike; compilers may emit calls to them. */
+void *memcpy(void *dst, const void *src, size_t n);
+void *memmove(void *dst, const void *src, size_t n);
+void *memset(void *p, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+
+typedef struct { unsigned long opaque[8]; } thinp_os_mutex;
+typedef struct { unsigned long opaque[8]; } thinp_os_rwlock;
+typedef struct { unsigned long opaque[8]; } thinp_os_cond;
+typedef struct { int opaque; } thinp_os_once_flag;
+#define THINP_OS_ONCE_INIT { 0 }
+typedef struct { unsigned long opaque[4]; } thinp_os_thread;
+
+#endif
