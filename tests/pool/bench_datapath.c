@@ -1,0 +1,237 @@
+/*
+ * bench_datapath: the two costs of the pool's write path that a raw file
+ * does not have, each against the raw file backend in one run, on one
+ * filesystem (files in the directory given as argv[1], default $TMPDIR or
+ * /tmp):
+ *
+ *   1. breaking sharing: a 4 KiB write into a 64 KiB block shared with a
+ *      snapshot (every write breaks the sharing of a fresh block) vs a 4 KiB
+ *      pwrite overwriting a plain file (target: ratio >= 0.4);
+ *   2. random 4 KiB writes with a flush every 64 writes vs a pwrite loop
+ *      with fdatasync every 64 writes (target >= 0.9), twice: into a fresh
+ *      volume vs a fresh sparse file (every first write to a block
+ *      provisions it, every flush commits metadata), and into provisioned
+ *      blocks vs an allocated file.
+ *
+ * Figures are medians over rounds in which raw and thin alternate (the one
+ * going first alternating too), so that a burst of load elsewhere on the
+ * machine does not decide the ratio. Not part of `make check`.
+ *
+ * Usage: tests/pool/bench_datapath [DIR] [ROUNDS]
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libthinp/thinp.h>
+
+#define BS (64u * 1024)
+#define IO4K 4096u
+#define VOL_BLOCKS 2048u    /* 128 MiB volumes */
+#define COW_WRITES 1024u    /* per round, each into its own shared block */
+#define RAND_WRITES 2048u   /* per round */
+#define FLUSH_EVERY 64u
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, int r)
+{
+	fprintf(stderr, "bench_datapath: %s: %s\n", what, thinp_strerror(r));
+	exit(1);
+}
+
+static void check(const char *what, int r)
+{
+	if (r)
+		die(what, r);
+}
+
+static thinp_io *open_file(const char *dir, const char *name, uint64_t size)
+{
+	char path[512];
+	thinp_io *io;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(path);
+	check(path, thinp_io_open_file(&io, path, THINP_IO_CREATE));
+	check("resize", thinp_io_resize(io, size));
+	unlink(path); /* removed when closed */
+	return io;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void report(const char *what, double *raw, double *thin, unsigned n, double target)
+{
+	double ratio[n];
+
+	for (unsigned i = 0; i < n; i++)
+		ratio[i] = thin[i] / raw[i];
+	printf("%s: raw %.0f IOPS, thin %.0f IOPS, ratio %.2f (target >= %.2f, median of %u "
+	       "rounds)\n",
+	       what, median(raw, n), median(thin, n), median(ratio, n), target, n);
+}
+
+/* A pool on files with one volume 0 of VOL_BLOCKS blocks. */
+struct bench {
+	thinp_io *meta, *data;
+	thinp_pool *pool;
+	thinp_thin *thin;
+};
+
+static void bench_open(struct bench *b, const char *dir, uint64_t data_blocks)
+{
+	thinp_thin_options to = THINP_THIN_OPTIONS_INIT;
+
+	b->meta = open_file(dir, "bench-dp-meta", 64 << 20);
+	b->data = open_file(dir, "bench-dp-data", data_blocks * BS);
+	check("format", thinp_pool_format(&b->pool, b->meta, b->data, NULL));
+	check("create_thin", thinp_pool_create_thin(b->pool, 0));
+	to.size = (uint64_t)VOL_BLOCKS * BS;
+	check("thin open", thinp_thin_open(&b->thin, b->pool, 0, &to));
+}
+
+static void bench_close(struct bench *b)
+{
+	thinp_thin_close(b->thin);
+	check("close", thinp_pool_close(b->pool));
+	thinp_io_close(b->meta);
+	thinp_io_close(b->data);
+}
+
+/* Write every block of the volume (or file) once, then flush. */
+static void fill(thinp_thin *thin, thinp_io *io, void *buf)
+{
+	for (uint64_t b = 0; b < VOL_BLOCKS; b++)
+		check("fill", thin ? thinp_thin_write(thin, buf, BS, b * BS)
+				   : thinp_io_write(io, buf, BS, b * BS));
+	check("fill flush", thin ? thinp_thin_flush(thin) : thinp_io_flush(io));
+}
+
+/* IOPS of COW_WRITES 4 KiB writes, one per block, 16 KiB into it. */
+static double one_per_block(thinp_thin *thin, thinp_io *io, const void *buf)
+{
+	double t0 = now();
+
+	for (uint64_t b = 0; b < COW_WRITES; b++) {
+		uint64_t off = b * BS + 16384;
+
+		check("write", thin ? thinp_thin_write(thin, buf, IO4K, off)
+				    : thinp_io_write(io, buf, IO4K, off));
+	}
+	return COW_WRITES / (now() - t0);
+}
+
+static void bench_cow(const char *dir, unsigned rounds, void *buf)
+{
+	double raw[rounds], thin[rounds];
+	thinp_io *io = open_file(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS);
+	struct bench b;
+
+	bench_open(&b, dir, 2 * VOL_BLOCKS + 64);
+	fill(b.thin, NULL, buf);
+	fill(NULL, io, buf);
+	for (unsigned i = 0; i < rounds; i++) {
+		/* A fresh snapshot shares every block of the origin again; the
+		 * last one's blocks go back to the free space. */
+		if (i)
+			check("delete", thinp_pool_delete_thin(b.pool, 1));
+		check("create_snap", thinp_pool_create_snap(b.pool, 1, 0));
+		for (unsigned k = 0; k < 2; k++) {
+			if ((i + k) % 2 == 0)
+				raw[i] = one_per_block(NULL, io, buf);
+			else
+				thin[i] = one_per_block(b.thin, NULL, buf);
+		}
+		check("flush", thinp_thin_flush(b.thin));
+		check("flush", thinp_io_flush(io));
+	}
+	report("4 KiB write breaking sharing of a 64 KiB block vs 4 KiB overwrite", raw, thin,
+	       rounds, 0.4);
+	bench_close(&b);
+	thinp_io_close(io);
+}
+
+/* IOPS of RAND_WRITES random 4 KiB writes with a flush every FLUSH_EVERY. */
+static double random_flushed(thinp_thin *thin, thinp_io *io, const void *buf, uint64_t seed)
+{
+	uint64_t x = seed | 1;
+	double t0 = now();
+
+	for (unsigned i = 1; i <= RAND_WRITES; i++) {
+		uint64_t off;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		off = (x % ((uint64_t)VOL_BLOCKS * BS / IO4K)) * IO4K;
+		check("write", thin ? thinp_thin_write(thin, buf, IO4K, off)
+				    : thinp_io_write(io, buf, IO4K, off));
+		if (i % FLUSH_EVERY == 0)
+			check("flush", thin ? thinp_thin_flush(thin) : thinp_io_flush(io));
+	}
+	return RAND_WRITES / (now() - t0);
+}
+
+static void bench_random(const char *dir, unsigned rounds, bool provisioned, void *buf)
+{
+	double raw[rounds], thin[rounds];
+
+	for (unsigned i = 0; i < rounds; i++) {
+		thinp_io *io = open_file(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS);
+		struct bench b;
+
+		bench_open(&b, dir, VOL_BLOCKS + 64);
+		if (provisioned) {
+			fill(b.thin, NULL, buf);
+			fill(NULL, io, buf);
+		}
+		for (unsigned k = 0; k < 2; k++) {
+			if ((i + k) % 2 == 0)
+				raw[i] = random_flushed(NULL, io, buf, 88172645463325252ull + i);
+			else
+				thin[i] = random_flushed(b.thin, NULL, buf, 88172645463325252ull + i);
+		}
+		bench_close(&b);
+		thinp_io_close(io);
+	}
+	report(provisioned ? "random 4 KiB writes, flush every 64, provisioned blocks vs allocated "
+			     "file"
+			   : "random 4 KiB writes, flush every 64, fresh volume vs sparse file",
+	       raw, thin, rounds, 0.9);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	unsigned rounds = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : 7;
+	void *buf;
+
+	if (!rounds || posix_memalign(&buf, 4096, BS))
+		return 1;
+	memset(buf, 0x5A, BS);
+	printf("bench_datapath: files in %s, data block 64 KiB, %u rounds\n", dir, rounds);
+	bench_cow(dir, rounds, buf);
+	bench_random(dir, rounds, false, buf);
+	bench_random(dir, rounds, true, buf);
+	free(buf);
+	return 0;
+}
