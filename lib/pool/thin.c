@@ -311,84 +311,81 @@ static int write_in_place(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint
 	return 0;
 }
 
-/* Copy len bytes between data blocks, in bounded chunks. */
-static int copy_data(thinp_pool *pool, uint64_t from, uint64_t to, uint64_t len)
-{
-	uint64_t chunk = THINP_MIN(len, COPY_CHUNK);
-	void *buf = malloc(chunk ? chunk : 1);
-	int r = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	while (len && !r) {
-		uint64_t n = THINP_MIN(len, chunk);
-
-		r = thinp_io_read(pool->data_io, buf, n, from);
-		if (r)
-			r = pool_err(pool, r, "data device read (copy)");
-		else
-			r = data_write(pool, buf, n, to);
-		from += n;
-		to += n;
-		len -= n;
-	}
-	free(buf);
-	return r;
-}
-
-/* Fill [to, to + len) of the data device with what the volume reads at
- * virtual byte vaddr while unmapped: origin data, then zeroes (skipped with
- * skip_block_zeroing). */
-static int copy_unmapped(thinp_thin *thin, uint64_t vaddr, uint64_t to, uint64_t len)
+/*
+ * The contents vblock had in [off, off + n) of its block before the write:
+ * the old block's (breaking sharing), or origin data and zeroes (unmapped).
+ * One read at most.
+ */
+static int read_old(thinp_thin *thin, uint64_t vblock, const struct pool_md_mapping *old,
+		    void *buf, uint64_t n, uint64_t off)
 {
 	thinp_pool *pool = thin->pool;
-	uint64_t from_origin = 0, chunk;
-	void *buf;
-	int r = 0;
+	int r;
 
-	if (thin->origin && vaddr < thin->origin_size)
-		from_origin = THINP_MIN(len, thin->origin_size - vaddr);
-	if (from_origin) {
-		chunk = THINP_MIN(from_origin, COPY_CHUNK);
-		buf = malloc(chunk);
-		if (!buf)
-			return -ENOMEM;
-		for (uint64_t done = 0; done < from_origin && !r; done += chunk) {
-			uint64_t n = THINP_MIN(chunk, from_origin - done);
+	if (!old)
+		return read_unmapped(thin, buf, n, vblock * pool->block_size + off);
+	r = thinp_io_read(pool->data_io, buf, n, block_off(pool, old->data_block, off));
+	return r ? pool_err(pool, r, "data device read (copy)") : 0;
+}
 
-			r = read_unmapped(thin, buf, n, vaddr + done);
-			if (!r)
-				r = data_write(pool, buf, n, to + done);
-		}
-		free(buf);
+/* Has the origin data at byte off of vblock's block? */
+static bool origin_has(thinp_thin *thin, uint64_t vblock, uint64_t off)
+{
+	return thin->origin && vblock * thin->pool->block_size + off < thin->origin_size;
+}
+
+/*
+ * Fill [off, off + n) of the new block nb, one chunk of the block: the old
+ * contents with the part [woff, woff + wlen) of the write (src, or zeroes if
+ * NULL) laid over them, assembled in buf and written once. So breaking the
+ * sharing of a block costs one read and one write, and provisioning an
+ * unmapped one a single write (plus one origin read where it has an origin).
+ */
+static int fill_chunk(thinp_thin *thin, uint64_t vblock, const struct pool_md_mapping *old,
+		      uint64_t nb, uint64_t off, uint64_t n, uint64_t woff, uint64_t wlen,
+		      const char *src, char *buf)
+{
+	thinp_pool *pool = thin->pool;
+	uint64_t lo = THINP_MAX(off, woff), hi = THINP_MIN(off + n, woff + wlen);
+	int r;
+
+	if (lo >= hi)
+		lo = hi = off; /* the write misses this chunk */
+	if (lo == off && hi == off + n)
+		return data_write(pool, src ? src + (off - woff) : NULL, n, block_off(pool, nb, off));
+	if (!old && !origin_has(thin, vblock, off)) {
+		/* Zeroes before the write: nothing to read. */
+		if (pool->features & THINP_POOL_SKIP_BLOCK_ZEROING)
+			return hi == lo ? 0 : data_write(pool, src ? src + (lo - woff) : NULL, hi - lo,
+							 block_off(pool, nb, lo));
+		if (hi == lo)
+			return data_write(pool, NULL, n, block_off(pool, nb, off));
 	}
-	if (r || from_origin == len || (pool->features & THINP_POOL_SKIP_BLOCK_ZEROING))
+	r = read_old(thin, vblock, old, buf, n, off);
+	if (r)
 		return r;
-	return data_write(pool, NULL, len - from_origin, to + from_origin);
+	if (src)
+		memcpy(buf + (lo - off), src + (lo - woff), hi - lo);
+	else
+		memset(buf + (lo - off), 0, hi - lo);
+	return data_write(pool, buf, n, block_off(pool, nb, off));
 }
 
-/* Give the part of new block nb that [boff, boff + len) leaves out the
- * contents the volume had there: the old block's (breaking sharing) or the
- * unmapped ones. */
+/* Write the new block nb for vblock: the write [boff, boff + len) of src
+ * over the contents the volume had there, in chunks of at most COPY_CHUNK. */
 static int fill_new_block(thinp_thin *thin, uint64_t vblock, const struct pool_md_mapping *old,
-			  uint64_t nb, uint64_t boff, uint64_t len)
+			  uint64_t nb, uint64_t boff, uint64_t len, const void *src)
 {
-	thinp_pool *pool = thin->pool;
-	uint64_t bs = pool->block_size;
-	uint64_t parts[2][2] = { { 0, boff }, { boff + len, bs - boff - len } };
+	uint64_t bs = thin->pool->block_size, chunk = THINP_MIN(bs, COPY_CHUNK);
+	void *buf = NULL;
 	int r = 0;
 
-	for (int i = 0; i < 2 && !r; i++) {
-		uint64_t start = parts[i][0], n = parts[i][1];
-
-		if (!n)
-			continue;
-		if (old)
-			r = copy_data(pool, block_off(pool, old->data_block, start),
-				      block_off(pool, nb, start), n);
-		else
-			r = copy_unmapped(thin, vblock * bs + start, block_off(pool, nb, start), n);
-	}
+	if (len < bs && posix_memalign(&buf, 4096, chunk))
+		return -ENOMEM;
+	for (uint64_t off = 0; off < bs && !r; off += chunk)
+		r = fill_chunk(thin, vblock, old, nb, off, THINP_MIN(chunk, bs - off), boff, len, src,
+			       buf);
+	free(buf);
 	return r;
 }
 
@@ -434,9 +431,7 @@ static int provision(thinp_thin *thin, uint64_t vblock, const struct pool_md_map
 	pool_op_begin(pool);
 	r = pool_alloc_data(pool, &nb, &epoch);
 	if (!r) {
-		r = fill_new_block(thin, vblock, old, nb, boff, len);
-		if (!r)
-			r = data_write(pool, src, len, block_off(pool, nb, boff));
+		r = fill_new_block(thin, vblock, old, nb, boff, len, src);
 		r = map_new_block(thin, vblock, nb, epoch, r);
 	}
 	pool_op_end(pool);

@@ -17,7 +17,7 @@
  * going first alternating too), so that a burst of load elsewhere on the
  * machine does not decide the ratio. Not part of `make check`.
  *
- * Usage: tests/pool/bench_datapath [DIR] [ROUNDS]
+ * Usage: tests/pool/bench_datapath [DIR] [ROUNDS] [cow|random] (default both)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -228,10 +228,15 @@ int main(int argc, char **argv)
 	if (!rounds || posix_memalign(&buf, 4096, BS))
 		return 1;
 	memset(buf, 0x5A, BS);
+	const char *only = argc > 3 ? argv[3] : "";
+
 	printf("bench_datapath: files in %s, data block 64 KiB, %u rounds\n", dir, rounds);
-	bench_cow(dir, rounds, buf);
-	bench_random(dir, rounds, false, buf);
-	bench_random(dir, rounds, true, buf);
+	if (strcmp(only, "random"))
+		bench_cow(dir, rounds, buf);
+	if (strcmp(only, "cow")) {
+		bench_random(dir, rounds, false, buf);
+		bench_random(dir, rounds, true, buf);
+	}
 	free(buf);
 	return 0;
 }
