@@ -147,6 +147,16 @@ void pool_op_end(thinp_pool *pool)
 
 /* ---- commit ---- */
 
+/* The open transaction is committed: the data blocks it freed may now be
+ * handed out, once the I/Os in flight that may still use them are done. */
+static void committed_locked(thinp_pool *pool)
+{
+	pool->md_dirty = false;
+	if (pool->txn_frees)
+		pool->realloc_point = io_epoch_close(&pool->epochs);
+	pool->txn_frees = false;
+}
+
 /* One commit: data flush, then metadata. Called by the one thread that won
  * the right to commit (pool->committing). Waits for in-flight operations. */
 static int do_commit(thinp_pool *pool)
@@ -171,7 +181,7 @@ static int do_commit(thinp_pool *pool)
 		if (r)
 			r = pool_md_failed_locked(pool, r, "metadata commit");
 		else
-			pool->md_dirty = false;
+			committed_locked(pool);
 	}
 	pthread_rwlock_unlock(&pool->md_lock);
 out:
@@ -247,13 +257,36 @@ static bool meta_out_of_space_locked(thinp_pool *pool)
 	return pool->md->ops->info(pool->md, &info) == 0 && info.meta_out_of_space;
 }
 
-/* *no_data: the data device is full (the caller may wait for space). */
-static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, bool *no_data)
+/*
+ * 0 if blocks freed by earlier transactions may be handed out now, else the
+ * I/O epoch point to wait for first. A rollback since the last look gave
+ * every block allocated after the last commit back to the free space, while
+ * I/O to them may still be in flight: everything in flight now is waited
+ * for.
+ */
+static uint64_t realloc_barrier_locked(thinp_pool *pool)
 {
+	if (pool->md_epoch != pool->alloc_md_epoch) {
+		pool->realloc_point = io_epoch_close(&pool->epochs);
+		pool->alloc_md_epoch = pool->md_epoch;
+	}
+	return io_epoch_passed(&pool->epochs, pool->realloc_point) ? 0 : pool->realloc_point;
+}
+
+/* *no_data: the data device is full (the caller may wait for space). */
+static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, uint64_t *io_ep,
+		      bool *no_data)
+{
+	uint64_t barrier;
 	int r;
 
 	*no_data = false;
 	pthread_rwlock_wrlock(&pool->md_lock);
+	while ((barrier = realloc_barrier_locked(pool))) {
+		pthread_rwlock_unlock(&pool->md_lock);
+		io_epoch_wait(&pool->epochs, barrier);
+		pthread_rwlock_wrlock(&pool->md_lock);
+	}
 	*epoch = pool->md_epoch;
 	r = pool_check_writable(pool);
 	if (!r) {
@@ -264,6 +297,8 @@ static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, bool *
 		else if (!r)
 			pool->md_dirty = true;
 	}
+	if (!r)
+		*io_ep = io_epoch_enter(&pool->epochs);
 	pthread_rwlock_unlock(&pool->md_lock);
 	return r;
 }
@@ -324,13 +359,13 @@ static void leave_no_space_mode(thinp_pool *pool)
 	pthread_mutex_unlock(&pool->state_lock);
 }
 
-int pool_alloc_data(thinp_pool *pool, uint64_t *block, uint64_t *epoch)
+int pool_alloc_data(thinp_pool *pool, uint64_t *block, uint64_t *epoch, uint64_t *io_ep)
 {
 	bool committed = false, no_data;
 	int r;
 
 	for (;;) {
-		r = alloc_once(pool, block, epoch, &no_data);
+		r = alloc_once(pool, block, epoch, io_ep, &no_data);
 		if (!r)
 			leave_no_space_mode(pool);
 		if (!no_data)
@@ -449,6 +484,9 @@ static void free_pool(thinp_pool *pool)
 	pool->md->ops->destroy(pool->md);
 	pthread_cond_destroy(&pool->state_cond);
 	pthread_mutex_destroy(&pool->state_lock);
+	pthread_cond_destroy(&pool->range_cond);
+	pthread_mutex_destroy(&pool->range_mutex);
+	io_epoch_destroy(&pool->epochs);
 	pthread_rwlock_destroy(&pool->md_lock);
 	free(pool);
 }
@@ -490,13 +528,16 @@ int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *
 	if ((opts.features & THINP_POOL_READ_ONLY) || info.needs_check)
 		pool->mode = THINP_POOL_MODE_READ_ONLY;
 	/* Writer preference: a metadata change must not starve behind a
-	 * stream of readers that each hold the lock across their I/O. */
+	 * stream of lookups. */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&pool->md_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&pool->state_lock, NULL);
 	pthread_cond_init(&pool->state_cond, NULL);
+	pthread_mutex_init(&pool->range_mutex, NULL);
+	pthread_cond_init(&pool->range_cond, NULL);
+	io_epoch_init(&pool->epochs);
 	/* A pool asked to commit periodically that cannot is refused rather
 	 * than opened without the durability its caller counts on. */
 	if (pool->commit_interval_ms && pool->mode == THINP_POOL_MODE_RW) {
@@ -668,7 +709,12 @@ static int msg_create_snap(thinp_pool *pool, struct message *m)
 	/* The mapping time field is 24 bits (FORMAT.md 5.3). */
 	if (!r && info.time + 1 >= (1u << 24))
 		return -EINVAL;
-	return r ? r : pool->md->ops->create_snap(pool->md, m->a, m->b);
+	if (!r)
+		r = pool->md->ops->create_snap(pool->md, m->a, m->b);
+	/* In-place writes in flight may target blocks now shared (thin.c). */
+	if (!r)
+		pool->snap_point = io_epoch_close(&pool->epochs);
+	return r;
 }
 
 static int msg_delete(thinp_pool *pool, struct message *m)
@@ -677,6 +723,7 @@ static int msg_delete(thinp_pool *pool, struct message *m)
 	 * volume while holding md_lock shared, so neither can slip past. */
 	if (thin_is_open(pool, m->a))
 		return -EBUSY;
+	pool->txn_frees = true;
 	return pool->md->ops->delete_thin(pool->md, m->a);
 }
 

@@ -223,16 +223,19 @@ static int read_piece(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_t
 {
 	thinp_pool *pool = thin->pool;
 	struct pool_md_mapping m;
+	uint64_t ep;
 	int r;
 
 	pthread_rwlock_rdlock(&pool->md_lock);
 	r = pool->md->ops->lookup(pool->md, thin->id, vblock, &m);
+	if (!r)
+		ep = io_epoch_enter(&pool->epochs);
+	pthread_rwlock_unlock(&pool->md_lock);
 	if (!r) {
 		r = thinp_io_read(pool->data_io, buf, len, block_off(pool, m.data_block, boff));
-		pthread_rwlock_unlock(&pool->md_lock);
+		io_epoch_leave(&pool->epochs, ep);
 		return r ? pool_err(pool, r, "data device read") : 0;
 	}
-	pthread_rwlock_unlock(&pool->md_lock);
 	if (r != -ENODATA)
 		return md_read_failed(pool, r, "mapping lookup");
 	return read_unmapped(thin, buf, len, vblock * pool->block_size + boff);
@@ -284,30 +287,42 @@ static int data_write(thinp_pool *pool, const void *src, uint64_t len, uint64_t 
 	return r ? pool_err(pool, r, "data device write") : 0;
 }
 
+/* What a write found at its block. */
+struct write_lookup {
+	bool done;     /* written in place (or failed) */
+	bool mapped;   /* otherwise: m holds the (shared) mapping */
+	struct pool_md_mapping m;
+	uint64_t snap_point; /* the last snapshot's I/O epoch point */
+};
+
 /*
- * Look vblock up and, if it is mapped and not shared, write in place with
- * md_lock held shared. *done says whether the write happened (or failed);
- * otherwise *m (with *mapped) describes what is there now.
+ * Look vblock up and, if it is mapped and not shared, write in place, in an
+ * I/O epoch entered under md_lock shared, with no lock held. Otherwise *wl
+ * describes what is there now.
  */
 static int write_in_place(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_t len,
-			  const void *src, bool *done, bool *mapped, struct pool_md_mapping *m)
+			  const void *src, struct write_lookup *wl)
 {
 	thinp_pool *pool = thin->pool;
+	uint64_t ep;
 	int r;
 
-	*done = true;
+	wl->done = true;
 	pthread_rwlock_rdlock(&pool->md_lock);
-	r = pool->md->ops->lookup(pool->md, thin->id, vblock, m);
-	if (!r && !m->shared) {
-		r = data_write(pool, src, len, block_off(pool, m->data_block, boff));
+	r = pool->md->ops->lookup(pool->md, thin->id, vblock, &wl->m);
+	wl->snap_point = pool->snap_point;
+	if (!r && !wl->m.shared) {
+		ep = io_epoch_enter(&pool->epochs);
 		pthread_rwlock_unlock(&pool->md_lock);
+		r = data_write(pool, src, len, block_off(pool, wl->m.data_block, boff));
+		io_epoch_leave(&pool->epochs, ep);
 		return r;
 	}
 	pthread_rwlock_unlock(&pool->md_lock);
 	if (r && r != -ENODATA)
 		return md_read_failed(pool, r, "mapping lookup");
-	*mapped = r == 0;
-	*done = false;
+	wl->mapped = r == 0;
+	wl->done = false;
 	return 0;
 }
 
@@ -389,10 +404,11 @@ static int fill_new_block(thinp_thin *thin, uint64_t vblock, const struct pool_m
 	return r;
 }
 
-/* Map vblock to the filled block nb, or give nb back on failure. An abort
- * (md_epoch moved) since nb was allocated already undid the allocation. */
-static int map_new_block(thinp_thin *thin, uint64_t vblock, uint64_t nb, uint64_t epoch,
-			 int fill_err)
+/* Map vblock to the filled block nb (replacing a mapping if `replaces`), or
+ * give nb back on failure. An abort (md_epoch moved) since nb was allocated
+ * already undid the allocation. */
+static int map_new_block(thinp_thin *thin, uint64_t vblock, uint64_t nb, bool replaces,
+			 uint64_t epoch, int fill_err)
 {
 	thinp_pool *pool = thin->pool;
 	int r = fill_err;
@@ -406,6 +422,9 @@ static int map_new_block(thinp_thin *thin, uint64_t vblock, uint64_t nb, uint64_
 		if (r2)
 			pool_md_failed_locked(pool, r2, "data block release");
 	} else {
+		/* The replaced block may lose its last reference (its other
+		 * sharer deleted since), with reads of it in flight. */
+		pool->txn_frees |= replaces;
 		r = pool->md->ops->insert(pool->md, thin->id, vblock, nb);
 		if (r)
 			r = pool_md_failed_locked(pool, r, "mapping insert");
@@ -421,7 +440,7 @@ static int provision(thinp_thin *thin, uint64_t vblock, const struct pool_md_map
 		     uint64_t boff, uint64_t len, const void *src)
 {
 	thinp_pool *pool = thin->pool;
-	uint64_t nb, epoch;
+	uint64_t nb, epoch, ep;
 	int r;
 
 	r = pool_check_writable(pool);
@@ -429,14 +448,13 @@ static int provision(thinp_thin *thin, uint64_t vblock, const struct pool_md_map
 		return pool_err(pool, r, "thin %llu: write needs a new block, pool is not writable",
 				(unsigned long long)thin->id);
 	pool_op_begin(pool);
-	r = pool_alloc_data(pool, &nb, &epoch);
+	r = pool_alloc_data(pool, &nb, &epoch, &ep);
 	if (!r) {
 		r = fill_new_block(thin, vblock, old, nb, boff, len, src);
-		r = map_new_block(thin, vblock, nb, epoch, r);
+		io_epoch_leave(&pool->epochs, ep);
+		r = map_new_block(thin, vblock, nb, old != NULL, epoch, r);
 	}
 	pool_op_end(pool);
-	if (!r)
-		pool_check_low_water(pool);
 	return r;
 }
 
@@ -444,21 +462,27 @@ static int write_piece(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_
 		       void *buf)
 {
 	thinp_pool *pool = thin->pool;
-	struct pool_md_mapping m;
-	bool done, mapped;
+	struct write_lookup wl;
 	int r;
 
-	r = write_in_place(thin, vblock, boff, len, buf, &done, &mapped, &m);
-	if (done)
+	r = write_in_place(thin, vblock, boff, len, buf, &wl);
+	if (wl.done)
 		return r;
 	r = range_lock(pool, thin->id, vblock, vblock + 1);
 	if (r)
 		return r;
 	/* Look again: another writer may have provisioned it meanwhile. */
-	r = write_in_place(thin, vblock, boff, len, buf, &done, &mapped, &m);
-	if (!done)
-		r = provision(thin, vblock, mapped ? &m : NULL, boff, len, buf);
+	r = write_in_place(thin, vblock, boff, len, buf, &wl);
+	if (!wl.done) {
+		/* Copying a shared block: in-place writes to it from before the
+		 * snapshot must have landed (their data belongs in the copy). */
+		if (wl.mapped)
+			io_epoch_wait(&pool->epochs, wl.snap_point);
+		r = provision(thin, vblock, wl.mapped ? &wl.m : NULL, boff, len, buf);
+	}
 	range_unlock(pool, thin->id, vblock, vblock + 1);
+	if (!r && !wl.done)
+		pool_check_low_water(pool);
 	return r;
 }
 
@@ -598,38 +622,62 @@ static int release_holds(thinp_pool *pool, const struct discard_batch *b, uint64
 	return r;
 }
 
+/*
+ * One batch of a discard, as one metadata operation: unmap the next
+ * mappings from *cursor on and, with passdown, discard the blocks no one
+ * else uses on the data device and drop the holds. A commit waits for the
+ * whole batch (it must not record the holds) and slips in between batches.
+ * *done: nothing was left to unmap.
+ */
+static int discard_batch(thinp_thin *thin, struct discard_batch *b, uint64_t *cursor,
+			 uint64_t end, bool passdown, bool *done)
+{
+	thinp_pool *pool = thin->pool;
+	uint64_t epoch, point = 0;
+	int r;
+
+	pool_op_begin(pool);
+	pthread_rwlock_wrlock(&pool->md_lock);
+	epoch = pool->md_epoch;
+	r = pool_check_writable(pool);
+	if (!r) {
+		r = unmap_batch_locked(thin, *cursor, end, passdown, b);
+		if (r)
+			r = pool_md_failed_locked(pool, r, "discard");
+		else if (b->n)
+			pool->md_dirty = pool->txn_frees = true;
+	}
+	if (!r && b->n && passdown)
+		point = io_epoch_close(&pool->epochs);
+	pthread_rwlock_unlock(&pool->md_lock);
+	*done = r || !b->n;
+	if (!*done && passdown) {
+		/* Reads and in-place writes that found these blocks before
+		 * the unmap finish before the device forgets them. */
+		io_epoch_wait(&pool->epochs, point);
+		r = pass_down(pool, b);
+		int r2 = release_holds(pool, b, epoch);
+		r = r ? r : r2;
+	}
+	pool_op_end(pool);
+	*cursor = b->end;
+	return r;
+}
+
 static int discard_blocks(thinp_thin *thin, uint64_t begin, uint64_t end)
 {
 	thinp_pool *pool = thin->pool;
 	bool passdown = !(pool->features & THINP_POOL_NO_DISCARD_PASSDOWN) &&
 			(thinp_io_caps(pool->data_io) & THINP_IO_CAP_DISCARD);
 	struct discard_batch *b = malloc(sizeof(*b));
-	uint64_t cursor = begin, epoch;
+	uint64_t cursor = begin;
+	bool done = false;
 	int r = 0;
 
 	if (!b)
 		return -ENOMEM;
-	while (cursor < end && !r) {
-		pthread_rwlock_wrlock(&pool->md_lock);
-		epoch = pool->md_epoch;
-		r = pool_check_writable(pool);
-		if (!r) {
-			r = unmap_batch_locked(thin, cursor, end, passdown, b);
-			if (r)
-				r = pool_md_failed_locked(pool, r, "discard");
-			else if (b->n)
-				pool->md_dirty = true;
-		}
-		pthread_rwlock_unlock(&pool->md_lock);
-		if (r || !b->n)
-			break;
-		if (passdown) {
-			r = pass_down(pool, b);
-			int r2 = release_holds(pool, b, epoch);
-			r = r ? r : r2;
-		}
-		cursor = b->end;
-	}
+	while (cursor < end && !r && !done)
+		r = discard_batch(thin, b, &cursor, end, passdown, &done);
 	free(b);
 	return r;
 }
@@ -658,9 +706,7 @@ int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off)
 	r = range_lock(pool, thin->id, begin, end);
 	if (r)
 		return r;
-	pool_op_begin(pool);
 	r = discard_blocks(thin, begin, end);
-	pool_op_end(pool);
 	range_unlock(pool, thin->id, begin, end);
 	return r;
 }
