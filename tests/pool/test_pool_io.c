@@ -200,11 +200,418 @@ static void test_origin_and_skip_zeroing_io_counts(void **state)
 	free(got);
 }
 
+/* ---- a data device that holds chosen requests ---- */
+
+/*
+ * A wrapper over a lower device that holds every request of the kinds in
+ * `kinds` touching block `block` until opened, before the request reaches
+ * the lower device (so a held write has not landed, a held read has not
+ * read anything yet).
+ */
+struct gate {
+	thinp_io *lower;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned kinds;  /* THINP_IO_KIND_BIT()s; 0: nothing held */
+	uint64_t block;
+	unsigned held;
+};
+
+static void gate_pass(struct gate *g, unsigned kind, uint64_t len, uint64_t off)
+{
+	pthread_mutex_lock(&g->lock);
+	if ((g->kinds & THINP_IO_KIND_BIT(kind)) && off < (g->block + 1) * BS &&
+	    g->block * BS < off + len) {
+		g->held++;
+		pthread_cond_broadcast(&g->cond);
+		while (g->kinds & THINP_IO_KIND_BIT(kind))
+			pthread_cond_wait(&g->cond, &g->lock);
+		g->held--;
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+static int g_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+{
+	struct gate *g = ctx;
+
+	gate_pass(g, THINP_IO_KIND_READ, len, off);
+	return thinp_io_read(g->lower, buf, len, off);
+}
+
+static int g_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+{
+	struct gate *g = ctx;
+
+	gate_pass(g, THINP_IO_KIND_WRITE, len, off);
+	return thinp_io_write(g->lower, buf, len, off);
+}
+
+static int g_flush(void *ctx)
+{
+	return thinp_io_flush(((struct gate *)ctx)->lower);
+}
+
+static int g_size(void *ctx, uint64_t *bytes)
+{
+	return thinp_io_size(((struct gate *)ctx)->lower, bytes);
+}
+
+static int g_discard(void *ctx, uint64_t len, uint64_t off)
+{
+	return thinp_io_discard(((struct gate *)ctx)->lower, len, off);
+}
+
+static thinp_io *gate_open(struct gate *g, thinp_io *lower)
+{
+	thinp_io_ops ops = THINP_IO_OPS_INIT;
+	thinp_io *io;
+
+	memset(g, 0, sizeof(*g));
+	g->lower = lower;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	ops.caps = THINP_IO_CAP_THREADSAFE | THINP_IO_CAP_DISCARD;
+	ops.read = g_read;
+	ops.write = g_write;
+	ops.flush = g_flush;
+	ops.size = g_size;
+	ops.discard = g_discard;
+	assert_int_equal(thinp_io_new(&io, &ops, g, 0), 0);
+	return io;
+}
+
+static void gate_set(struct gate *g, unsigned kinds, uint64_t block)
+{
+	pthread_mutex_lock(&g->lock);
+	g->kinds = kinds;
+	g->block = block;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static bool gate_holds(struct gate *g)
+{
+	bool held;
+
+	pthread_mutex_lock(&g->lock);
+	held = g->held > 0;
+	pthread_mutex_unlock(&g->lock);
+	return held;
+}
+
+/* Poll until done(arg) (a bounded wait: it asserts that something happens,
+ * never how fast). */
+static void wait_until(bool (*done)(void *), void *arg, const char *what)
+{
+	for (unsigned i = 0; !done(arg); i++) {
+		if (i > TEST_WAIT_SECONDS * 1000u)
+			fail_msg("timed out waiting for %s", what);
+		usleep(1000);
+	}
+}
+
+static bool gate_held(void *arg)
+{
+	return gate_holds(arg);
+}
+
+/* A pool over the model on a gated data device over the fault wrapper (for
+ * its counters; the wrapper serializes requests, so the gate sits above
+ * it). */
+struct gpool {
+	struct md_store *store;
+	thinp_io *mem, *counted, *data;
+	thinp_io_fault *fault;
+	struct gate gate;
+	thinp_pool *pool;
+};
+
+static void gpool_open(struct gpool *p, uint64_t blocks, const thinp_pool_options *opts)
+{
+	struct pool_md *md;
+
+	p->store = md_store_new(BS >> 9, blocks, 1024);
+	assert_non_null(p->store);
+	assert_int_equal(thinp_io_open_memory(&p->mem, blocks * BS, 0), 0);
+	assert_int_equal(thinp_io_open_fault(&p->counted, &p->fault, p->mem, 0), 0);
+	p->data = gate_open(&p->gate, p->counted);
+	assert_int_equal(md_model_open(p->store, &md), 0);
+	assert_int_equal(pool_create(&p->pool, md, NULL, p->data, opts), 0);
+}
+
+static void gpool_close(struct gpool *p)
+{
+	assert_int_equal(thinp_pool_close(p->pool), 0);
+	thinp_io_close(p->data);
+	thinp_io_close(p->counted);
+	thinp_io_fault_free(p->fault);
+	thinp_io_close(p->mem);
+	md_store_free(p->store);
+}
+
+/* One pool call on its own thread. */
+struct job {
+	pthread_t tid;
+	thinp_thin *thin;
+	thinp_pool *pool;
+	int kind; /* 'r' read, 'w' write, 'd' discard, 'c' commit, 's' snapshot */
+	void *buf;
+	uint64_t len, off;
+	int result;
+	bool done;
+	pthread_mutex_t lock;
+};
+
+static void *job_main(void *arg)
+{
+	struct job *j = arg;
+	int r = -EINVAL;
+
+	switch (j->kind) {
+	case 'r': r = thinp_thin_read(j->thin, j->buf, j->len, j->off); break;
+	case 'w': r = thinp_thin_write(j->thin, j->buf, j->len, j->off); break;
+	case 'd': r = thinp_thin_discard(j->thin, j->len, j->off); break;
+	case 'c': r = thinp_pool_commit(j->pool); break;
+	case 's': r = thinp_pool_create_snap(j->pool, j->len, j->off); break;
+	}
+	pthread_mutex_lock(&j->lock);
+	j->result = r;
+	j->done = true;
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
+}
+
+static void job_start(struct job *j, int kind, thinp_thin *thin, thinp_pool *pool, void *buf,
+		      uint64_t len, uint64_t off)
+{
+	memset(j, 0, sizeof(*j));
+	j->kind = kind;
+	j->thin = thin;
+	j->pool = pool;
+	j->buf = buf;
+	j->len = len;
+	j->off = off;
+	pthread_mutex_init(&j->lock, NULL);
+	assert_int_equal(pthread_create(&j->tid, NULL, job_main, j), 0);
+}
+
+static bool job_done(void *arg)
+{
+	struct job *j = arg;
+	bool d;
+
+	pthread_mutex_lock(&j->lock);
+	d = j->done;
+	pthread_mutex_unlock(&j->lock);
+	return d;
+}
+
+static int job_join(struct job *j)
+{
+	pthread_join(j->tid, NULL);
+	pthread_mutex_destroy(&j->lock);
+	return j->result;
+}
+
+/* The job has finished, or waits for I/O epochs to drain. */
+static thinp_pool *epoch_pool;
+static struct job *epoch_job;
+
+static bool done_or_waiting_for_epochs(void *unused)
+{
+	unsigned w;
+
+	pthread_mutex_lock(&epoch_pool->epochs.lock);
+	w = epoch_pool->epochs.waiters;
+	pthread_mutex_unlock(&epoch_pool->epochs.lock);
+	return w > 0 || job_done(epoch_job);
+}
+
+static void wait_done_or_epoch_wait(thinp_pool *pool, struct job *j)
+{
+	epoch_pool = pool;
+	epoch_job = j;
+	wait_until(done_or_waiting_for_epochs, NULL, "the job to end or wait for I/O epochs");
+}
+
+/*
+ * While a read of one volume is held in the data device, metadata changes
+ * go on: provisioning on another volume, a commit, a snapshot of a third.
+ * (With a metadata lock held across the read, each would wait for it.)
+ */
+static void test_metadata_changes_do_not_wait_for_data_io(void **state)
+{
+	uint8_t *buf = malloc(BS), *rd = malloc(BS);
+	struct gpool p;
+	thinp_thin *a, *b;
+	struct job reader, writer, commit, snap;
+
+	gpool_open(&p, NBLOCKS, NULL);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 0), 0);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 1), 0);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 2), 0);
+	a = topen(p.pool, 0, VSIZE, NULL);
+	b = topen(p.pool, 1, VSIZE, NULL);
+	fill(buf, BS, 7);
+	assert_int_equal(thinp_thin_write(a, buf, BS, 0), 0);
+	gate_set(&p.gate, THINP_IO_KIND_BIT(THINP_IO_KIND_READ), 0);
+
+	job_start(&reader, 'r', a, p.pool, rd, 4096, 0);
+	wait_until(gate_held, &p.gate, "the read to reach the device");
+	job_start(&writer, 'w', b, p.pool, buf, 4096, 5 * BS);
+	wait_until(job_done, &writer, "a provisioning write on another volume");
+	assert_int_equal(job_join(&writer), 0);
+	job_start(&commit, 'c', NULL, p.pool, NULL, 0, 0);
+	wait_until(job_done, &commit, "a commit");
+	assert_int_equal(job_join(&commit), 0);
+	job_start(&snap, 's', NULL, p.pool, NULL, 3, 2);
+	wait_until(job_done, &snap, "a snapshot");
+	assert_int_equal(job_join(&snap), 0);
+	assert_false(job_done(&reader));
+
+	gate_set(&p.gate, 0, 0);
+	assert_int_equal(job_join(&reader), 0);
+	assert_memory_equal(rd, buf, 4096);
+	thinp_thin_close(a);
+	thinp_thin_close(b);
+	gpool_close(&p);
+	free(buf);
+	free(rd);
+}
+
+/*
+ * An in-place write in flight when a snapshot shares its block lands before
+ * a copy-on-write of that block reads it: the origin keeps both writes.
+ */
+static void test_cow_waits_for_in_place_write_before_snapshot(void **state)
+{
+	uint8_t *w1 = malloc(4096), *w2 = malloc(4096), *got = malloc(BS);
+	struct gpool p;
+	thinp_thin *a;
+	struct job inplace, snap, cow;
+
+	gpool_open(&p, NBLOCKS, NULL);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 0), 0);
+	a = topen(p.pool, 0, VSIZE, NULL);
+	memset(got, 0, BS);
+	assert_int_equal(thinp_thin_write(a, got, BS, 0), 0); /* block 0, unshared */
+	fill(w1, 4096, 1);
+	fill(w2, 4096, 2);
+	gate_set(&p.gate, THINP_IO_KIND_BIT(THINP_IO_KIND_WRITE), 0);
+	job_start(&inplace, 'w', a, p.pool, w1, 4096, 0);
+	wait_until(gate_held, &p.gate, "the in-place write to reach the device");
+	job_start(&snap, 's', NULL, p.pool, NULL, 1, 0);
+	wait_until(job_done, &snap, "the snapshot");
+	assert_int_equal(job_join(&snap), 0);
+
+	/* Breaking the sharing must wait for the write held in the device. */
+	job_start(&cow, 'w', a, p.pool, w2, 4096, 8192);
+	wait_done_or_epoch_wait(p.pool, &cow);
+	gate_set(&p.gate, 0, 0);
+	assert_int_equal(job_join(&inplace), 0);
+	assert_int_equal(job_join(&cow), 0);
+	assert_int_equal(thinp_thin_read(a, got, BS, 0), 0);
+	assert_memory_equal(got, w1, 4096);
+	assert_memory_equal(got + 8192, w2, 4096);
+	thinp_thin_close(a);
+	gpool_close(&p);
+	free(w1);
+	free(w2);
+	free(got);
+}
+
+/* A discard passed down waits for a read of the block that was in flight
+ * before the unmap: the device discards nothing while the read is held. */
+static void test_passdown_waits_for_older_read(void **state)
+{
+	uint8_t *buf = malloc(BS), *rd = malloc(BS);
+	struct gpool p;
+	thinp_thin *a;
+	struct job reader, discard;
+	uint64_t discards;
+
+	gpool_open(&p, NBLOCKS, NULL);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 0), 0);
+	a = topen(p.pool, 0, VSIZE, NULL);
+	fill(buf, BS, 3);
+	assert_int_equal(thinp_thin_write(a, buf, BS, 0), 0);
+	thinp_io_fault_reset_counters(p.fault);
+	gate_set(&p.gate, THINP_IO_KIND_BIT(THINP_IO_KIND_READ), 0);
+	job_start(&reader, 'r', a, p.pool, rd, BS, 0);
+	wait_until(gate_held, &p.gate, "the read to reach the device");
+	job_start(&discard, 'd', a, p.pool, NULL, BS, 0);
+	wait_done_or_epoch_wait(p.pool, &discard);
+	assert_int_equal(thinp_io_fault_counters(p.fault, THINP_IO_KIND_DISCARD, &discards, NULL),
+			 0);
+	assert_int_equal(discards, 0);
+	gate_set(&p.gate, 0, 0);
+	assert_int_equal(job_join(&reader), 0);
+	assert_memory_equal(rd, buf, BS);
+	assert_int_equal(job_join(&discard), 0);
+	assert_int_equal(thinp_io_fault_counters(p.fault, THINP_IO_KIND_DISCARD, &discards, NULL),
+			 0);
+	assert_int_equal(discards, 1);
+	thinp_thin_close(a);
+	gpool_close(&p);
+	free(buf);
+	free(rd);
+}
+
+/*
+ * A block freed (discard without passdown) and committed while a read of it
+ * is in flight is not handed to a new write before the read is done: the
+ * read returns the old data.
+ */
+static void test_freed_block_not_reused_under_a_read(void **state)
+{
+	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
+	uint8_t *buf = malloc(BS), *rd = malloc(BS), *w = malloc(BS);
+	struct gpool p;
+	thinp_thin *a;
+	thinp_mapping m;
+	struct job reader, writer;
+
+	o.features = THINP_POOL_NO_DISCARD_PASSDOWN;
+	gpool_open(&p, 4, &o);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 0), 0);
+	a = topen(p.pool, 0, VSIZE, NULL);
+	fill(buf, BS, 4);
+	for (uint64_t v = 0; v < 4; v++)
+		assert_int_equal(thinp_thin_write(a, buf, BS, v * BS), 0);
+	assert_int_equal(thinp_pool_thin_map(p.pool, 0, 2, &m), 0);
+	gate_set(&p.gate, THINP_IO_KIND_BIT(THINP_IO_KIND_READ), m.data_block);
+	job_start(&reader, 'r', a, p.pool, rd, BS, 2 * BS);
+	wait_until(gate_held, &p.gate, "the read to reach the device");
+	assert_int_equal(thinp_thin_discard(a, BS, 2 * BS), 0);
+	assert_int_equal(thinp_pool_commit(p.pool), 0);
+	/* The only free block is the one being read. */
+	fill(w, BS, 9);
+	job_start(&writer, 'w', a, p.pool, w, BS, 7 * BS);
+	wait_done_or_epoch_wait(p.pool, &writer);
+	gate_set(&p.gate, 0, 0);
+	assert_int_equal(job_join(&reader), 0);
+	assert_memory_equal(rd, buf, BS);
+	assert_int_equal(job_join(&writer), 0);
+	assert_int_equal(thinp_pool_thin_map(p.pool, 0, 7, &m), 0);
+	assert_int_equal(thinp_thin_read(a, rd, BS, 7 * BS), 0);
+	assert_memory_equal(rd, w, BS);
+	thinp_thin_close(a);
+	gpool_close(&p);
+	free(buf);
+	free(rd);
+	free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cow_and_provision_io_counts),
 		cmocka_unit_test(test_origin_and_skip_zeroing_io_counts),
+		cmocka_unit_test(test_metadata_changes_do_not_wait_for_data_io),
+		cmocka_unit_test(test_cow_waits_for_in_place_write_before_snapshot),
+		cmocka_unit_test(test_passdown_waits_for_older_read),
+		cmocka_unit_test(test_freed_block_not_reused_under_a_read),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
