@@ -121,6 +121,12 @@ int pool_md_failed_locked(thinp_pool *pool, int err, const char *what)
 	return pool_err(pool, err, "%s failed, pool is in fail mode", what);
 }
 
+int pool_done(thinp_pool *pool, int r)
+{
+	pool_log_deliver(pool->logq);
+	return r;
+}
+
 const char *thinp_pool_errmsg(thinp_pool *pool)
 {
 	return pool ? pool->errmsg : "";
@@ -243,7 +249,7 @@ int thinp_pool_commit(thinp_pool *pool)
 	r = pool_check_writable(pool);
 	if (r)
 		return get_mode(pool) == THINP_POOL_MODE_FAIL ? -EROFS : r;
-	return pool_flush_and_commit(pool);
+	return pool_done(pool, pool_flush_and_commit(pool));
 }
 
 /* ---- data allocation and the no-space policy ---- */
@@ -431,7 +437,7 @@ static void *commit_thread(void *arg)
 		if (pool->stopping || pool->mode != THINP_POOL_MODE_RW)
 			continue;
 		pthread_mutex_unlock(&pool->state_lock);
-		pool_flush_and_commit(pool);
+		pool_done(pool, pool_flush_and_commit(pool));
 		pthread_mutex_lock(&pool->state_lock);
 	}
 	pthread_mutex_unlock(&pool->state_lock);
@@ -456,8 +462,6 @@ static void copy_options(thinp_pool *pool, const thinp_pool_options *o)
 	pool->low_water_ctx = o->low_water_ctx;
 	pool->no_space_timeout_ms = o->no_space_timeout_ms;
 	pool->commit_interval_ms = o->commit_interval_ms;
-	pool->log.fn = o->log_fn;
-	pool->log.ctx = o->log_ctx;
 }
 
 int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src)
@@ -482,6 +486,7 @@ int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src)
 static void free_pool(thinp_pool *pool)
 {
 	pool->md->ops->destroy(pool->md);
+	pool_log_free(pool->logq); /* delivers what the teardown logged */
 	pthread_cond_destroy(&pool->state_cond);
 	pthread_mutex_destroy(&pool->state_lock);
 	pthread_cond_destroy(&pool->range_cond);
@@ -493,6 +498,23 @@ static void free_pool(thinp_pool *pool)
 
 int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *data,
 		const thinp_pool_options *user_opts)
+{
+	thinp_pool_options opts;
+	struct pool_log *logq;
+	int r = pool_read_options(&opts, user_opts);
+
+	if (!r)
+		r = pool_log_new(&logq, opts.log_fn, opts.log_ctx);
+	if (r) {
+		*out = NULL;
+		md->ops->destroy(md);
+		return r;
+	}
+	return pool_create_logged(out, md, logq, meta, data, &opts);
+}
+
+int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *logq,
+		       thinp_io *meta, thinp_io *data, const thinp_pool_options *user_opts)
 {
 	thinp_pool_options opts;
 	struct pool_md_info info;
@@ -513,6 +535,8 @@ int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *
 		r = -ENOMEM;
 		goto fail_md;
 	}
+	pool->logq = logq;
+	pool->log = logq->queue;
 	copy_options(pool, &opts);
 	pool->md = md;
 	pool->meta_io = meta;
@@ -552,6 +576,7 @@ int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *
 	return 0;
 fail_md:
 	md->ops->destroy(md);
+	pool_log_free(logq);
 	return r;
 }
 
@@ -581,7 +606,7 @@ int thinp_pool_close(thinp_pool *pool)
 	pthread_mutex_lock(&pool->state_lock);
 	if (pool->open) {
 		pthread_mutex_unlock(&pool->state_lock);
-		return pool_err(pool, -EBUSY, "close: thin volumes are still open");
+		return pool_done(pool, pool_err(pool, -EBUSY, "close: thin volumes are still open"));
 	}
 	pthread_mutex_unlock(&pool->state_lock);
 	stop_commit_thread(pool);
@@ -611,7 +636,7 @@ int thinp_pool_get_status(thinp_pool *pool, thinp_pool_status *st)
 	r = pool->md->ops->info(pool->md, &info);
 	pthread_rwlock_unlock(&pool->md_lock);
 	if (r)
-		return pool_err(pool, r, "status");
+		return pool_done(pool, pool_err(pool, r, "status"));
 	memset(&s, 0, sizeof(s));
 	s.struct_size = st->struct_size;
 	s.mode = get_mode(pool);
@@ -666,7 +691,7 @@ static int run_message(thinp_pool *pool, struct message *m)
 		return -EINVAL;
 	r = message_allowed(pool, m);
 	if (r)
-		return pool_err(pool, r, "%s: pool is not writable", m->name);
+		return pool_done(pool, pool_err(pool, r, "%s: pool is not writable", m->name));
 	pool_op_begin(pool);
 	pthread_rwlock_wrlock(&pool->md_lock);
 	r = message_allowed(pool, m);
@@ -679,8 +704,8 @@ static int run_message(thinp_pool *pool, struct message *m)
 	pthread_rwlock_unlock(&pool->md_lock);
 	pool_op_end(pool);
 	if (r)
-		return is_answer(r) ? pool_err(pool, r, "%s", m->name) : r;
-	return pool_flush_and_commit(pool);
+		return pool_done(pool, is_answer(r) ? pool_err(pool, r, "%s", m->name) : r);
+	return pool_done(pool, pool_flush_and_commit(pool));
 }
 
 static bool thin_is_open(thinp_pool *pool, uint64_t id)
@@ -785,7 +810,7 @@ int thinp_pool_reserve_metadata_snap(thinp_pool *pool)
 	r = pool_check_writable(pool);
 	if (!r)
 		r = pool_flush_and_commit(pool);
-	return r ? r : run_message(pool, &m);
+	return r ? pool_done(pool, r) : run_message(pool, &m);
 }
 
 int thinp_pool_release_metadata_snap(thinp_pool *pool)
@@ -830,10 +855,10 @@ int thinp_pool_resize_data(thinp_pool *pool, uint64_t nr_blocks)
 		return -EINVAL;
 	r = data_device_blocks(pool, &dev_blocks);
 	if (r)
-		return pool_err(pool, r, "resize_data: data device size");
+		return pool_done(pool, pool_err(pool, r, "resize_data: data device size"));
 	if (nr_blocks > dev_blocks || nr_blocks > MAX_DATA_BLOCKS)
-		return pool_err(pool, -EINVAL, "resize_data: %llu blocks do not fit the data device",
-				(unsigned long long)nr_blocks);
+		return pool_done(pool, pool_err(pool, -EINVAL, "resize_data: %llu blocks do not fit "
+						"the data device", (unsigned long long)nr_blocks));
 	r = run_message(pool, &m);
 	if (r)
 		return r;
@@ -873,10 +898,10 @@ int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks)
 		return -EINVAL;
 	r = pool->meta_io ? thinp_io_size(pool->meta_io, &bytes) : 0;
 	if (r)
-		return pool_err(pool, r, "resize_metadata: metadata device size");
+		return pool_done(pool, pool_err(pool, r, "resize_metadata: metadata device size"));
 	if (pool->meta_io && nr_blocks > bytes / 4096)
-		return pool_err(pool, -EINVAL, "resize_metadata: %llu blocks do not fit the device",
-				(unsigned long long)nr_blocks);
+		return pool_done(pool, pool_err(pool, -EINVAL, "resize_metadata: %llu blocks do not "
+						"fit the device", (unsigned long long)nr_blocks));
 	r = run_message(pool, &m);
 	if (r)
 		return r;
@@ -888,5 +913,5 @@ int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks)
 	}
 	pthread_mutex_unlock(&pool->state_lock);
 	/* The message's own commit was skipped while read-only. */
-	return pool_flush_and_commit(pool);
+	return pool_done(pool, pool_flush_and_commit(pool));
 }

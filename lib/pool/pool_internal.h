@@ -51,6 +51,7 @@
 #include <libthinp/pool.h>
 #include <libthinp/thin.h>
 #include "pool/io_epoch.h"
+#include "pool/pool_log.h"
 #include "pool/pool_md.h"
 #include "util/log.h"
 
@@ -76,7 +77,8 @@ struct thinp_pool {
 	void *low_water_ctx;
 	uint32_t no_space_timeout_ms;
 	uint32_t commit_interval_ms;
-	struct tlog log;
+	struct pool_log *logq;            /* owned; its own lock */
+	struct tlog log;                  /* logq->queue: every message is queued */
 
 	/* Guarded by md_lock. */
 	pthread_rwlock_t md_lock;
@@ -135,6 +137,14 @@ struct thinp_thin {
  * measure on a metadata resize). */
 int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *data,
 		const thinp_pool_options *opts);
+/* The same with the log queue the metadata was opened with (its layers log
+ * to logq->queue); ownership of logq passes to the pool, even on failure. */
+int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *logq,
+		       thinp_io *meta, thinp_io *data, const thinp_pool_options *opts);
+
+/* End of a public call, with no library lock held: deliver the queued log
+ * messages; returns r. */
+int pool_done(thinp_pool *pool, int r);
 
 /* Read the caller's options (NULL: defaults) into a full-size copy;
  * -EINVAL for an unknown version or feature bit. */

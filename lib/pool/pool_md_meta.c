@@ -222,13 +222,16 @@ static int wrap_meta(thinp_meta *meta, struct pool_md **out)
 	return 0;
 }
 
-static void meta_options(thinp_meta_options *mo, const thinp_pool_options *o, bool rdonly)
+/* The metadata logs into the pool's queue (pool_log.h), never straight to
+ * the caller's function: it logs with its locks held. */
+static void meta_options(thinp_meta_options *mo, const thinp_pool_options *o,
+			 struct pool_log *logq, bool rdonly)
 {
 	thinp_meta_options def = THINP_META_OPTIONS_INIT;
 
 	*mo = def;
-	mo->log_fn = o->log_fn;
-	mo->log_ctx = o->log_ctx;
+	mo->log_fn = logq->queue.fn;
+	mo->log_ctx = logq->queue.ctx;
 	mo->cache_bytes = o->metadata_cache_bytes;
 	mo->flags = rdonly ? THINP_META_RDONLY : 0;
 }
@@ -239,6 +242,7 @@ int thinp_pool_format(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	thinp_meta_format_params params = THINP_META_FORMAT_PARAMS_INIT;
 	thinp_pool_options opts;
 	thinp_meta_options mo;
+	struct pool_log *logq;
 	struct pool_md *md;
 	thinp_meta *meta;
 	uint64_t bytes;
@@ -262,12 +266,19 @@ int thinp_pool_format(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	params.flags = THINP_META_FORMAT_OVERWRITE;
 	params.data_block_size = opts.data_block_size >> SECTOR_SHIFT;
 	params.nr_data_blocks = bytes / opts.data_block_size;
-	meta_options(&mo, &opts, false);
-	r = thinp_meta_format(&meta, meta_io, &params, &mo);
+	r = pool_log_new(&logq, opts.log_fn, opts.log_ctx);
 	if (r)
 		return r;
-	r = wrap_meta(meta, &md);
-	return r ? r : pool_create(out, md, meta_io, data, &opts);
+	meta_options(&mo, &opts, logq, false);
+	r = thinp_meta_format(&meta, meta_io, &params, &mo);
+	if (!r)
+		r = wrap_meta(meta, &md);
+	if (r) {
+		pool_log_free(logq);
+		return r;
+	}
+	r = pool_create_logged(out, md, logq, meta_io, data, &opts);
+	return *out ? pool_done(*out, r) : r;
 }
 
 /*
@@ -308,6 +319,7 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
 	thinp_pool_options opts;
 	thinp_meta_options mo;
+	struct pool_log *logq;
 	struct pool_md *md;
 	thinp_meta *meta;
 	int r;
@@ -318,25 +330,34 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	r = pool_read_options(&opts, user_opts);
 	if (r || !meta_io || !data)
 		return -EINVAL;
-	meta_options(&mo, &opts, opts.features & THINP_POOL_READ_ONLY);
-	r = thinp_meta_open(&meta, meta_io, &mo);
+	r = pool_log_new(&logq, opts.log_fn, opts.log_ctx);
 	if (r)
 		return r;
+	meta_options(&mo, &opts, logq, opts.features & THINP_POOL_READ_ONLY);
+	r = thinp_meta_open(&meta, meta_io, &mo);
+	if (r) {
+		pool_log_free(logq);
+		return r;
+	}
 	r = thinp_meta_get_superblock(meta, THINP_META_LIVE, &sb);
 	if (!r && opts.data_block_size &&
 	    (uint64_t)sb.data_block_size << SECTOR_SHIFT != opts.data_block_size)
 		r = -EINVAL;
 	if (r) {
 		thinp_meta_close(meta);
+		pool_log_free(logq);
 		return r;
 	}
 	if (thinp_meta_mode(meta) != THINP_META_MODE_RW)
 		opts.features |= THINP_POOL_READ_ONLY;
 	r = wrap_meta(meta, &md);
+	if (r) {
+		pool_log_free(logq);
+		return r;
+	}
+	r = pool_create_logged(out, md, logq, meta_io, data, &opts);
 	if (!r)
-		r = pool_create(out, md, meta_io, data, &opts);
-	if (!r)
-		r = fit_devices(*out, meta_io, data);
+		r = pool_done(*out, fit_devices(*out, meta_io, data));
 	if (r && *out) {
 		thinp_pool_close(*out);
 		*out = NULL;

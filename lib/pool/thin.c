@@ -156,7 +156,8 @@ int thinp_thin_open(thinp_thin **out, thinp_pool *pool, uint64_t id,
 	r = setup_origin(thin, opts.origin);
 	if (r) {
 		free(thin);
-		return pool_err(pool, r, "thin %llu: origin size", (unsigned long long)id);
+		return pool_done(pool, pool_err(pool, r, "thin %llu: origin size",
+						(unsigned long long)id));
 	}
 	pthread_rwlock_rdlock(&pool->md_lock);
 	r = pool->md->ops->thin_info(pool->md, id, &ti);
@@ -165,7 +166,7 @@ int thinp_thin_open(thinp_thin **out, thinp_pool *pool, uint64_t id,
 	pthread_rwlock_unlock(&pool->md_lock);
 	if (r) {
 		free(thin);
-		return pool_err(pool, r, "open thin %llu", (unsigned long long)id);
+		return pool_done(pool, pool_err(pool, r, "open thin %llu", (unsigned long long)id));
 	}
 	*out = thin;
 	return 0;
@@ -273,7 +274,7 @@ int thinp_thin_read(thinp_thin *thin, void *buf, uint64_t len, uint64_t off)
 	r = check_range(thin, len, off);
 	if (!r)
 		r = pool_check_readable(thin->pool);
-	return r ? r : for_each_piece(thin, len, off, buf, read_piece);
+	return r ? r : pool_done(thin->pool, for_each_piece(thin, len, off, buf, read_piece));
 }
 
 /* ---- writes ---- */
@@ -505,7 +506,7 @@ int thinp_thin_write(thinp_thin *thin, const void *buf, uint64_t len, uint64_t o
 	if (!thin || (!buf && len))
 		return -EINVAL;
 	r = check_write(thin, len, off);
-	return r ? r : for_each_piece(thin, len, off, (char *)buf, write_piece);
+	return r ? r : pool_done(thin->pool, for_each_piece(thin, len, off, (char *)buf, write_piece));
 }
 
 /* A whole block that was never provisioned already reads as zeroes when
@@ -536,7 +537,7 @@ int thinp_thin_write_zeroes(thinp_thin *thin, uint64_t len, uint64_t off)
 	if (!thin)
 		return -EINVAL;
 	r = check_write(thin, len, off);
-	return r ? r : for_each_piece(thin, len, off, NULL, zero_piece);
+	return r ? r : pool_done(thin->pool, for_each_piece(thin, len, off, NULL, zero_piece));
 }
 
 /* ---- discard ---- */
@@ -708,7 +709,7 @@ int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off)
 		return r;
 	r = discard_blocks(thin, begin, end);
 	range_unlock(pool, thin->id, begin, end);
-	return r;
+	return pool_done(pool, r);
 }
 
 /* ---- flush ---- */
@@ -726,9 +727,9 @@ int thinp_thin_flush(thinp_thin *thin)
 	if (pool_check_writable(pool)) {
 		/* Read-only pool: no metadata can change, data can. */
 		r = thinp_io_flush(pool->data_io);
-		return r ? pool_err(pool, r, "data device flush") : 0;
+		return pool_done(pool, r ? pool_err(pool, r, "data device flush") : 0);
 	}
-	return pool_flush_and_commit(pool);
+	return pool_done(pool, pool_flush_and_commit(pool));
 }
 
 /* ---- queries ---- */
@@ -752,7 +753,7 @@ int thinp_pool_thin_map(thinp_pool *pool, uint64_t id, uint64_t vblock, thinp_ma
 	pthread_rwlock_unlock(&pool->md_lock);
 	if (!r)
 		to_public(&m, out);
-	return r;
+	return pool_done(pool, r);
 }
 
 int thinp_pool_thin_next_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
@@ -768,7 +769,7 @@ int thinp_pool_thin_next_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
 	pthread_rwlock_unlock(&pool->md_lock);
 	if (!r)
 		to_public(&m, out);
-	return r;
+	return pool_done(pool, r);
 }
 
 int thinp_pool_get_thin_status(thinp_pool *pool, uint64_t id, thinp_thin_status *st)

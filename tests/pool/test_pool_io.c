@@ -27,17 +27,23 @@ struct iopool {
 	thinp_pool *pool;
 };
 
-static void iopool_open(struct iopool *p, const thinp_pool_options *opts)
+/* The pool has `blocks` data blocks of a device of NBLOCKS. */
+static void iopool_open_sized(struct iopool *p, uint64_t blocks, const thinp_pool_options *opts)
 {
 	struct pool_md *md;
 
 	memset(p, 0, sizeof(*p));
-	p->store = md_store_new(BS >> 9, NBLOCKS, 1024);
+	p->store = md_store_new(BS >> 9, blocks, 1024);
 	assert_non_null(p->store);
 	assert_int_equal(thinp_io_open_memory(&p->mem, NBLOCKS * BS, 0), 0);
 	assert_int_equal(thinp_io_open_fault(&p->data, &p->fault, p->mem, 0), 0);
 	assert_int_equal(md_model_open(p->store, &md), 0);
 	assert_int_equal(pool_create(&p->pool, md, NULL, p->data, opts), 0);
+}
+
+static void iopool_open(struct iopool *p, const thinp_pool_options *opts)
+{
+	iopool_open_sized(p, NBLOCKS, opts);
 }
 
 static void iopool_close(struct iopool *p)
@@ -198,6 +204,137 @@ static void test_origin_and_skip_zeroing_io_counts(void **state)
 	free(w);
 	free(expect);
 	free(got);
+}
+
+/* ---- user callbacks ---- */
+
+/* A log callback that checks it runs with no pool lock held and calls back
+ * into the pool. */
+struct reentrant_log {
+	thinp_pool *pool;
+	unsigned calls, unlocked, status_ok, errmsg_ok;
+	int commit_result;
+};
+
+static bool pool_locks_free(thinp_pool *pool)
+{
+	bool md_free, state_free;
+
+	md_free = pthread_rwlock_trywrlock(&pool->md_lock) == 0;
+	if (md_free)
+		pthread_rwlock_unlock(&pool->md_lock);
+	state_free = pthread_mutex_trylock(&pool->state_lock) == 0;
+	if (state_free)
+		pthread_mutex_unlock(&pool->state_lock);
+	return md_free && state_free;
+}
+
+static void reentrant_log_fn(int level, const char *msg, void *ctx)
+{
+	struct reentrant_log *l = ctx;
+	thinp_pool_status st = THINP_POOL_STATUS_INIT;
+
+	if (!l->pool)
+		return; /* still opening */
+	l->calls++;
+	l->unlocked += pool_locks_free(l->pool);
+	l->status_ok += thinp_pool_get_status(l->pool, &st) == 0;
+	l->errmsg_ok += thinp_pool_errmsg(l->pool)[0] != '\0';
+	l->commit_result = thinp_pool_commit(l->pool);
+}
+
+/*
+ * Messages logged deep inside the pool (running out of data space inside a
+ * provisioning operation; a failed commit under the metadata lock) reach a
+ * callback that calls thinp_pool_get_status, thinp_pool_errmsg and
+ * thinp_pool_commit: nothing deadlocks, and no pool lock is held.
+ */
+static void test_log_callback_calls_back(void **state)
+{
+	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
+	struct reentrant_log l = { 0 };
+	struct iopool p;
+	thinp_thin *thin;
+
+	o.features = THINP_POOL_ERROR_IF_NO_SPACE;
+	o.log_fn = reentrant_log_fn;
+	o.log_ctx = &l;
+	iopool_open_sized(&p, 2, &o);
+	l.pool = p.pool;
+	assert_int_equal(thinp_pool_create_thin(p.pool, 0), 0);
+	thin = topen(p.pool, 0, VSIZE, NULL);
+	assert_int_equal(thinp_thin_write(thin, "a", 1, 0), 0);
+	assert_int_equal(thinp_thin_write(thin, "b", 1, BS), 0);
+	assert_int_equal(l.calls, 0);
+	assert_int_equal(thinp_thin_write(thin, "c", 1, 2 * BS), -ENOSPC);
+	assert_true(l.calls >= 1);
+	assert_int_equal(l.unlocked, l.calls);
+	assert_int_equal(l.status_ok, l.calls);
+	assert_int_equal(l.errmsg_ok, l.calls);
+	assert_int_equal(l.commit_result, 0);
+
+	/* A commit that fails logs under the metadata lock. */
+	l.calls = l.unlocked = l.status_ok = 0;
+	md_store_faults(p.store)->fail_commit_at = 1;
+	assert_int_equal(thinp_thin_write(thin, "d", 1, 1), 0);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 1), -EIO);
+	assert_true(l.calls >= 1);
+	assert_int_equal(l.unlocked, l.calls);
+	assert_int_equal(l.status_ok, l.calls);
+	assert_int_equal(l.commit_result, -EROFS); /* the pool failed */
+	thinp_thin_close(thin);
+	thinp_pool_close(p.pool);
+	p.pool = NULL;
+	thinp_io_close(p.data);
+	thinp_io_fault_free(p.fault);
+	thinp_io_close(p.mem);
+	md_store_free(p.store);
+}
+
+struct resizer {
+	uint64_t to;
+	unsigned calls;
+	int result;
+	bool unlocked;
+};
+
+static void resize_on_low_water(thinp_pool *pool, uint64_t free_blocks, void *ctx)
+{
+	struct resizer *rs = ctx;
+
+	rs->calls++;
+	rs->unlocked = pool_locks_free(pool);
+	rs->result = thinp_pool_resize_data(pool, rs->to);
+}
+
+/* A low-water callback that grows the pool: the write that crossed the
+ * mark completes, the pool has the new size, later writes use it. */
+static void test_low_water_callback_resizes(void **state)
+{
+	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
+	thinp_pool_status st = THINP_POOL_STATUS_INIT;
+	struct resizer rs = { 16, 0, 1, false };
+	struct iopool p;
+	thinp_thin *thin;
+
+	o.low_water_blocks = 2;
+	o.low_water_fn = resize_on_low_water;
+	o.low_water_ctx = &rs;
+	o.features = THINP_POOL_ERROR_IF_NO_SPACE;
+	iopool_open_sized(&p, 8, &o);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 0), 0);
+	thin = topen(p.pool, 0, VSIZE, NULL);
+	for (uint64_t v = 0; v < 6; v++)
+		assert_int_equal(thinp_thin_write(thin, "x", 1, v * BS), 0);
+	assert_int_equal(rs.calls, 1);
+	assert_true(rs.unlocked);
+	assert_int_equal(rs.result, 0);
+	assert_int_equal(thinp_pool_get_status(p.pool, &st), 0);
+	assert_int_equal(st.data_total, 16);
+	for (uint64_t v = 6; v < 14; v++)
+		assert_int_equal(thinp_thin_write(thin, "x", 1, v * BS), 0);
+	thinp_thin_close(thin);
+	iopool_close(&p);
 }
 
 /* ---- a data device that holds chosen requests ---- */
@@ -608,6 +745,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cow_and_provision_io_counts),
 		cmocka_unit_test(test_origin_and_skip_zeroing_io_counts),
+		cmocka_unit_test(test_log_callback_calls_back),
+		cmocka_unit_test(test_low_water_callback_resizes),
 		cmocka_unit_test(test_metadata_changes_do_not_wait_for_data_io),
 		cmocka_unit_test(test_cow_waits_for_in_place_write_before_snapshot),
 		cmocka_unit_test(test_passdown_waits_for_older_read),
