@@ -4,22 +4,69 @@
  *
  * A request is cut at data-block boundaries and each piece handled alone:
  *
- *   read    lookup under md_lock shared and, if mapped, read the data block
- *           with the lock still held (so the block cannot be unmapped and
- *           reused by another volume mid-read); unmapped pieces come from
- *           the origin or are zeroes.
+ *   read    lookup under md_lock shared; if mapped, enter the current I/O
+ *           epoch before dropping the lock, read the data block with no
+ *           lock held, leave the epoch. Unmapped pieces come from the
+ *           origin or are zeroes.
  *   write   fast path as for read: a mapped block that is not shared is
- *           written in place under md_lock shared. Otherwise the piece's
+ *           written in place, in an epoch, unlocked. Otherwise the piece's
  *           virtual block is range-locked, looked up again, and a new data
- *           block is allocated, filled (old data, origin data or zeroes for
- *           the part the write does not cover), written, and only then
- *           mapped: a reader never sees a mapping to a block whose contents
- *           are not there yet, and a crash never leaves one committed (the
- *           commit waits for the operation and flushes data first).
+ *           block is allocated (entering an epoch under md_lock), filled
+ *           (old data, origin data or zeroes for the part the write does
+ *           not cover, assembled in memory: one read and one write to break
+ *           sharing), and only then mapped: a reader never sees a mapping to
+ *           a block whose contents are not there yet, and a crash never
+ *           leaves one committed (the commit waits for the operation and
+ *           flushes data first).
  *   discard rounded inwards to whole blocks, range-locked, mappings removed
- *           in batches; with passdown each removed block is held by an
- *           extra reference while the others are dropped, and discarded on
- *           the data device only if the hold is then its only reference.
+ *           in batches, each batch one metadata operation (a commit or an
+ *           allocation elsewhere waits for one batch at most); with passdown
+ *           each removed block is held by an extra reference while the
+ *           others are dropped, and discarded on the data device only if the
+ *           hold is then its only reference.
+ *
+ * No metadata lock is held across data I/O, so provisioning, snapshots and
+ * commits never wait for the reads and writes of other volumes. What the
+ * lock used to guarantee follows from the I/O epochs (io_epoch.h) instead.
+ * Every data I/O to a block found by a lookup, or allocated, entered its
+ * epoch inside the md_lock section that found or allocated the block. So a
+ * metadata change made later under md_lock exclusive can close the epoch
+ * and know: every I/O that may still use a block as it was before the
+ * change is at or before that point.
+ *
+ *  (a) A freed data block is reused only after the I/O to it is done. The
+ *      space maps hand out a block freed in a transaction only after the
+ *      commit that freed it (lib/sm: the old-state check and ll_note_freed;
+ *      tests/sm/test_sm.c's model asserts it on every allocation, and the
+ *      pool tests' metadata model keeps the same rule).
+ *      Every operation that can free a data block (a mapping replaced by a
+ *      copy, unmapping, releasing a passdown hold, delete_thin) marks the
+ *      transaction (txn_frees); its commit closes the epoch into
+ *      realloc_point, and an allocation first waits until realloc_point
+ *      has passed. I/O that found the block did its lookup before the free
+ *      (after it, no lookup finds the block) and so entered an epoch at or
+ *      before realloc_point. A rollback returns the blocks allocated since
+ *      the last commit to the free space at once; the first allocation after
+ *      it (md_epoch moved) closes the epoch and waits likewise.
+ *  (b) A snapshot does not lose an in-place write in flight. create_snap
+ *      closes the epoch into snap_point. An in-place write looked its block
+ *      up as unshared, so before the snapshot, and entered an epoch at or
+ *      before snap_point; after the snapshot no lookup finds the block
+ *      unshared, so no new in-place write starts. A copy of a shared block
+ *      waits for snap_point before it reads the block, so the write has
+ *      landed and is in the copy (otherwise the origin would lose it, and
+ *      a snapshot's contents could change after a read).
+ *  (c) Discard passdown: the batch closes the epoch after unmapping and
+ *      waits for it before discarding on the device, so a read or write
+ *      that found the block before the unmap is done first; no new one can
+ *      find it (unmapped, and held so not reallocated).
+ *  (d) delete_thin refuses an open volume (-EBUSY), so no I/O goes through
+ *      it; blocks it shared stay referenced by the other volumes; the
+ *      blocks it frees are covered by (a).
+ *
+ * The block under a copy cannot change meanwhile: the copier holds the
+ * range lock of its virtual block, and the volume (open) cannot be deleted,
+ * so the old block keeps its reference.
  */
 #include <errno.h>
 #include <stdlib.h>
