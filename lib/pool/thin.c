@@ -439,7 +439,7 @@ static int fill_chunk(thinp_thin *thin, uint64_t vblock, const struct pool_md_ma
 	if (lo == off && hi == off + n)
 		return data_write(pool, src ? src + (off - woff) : NULL, n, block_off(pool, nb, off));
 	if (!old && !origin_has(thin, vblock, off)) {
-		/* Zeroes before the write: nothing to read. */
+		/* The old contents are zeroes: nothing to read. */
 		if (pool->features & THINP_POOL_SKIP_BLOCK_ZEROING)
 			return hi == lo ? 0 : data_write(pool, src ? src + (lo - woff) : NULL, hi - lo,
 							 block_off(pool, nb, lo));
