@@ -111,31 +111,33 @@ struct bench {
 };
 
 /*
- * The metadata file is written through once before format: a metadata
- * device is a real device (an LV), whose blocks exist, not a sparse file
- * whose every first write allocates filesystem blocks at the next
- * fdatasync.
+ * A file of size bytes, written through once (size a multiple of 1 MiB): a
+ * device whose blocks exist, as an LV's do, not a sparse file whose every
+ * first write allocates filesystem blocks.
  */
-static thinp_io *open_meta(const char *dir)
+static thinp_io *open_written(const char *dir, const char *name, uint64_t size)
 {
-	thinp_io *io = open_file(dir, "bench-dp-meta", META_BYTES);
+	thinp_io *io = open_file(dir, name, size);
 	void *zeroes = calloc(1, 1 << 20);
 
 	if (!zeroes)
-		die("meta", -ENOMEM);
-	for (uint64_t off = 0; off < META_BYTES; off += 1 << 20)
-		check("meta", thinp_io_write(io, zeroes, 1 << 20, off));
-	check("meta flush", thinp_io_flush(io));
+		die(name, -ENOMEM);
+	for (uint64_t off = 0; off < size; off += 1 << 20)
+		check(name, thinp_io_write(io, zeroes, 1 << 20, off));
+	check("flush", thinp_io_flush(io));
 	free(zeroes);
 	return io;
 }
 
-static void bench_open(struct bench *b, const char *dir, uint64_t data_blocks)
+/* The metadata device is always written through; the data device too
+ * unless sparse (to compare with a sparse raw file). */
+static void bench_open(struct bench *b, const char *dir, uint64_t data_blocks, bool sparse)
 {
 	thinp_thin_options to = THINP_THIN_OPTIONS_INIT;
 
-	b->meta = open_meta(dir);
-	b->data = open_file(dir, "bench-dp-data", data_blocks * BS);
+	b->meta = open_written(dir, "bench-dp-meta", META_BYTES);
+	b->data = sparse ? open_file(dir, "bench-dp-data", data_blocks * BS)
+			 : open_written(dir, "bench-dp-data", data_blocks * BS);
 	check("format", thinp_pool_format(&b->pool, b->meta, b->data, NULL));
 	check("create_thin", thinp_pool_create_thin(b->pool, 0));
 	to.size = (uint64_t)VOL_BLOCKS * BS;
@@ -192,7 +194,7 @@ static void bench_cow(const char *dir, unsigned rounds, void *buf)
 	thinp_io *io = open_file(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS);
 	struct bench b;
 
-	bench_open(&b, dir, 2 * VOL_BLOCKS + 64);
+	bench_open(&b, dir, 2 * VOL_BLOCKS + 64, false);
 	fill(b.thin, NULL, buf);
 	fill(NULL, io, buf);
 	for (unsigned i = 0; i < rounds; i++) {
@@ -247,7 +249,7 @@ static void bench_random(const char *dir, unsigned rounds, bool provisioned, voi
 		thinp_io *io = open_file(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS);
 		struct bench b;
 
-		bench_open(&b, dir, VOL_BLOCKS + 64);
+		bench_open(&b, dir, VOL_BLOCKS + 64, !provisioned);
 		if (provisioned) {
 			fill(b.thin, NULL, buf);
 			fill(NULL, io, buf);
