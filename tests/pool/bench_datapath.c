@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include <libthinp/thinp.h>
+#include "pool/bench_util.h"
 
 #define BS (64u * 1024)
 #define IO4K 4096u
@@ -38,50 +39,10 @@
 #define FLUSH_EVERY 64u
 #define META_BYTES (16ull << 20)
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, int r)
-{
-	fprintf(stderr, "bench_datapath: %s: %s\n", what, thinp_strerror(r));
-	exit(1);
-}
-
 static void check(const char *what, int r)
 {
 	if (r)
-		die(what, r);
-}
-
-static thinp_io *open_file(const char *dir, const char *name, uint64_t size)
-{
-	char path[512];
-	thinp_io *io;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	unlink(path);
-	check(path, thinp_io_open_file(&io, path, THINP_IO_CREATE));
-	check("resize", thinp_io_resize(io, size));
-	unlink(path); /* removed when closed */
-	return io;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+		bench_die(what, r);
 }
 
 /* One line: the medians of the baseline, of the measured side (named) and
@@ -95,7 +56,7 @@ static void report_as(const char *what, const char *side, double *raw, double *t
 		ratio[i] = thin[i] / raw[i];
 	printf("%s: raw %.0f IOPS, %s %.0f IOPS, ratio %.2f (target >= %.2f, median of %u "
 	       "rounds)\n",
-	       what, median(raw, n), side, median(thin, n), median(ratio, n), target, n);
+	       what, bench_median(raw, n), side, bench_median(thin, n), bench_median(ratio, n), target, n);
 }
 
 static void report(const char *what, double *raw, double *thin, unsigned n, double target)
@@ -117,11 +78,11 @@ struct bench {
  */
 static thinp_io *open_written(const char *dir, const char *name, uint64_t size)
 {
-	thinp_io *io = open_file(dir, name, size);
+	thinp_io *io = bench_open_file(dir, name, size);
 	void *zeroes = calloc(1, 1 << 20);
 
 	if (!zeroes)
-		die(name, -ENOMEM);
+		bench_die(name, -ENOMEM);
 	for (uint64_t off = 0; off < size; off += 1 << 20)
 		check(name, thinp_io_write(io, zeroes, 1 << 20, off));
 	check("flush", thinp_io_flush(io));
@@ -136,7 +97,7 @@ static void bench_open(struct bench *b, const char *dir, uint64_t data_blocks, b
 	thinp_thin_options to = THINP_THIN_OPTIONS_INIT;
 
 	b->meta = open_written(dir, "bench-dp-meta", META_BYTES);
-	b->data = sparse ? open_file(dir, "bench-dp-data", data_blocks * BS)
+	b->data = sparse ? bench_open_file(dir, "bench-dp-data", data_blocks * BS)
 			 : open_written(dir, "bench-dp-data", data_blocks * BS);
 	check("format", thinp_pool_format(&b->pool, b->meta, b->data, NULL));
 	check("create_thin", thinp_pool_create_thin(b->pool, 0));
@@ -164,7 +125,7 @@ static void fill(thinp_thin *thin, thinp_io *io, void *buf)
 /* IOPS of COW_WRITES 4 KiB writes, one per block, 16 KiB into it. */
 static double one_per_block(thinp_thin *thin, thinp_io *io, const void *buf)
 {
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (uint64_t b = 0; b < COW_WRITES; b++) {
 		uint64_t off = b * BS + 16384;
@@ -172,26 +133,26 @@ static double one_per_block(thinp_thin *thin, thinp_io *io, const void *buf)
 		check("write", thin ? thinp_thin_write(thin, buf, IO4K, off)
 				    : thinp_io_write(io, buf, IO4K, off));
 	}
-	return COW_WRITES / (now() - t0);
+	return COW_WRITES / (bench_now() - t0);
 }
 
 /* IOPS of COW_WRITES raw block copies: 64 KiB read, 64 KiB written to the
  * other half of the file. */
 static double raw_copies(thinp_io *io, void *buf)
 {
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (uint64_t b = 0; b < COW_WRITES; b++) {
 		check("read", thinp_io_read(io, buf, BS, b * BS));
 		check("write", thinp_io_write(io, buf, BS, (VOL_BLOCKS / 2 + b) * BS));
 	}
-	return COW_WRITES / (now() - t0);
+	return COW_WRITES / (bench_now() - t0);
 }
 
 static void bench_cow(const char *dir, unsigned rounds, void *buf)
 {
 	double raw[rounds], thin[rounds], raw2[rounds], copy[rounds];
-	thinp_io *io = open_file(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS);
+	thinp_io *io = bench_open_file(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS);
 	struct bench b;
 
 	bench_open(&b, dir, 2 * VOL_BLOCKS + 64, false);
@@ -226,7 +187,7 @@ static void bench_cow(const char *dir, unsigned rounds, void *buf)
 static double random_flushed(thinp_thin *thin, thinp_io *io, const void *buf, uint64_t seed)
 {
 	uint64_t x = seed | 1;
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (unsigned i = 1; i <= RAND_WRITES; i++) {
 		uint64_t off;
@@ -238,7 +199,7 @@ static double random_flushed(thinp_thin *thin, thinp_io *io, const void *buf, ui
 		if (i % FLUSH_EVERY == 0)
 			check("flush", thin ? thinp_thin_flush(thin) : thinp_io_flush(io));
 	}
-	return RAND_WRITES / (now() - t0);
+	return RAND_WRITES / (bench_now() - t0);
 }
 
 static void bench_random(const char *dir, unsigned rounds, bool provisioned, void *buf)
@@ -246,7 +207,7 @@ static void bench_random(const char *dir, unsigned rounds, bool provisioned, voi
 	double raw[rounds], thin[rounds];
 
 	for (unsigned i = 0; i < rounds; i++) {
-		thinp_io *io = open_file(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS);
+		thinp_io *io = bench_open_file(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS);
 		struct bench b;
 
 		bench_open(&b, dir, VOL_BLOCKS + 64, !provisioned);
