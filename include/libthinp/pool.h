@@ -122,8 +122,10 @@ typedef struct thinp_pool_options {
 	 * pool are queued and handed to log_fn, in order, with no library lock
 	 * held, before the pool call that logged them returns (or, when
 	 * several threads call at once, by whichever is delivering): log_fn
-	 * may call any pool function. At most 256 wait; beyond that they are
-	 * counted and one warning says how many were dropped. */
+	 * may call any pool function (except during thinp_pool_close(), whose
+	 * last messages arrive when the pool is gone). At most 256 wait;
+	 * beyond that they are counted and one warning says how many were
+	 * dropped. */
 	thinp_log_fn log_fn;
 	void *log_ctx;
 	/* Metadata block cache limit in bytes; 0 = the block manager's default. */

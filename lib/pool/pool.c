@@ -485,8 +485,11 @@ int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src)
 
 static void free_pool(thinp_pool *pool)
 {
+	/* While the callback may still use the pool; what the teardown below
+	 * logs is delivered when the pool is gone. */
+	pool_log_deliver(pool->logq);
 	pool->md->ops->destroy(pool->md);
-	pool_log_free(pool->logq); /* delivers what the teardown logged */
+	pool_log_free(pool->logq);
 	pthread_cond_destroy(&pool->state_cond);
 	pthread_mutex_destroy(&pool->state_lock);
 	pthread_cond_destroy(&pool->range_cond);
