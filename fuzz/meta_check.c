@@ -21,6 +21,7 @@
 
 #include <libthinp/meta.h>
 #include "block/bm.h"
+#include "thin/pool_iface.h"
 #include "fuzz.h"
 #include "util/endian.h"
 
@@ -35,8 +36,8 @@ static void map_range(thinp_meta *m, uint64_t dev, uint64_t begin, uint64_t n)
 	for (uint64_t v = begin; v < begin + n; v++) {
 		uint64_t b;
 
-		FUZZ_CHECK(thinp_meta_alloc_data_block(m, &b) == 0);
-		FUZZ_CHECK(thinp_meta_insert(m, dev, v, b) == 0);
+		FUZZ_CHECK(thin_alloc_data_block_locked(m, &b) == 0);
+		FUZZ_CHECK(thin_insert_run_locked(m, dev, &v, &b, 1) == 0);
 	}
 }
 
@@ -52,9 +53,9 @@ static void build_base(void)
 	FUZZ_CHECK(thinp_meta_create_thin(m, 0) == 0);
 	map_range(m, 0, 0, 600); /* three leaves and an internal node */
 	FUZZ_CHECK(thinp_meta_commit(m) == 0);
-	FUZZ_CHECK(thinp_meta_create_snap(m, 1, 0) == 0);
+	FUZZ_CHECK(thin_create_snap_locked(m, 1, 0) == 0);
 	map_range(m, 0, 10, 5); /* breaks sharing of one leaf */
-	FUZZ_CHECK(thinp_meta_reserve_metadata_snap(m) == 0);
+	FUZZ_CHECK(thin_reserve_metadata_snap_locked(m) == 0);
 	FUZZ_CHECK(thinp_meta_create_thin(m, 7) == 0);
 	map_range(m, 7, 1000, 20);
 	FUZZ_CHECK(thinp_meta_commit(m) == 0);
@@ -113,9 +114,9 @@ static int transact(thinp_meta *m)
 	int r = thinp_meta_create_thin(m, 4242);
 
 	for (v = 0; !r && v < 3; v++) {
-		r = thinp_meta_alloc_data_block(m, &b);
+		r = thin_alloc_data_block_locked(m, &b);
 		if (!r)
-			r = thinp_meta_insert(m, 4242, v, b);
+			r = thin_insert_run_locked(m, 4242, &v, &b, 1);
 	}
 	return r ? r : thinp_meta_commit(m);
 }

@@ -33,10 +33,8 @@
  * committed state was written, so no NEEDS_CHECK). The handle enters
  * THINP_META_MODE_NO_SPACE: reads answer from the last commit, every change
  * and commit returns -EROFS, until thinp_meta_abort() (which acknowledges
- * the rollback: back to RW on the last commit) or a
- * thinp_meta_resize_metadata() that grows the metadata (back to RW, the
- * growth uncommitted). Out of data space is different: the allocation alone
- * fails with -ENOSPC and the handle stays RW.
+ * the rollback: back to RW on the last commit). Growing the metadata is the
+ * pool's business (thinp_pool_resize_metadata).
  *
  * Units. Data block size in 512-byte sectors (like the kernel's table line
  * and the superblock): 128 .. 2,097,152, a multiple of 128 (64 KiB .. 1 GiB).
@@ -88,7 +86,7 @@ typedef struct thinp_meta thinp_meta;
 /* Flags for thinp_meta_options.flags. */
 #define THINP_META_RDONLY (1u << 0) /* open read-only: every change returns -EROFS */
 
-/* Handle modes (thinp_meta_mode(), thinp_meta_status.mode). */
+/* Handle modes (thinp_meta_status.mode). */
 #define THINP_META_MODE_RW 0   /* read-write */
 #define THINP_META_MODE_RO 1   /* opened read-only */
 #define THINP_META_MODE_FAIL 2 /* a metadata operation failed: sticky read-only */
@@ -262,10 +260,6 @@ THINP_API void thinp_meta_close(thinp_meta *meta);
  */
 THINP_API const char *thinp_meta_errmsg(thinp_meta *meta);
 
-/* thinp_meta_mode - THINP_META_MODE_RW, _RO, _FAIL or _NO_SPACE. Thread-safe.
- * Since 1.0. */
-THINP_API int thinp_meta_mode(thinp_meta *meta);
-
 /* ---- transactions ------------------------------------------------------- */
 
 /*
@@ -300,50 +294,6 @@ THINP_API int thinp_meta_abort(thinp_meta *meta);
 THINP_API int thinp_meta_create_thin(thinp_meta *meta, uint64_t dev);
 
 /*
- * thinp_meta_create_snap - a new device sharing all mappings of `origin`
- * (a thin device or a snapshot). The pool time goes up by one; the new
- * device's creation and snapshotted times and the origin's snapshotted time
- * become the new time. No data reference count changes. Not committed.
- * Errors: -EEXIST (dev in use), -ENODATA (no origin), -ENOSPC (also when the
- * pool time would reach 2^24, which the mapping format cannot store),
- * -EINVAL, -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_create_snap(thinp_meta *meta, uint64_t dev, uint64_t origin);
-
-/*
- * thinp_meta_delete - delete a device and all its mappings (parts shared
- * with other devices only lose a reference). Not committed. Opening devices
- * is the pool's business: the pool refuses to delete an open one (-EBUSY).
- * Errors: -ENODATA, -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_delete(thinp_meta *meta, uint64_t dev);
-
-/*
- * thinp_meta_set_transaction_id - compare-and-swap of the pool's
- * transaction id: if it equals `current`, set it to `next`.
- * Errors: -EINVAL (mismatch), -EROFS. Not committed. Since 1.0.
- */
-THINP_API int thinp_meta_set_transaction_id(thinp_meta *meta, uint64_t current,
-					    uint64_t next);
-
-/*
- * thinp_meta_reserve_metadata_snap - commit, then take a metadata snapshot
- * (FORMAT.md 9): a read-only copy of the mapping and details trees that stays
- * readable (thinp_meta_walk_* with THINP_META_HELD_ROOT, `thin_dump -m`)
- * while the live pool changes. Its block is recorded in the superblock's
- * held_root; the reservation becomes durable at the next commit.
- * Errors: -EBUSY (one is already held), -EROFS, -ENOSPC. Since 1.0.
- */
-THINP_API int thinp_meta_reserve_metadata_snap(thinp_meta *meta);
-
-/*
- * thinp_meta_release_metadata_snap - drop the metadata snapshot and the
- * references it held. Not committed.
- * Errors: -EINVAL (none held), -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_release_metadata_snap(thinp_meta *meta);
-
-/*
  * thinp_meta_message - run one pool message, exactly as the kernel's
  * thin-pool target parses it (`dmsetup message <pool> 0 "<msg>"`), then
  * commit:
@@ -361,13 +311,6 @@ THINP_API int thinp_meta_message(thinp_meta *meta, const char *msg);
 /* ---- devices and mappings ------------------------------------------------- */
 
 /*
- * thinp_meta_device_info - details of one device, open transaction included.
- * @out: struct_size set by the caller. Errors: -ENODATA. Since 1.0.
- */
-THINP_API int thinp_meta_device_info(thinp_meta *meta, uint64_t dev,
-				     thinp_meta_device *out);
-
-/*
  * thinp_meta_lookup - the mapping of virtual block `vblock` of `dev`.
  * @data_block, @time, @shared: outputs, each may be NULL. *shared is true
  * when the mapping is possibly shared with another device (the device's
@@ -380,93 +323,23 @@ THINP_API int thinp_meta_lookup(thinp_meta *meta, uint64_t dev, uint64_t vblock,
 				uint64_t *data_block, uint32_t *time, bool *shared);
 
 /*
- * thinp_meta_lookup_next - the first mapping of `dev` at or after `vblock`.
- * Outputs may be NULL. Errors: -ENODATA (no device, or nothing mapped at or
- * after vblock). Since 1.0.
- */
-THINP_API int thinp_meta_lookup_next(thinp_meta *meta, uint64_t dev, uint64_t vblock,
-				     uint64_t *vblock_out, uint64_t *data_block,
-				     uint32_t *time);
-
-/*
- * thinp_meta_highest_mapped - the highest mapped virtual block of `dev`
- * (for the thin target's status line). Errors: -ENODATA (no device or
- * nothing mapped). Since 1.0.
- */
-THINP_API int thinp_meta_highest_mapped(thinp_meta *meta, uint64_t dev, uint64_t *vblock);
-
-/*
- * thinp_meta_insert - map virtual block `vblock` of `dev` to `data_block`,
- * stamped with the current pool time. Consumes one reference on data_block
- * that the caller holds (from thinp_meta_alloc_data_block() or
- * thinp_meta_data_inc()); if vblock was mapped to another block, that block
- * loses a reference. mapped_blocks is kept exact. Not committed.
- * Errors: -ENODATA (no device), -EINVAL (data_block >= nr_data_blocks),
- * -EROFS, -ENOSPC. Since 1.0.
- */
-THINP_API int thinp_meta_insert(thinp_meta *meta, uint64_t dev, uint64_t vblock,
-				uint64_t data_block);
-
-/*
- * thinp_meta_insert_timed - thinp_meta_insert() with an explicit time
- * (<= THINP_META_MAX_TIME), for restore tools. Errors as insert, plus -EINVAL
- * for a time >= 2^24. Since 1.0.
+ * thinp_meta_insert_timed - map virtual block `vblock` of `dev` to
+ * `data_block` at `time` (<= THINP_META_MAX_TIME), for restore tools. An old
+ * mapping's block loses a reference; the caller's reference on data_block
+ * (from thinp_meta_data_inc, or the count a restore sets up) moves into the
+ * mapping; the device's mapped_blocks stays exact. Not committed.
+ * Errors: -ENODATA (no such device), -EINVAL (data block beyond the data
+ * device, or a time >= 2^24), -EROFS, -ENOSPC (out of metadata space, see
+ * the top of this file). Since 1.0.
  */
 THINP_API int thinp_meta_insert_timed(thinp_meta *meta, uint64_t dev, uint64_t vblock,
 				      uint64_t data_block, uint32_t time);
 
-/*
- * thinp_meta_remove - unmap one virtual block; its data block loses a
- * reference. Errors: -ENODATA (no device or not mapped), -EROFS.
- * Since 1.0.
- */
-THINP_API int thinp_meta_remove(thinp_meta *meta, uint64_t dev, uint64_t vblock);
-
-/*
- * thinp_meta_remove_range - unmap every virtual block in [begin, end);
- * each data block loses a reference. @nr_removed (may be NULL) gets the count.
- * Errors: -ENODATA (no device), -EINVAL (begin > end), -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_remove_range(thinp_meta *meta, uint64_t dev, uint64_t begin,
-				      uint64_t end, uint64_t *nr_removed);
-
 /* ---- data space map ----------------------------------------------------- */
 
-/*
- * thinp_meta_alloc_data_block - allocate a free data block (reference count
- * 1). Never returns a block freed in the open transaction (the committed
- * state may still point at it). Errors: -ENOSPC (no free data block: nothing
- * changed, the handle stays RW; or no metadata block for the count: mode
- * NO_SPACE, see the top of this file), -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_alloc_data_block(thinp_meta *meta, uint64_t *out);
-
-/* thinp_meta_data_inc / _dec - add / drop one reference on a data block.
- * Errors: -EINVAL (out of range, or dec of a free block), -EROFS. Since 1.0. */
+/* thinp_meta_data_inc - add one reference on a data block (a restore that
+ * maps one block twice). Errors: -EINVAL (out of range), -EROFS. Since 1.0. */
 THINP_API int thinp_meta_data_inc(thinp_meta *meta, uint64_t data_block);
-THINP_API int thinp_meta_data_dec(thinp_meta *meta, uint64_t data_block);
-
-/* thinp_meta_data_count - the reference count of a data block.
- * Errors: -EINVAL (out of range). Since 1.0. */
-THINP_API int thinp_meta_data_count(thinp_meta *meta, uint64_t data_block, uint32_t *count);
-
-/*
- * thinp_meta_resize_data - grow the data device to nr_data_blocks.
- * Errors: -EINVAL (shrinking, or >= 2^40), -EROFS (also while NEEDS_CHECK is
- * set, as the kernel refuses), -ENOSPC. Not committed. Since 1.0.
- */
-THINP_API int thinp_meta_resize_data(thinp_meta *meta, uint64_t nr_data_blocks);
-
-/*
- * thinp_meta_resize_metadata - grow the metadata space map to nr_blocks
- * 4 KiB blocks (0 = the io's current size), capped at
- * THINP_META_MAX_METADATA_BLOCKS with a warning. The superblock's
- * metadata_nr_blocks is not changed (the kernel leaves it as formatted).
- * Allowed in THINP_META_MODE_NO_SPACE: growing returns the handle to RW.
- * Errors: -EINVAL (shrinking, or larger than the io), -EROFS (also while
- * NEEDS_CHECK is set), -ENOSPC. Not committed. Since 1.0.
- */
-THINP_API int thinp_meta_resize_metadata(thinp_meta *meta, uint64_t nr_blocks);
 
 /* ---- superblock, status, flags -------------------------------------------- */
 
@@ -500,21 +373,6 @@ THINP_API int thinp_meta_set_device_details(thinp_meta *meta, uint64_t dev,
 /* thinp_meta_get_status - the kernel's pool status fields (open transaction
  * included). Errors: none beyond -EIO. Thread-safe. Since 1.0. */
 THINP_API int thinp_meta_get_status(thinp_meta *meta, thinp_meta_status *out);
-
-/*
- * thinp_meta_set_needs_check - set the NEEDS_CHECK flag and write it to the
- * device's committed superblock at once (as the kernel does on a metadata
- * failure); the handle then refuses resizes. Allowed in FAIL mode.
- * Errors: -EROFS (read-only handle), -EIO. Since 1.0.
- */
-THINP_API int thinp_meta_set_needs_check(thinp_meta *meta);
-
-/*
- * thinp_meta_clear_needs_check - clear the flag (thin_check
- * --clear-needs-check-flag after a clean check); takes effect at the next
- * commit. Errors: -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_clear_needs_check(thinp_meta *meta);
 
 /* ---- walks ---------------------------------------------------------------- */
 

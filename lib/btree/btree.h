@@ -57,6 +57,11 @@ int btree_lookup(struct btree_info *info, uint64_t root, const uint64_t *keys, v
  * -ENODATA if there is none. */
 int btree_lower_bound(struct btree_info *info, uint64_t root, const uint64_t *keys,
 		      uint64_t *key_out, void *value);
+/* Highest key in the last-level tree named by keys[0..levels-2] (keys may be
+ * NULL for a single-level tree), and its value (either output may be NULL).
+ * -ENODATA if that tree is empty. O(depth): the rightmost path. */
+int btree_last(struct btree_info *info, uint64_t root, const uint64_t *keys,
+	       uint64_t *key_out, void *value);
 
 /* Insert or overwrite. On overwrite with an unequal value the old value is
  * dec'd; the caller owns the new value's reference. *inserted (may be NULL)

@@ -1,6 +1,6 @@
 /*
- * Lookups: exact (btree_lookup) and first key >= k (btree_lower_bound), on
- * single- and multi-level trees. Read locks only, so lookups may run
+ * Lookups: exact (btree_lookup), first key >= k (btree_lower_bound) and the
+ * highest key (btree_last), on single- and multi-level trees. Read locks only, so lookups may run
  * concurrently with each other.
  *
  * A multi-level lookup resolves keys[0..levels-2] exactly, each giving the
@@ -72,6 +72,24 @@ int btree_lookup(struct btree_info *info, uint64_t root, const uint64_t *keys, v
 	return r ? r : lookup_in_level(&lv, root, keys[info->levels - 1], value);
 }
 
+/* Node b at depth `depth` of a descent, validated; bounded depth. */
+static int read_at_depth(const struct level *lv, uint64_t b, unsigned depth,
+			 struct block **blk)
+{
+	if (depth >= BTREE_MAX_DEPTH)
+		return THINP_CORRUPT(level_log(lv), b, "btree", "tree too deep (cycle?)");
+	return level_read_node(lv, b, depth == 0, blk);
+}
+
+/* Leaf entry i's key and value, each output optional. */
+static void copy_entry(const void *n, uint32_t i, uint64_t *key_out, void *value)
+{
+	if (key_out)
+		*key_out = node_key(n, i);
+	if (value)
+		memcpy(value, node_value(n, i), node_vsize(n));
+}
+
 /*
  * First entry >= key in the subtree at b. In an internal node the answer is
  * in child i (largest key[i] <= key) unless that whole subtree is below key;
@@ -88,21 +106,15 @@ static int lower_bound_at(const struct level *lv, uint64_t b, uint64_t key, unsi
 	uint32_t i, nr;
 	int r, lo;
 
-	if (depth >= BTREE_MAX_DEPTH)
-		return THINP_CORRUPT(level_log(lv), b, "btree", "tree too deep (cycle?)");
-	r = level_read_node(lv, b, depth == 0, &blk);
+	r = read_at_depth(lv, b, depth, &blk);
 	if (r)
 		return r;
 	n = block_data(blk);
 	nr = node_nr(n);
 	if (node_is_leaf(n)) {
 		i = node_first_ge(n, key);
-		if (i < nr) {
-			if (key_out)
-				*key_out = node_key(n, i);
-			if (value)
-				memcpy(value, node_value(n, i), node_vsize(n));
-		}
+		if (i < nr)
+			copy_entry(n, i, key_out, value);
 		r = i < nr ? 0 : -ENODATA;
 		goto out;
 	}
@@ -126,4 +138,47 @@ int btree_lower_bound(struct btree_info *info, uint64_t root, const uint64_t *ke
 	int r = last_level(info, &root, keys, &lv);
 
 	return r ? r : lower_bound_at(&lv, root, keys[info->levels - 1], 0, key_out, value);
+}
+
+/*
+ * The highest entry of the subtree at b: the rightmost path. Only the root
+ * may be empty (an empty tree); an empty node below it is corruption, since
+ * removal merges or frees underfull nodes. O(depth) node visits.
+ */
+static int last_at(const struct level *lv, uint64_t b, uint64_t *key_out, void *value)
+{
+	struct block *blk;
+	const void *n;
+	unsigned depth;
+	uint32_t nr;
+	int r;
+
+	for (depth = 0;; depth++) {
+		r = read_at_depth(lv, b, depth, &blk);
+		if (r)
+			return r;
+		n = block_data(blk);
+		nr = node_nr(n);
+		if (nr == 0) {
+			tm_unlock(lv->tm, blk);
+			return depth ? THINP_CORRUPT(level_log(lv), b, "btree", "empty subtree")
+				     : -ENODATA;
+		}
+		if (node_is_leaf(n))
+			break;
+		b = node_value64(n, nr - 1);
+		tm_unlock(lv->tm, blk);
+	}
+	copy_entry(n, nr - 1, key_out, value);
+	tm_unlock(lv->tm, blk);
+	return 0;
+}
+
+int btree_last(struct btree_info *info, uint64_t root, const uint64_t *keys,
+	       uint64_t *key_out, void *value)
+{
+	struct level lv;
+	int r = last_level(info, &root, keys, &lv);
+
+	return r ? r : last_at(&lv, root, key_out, value);
 }

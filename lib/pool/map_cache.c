@@ -12,7 +12,7 @@
  * exclusively, so no change runs while a lookup fills a slot. Only mapped
  * answers are cached, so adding a mapping where there was none changes no
  * cached answer. Every change that can alter one either clears the slots it
- * touches (insert, a short remove_range) or moves the generation, which
+ * touches (insert, insert_run, a short remove_range) or moves the generation, which
  * invalidates every slot at once: a snapshot (the origin's mappings become
  * shared), a delete, an abort, a long remove_range, and any change that
  * failed (the metadata may have rolled part of itself back).
@@ -90,39 +90,82 @@ static int changed(struct map_cache *c, int r)
 	return r;
 }
 
+static bool cache_get(struct map_cache *c, uint64_t id, uint64_t vblock,
+		      struct pool_md_mapping *out)
+{
+	uint32_t i = slot_of(id, vblock);
+	struct map_slot *s = &c->slots[i];
+	bool hit;
+
+	pthread_mutex_lock(stripe_of(c, i));
+	hit = s->gen == c->gen && s->id == id && s->vblock == vblock;
+	if (hit)
+		*out = (struct pool_md_mapping){ .data_block = s->data_block, .time = s->time,
+						 .shared = s->shared, .mapped = true };
+	pthread_mutex_unlock(stripe_of(c, i));
+	return hit;
+}
+
+static void cache_put(struct map_cache *c, uint64_t id, uint64_t vblock,
+		      const struct pool_md_mapping *m)
+{
+	uint32_t i = slot_of(id, vblock);
+
+	pthread_mutex_lock(stripe_of(c, i));
+	c->slots[i] = (struct map_slot){ .gen = c->gen, .vblock = vblock,
+					 .data_block = m->data_block, .id = (uint32_t)id,
+					 .time = m->time, .shared = m->shared };
+	pthread_mutex_unlock(stripe_of(c, i));
+}
+
 static int mc_lookup(struct pool_md *md, uint64_t id, uint64_t vblock,
 		     struct pool_md_mapping *out)
 {
 	struct map_cache *c = MC(md);
-	uint32_t i = slot_of(id, vblock);
-	struct map_slot *s = &c->slots[i];
-	bool hit;
 	int r;
 
-	pthread_mutex_lock(stripe_of(c, i));
-	hit = s->gen == c->gen && s->id == id && s->vblock == vblock;
-	if (hit) {
-		out->data_block = s->data_block;
-		out->time = s->time;
-		out->shared = s->shared;
-	}
-	pthread_mutex_unlock(stripe_of(c, i));
-	if (hit)
+	if (cache_get(c, id, vblock, out))
 		return 0;
 	r = c->inner->ops->lookup(c->inner, id, vblock, out);
 	if (r)
 		return r;
-	pthread_mutex_lock(stripe_of(c, i));
-	*s = (struct map_slot){ .gen = c->gen, .vblock = vblock, .data_block = out->data_block,
-				.id = (uint32_t)id, .time = out->time, .shared = out->shared };
-	pthread_mutex_unlock(stripe_of(c, i));
+	out->mapped = true;
+	cache_put(c, id, vblock, out);
 	return 0;
+}
+
+/* All from the cache, or the whole run from the inner md (one call is
+ * cheaper than splitting the run around its hits); holes stay uncached. */
+static int mc_lookup_run(struct pool_md *md, uint64_t id, uint64_t vblock, uint32_t n,
+			 struct pool_md_mapping *out)
+{
+	struct map_cache *c = MC(md);
+	uint32_t i;
+	int r;
+
+	for (i = 0; i < n && cache_get(c, id, vblock + i, &out[i]); i++)
+		;
+	if (i == n)
+		return 0;
+	r = c->inner->ops->lookup_run(c->inner, id, vblock, n, out);
+	for (i = 0; !r && i < n; i++)
+		if (out[i].mapped)
+			cache_put(c, id, vblock + i, &out[i]);
+	return r;
 }
 
 static int mc_insert(struct pool_md *md, uint64_t id, uint64_t vblock, uint64_t data_block)
 {
 	forget_one(MC(md), id, vblock);
 	return changed(MC(md), IN(md)->ops->insert(IN(md), id, vblock, data_block));
+}
+
+static int mc_insert_run(struct pool_md *md, uint64_t id, const uint64_t *vblocks,
+			 const uint64_t *data_blocks, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		forget_one(MC(md), id, vblocks[i]);
+	return changed(MC(md), IN(md)->ops->insert_run(IN(md), id, vblocks, data_blocks, n));
 }
 
 static int mc_remove_range(struct pool_md *md, uint64_t id, uint64_t begin, uint64_t end)
@@ -272,6 +315,8 @@ static const struct pool_md_ops cache_ops = {
 	.resize_meta = mc_resize_meta,
 	.reserve_snap = mc_reserve_snap,
 	.release_snap = mc_release_snap,
+	.lookup_run = mc_lookup_run,
+	.insert_run = mc_insert_run,
 };
 
 int map_cache_wrap(struct pool_md *inner, struct pool_md **out)

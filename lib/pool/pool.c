@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "pool/map_cache.h"
+#include "pool/mode.h"
 #include "pool/pool_internal.h"
 #include "util/compiler.h"
 
@@ -79,46 +80,55 @@ int pool_check_readable(thinp_pool *pool)
 	return get_mode(pool) == THINP_POOL_MODE_FAIL ? -EIO : 0;
 }
 
-static bool is_answer(int err)
+/* Carry out the decision of mode.c. md_lock is held (exclusively when the
+ * decision rolls back or sets needs_check: only changes ask for those). */
+static int apply_decision(thinp_pool *pool, const struct pool_mode_out *d, const char *what)
 {
-	return err == -ENODATA || err == -EEXIST || err == -EINVAL || err == -EBUSY;
-}
-
-/* The metadata refused a change as read-only (its own sticky failure, or a
- * read-only device): the pool follows it. */
-static int md_read_only(thinp_pool *pool, const char *what)
-{
-	set_mode(pool, THINP_POOL_MODE_READ_ONLY);
-	return pool_err(pool, -EROFS, "%s: the metadata is read-only", what);
-}
-
-int pool_md_failed_locked(thinp_pool *pool, int err, const char *what)
-{
-	if (is_answer(err))
-		return err;
-	if (err == -EROFS)
-		return md_read_only(pool, what);
-	if (err == -ENOSPC) {
-		/* Out of metadata space: the open transaction cannot be
-		 * committed; return to the last commit and stop changing. */
+	if (d->rollback) {
 		int r = pool->md->ops->abort(pool->md);
 
 		pool->md_dirty = false;
 		pool->md_epoch++;
 		if (r) {
 			set_mode(pool, THINP_POOL_MODE_FAIL);
-			return pool_err(pool, -EIO, "%s: out of metadata space, and the rollback failed",
-					what);
+			return pool_err(pool, -EIO, "%s: %s, and the rollback failed", what,
+					d->why);
 		}
+	}
+	if (d->meta_space_ro) {
 		pthread_mutex_lock(&pool->state_lock);
 		pool->meta_space_ro = true;
 		pthread_mutex_unlock(&pool->state_lock);
-		set_mode(pool, THINP_POOL_MODE_READ_ONLY);
-		return pool_err(pool, -ENOSPC, "%s: out of metadata space, pool is read-only", what);
 	}
-	set_mode(pool, THINP_POOL_MODE_FAIL);
-	pool->md->ops->set_needs_check(pool->md);
-	return pool_err(pool, err, "%s failed, pool is in fail mode", what);
+	if (d->mode != get_mode(pool))
+		set_mode(pool, d->mode);
+	if (d->needs_check)
+		pool->md->ops->set_needs_check(pool->md);
+	if (!d->why)
+		return pool_err(pool, d->err, "%s", what);
+	return pool_err(pool, d->err, "%s: %s", what, d->why);
+}
+
+static int md_failed(thinp_pool *pool, int err, const char *what, bool change)
+{
+	struct pool_mode_in in = { .mode = get_mode(pool), .err = err, .change = change };
+	struct pool_md_info info;
+	struct pool_mode_out d;
+
+	/* If even the facts cannot be read, assume the worst. */
+	in.damaged = change && (pool->md->ops->info(pool->md, &info) || info.tx_damaged);
+	pool_mode_decide(&in, &d);
+	return apply_decision(pool, &d, what);
+}
+
+int pool_md_failed_locked(thinp_pool *pool, int err, const char *what)
+{
+	return md_failed(pool, err, what, true);
+}
+
+int pool_md_read_failed(thinp_pool *pool, int err, const char *what)
+{
+	return md_failed(pool, err, what, false);
 }
 
 int pool_done(thinp_pool *pool, int r)
@@ -706,9 +716,7 @@ static int run_message(thinp_pool *pool, struct message *m)
 		pool->md_dirty = true;
 	pthread_rwlock_unlock(&pool->md_lock);
 	pool_op_end(pool);
-	if (r)
-		return pool_done(pool, is_answer(r) ? pool_err(pool, r, "%s", m->name) : r);
-	return pool_done(pool, pool_flush_and_commit(pool));
+	return pool_done(pool, r ? r : pool_flush_and_commit(pool));
 }
 
 static bool thin_is_open(thinp_pool *pool, uint64_t id)

@@ -157,12 +157,16 @@ void pool_abandon(thinp_pool *pool);
 /* Record a failure message (and log it); returns err. */
 int pool_err(thinp_pool *pool, int err, const char *fmt, ...) THINP_PRINTF(3, 4);
 
-/* Called with md_lock held exclusively after a metadata operation failed
- * with err: decides the mode change (ENOSPC: out of metadata space, roll
- * back, READ_ONLY; I/O or corruption: FAIL) and returns the error to give
- * the caller. Errors that only mean "no" (ENODATA, EEXIST, EINVAL, EBUSY)
- * change nothing. */
+/* Called with md_lock held exclusively after a metadata change failed with
+ * err: applies the decision of mode.c (the one table: roll back, mode,
+ * needs_check) to the facts the metadata reports, and returns the error to
+ * give the caller. Errors that only mean "no" (ENODATA, EEXIST, EINVAL,
+ * EBUSY) change nothing. */
 int pool_md_failed_locked(thinp_pool *pool, int err, const char *what);
+/* The same for a failed read, with md_lock held shared or exclusively (a
+ * read rolls nothing back and sets no needs_check): -ENOMEM fails the
+ * request alone; I/O errors and corruption fail the pool. */
+int pool_md_read_failed(thinp_pool *pool, int err, const char *what);
 
 /* Mode checks, taken under state_lock: 0 or -EROFS/-EIO. */
 int pool_check_writable(thinp_pool *pool);

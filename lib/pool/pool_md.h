@@ -7,13 +7,22 @@
  * to be tested against failures that are hard to provoke in the real
  * metadata (ENOSPC at a chosen insert, EIO at a chosen commit). The tests
  * plug in a model implementation with those knobs; the library plugs in
- * lib/thin (pool_md_meta.c), behind a lookup cache (map_cache.c).
+ * lib/thin through its private interface (pool_md_meta.c over
+ * lib/thin/pool_iface.h), behind a lookup cache (map_cache.c).
  *
- * Concurrency contract: the pool calls the read operations (info, thin_info,
- * lookup, next_mapping, data_ref) under its metadata lock held shared, so
- * they may run concurrently with each other; every other operation runs
- * under the lock held exclusively. Implementations need no lock of their own
- * beyond what concurrent reads require.
+ * Concurrency contract: the pool's md_lock is the only lock over the
+ * metadata. The pool calls the read operations (info, thin_info, lookup,
+ * lookup_run, next_mapping, highest_mapped) under it held shared, so they
+ * may run concurrently with each other; every other operation (data_ref
+ * included: space-map reads are not safe concurrently) runs under it held
+ * exclusively. Implementations take no lock of their own beyond what
+ * concurrent reads require (the cache's slot stripes).
+ *
+ * Failure facts: an implementation reports what happened and decides
+ * nothing. A change that fails after it began modifying the open
+ * transaction "damages" it (info: tx_damaged, and meta_out_of_space when a
+ * metadata block was missing); further changes are refused until abort. The
+ * pool alone decides the mode (lib/pool/mode.c).
  *
  * Errors follow common.h: -ENODATA no such device/mapping, -EEXIST, -ENOSPC
  * (no metadata block; from alloc_data, no data block unless info then says
@@ -39,8 +48,11 @@ struct pool_md_info {
 	uint32_t time;
 	bool needs_check;
 	/* The last change ran out of metadata blocks (it failed with -ENOSPC
-	 * and the open transaction is gone); cleared by abort. */
+	 * and the open transaction is unusable); cleared by abort. */
 	bool meta_out_of_space;
+	/* A change failed after it began modifying the open transaction: only
+	 * abort (or destroy) may follow; cleared by abort. */
+	bool tx_damaged;
 };
 
 struct pool_md_thin_info {
@@ -54,6 +66,7 @@ struct pool_md_mapping {
 	uint64_t data_block;
 	uint32_t time;
 	bool shared; /* the device's snapshotted_time > time (FORMAT.md 5.4) */
+	bool mapped; /* set by lookup_run: false = a hole (the rest is 0) */
 };
 
 struct pool_md_ops {
@@ -92,6 +105,20 @@ struct pool_md_ops {
 	int (*resize_meta)(struct pool_md *md, uint64_t nr_blocks);
 	int (*reserve_snap)(struct pool_md *md);
 	int (*release_snap)(struct pool_md *md);
+
+	/* Batched operations (appended; every implementation has them). */
+
+	/* Read. The mappings of [vblock, vblock + n) into out[0..n-1], holes
+	 * with mapped = false: one call for a request spanning n data blocks.
+	 * -ENODATA no such device. */
+	int (*lookup_run)(struct pool_md *md, uint64_t id, uint64_t vblock, uint32_t n,
+			  struct pool_md_mapping *out);
+	/* insert of vblocks[i] -> data_blocks[i] for i < n, in that order. A
+	 * refusal (-ENODATA no device, -EINVAL a block beyond the data device)
+	 * is found before anything changes; any other error damages the
+	 * transaction. */
+	int (*insert_run)(struct pool_md *md, uint64_t id, const uint64_t *vblocks,
+			  const uint64_t *data_blocks, uint32_t n);
 };
 
 struct pool_md {

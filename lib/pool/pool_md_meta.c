@@ -1,12 +1,14 @@
 /*
- * The pool's metadata over the real dm-thin metadata (libthinp/meta.h), and
- * the public entry points that open a pool on a metadata device.
+ * The pool's metadata over the real dm-thin metadata, and the public entry
+ * points that open a pool on a metadata device.
  *
- * The adapter is thin: each pool_md operation is one thinp_meta call, plus
- * the "shared" bit of a mapping, which needs the device's snapshotted time
- * where meta.h does not compute it (lookup_next). thinp_meta has its own
- * rw-lock; the pool's md_lock above it decides the order of changes, so that
- * lock is never contended for long.
+ * The adapter calls lib/thin's private interface (thin/pool_iface.h), which
+ * takes no lock: the pool's md_lock is the one lock over the handle, held
+ * shared for reads and exclusively for changes, as pool_md.h's contract
+ * says. Nor does lib/thin decide anything on a failure: it reports the facts
+ * (info: tx_damaged, meta_out_of_space) and the pool decides (mode.c). The
+ * public meta.h calls remain only for opening, formatting and closing the
+ * handle, before and after the pool uses it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 
 #include <libthinp/meta.h>
 #include "pool/pool_internal.h"
+#include "thin/pool_iface.h"
 #include "util/compiler.h"
 
 #define SECTOR_SHIFT 9
@@ -36,67 +39,82 @@ static void mm_destroy(struct pool_md *md)
 
 static int mm_info(struct pool_md *md, struct pool_md_info *out)
 {
-	thinp_meta_status st = THINP_META_STATUS_INIT;
-	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
-	int r = thinp_meta_get_status(MM(md), &st);
+	struct thin_pool_info in;
+	int r = thin_pool_info_locked(MM(md), &in);
 
-	if (!r)
-		r = thinp_meta_get_superblock(MM(md), THINP_META_LIVE, &sb);
 	if (r)
 		return r;
 	memset(out, 0, sizeof(*out));
-	out->trans_id = st.transaction_id;
-	out->held_root = st.held_root;
-	out->data_nr_blocks = st.total_data_blocks;
-	out->data_nr_free = st.total_data_blocks - st.used_data_blocks;
-	out->meta_nr_blocks = st.total_metadata_blocks;
-	out->meta_nr_free = st.free_metadata_blocks;
-	out->data_block_sectors = sb.data_block_size;
-	out->time = sb.time;
-	out->needs_check = st.needs_check || (sb.flags & THINP_META_FLAG_NEEDS_CHECK);
-	out->meta_out_of_space = st.mode == THINP_META_MODE_NO_SPACE;
+	out->trans_id = in.trans_id;
+	out->held_root = in.held_root;
+	out->data_nr_blocks = in.data_nr_blocks;
+	out->data_nr_free = in.data_nr_free;
+	out->meta_nr_blocks = in.meta_nr_blocks;
+	out->meta_nr_free = in.meta_nr_free;
+	out->data_block_sectors = in.data_block_sectors;
+	out->time = in.time;
+	out->needs_check = in.needs_check;
+	out->meta_out_of_space = in.meta_out_of_space;
+	out->tx_damaged = in.damaged;
 	return 0;
+}
+
+/* Every change first asks whether one may run (read-only handle, damaged
+ * transaction): the interface leaves that check to its caller. */
+static int may_change(struct pool_md *md)
+{
+	return thin_may_change_locked(MM(md));
 }
 
 static int mm_commit(struct pool_md *md)
 {
-	return thinp_meta_commit(MM(md));
+	int r = may_change(md);
+
+	return r ? r : thin_commit_locked(MM(md));
 }
 
 static int mm_abort(struct pool_md *md)
 {
-	return thinp_meta_abort(MM(md));
+	return thin_abort_locked(MM(md));
 }
 
 static int mm_set_needs_check(struct pool_md *md)
 {
-	return thinp_meta_set_needs_check(MM(md));
+	return thin_set_needs_check_locked(MM(md));
 }
 
 static int mm_set_trans_id(struct pool_md *md, uint64_t old, uint64_t new_id)
 {
-	return thinp_meta_set_transaction_id(MM(md), old, new_id);
+	int r = may_change(md);
+
+	return r ? r : thin_set_transaction_id_locked(MM(md), old, new_id);
 }
 
 static int mm_create_thin(struct pool_md *md, uint64_t id)
 {
-	return thinp_meta_create_thin(MM(md), id);
+	int r = may_change(md);
+
+	return r ? r : thin_create_thin_locked(MM(md), id);
 }
 
 static int mm_create_snap(struct pool_md *md, uint64_t id, uint64_t origin)
 {
-	return thinp_meta_create_snap(MM(md), id, origin);
+	int r = may_change(md);
+
+	return r ? r : thin_create_snap_locked(MM(md), id, origin);
 }
 
 static int mm_delete_thin(struct pool_md *md, uint64_t id)
 {
-	return thinp_meta_delete(MM(md), id);
+	int r = may_change(md);
+
+	return r ? r : thin_delete_locked(MM(md), id);
 }
 
 static int mm_thin_info(struct pool_md *md, uint64_t id, struct pool_md_thin_info *out)
 {
 	thinp_meta_device d = THINP_META_DEVICE_INIT;
-	int r = thinp_meta_device_info(MM(md), id, &d);
+	int r = thin_device_locked(MM(md), id, &d);
 
 	if (r)
 		return r;
@@ -107,79 +125,131 @@ static int mm_thin_info(struct pool_md *md, uint64_t id, struct pool_md_thin_inf
 	return 0;
 }
 
+static void copy_mapping(const struct thin_mapping *in, struct pool_md_mapping *out)
+{
+	out->data_block = in->data_block;
+	out->time = in->time;
+	out->shared = in->shared;
+	out->mapped = in->mapped;
+}
+
+/* The run's results are converted in place chunk by chunk: the two structs
+ * differ, and a read spanning many blocks must not allocate. */
+#define RUN_CHUNK 64u
+
+static int mm_lookup_run(struct pool_md *md, uint64_t id, uint64_t vblock, uint32_t n,
+			 struct pool_md_mapping *out)
+{
+	struct thin_mapping m[RUN_CHUNK];
+	uint32_t done = 0, k;
+	int r = 0;
+
+	while (!r && done < n) {
+		k = THINP_MIN(n - done, RUN_CHUNK);
+		r = thin_lookup_run_locked(MM(md), id, vblock + done, k, m);
+		for (uint32_t i = 0; !r && i < k; i++)
+			copy_mapping(&m[i], &out[done + i]);
+		done += k;
+	}
+	return r;
+}
+
 static int mm_lookup(struct pool_md *md, uint64_t id, uint64_t vblock,
 		     struct pool_md_mapping *out)
 {
-	return thinp_meta_lookup(MM(md), id, vblock, &out->data_block, &out->time, &out->shared);
+	int r = mm_lookup_run(md, id, vblock, 1, out);
+
+	return !r && !out->mapped ? -ENODATA : r;
 }
 
 static int mm_next_mapping(struct pool_md *md, uint64_t id, uint64_t vblock,
 			   uint64_t *vblock_out, struct pool_md_mapping *out)
 {
-	thinp_meta_device d = THINP_META_DEVICE_INIT;
-	int r = thinp_meta_lookup_next(MM(md), id, vblock, vblock_out, &out->data_block,
-				       &out->time);
+	struct thin_mapping m;
+	int r = thin_lookup_next_locked(MM(md), id, vblock, vblock_out, &m);
 
 	if (!r)
-		r = thinp_meta_device_info(MM(md), id, &d);
-	if (!r)
-		out->shared = d.snapshotted_time > out->time;
+		copy_mapping(&m, out);
 	return r;
 }
 
 static int mm_highest_mapped(struct pool_md *md, uint64_t id, uint64_t *vblock_out)
 {
-	return thinp_meta_highest_mapped(MM(md), id, vblock_out);
+	return thin_highest_mapped_locked(MM(md), id, vblock_out);
+}
+
+static int mm_insert_run(struct pool_md *md, uint64_t id, const uint64_t *vblocks,
+			 const uint64_t *data_blocks, uint32_t n)
+{
+	int r = may_change(md);
+
+	return r ? r : thin_insert_run_locked(MM(md), id, vblocks, data_blocks, n);
 }
 
 static int mm_insert(struct pool_md *md, uint64_t id, uint64_t vblock, uint64_t data_block)
 {
-	return thinp_meta_insert(MM(md), id, vblock, data_block);
+	return mm_insert_run(md, id, &vblock, &data_block, 1);
 }
 
 static int mm_remove_range(struct pool_md *md, uint64_t id, uint64_t begin, uint64_t end)
 {
-	return thinp_meta_remove_range(MM(md), id, begin, end, NULL);
+	int r = may_change(md);
+
+	return r ? r : thin_remove_range_locked(MM(md), id, begin, end, NULL);
 }
 
 static int mm_alloc_data(struct pool_md *md, uint64_t *block)
 {
-	return thinp_meta_alloc_data_block(MM(md), block);
+	int r = may_change(md);
+
+	return r ? r : thin_alloc_data_block_locked(MM(md), block);
 }
 
 static int mm_data_ref(struct pool_md *md, uint64_t block, uint32_t *count)
 {
-	return thinp_meta_data_count(MM(md), block, count);
+	return thin_data_count_locked(MM(md), block, count);
 }
 
 static int mm_inc_data(struct pool_md *md, uint64_t block)
 {
-	return thinp_meta_data_inc(MM(md), block);
+	int r = may_change(md);
+
+	return r ? r : thin_data_inc_locked(MM(md), block);
 }
 
 static int mm_dec_data(struct pool_md *md, uint64_t block)
 {
-	return thinp_meta_data_dec(MM(md), block);
+	int r = may_change(md);
+
+	return r ? r : thin_data_dec_locked(MM(md), block);
 }
 
 static int mm_resize_data(struct pool_md *md, uint64_t nr_blocks)
 {
-	return thinp_meta_resize_data(MM(md), nr_blocks);
+	int r = may_change(md);
+
+	return r ? r : thin_resize_data_locked(MM(md), nr_blocks);
 }
 
 static int mm_resize_meta(struct pool_md *md, uint64_t nr_blocks)
 {
-	return thinp_meta_resize_metadata(MM(md), nr_blocks);
+	int r = may_change(md);
+
+	return r ? r : thin_resize_metadata_locked(MM(md), nr_blocks);
 }
 
 static int mm_reserve_snap(struct pool_md *md)
 {
-	return thinp_meta_reserve_metadata_snap(MM(md));
+	int r = may_change(md);
+
+	return r ? r : thin_reserve_metadata_snap_locked(MM(md));
 }
 
 static int mm_release_snap(struct pool_md *md)
 {
-	return thinp_meta_release_metadata_snap(MM(md));
+	int r = may_change(md);
+
+	return r ? r : thin_release_metadata_snap_locked(MM(md));
 }
 
 static const struct pool_md_ops meta_ops = {
@@ -206,6 +276,8 @@ static const struct pool_md_ops meta_ops = {
 	.resize_meta = mm_resize_meta,
 	.reserve_snap = mm_reserve_snap,
 	.release_snap = mm_release_snap,
+	.lookup_run = mm_lookup_run,
+	.insert_run = mm_insert_run,
 };
 
 static int wrap_meta(thinp_meta *meta, struct pool_md **out)
@@ -316,7 +388,7 @@ static int fit_devices(thinp_pool *pool, thinp_io *meta_io, thinp_io *data)
 int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 		    const thinp_pool_options *user_opts)
 {
-	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
+	struct thin_pool_info info;
 	thinp_pool_options opts;
 	thinp_meta_options mo;
 	struct pool_log *logq;
@@ -339,16 +411,17 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 		pool_log_free(logq);
 		return r;
 	}
-	r = thinp_meta_get_superblock(meta, THINP_META_LIVE, &sb);
+	/* No lock yet: nothing else knows the handle. */
+	r = thin_pool_info_locked(meta, &info);
 	if (!r && opts.data_block_size &&
-	    (uint64_t)sb.data_block_size << SECTOR_SHIFT != opts.data_block_size)
+	    (uint64_t)info.data_block_sectors << SECTOR_SHIFT != opts.data_block_size)
 		r = -EINVAL;
 	if (r) {
 		thinp_meta_close(meta);
 		pool_log_free(logq);
 		return r;
 	}
-	if (thinp_meta_mode(meta) != THINP_META_MODE_RW)
+	if (info.read_only)
 		opts.features |= THINP_POOL_READ_ONLY;
 	r = wrap_meta(meta, &md);
 	if (r) {

@@ -78,18 +78,10 @@
 #define COPY_CHUNK (1024u * 1024)
 #define DISCARD_BATCH 256
 
-/* A read of the metadata failed: the pool can no longer be trusted, unless
- * memory ran out (a lookup changes nothing, so the request fails alone and
- * may be retried; the kernel fails such a bio, not the pool). */
+/* A read of the metadata failed: mode.c decides (pool_md_read_failed). */
 static int md_read_failed(thinp_pool *pool, int err, const char *what)
 {
-	if (err == -ENOMEM)
-		return pool_err(pool, err, "%s", what);
-	pthread_mutex_lock(&pool->state_lock);
-	pool->mode = THINP_POOL_MODE_FAIL;
-	pthread_cond_broadcast(&pool->state_cond);
-	pthread_mutex_unlock(&pool->state_lock);
-	return pool_err(pool, err, "%s failed, pool is in fail mode", what);
+	return pool_md_read_failed(pool, err, what);
 }
 
 static uint64_t block_off(thinp_pool *pool, uint64_t block, uint64_t off_in_block)

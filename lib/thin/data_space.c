@@ -39,66 +39,48 @@ int thin_alloc_data_block_locked(struct thinp_meta *meta, uint64_t *out)
 	return 0;
 }
 
-int thinp_meta_alloc_data_block(thinp_meta *meta, uint64_t *out)
-{
-	int r;
-
-	if (!out)
-		return thin_err(meta, -EINVAL, "NULL out");
-	r = thin_wlock(meta);
-	if (r)
-		return r;
-	r = thin_alloc_data_block_locked(meta, out);
-	thin_unlock(meta);
-	return r;
-}
-
-static int data_ref_change(struct thinp_meta *meta, uint64_t b, bool inc)
+static int data_ref_change_locked(struct thinp_meta *meta, uint64_t b, bool inc)
 {
 	uint32_t count;
 	int r;
 
-	r = thin_wlock(meta);
-	if (r)
-		return r;
 	r = check_range(meta, b);
 	if (!r && !inc) {
 		r = sm_get_count(meta->data_sm, b, &count);
 		if (!r && count == 0)
 			r = thin_err(meta, -EINVAL, "data block %" PRIu64 " is free", b);
 	}
-	if (!r) {
-		meta->dirty = true;
-		r = inc ? sm_inc(meta->data_sm, b) : sm_dec(meta->data_sm, b);
-		if (r)
-			r = thin_fail_locked(meta, r, inc ? "data block inc" : "data block dec");
-	}
-	thin_unlock(meta);
-	return r;
+	if (r)
+		return r;
+	meta->dirty = true;
+	r = inc ? sm_inc(meta->data_sm, b) : sm_dec(meta->data_sm, b);
+	return r ? thin_fail_locked(meta, r, inc ? "data block inc" : "data block dec") : 0;
+}
+
+int thin_data_inc_locked(struct thinp_meta *meta, uint64_t b)
+{
+	return data_ref_change_locked(meta, b, true);
+}
+
+int thin_data_dec_locked(struct thinp_meta *meta, uint64_t b)
+{
+	return data_ref_change_locked(meta, b, false);
+}
+
+int thin_data_count_locked(struct thinp_meta *meta, uint64_t b, uint32_t *count)
+{
+	int r = check_range(meta, b);
+
+	return r ? r : sm_get_count(meta->data_sm, b, count);
 }
 
 int thinp_meta_data_inc(thinp_meta *meta, uint64_t data_block)
 {
-	return data_ref_change(meta, data_block, true);
-}
+	int r = thin_wlock(meta);
 
-int thinp_meta_data_dec(thinp_meta *meta, uint64_t data_block)
-{
-	return data_ref_change(meta, data_block, false);
-}
-
-int thinp_meta_data_count(thinp_meta *meta, uint64_t data_block, uint32_t *count)
-{
-	int r;
-
-	if (!count)
-		return thin_err(meta, -EINVAL, "NULL count");
-	r = thin_xlock(meta);
 	if (r)
 		return r;
-	r = check_range(meta, data_block);
-	if (!r)
-		r = sm_get_count(meta->data_sm, data_block, count);
+	r = thin_data_inc_locked(meta, data_block);
 	thin_unlock(meta);
 	return r;
 }

@@ -154,8 +154,6 @@ int thin_delete_locked(struct thinp_meta *meta, uint64_t dev)
 	if (r)
 		return thin_err(meta, r, r == -ENODATA ? "device %" PRIu64 " does not exist"
 				: "looking up device %" PRIu64, dev);
-	if (thin_device_is_open_locked(meta, dev))
-		return thin_err(meta, -EBUSY, "device %" PRIu64 " is open", dev);
 	r = thin_dev_remove_locked(meta, dev);
 	/* Removing the top-level entry runs the value's dec: the whole-subtree
 	 * delete, where shared parts only lose one reference. */
@@ -195,39 +193,6 @@ int thinp_meta_create_thin(thinp_meta *meta, uint64_t dev)
 	return r;
 }
 
-int thinp_meta_create_snap(thinp_meta *meta, uint64_t dev, uint64_t origin)
-{
-	int r = check_api_id(meta, dev);
-
-	if (r || (r = thin_wlock(meta)))
-		return r;
-	r = thin_create_snap_locked(meta, dev, origin);
-	thin_unlock(meta);
-	return r;
-}
-
-int thinp_meta_delete(thinp_meta *meta, uint64_t dev)
-{
-	int r = thin_wlock(meta);
-
-	if (r)
-		return r;
-	r = thin_delete_locked(meta, dev);
-	thin_unlock(meta);
-	return r;
-}
-
-int thinp_meta_set_transaction_id(thinp_meta *meta, uint64_t current, uint64_t next)
-{
-	int r = thin_wlock(meta);
-
-	if (r)
-		return r;
-	r = thin_set_transaction_id_locked(meta, current, next);
-	thin_unlock(meta);
-	return r;
-}
-
 static void fill_device(thinp_meta_device *out, uint64_t dev, const struct thin_details *d)
 {
 	thinp_meta_device x = THINP_META_DEVICE_INIT;
@@ -242,23 +207,18 @@ static void fill_device(thinp_meta_device *out, uint64_t dev, const struct thin_
 	memcpy(out, &x, x.struct_size);
 }
 
-int thinp_meta_device_info(thinp_meta *meta, uint64_t dev, thinp_meta_device *out)
+int thin_device_locked(struct thinp_meta *meta, uint64_t dev, thinp_meta_device *out)
 {
 	struct thin_details d;
 	int r;
 
 	if (!out || out->struct_size < offsetof(thinp_meta_device, mapped_blocks))
 		return thin_err(meta, -EINVAL, "bad thinp_meta_device struct_size");
-	r = thin_rlock(meta);
-	if (r)
-		return r;
 	r = thin_dev_read_locked(meta, dev, &d);
 	if (r)
-		thin_err(meta, r, "device %" PRIu64 ": %s", dev, thinp_strerror(r));
-	else
-		fill_device(out, dev, &d);
-	thin_unlock(meta);
-	return r;
+		return thin_err(meta, r, "device %" PRIu64 ": %s", dev, thinp_strerror(r));
+	fill_device(out, dev, &d);
+	return 0;
 }
 
 int thinp_meta_set_device_details(thinp_meta *meta, uint64_t dev, const thinp_meta_device *in)

@@ -10,113 +10,125 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <string.h>
 
 #include "thin/meta_internal.h"
 
 /* ---- reads (lock held shared) --------------------------------------------- */
 
-static int lookup_locked(struct thinp_meta *meta, uint64_t dev, uint64_t vblock,
-			 uint64_t *data_block, uint32_t *time, bool *shared)
+static void fill_mapping(const struct thin_details *d, const uint8_t *v, struct thin_mapping *m)
+{
+	uint64_t x = load_le64(v);
+
+	m->data_block = thin_mapping_block(x);
+	m->time = thin_mapping_time(x);
+	m->shared = d->snapshotted_time > m->time;
+	m->mapped = true;
+}
+
+/* The details and the mapping subtree of dev, as every read needs them. */
+static int device_subtree(struct thinp_meta *meta, uint64_t dev, struct thin_details *d,
+			  uint64_t *sub)
+{
+	int r = thin_dev_read_locked(meta, dev, d);
+
+	if (!r)
+		r = thin_subtree_root_locked(meta, meta->sb.data_mapping_root, dev, sub);
+	if (r)
+		return thin_err(meta, r, "device %" PRIu64 ": %s", dev, thinp_strerror(r));
+	return 0;
+}
+
+/*
+ * Walk [vblock, vblock + n) by lower bounds in the device's subtree: each
+ * step lands on the next mapped block, so a hole of any length costs one
+ * descent. Unmapped is an answer, asked on every first write: no message.
+ */
+int thin_lookup_run_locked(struct thinp_meta *meta, uint64_t dev, uint64_t vblock, uint32_t n,
+			   struct thin_mapping *out)
 {
 	struct thin_details d;
-	uint64_t keys[2] = { dev, vblock };
+	uint64_t sub, key, i = 0;
 	uint8_t v[8];
 	int r;
 
-	r = thin_dev_read_locked(meta, dev, &d);
+	/* The run may end at 2^64 exactly (the last block), not beyond. */
+	if (n && n - 1 > UINT64_MAX - vblock)
+		return thin_err(meta, -EINVAL, "run of %" PRIu32 " blocks at %" PRIu64
+				" wraps", n, vblock);
+	r = device_subtree(meta, dev, &d, &sub);
 	if (r)
-		return thin_err(meta, r, "device %" PRIu64 ": %s", dev, thinp_strerror(r));
-	r = btree_lookup(&meta->info, meta->sb.data_mapping_root, keys, v);
-	/* Unmapped is an answer, asked on every first write: no message
-	 * (formatting one cost more than the lookup). */
-	if (r == -ENODATA)
 		return r;
-	if (r)
-		return thin_err(meta, r, "lookup of block %" PRIu64 " of device %" PRIu64
-				" failed", vblock, dev);
-	if (data_block)
-		*data_block = thin_mapping_block(load_le64(v));
-	if (time)
-		*time = thin_mapping_time(load_le64(v));
-	if (shared)
-		*shared = d.snapshotted_time > thin_mapping_time(load_le64(v));
+	memset(out, 0, (size_t)n * sizeof(*out));
+	while (i < n) {
+		uint64_t at = vblock + i;
+
+		r = btree_lower_bound(&meta->bl_info, sub, &at, &key, v);
+		if (r == -ENODATA || (!r && key - vblock >= n))
+			return 0;
+		if (r)
+			return thin_err(meta, r, "lookup of block %" PRIu64 " of device %" PRIu64
+					" failed", at, dev);
+		i = key - vblock;
+		fill_mapping(&d, v, &out[i++]);
+	}
 	return 0;
 }
 
 int thinp_meta_lookup(thinp_meta *meta, uint64_t dev, uint64_t vblock, uint64_t *data_block,
 		      uint32_t *time, bool *shared)
 {
+	struct thin_mapping m;
 	int r = thin_rlock(meta);
 
 	if (r)
 		return r;
-	r = lookup_locked(meta, dev, vblock, data_block, time, shared);
+	r = thin_lookup_run_locked(meta, dev, vblock, 1, &m);
 	thin_unlock(meta);
-	return r;
-}
-
-int thinp_meta_lookup_next(thinp_meta *meta, uint64_t dev, uint64_t vblock,
-			   uint64_t *vblock_out, uint64_t *data_block, uint32_t *time)
-{
-	uint64_t keys[2] = { dev, vblock }, key, sub;
-	uint8_t v[8];
-	int r = thin_rlock(meta);
-
+	if (!r && !m.mapped)
+		r = -ENODATA;
 	if (r)
 		return r;
-	r = thin_subtree_root_locked(meta, meta->sb.data_mapping_root, dev, &sub);
-	if (!r)
-		r = btree_lower_bound(&meta->info, meta->sb.data_mapping_root, keys, &key, v);
-	if (r) {
-		thin_err(meta, r, "device %" PRIu64 ": nothing mapped at or after %" PRIu64
-			 " (%s)", dev, vblock, thinp_strerror(r));
-	} else {
-		if (vblock_out)
-			*vblock_out = key;
-		if (data_block)
-			*data_block = thin_mapping_block(load_le64(v));
-		if (time)
-			*time = thin_mapping_time(load_le64(v));
-	}
-	thin_unlock(meta);
-	return r;
-}
-
-struct highest {
-	uint64_t key;
-	bool any;
-};
-
-static int highest_fn(void *ctx, uint64_t key, const void *value)
-{
-	struct highest *h = ctx;
-
-	h->key = key;
-	h->any = true;
+	if (data_block)
+		*data_block = m.data_block;
+	if (time)
+		*time = m.time;
+	if (shared)
+		*shared = m.shared;
 	return 0;
 }
 
-int thinp_meta_highest_mapped(thinp_meta *meta, uint64_t dev, uint64_t *vblock)
+int thin_lookup_next_locked(struct thinp_meta *meta, uint64_t dev, uint64_t vblock,
+			    uint64_t *vblock_out, struct thin_mapping *out)
 {
-	struct highest h = { 0, false };
+	struct thin_details d;
 	uint64_t sub;
-	int r = thin_rlock(meta);
+	uint8_t v[8];
+	int r = device_subtree(meta, dev, &d, &sub);
 
 	if (r)
 		return r;
-	/* A walk is O(mappings); good enough for a status line. */
-	r = thin_subtree_root_locked(meta, meta->sb.data_mapping_root, dev, &sub);
-	if (!r)
-		r = btree_walk(&meta->bl_info, sub, highest_fn, &h);
-	if (!r && !h.any)
-		r = -ENODATA;
+	r = btree_lower_bound(&meta->bl_info, sub, &vblock, vblock_out, v);
 	if (r)
-		thin_err(meta, r, "device %" PRIu64 ": no highest mapped block (%s)", dev,
-			 thinp_strerror(r));
-	else if (vblock)
-		*vblock = h.key;
-	thin_unlock(meta);
-	return r;
+		return thin_err(meta, r, "device %" PRIu64 ": nothing mapped at or after %"
+				PRIu64 " (%s)", dev, vblock, thinp_strerror(r));
+	fill_mapping(&d, v, out);
+	return 0;
+}
+
+int thin_highest_mapped_locked(struct thinp_meta *meta, uint64_t dev, uint64_t *vblock)
+{
+	struct thin_details d;
+	uint64_t sub;
+	int r = device_subtree(meta, dev, &d, &sub);
+
+	if (r)
+		return r;
+	r = btree_last(&meta->bl_info, sub, NULL, vblock, NULL);
+	if (r)
+		return thin_err(meta, r, "device %" PRIu64 ": no highest mapped block (%s)", dev,
+				thinp_strerror(r));
+	return 0;
 }
 
 /* ---- changes (lock held exclusively) --------------------------------------- */
@@ -162,22 +174,49 @@ static int do_insert(struct thinp_meta *meta, struct thin_dev *td, uint64_t vblo
 	return same ? sm_dec(meta->data_sm, data_block) : 0;
 }
 
-int thin_insert_locked(struct thinp_meta *meta, uint64_t dev, uint64_t vblock,
-		       uint64_t data_block, uint32_t time)
+/* Everything an insert can refuse, checked before anything changes. */
+static int check_inserts(struct thinp_meta *meta, uint64_t dev, const uint64_t *data_blocks,
+			 uint32_t n, uint32_t time, struct thin_dev **td)
 {
-	struct thin_dev *td;
 	int r;
 
 	if (time > THINP_META_MAX_TIME)
 		return thin_err(meta, -EINVAL, "time %" PRIu32 " does not fit 24 bits", time);
-	r = check_data_block(meta, data_block);
-	if (r)
-		return r;
-	r = thin_dev_get_locked(meta, dev, &td);
+	for (uint32_t i = 0; i < n; i++) {
+		r = check_data_block(meta, data_blocks[i]);
+		if (r)
+			return r;
+	}
+	r = thin_dev_get_locked(meta, dev, td);
 	if (r)
 		return thin_err(meta, r, "device %" PRIu64 ": %s", dev, thinp_strerror(r));
-	r = do_insert(meta, td, vblock, data_block, time);
-	return r ? thin_fail_locked(meta, r, "insert") : 0;
+	return 0;
+}
+
+static int insert_mappings(struct thinp_meta *meta, uint64_t dev, const uint64_t *vblocks,
+			   const uint64_t *data_blocks, uint32_t n, uint32_t time)
+{
+	struct thin_dev *td;
+	int r = check_inserts(meta, dev, data_blocks, n, time, &td);
+
+	for (uint32_t i = 0; !r && i < n; i++) {
+		r = do_insert(meta, td, vblocks[i], data_blocks[i], time);
+		if (r)
+			return thin_fail_locked(meta, r, "insert");
+	}
+	return r;
+}
+
+int thin_insert_run_locked(struct thinp_meta *meta, uint64_t dev, const uint64_t *vblocks,
+			   const uint64_t *data_blocks, uint32_t n)
+{
+	return insert_mappings(meta, dev, vblocks, data_blocks, n, meta->sb.time);
+}
+
+int thin_insert_locked(struct thinp_meta *meta, uint64_t dev, uint64_t vblock,
+		       uint64_t data_block, uint32_t time)
+{
+	return insert_mappings(meta, dev, &vblock, &data_block, 1, time);
 }
 
 int thinp_meta_insert_timed(thinp_meta *meta, uint64_t dev, uint64_t vblock,
@@ -188,51 +227,6 @@ int thinp_meta_insert_timed(thinp_meta *meta, uint64_t dev, uint64_t vblock,
 	if (r)
 		return r;
 	r = thin_insert_locked(meta, dev, vblock, data_block, time);
-	thin_unlock(meta);
-	return r;
-}
-
-int thinp_meta_insert(thinp_meta *meta, uint64_t dev, uint64_t vblock, uint64_t data_block)
-{
-	int r = thin_wlock(meta);
-
-	if (r)
-		return r;
-	r = thin_insert_locked(meta, dev, vblock, data_block, meta->sb.time);
-	thin_unlock(meta);
-	return r;
-}
-
-int thin_remove_locked(struct thinp_meta *meta, uint64_t dev, uint64_t vblock)
-{
-	uint64_t keys[2] = { dev, vblock };
-	struct thin_dev *td;
-	int r;
-
-	r = thin_dev_get_locked(meta, dev, &td);
-	if (r)
-		return thin_err(meta, r, "device %" PRIu64 ": %s", dev, thinp_strerror(r));
-	meta->dirty = true;
-	r = btree_remove(&meta->info, meta->sb.data_mapping_root, keys,
-			 &meta->sb.data_mapping_root);
-	/* An absent key is a refusal: the path shadowed so far is consistent. */
-	if (r == -ENODATA)
-		return thin_err(meta, r, "block %" PRIu64 " of device %" PRIu64 " is not mapped",
-				vblock, dev);
-	if (r)
-		return thin_fail_locked(meta, r, "remove");
-	td->d.mapped_blocks--;
-	td->changed = true;
-	return 0;
-}
-
-int thinp_meta_remove(thinp_meta *meta, uint64_t dev, uint64_t vblock)
-{
-	int r = thin_wlock(meta);
-
-	if (r)
-		return r;
-	r = thin_remove_locked(meta, dev, vblock);
 	thin_unlock(meta);
 	return r;
 }
@@ -261,16 +255,4 @@ int thin_remove_range_locked(struct thinp_meta *meta, uint64_t dev, uint64_t beg
 	if (nr_removed)
 		*nr_removed = n;
 	return 0;
-}
-
-int thinp_meta_remove_range(thinp_meta *meta, uint64_t dev, uint64_t begin, uint64_t end,
-			    uint64_t *nr_removed)
-{
-	int r = thin_wlock(meta);
-
-	if (r)
-		return r;
-	r = thin_remove_range_locked(meta, dev, begin, end, nr_removed);
-	thin_unlock(meta);
-	return r;
 }

@@ -138,11 +138,8 @@ int thinp_meta_message(thinp_meta *meta, const char *text)
 	if (r)
 		return r;
 	r = run_locked(meta, &m);
-	if (!r) {
+	if (!r)
 		r = thin_commit_locked(meta);
-		if (r)
-			r = thin_fail_locked(meta, r, "commit");
-	}
 	thin_unlock(meta);
 	return r;
 }

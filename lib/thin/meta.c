@@ -47,6 +47,8 @@ int thin_rlock(struct thinp_meta *meta)
 	return 0;
 }
 
+static void apply_fault_policy_locked(struct thinp_meta *meta);
+
 static const char *mode_refusal(int mode)
 {
 	switch (mode) {
@@ -62,13 +64,12 @@ static const char *mode_refusal(int mode)
 
 int thin_wlock(struct thinp_meta *meta)
 {
-	return thin_wlock_allowing(meta, THINP_META_MODE_RW);
-}
-
-int thin_wlock_allowing(struct thinp_meta *meta, int also)
-{
 	pthread_rwlock_wrlock(&meta->lock);
-	if (meta->mode != THINP_META_MODE_RW && meta->mode != also) {
+	/* Damaged through the private interface and not rolled back (a test
+	 * mixing both doors): the policy first, never a change on top. */
+	if (meta->damaged)
+		apply_fault_policy_locked(meta);
+	if (meta->mode != THINP_META_MODE_RW) {
 		int mode = meta->mode;
 
 		pthread_rwlock_unlock(&meta->lock);
@@ -91,17 +92,10 @@ int thin_xlock(struct thinp_meta *meta)
 
 void thin_unlock(struct thinp_meta *meta)
 {
+	/* Only a change sets damaged, and changes hold the lock exclusively. */
+	if (meta->damaged)
+		apply_fault_policy_locked(meta);
 	pthread_rwlock_unlock(&meta->lock);
-}
-
-int thinp_meta_mode(thinp_meta *meta)
-{
-	int mode;
-
-	pthread_rwlock_rdlock(&meta->lock);
-	mode = meta->mode;
-	pthread_rwlock_unlock(&meta->lock);
-	return mode;
 }
 
 /* ---- persistent objects -------------------------------------------------- */
@@ -333,7 +327,6 @@ static int meta_alloc(struct thinp_meta **out, thinp_io *io, const thinp_meta_op
 static void meta_free(struct thinp_meta *meta)
 {
 	thin_destroy_objects(meta);
-	free(meta->opens);
 	pthread_rwlock_destroy(&meta->lock);
 	pthread_mutex_destroy(&meta->err_lock);
 	free(meta);
@@ -544,7 +537,7 @@ int thin_commit_locked(struct thinp_meta *meta)
 	if (!r)
 		r = write_superblock(meta);
 	if (r)
-		return r;
+		return thin_fail_locked(meta, r, "commit");
 	meta->dirty = false;
 	return 0;
 }
@@ -557,16 +550,26 @@ int thinp_meta_commit(thinp_meta *meta)
 	if (r)
 		return r;
 	r = thin_commit_locked(meta);
-	if (r)
-		r = thin_fail_locked(meta, r, "commit");
 	thin_unlock(meta);
 	return r;
 }
 
+/* Back to the last commit; the failure facts go with the transaction. */
 static int reload_locked(struct thinp_meta *meta)
 {
+	int r;
+
+	meta->damaged = false;
+	meta->fault_nospace = false;
 	thin_destroy_objects(meta);
-	return thin_open_objects(meta);
+	r = thin_open_objects(meta);
+	meta->broken = r != 0;
+	return r;
+}
+
+int thin_abort_locked(struct thinp_meta *meta)
+{
+	return reload_locked(meta);
 }
 
 int thinp_meta_abort(thinp_meta *meta)
@@ -574,16 +577,11 @@ int thinp_meta_abort(thinp_meta *meta)
 	int r;
 
 	pthread_rwlock_wrlock(&meta->lock);
-	r = reload_locked(meta);
-	if (r) {
-		meta->broken = true;
+	r = thin_abort_locked(meta);
+	if (r)
 		meta->mode = meta->read_only ? THINP_META_MODE_RO : THINP_META_MODE_FAIL;
-	} else {
-		meta->broken = false;
-		/* The caller has seen the rollback: changes may go on. */
-		if (meta->mode == THINP_META_MODE_NO_SPACE)
-			meta->mode = THINP_META_MODE_RW;
-	}
+	else if (meta->mode == THINP_META_MODE_NO_SPACE)
+		meta->mode = THINP_META_MODE_RW; /* the caller has seen the rollback */
 	pthread_rwlock_unlock(&meta->lock);
 	return r;
 }
@@ -620,26 +618,6 @@ out:
 	return r;
 }
 
-/*
- * Out of metadata space is not corruption: copy-on-write never wrote a block
- * of the committed state, so the device is intact and only the in-memory
- * transaction (half a change, a space map that stopped mid-update) is lost.
- * Roll it back now, so readers never see it, and refuse changes until the
- * caller acknowledges (abort) or grows the metadata. No NEEDS_CHECK.
- */
-static int out_of_space_locked(struct thinp_meta *meta, const char *what)
-{
-	int r = reload_locked(meta);
-
-	if (r)
-		return thin_fail_locked(meta, r, "reloading the committed metadata");
-	meta->mode = THINP_META_MODE_NO_SPACE;
-	thin_err(meta, -ENOSPC, "%s: out of metadata space: the open transaction was rolled "
-		 "back to the last commit; grow the metadata or abort", what);
-	tlog(&meta->log, THINP_LOG_ERROR, "%s", meta->errmsg);
-	return -ENOSPC;
-}
-
 bool thin_out_of_metadata_space_locked(struct thinp_meta *meta, int r)
 {
 	return r == -ENOSPC && meta->tm && tm_out_of_space(meta->tm);
@@ -647,60 +625,82 @@ bool thin_out_of_metadata_space_locked(struct thinp_meta *meta, int r)
 
 int thin_fail_locked(struct thinp_meta *meta, int r, const char *what)
 {
+	meta->damaged = true;
+	meta->fault_nospace = thin_out_of_metadata_space_locked(meta, r);
+	meta->fault_err = r;
+	meta->fault_what = what;
+	return thin_err(meta, r, "%s failed (%s): the open transaction is lost", what,
+			thinp_strerror(r));
+}
+
+int thin_may_change_locked(struct thinp_meta *meta)
+{
+	if (meta->read_only)
+		return thin_err(meta, -EROFS, "metadata opened read-only");
+	if (meta->broken || meta->damaged)
+		return thin_err(meta, -EIO, "the open transaction is lost: abort first");
+	return 0;
+}
+
+int thin_set_needs_check_locked(struct thinp_meta *meta)
+{
+	int r;
+
+	if (meta->read_only)
+		return thin_err(meta, -EROFS, "metadata opened read-only");
+	r = write_needs_check(meta);
+	if (r)
+		return thin_err(meta, r, "cannot write the needs_check flag: %s",
+				thinp_strerror(r));
+	meta->sb.flags |= THIN_FLAG_NEEDS_CHECK;
+	return 0;
+}
+
+/*
+ * Out of metadata space is not corruption: copy-on-write never wrote a block
+ * of the committed state, so the device is intact and only the in-memory
+ * transaction (half a change, a space map that stopped mid-update) is lost.
+ * Roll it back now, so readers never see it, and refuse changes until the
+ * caller acknowledges (abort) or grows the metadata. No NEEDS_CHECK.
+ */
+static bool out_of_space_locked(struct thinp_meta *meta, const char *what)
+{
+	if (reload_locked(meta))
+		return false;
+	meta->mode = THINP_META_MODE_NO_SPACE;
+	thin_err(meta, -ENOSPC, "%s: out of metadata space: the open transaction was rolled "
+		 "back to the last commit; grow the metadata or abort", what);
+	tlog(&meta->log, THINP_LOG_ERROR, "%s", meta->errmsg);
+	return true;
+}
+
+/* Anything else: sticky read-only, the committed state reloaded for readers,
+ * NEEDS_CHECK on the device. */
+static void fail_mode_locked(struct thinp_meta *meta, int r, const char *what)
+{
 	int r2;
 
-	if (thin_out_of_metadata_space_locked(meta, r))
-		return out_of_space_locked(meta, what);
-
-	thin_err(meta, r, "%s failed (%s): metadata now read-only (failed mode), "
-		 "needs_check set", what, thinp_strerror(r));
-	tlog(&meta->log, THINP_LOG_ERROR, "%s", meta->errmsg);
 	meta->mode = THINP_META_MODE_FAIL;
 	r2 = reload_locked(meta);
-	if (r2) {
-		meta->broken = true;
+	if (r2)
 		tlog(&meta->log, THINP_LOG_ERROR, "reloading the committed metadata failed: %s",
 		     thinp_strerror(r2));
-	}
-	r2 = write_needs_check(meta);
+	r2 = thin_set_needs_check_locked(meta);
 	if (r2)
 		tlog(&meta->log, THINP_LOG_ERROR, "could not set needs_check: %s",
 		     thinp_strerror(r2));
-	else
-		meta->sb.flags |= THIN_FLAG_NEEDS_CHECK;
 	thin_err(meta, r, "%s failed (%s): metadata now read-only (failed mode), "
 		 "needs_check set", what, thinp_strerror(r));
-	return r;
+	tlog(&meta->log, THINP_LOG_ERROR, "%s", meta->errmsg);
 }
 
-int thinp_meta_set_needs_check(thinp_meta *meta)
+/* The public API's failure policy (see thin_unlock in meta_internal.h). */
+static void apply_fault_policy_locked(struct thinp_meta *meta)
 {
-	int r;
+	const char *what = meta->fault_what;
+	int r = meta->fault_err;
 
-	pthread_rwlock_wrlock(&meta->lock);
-	if (meta->mode == THINP_META_MODE_RO) {
-		r = thin_err(meta, -EROFS, "metadata opened read-only");
-		goto out;
-	}
-	r = write_needs_check(meta);
-	if (r)
-		thin_err(meta, r, "cannot write the needs_check flag: %s", thinp_strerror(r));
-	else
-		meta->sb.flags |= THIN_FLAG_NEEDS_CHECK;
-out:
-	pthread_rwlock_unlock(&meta->lock);
-	return r;
-}
-
-int thinp_meta_clear_needs_check(thinp_meta *meta)
-{
-	int r;
-
-	r = thin_wlock(meta);
-	if (r)
-		return r;
-	meta->sb.flags &= ~THIN_FLAG_NEEDS_CHECK;
-	meta->dirty = true;
-	thin_unlock(meta);
-	return 0;
+	if (meta->fault_nospace && out_of_space_locked(meta, what))
+		return;
+	fail_mode_locked(meta, r, what);
 }

@@ -27,7 +27,7 @@
 #include "btree/btree.h"
 #include "sm/space_map.h"
 #include "thin/format.h"
-#include "thin/thin_internal.h"
+#include "thin/pool_iface.h"
 #include "tx/tm.h"
 #include "util/log.h"
 
@@ -47,8 +47,14 @@ struct thinp_meta {
 	bool read_only;       /* opened read-only (or the io is) */
 
 	pthread_rwlock_t lock;
-	int mode;             /* THINP_META_MODE_* */
-	bool broken;          /* FAIL and the committed state could not be reloaded */
+	int mode;             /* THINP_META_MODE_* (the public API's policy) */
+	bool broken;          /* the committed state could not be reloaded */
+
+	/* Facts of the last failed change (thin_fail_locked), until a reload. */
+	bool damaged;         /* the open transaction is unusable */
+	bool fault_nospace;   /* it ran out of metadata blocks */
+	int fault_err;
+	const char *fault_what; /* a string literal */
 
 	struct bm *bm;
 	struct tm *tm;
@@ -66,10 +72,6 @@ struct thinp_meta {
 	bool dirty;           /* something changed since the last commit */
 	struct thin_dev *devs[THIN_DEV_BUCKETS];
 
-	/* Open counts of devices (thin_internal.h); not transactional. */
-	struct thin_open { uint64_t id; unsigned count; } *opens;
-	size_t nr_opens, cap_opens;
-
 	pthread_mutex_t err_lock;
 	char errmsg[256];
 };
@@ -77,20 +79,26 @@ struct thinp_meta {
 /* Record the last error message; returns r. */
 int thin_err(struct thinp_meta *meta, int r, const char *fmt, ...) THINP_PRINTF(3, 4);
 /*
- * A change failed after it began modifying metadata: drop the transaction
- * and reload the committed state for readers. Out of metadata space (see
- * thin_out_of_metadata_space_locked) enters NO_SPACE mode and returns
- * -ENOSPC; anything else enters FAIL mode (sticky read-only), sets
- * NEEDS_CHECK on the device and returns r. The message is recorded.
+ * A change failed after it began modifying metadata: record the facts
+ * (damaged; out of metadata space or not, see
+ * thin_out_of_metadata_space_locked) and the message; returns r. Nothing is
+ * decided here: the pool decides through pool_iface.h, and for the public
+ * API thin_unlock applies the handle's policy (see there). `what` must be a
+ * string literal.
  */
 int thin_fail_locked(struct thinp_meta *meta, int r, const char *what);
 /* Is r the transaction manager's "no free metadata block"? */
 bool thin_out_of_metadata_space_locked(struct thinp_meta *meta, int r);
 
-/* Lock helpers. The write variant refuses (-EROFS) when not read-write;
- * thin_wlock_allowing also lets mode `also` through. */
+/* Lock helpers for the public API. The write variant refuses (-EROFS) when
+ * not read-write.
+ * thin_unlock first applies the public API's failure policy when a change
+ * under the lock damaged the transaction (thin_wlock too, for a damage
+ * left by the private interface): out of metadata space rolls back
+ * to the last commit and enters NO_SPACE mode (no NEEDS_CHECK: the device is
+ * intact); anything else enters FAIL mode (sticky read-only), reloads the
+ * committed state for readers and sets NEEDS_CHECK on the device. */
 int thin_wlock(struct thinp_meta *meta);
-int thin_wlock_allowing(struct thinp_meta *meta, int also);
 int thin_rlock(struct thinp_meta *meta);
 int thin_xlock(struct thinp_meta *meta);
 void thin_unlock(struct thinp_meta *meta);
@@ -99,7 +107,6 @@ void thin_unlock(struct thinp_meta *meta);
 int thin_open_objects(struct thinp_meta *meta);
 void thin_destroy_objects(struct thinp_meta *meta);
 void thin_setup_infos(struct thinp_meta *meta);
-int thin_commit_locked(struct thinp_meta *meta);
 
 /* Space-map construction, isolated here because it depends on lib/sm's
  * constructors. */
@@ -107,9 +114,6 @@ int thin_sm_metadata_create(struct tm *tm, uint64_t nr_blocks, struct space_map 
 int thin_sm_metadata_open(struct tm *tm, const void *root, size_t len, struct space_map **out);
 int thin_sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out);
 int thin_sm_disk_open(struct tm *tm, const void *root, size_t len, struct space_map **out);
-
-/* Is dev open by the pool runtime? (internal.c) */
-bool thin_device_is_open_locked(struct thinp_meta *meta, uint64_t dev);
 
 /* Details (details.c). */
 int thin_dev_read_locked(struct thinp_meta *meta, uint64_t dev, struct thin_details *d);
@@ -121,18 +125,13 @@ void thin_dev_cache_clear(struct thinp_meta *meta);
 /* The cached details of dev, or NULL. */
 struct thin_dev *thin_dev_cached(struct thinp_meta *meta, uint64_t dev);
 
-/* Devices (devices.c). */
-int thin_create_thin_locked(struct thinp_meta *meta, uint64_t dev);
-int thin_create_snap_locked(struct thinp_meta *meta, uint64_t dev, uint64_t origin);
-int thin_delete_locked(struct thinp_meta *meta, uint64_t dev);
-int thin_set_transaction_id_locked(struct thinp_meta *meta, uint64_t cur, uint64_t next);
-
 /* Metadata snapshots (metadata_snap.c). */
-int thin_reserve_metadata_snap_locked(struct thinp_meta *meta);
-int thin_release_metadata_snap_locked(struct thinp_meta *meta);
 /* Read the superblock named by `source` (THINP_META_LIVE = the in-memory
  * one; THINP_META_HELD_ROOT; or a snapshot block), validated. */
 int thin_read_source_sb_locked(struct thinp_meta *meta, uint64_t source, struct thin_sb *sb);
+
+/* The pool status as thinp_meta_get_status reports it (status.c). */
+int thin_status_locked(struct thinp_meta *meta, thinp_meta_status *x);
 
 /* Mapping subtree root of dev in the 2-level tree rooted at root. */
 int thin_subtree_root_locked(struct thinp_meta *meta, uint64_t root, uint64_t dev,

@@ -96,28 +96,6 @@ int thin_release_metadata_snap_locked(struct thinp_meta *meta)
 	return r ? thin_fail_locked(meta, r, "release_metadata_snap") : 0;
 }
 
-int thinp_meta_reserve_metadata_snap(thinp_meta *meta)
-{
-	int r = thin_wlock(meta);
-
-	if (r)
-		return r;
-	r = thin_reserve_metadata_snap_locked(meta);
-	thin_unlock(meta);
-	return r;
-}
-
-int thinp_meta_release_metadata_snap(thinp_meta *meta)
-{
-	int r = thin_wlock(meta);
-
-	if (r)
-		return r;
-	r = thin_release_metadata_snap_locked(meta);
-	thin_unlock(meta);
-	return r;
-}
-
 /* A metadata-snapshot superblock at `b`, validated as such. */
 static int read_snapshot_sb(struct thinp_meta *meta, uint64_t b, struct thin_sb *sb)
 {

@@ -21,15 +21,12 @@ static int refuse_if_needs_check(struct thinp_meta *meta)
 	return 0;
 }
 
-/* *grew (may be NULL) says whether the map got bigger. */
 static int grow(struct thinp_meta *meta, struct space_map *sm, uint64_t new_nr,
-		const char *what, bool *grew)
+		const char *what)
 {
 	uint64_t old;
 	int r;
 
-	if (grew)
-		*grew = false;
 	r = sm_get_nr_blocks(sm, &old);
 	if (r)
 		return thin_err(meta, r, "%s space map: %s", what, thinp_strerror(r));
@@ -41,28 +38,18 @@ static int grow(struct thinp_meta *meta, struct space_map *sm, uint64_t new_nr,
 	meta->dirty = true;
 	r = sm_extend(sm, new_nr - old);
 	/* A half-extended space map cannot be trusted: the transaction goes. */
-	if (r)
-		return thin_fail_locked(meta, r, what);
-	if (grew)
-		*grew = true;
-	return 0;
+	return r ? thin_fail_locked(meta, r, what) : 0;
 }
 
-int thinp_meta_resize_data(thinp_meta *meta, uint64_t nr_data_blocks)
+int thin_resize_data_locked(struct thinp_meta *meta, uint64_t nr_data_blocks)
 {
 	int r;
 
 	if (nr_data_blocks > THINP_META_MAX_DATA_BLOCKS)
 		return thin_err(meta, -EINVAL, "%" PRIu64 " data blocks: more than 2^40",
 				nr_data_blocks);
-	r = thin_wlock(meta);
-	if (r)
-		return r;
 	r = refuse_if_needs_check(meta);
-	if (!r)
-		r = grow(meta, meta->data_sm, nr_data_blocks, "data", NULL);
-	thin_unlock(meta);
-	return r;
+	return r ? r : grow(meta, meta->data_sm, nr_data_blocks, "data");
 }
 
 static int metadata_target(struct thinp_meta *meta, uint64_t *nr)
@@ -82,23 +69,13 @@ static int metadata_target(struct thinp_meta *meta, uint64_t *nr)
 	return 0;
 }
 
-/* Growing is how a handle out of metadata space recovers (the rollback left
+/* Growing is how a pool out of metadata space recovers (its rollback left
  * it on the last commit, where the growth starts from). */
-int thinp_meta_resize_metadata(thinp_meta *meta, uint64_t nr_blocks)
+int thin_resize_metadata_locked(struct thinp_meta *meta, uint64_t nr_blocks)
 {
-	bool grew = false;
-	int r;
+	int r = refuse_if_needs_check(meta);
 
-	r = thin_wlock_allowing(meta, THINP_META_MODE_NO_SPACE);
-	if (r)
-		return r;
-	r = refuse_if_needs_check(meta);
 	if (!r)
 		r = metadata_target(meta, &nr_blocks);
-	if (!r)
-		r = grow(meta, meta->metadata_sm, nr_blocks, "metadata", &grew);
-	if (grew)
-		meta->mode = THINP_META_MODE_RW;
-	thin_unlock(meta);
-	return r;
+	return r ? r : grow(meta, meta->metadata_sm, nr_blocks, "metadata");
 }

@@ -90,7 +90,7 @@ static uint64_t metadata_reserve(uint64_t total)
 	return THINP_MIN(4096ull, total / 10);
 }
 
-static int status_locked(struct thinp_meta *meta, thinp_meta_status *x)
+int thin_status_locked(struct thinp_meta *meta, thinp_meta_status *x)
 {
 	uint64_t free_data, free_meta;
 	int r;
@@ -119,6 +119,33 @@ static int status_locked(struct thinp_meta *meta, thinp_meta_status *x)
 	return 0;
 }
 
+int thin_pool_info_locked(struct thinp_meta *meta, struct thin_pool_info *out)
+{
+	thinp_meta_status st;
+	int r = thin_status_locked(meta, &st);
+
+	/* A space map that failed mid-change answers nothing until the
+	 * rollback; the facts of the failure must still reach the caller. */
+	if (r && !meta->damaged)
+		return thin_err(meta, r, "reading the space maps: %s", thinp_strerror(r));
+	if (r)
+		memset(&st, 0, sizeof(st));
+	memset(out, 0, sizeof(*out));
+	out->trans_id = meta->sb.trans_id;
+	out->held_root = meta->sb.held_root;
+	out->needs_check = (meta->sb.flags & THIN_FLAG_NEEDS_CHECK) != 0;
+	out->data_nr_blocks = st.total_data_blocks;
+	out->data_nr_free = st.total_data_blocks - st.used_data_blocks;
+	out->meta_nr_blocks = st.total_metadata_blocks;
+	out->meta_nr_free = st.free_metadata_blocks;
+	out->data_block_sectors = meta->sb.data_block_size;
+	out->time = meta->sb.time;
+	out->damaged = meta->damaged;
+	out->meta_out_of_space = meta->damaged && meta->fault_nospace;
+	out->read_only = meta->read_only;
+	return 0;
+}
+
 int thinp_meta_get_status(thinp_meta *meta, thinp_meta_status *out)
 {
 	thinp_meta_status x;
@@ -131,7 +158,7 @@ int thinp_meta_get_status(thinp_meta *meta, thinp_meta_status *out)
 	r = thin_xlock(meta);
 	if (r)
 		return r;
-	r = status_locked(meta, &x);
+	r = thin_status_locked(meta, &x);
 	if (r) {
 		thin_err(meta, r, "reading the space maps: %s", thinp_strerror(r));
 	} else {

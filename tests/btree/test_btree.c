@@ -248,6 +248,27 @@ static void op_lookup(struct world *w, struct tree *t, unsigned dev, uint32_t i)
 	assert_memory_equal(v, model_val(&t->m, dev, i), t->m.vsize);
 }
 
+/* btree_last: the model's highest present slot (rightmost-path descent). */
+static void check_last(struct world *w, struct tree *t, unsigned dev)
+{
+	uint8_t v[MAX_VSIZE];
+	uint64_t keys[2], found;
+	uint32_t j = w->nkeys;
+	int r;
+
+	make_keys(w, dev, 0, keys);
+	while (j > 0 && !model_has(&t->m, dev, j - 1))
+		j--;
+	r = btree_last(&w->info, t->root, keys, &found, v);
+	if ((w->info.levels == 2 && !t->m.dev_exists[dev]) || j == 0) {
+		assert_int_equal(r, -ENODATA);
+		return;
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(found, key_of(w, j - 1));
+	assert_memory_equal(v, model_val(&t->m, dev, j - 1), t->m.vsize);
+}
+
 static void op_lower_bound(struct world *w, struct tree *t, unsigned dev, uint32_t i)
 {
 	uint8_t v[MAX_VSIZE];
@@ -260,6 +281,8 @@ static void op_lower_bound(struct world *w, struct tree *t, unsigned dev, uint32
 		k -= 1 + test_rng_below(&w->rng, w->key_stride - 1);
 	make_keys(w, dev, k, keys);
 	j = model_next(&t->m, dev, i);
+	if (test_rng_below(&w->rng, 8) == 0)
+		check_last(w, t, dev);
 	r = btree_lower_bound(&w->info, t->root, keys, &found, v);
 	if (w->info.levels == 2 && !t->m.dev_exists[dev]) {
 		assert_int_equal(r, -ENODATA);

@@ -43,8 +43,19 @@ struct model {
 	struct md_store *store;
 	struct state live;
 	uint64_t cursor;
-	bool meta_out_of_space; /* see md_faults.meta_full_at_alloc */
+	/* Failure facts (pool_md.h), cleared by abort: */
+	bool meta_out_of_space; /* the metadata ran out (max_mappings, meta_full_at_alloc) */
+	bool tx_damaged;        /* a change failed after it began (and commit failures) */
 };
+
+/* The model fails before it changes anything, but the real metadata would
+ * have begun the change: report what the real one reports. */
+static int damaged(struct model *m, int r)
+{
+	m->tx_damaged = true;
+	m->meta_out_of_space = m->meta_out_of_space || r == -ENOSPC;
+	return r;
+}
 
 static void free_state(struct state *s)
 {
@@ -176,6 +187,7 @@ static int md_info(struct pool_md *md, struct pool_md_info *out)
 	out->time = s->time;
 	out->needs_check = s->needs_check;
 	out->meta_out_of_space = M(md)->meta_out_of_space;
+	out->tx_damaged = M(md)->tx_damaged;
 	return 0;
 }
 
@@ -186,7 +198,7 @@ static int md_commit(struct pool_md *md)
 	int r;
 
 	if (m->store->faults.fail_commit_at && --m->store->faults.fail_commit_at == 0)
-		return -EIO;
+		return damaged(m, -EIO);
 	r = copy_state(&copy, &m->live);
 	if (r) {
 		free_state(&copy);
@@ -211,6 +223,7 @@ static int md_abort(struct pool_md *md)
 	free_state(&m->live);
 	m->live = copy;
 	m->meta_out_of_space = false;
+	m->tx_damaged = false;
 	return 0;
 }
 
@@ -270,7 +283,7 @@ static int md_create_snap(struct pool_md *md, uint64_t id, uint64_t origin)
 	if (!o)
 		return -ENODATA;
 	if (s->nr_mappings + o->n > M(md)->store->faults.max_mappings)
-		return -ENOSPC;
+		return damaged(M(md), -ENOSPC);
 	oi = (size_t)(o - s->devs);
 	d = add_dev(s, id); /* may move the array */
 	if (!d)
@@ -324,19 +337,50 @@ static void fill(const struct mdev *d, const struct map *mp, struct pool_md_mapp
 	out->data_block = mp->db;
 	out->time = mp->time;
 	out->shared = d->stime > mp->time;
+	out->mapped = true;
+}
+
+/* The armed lookup failure, once. Lookups run concurrently: only an armed
+ * knob (set by a single-threaded test) is written. */
+static int lookup_fault(struct model *m)
+{
+	int r = m->store->faults.fail_lookup_err;
+
+	if (r)
+		m->store->faults.fail_lookup_err = 0;
+	return r;
 }
 
 static int md_lookup(struct pool_md *md, uint64_t id, uint64_t vb, struct pool_md_mapping *out)
 {
 	struct mdev *d = find_dev(&M(md)->live, id);
 	size_t i;
+	int r = lookup_fault(M(md));
 
+	if (r)
+		return r;
 	if (!d)
 		return -ENODATA;
 	i = lower_bound(d, vb);
 	if (i == d->n || d->maps[i].vb != vb)
 		return -ENODATA;
 	fill(d, &d->maps[i], out);
+	return 0;
+}
+
+static int md_lookup_run(struct pool_md *md, uint64_t id, uint64_t vb, uint32_t n,
+			 struct pool_md_mapping *out)
+{
+	struct mdev *d = find_dev(&M(md)->live, id);
+	int r = lookup_fault(M(md));
+
+	if (r)
+		return r;
+	if (!d)
+		return -ENODATA;
+	memset(out, 0, n * sizeof(*out));
+	for (size_t i = lower_bound(d, vb); i < d->n && d->maps[i].vb - vb < n; i++)
+		fill(d, &d->maps[i], &out[d->maps[i].vb - vb]);
 	return 0;
 }
 
@@ -370,8 +414,16 @@ static int md_insert(struct pool_md *md, uint64_t id, uint64_t vb, uint64_t db)
 {
 	struct state *s = &M(md)->live;
 	struct mdev *d = find_dev(s, id);
+	struct md_faults *f = &M(md)->store->faults;
 	size_t i;
 
+	if (f->fail_insert_err) {
+		int r = f->fail_insert_err;
+
+		f->fail_insert_err = 0;
+		M(md)->tx_damaged = f->insert_damages;
+		return r;
+	}
 	if (!d)
 		return -ENODATA;
 	if (db >= s->nr_data || !s->refs[db])
@@ -384,7 +436,7 @@ static int md_insert(struct pool_md *md, uint64_t id, uint64_t vb, uint64_t db)
 		return 0;
 	}
 	if (s->nr_mappings + 1 > M(md)->store->faults.max_mappings)
-		return -ENOSPC;
+		return damaged(M(md), -ENOSPC);
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 16;
 		struct map *maps = realloc(d->maps, cap * sizeof(*maps));
@@ -399,6 +451,22 @@ static int md_insert(struct pool_md *md, uint64_t id, uint64_t vb, uint64_t db)
 	d->n++;
 	s->nr_mappings++;
 	return 0;
+}
+
+static int md_insert_run(struct pool_md *md, uint64_t id, const uint64_t *vbs,
+			 const uint64_t *dbs, uint32_t n)
+{
+	struct state *s = &M(md)->live;
+	int r = 0;
+
+	if (!find_dev(s, id))
+		return -ENODATA;
+	for (uint32_t i = 0; i < n; i++)
+		if (dbs[i] >= s->nr_data)
+			return -EINVAL;
+	for (uint32_t i = 0; !r && i < n; i++)
+		r = md_insert(md, id, vbs[i], dbs[i]);
+	return r;
 }
 
 static int md_remove_range(struct pool_md *md, uint64_t id, uint64_t begin, uint64_t end)
@@ -433,10 +501,8 @@ static int md_alloc_data(struct pool_md *md, uint64_t *block)
 	struct md_faults *f = &m->store->faults;
 	uint64_t n = m->live.nr_data;
 
-	if (f->meta_full_at_alloc && --f->meta_full_at_alloc == 0) {
-		m->meta_out_of_space = true;
-		return -ENOSPC;
-	}
+	if (f->meta_full_at_alloc && --f->meta_full_at_alloc == 0)
+		return damaged(m, -ENOSPC);
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t b = (m->cursor + i) % n;
 
@@ -533,6 +599,8 @@ static const struct pool_md_ops model_ops = {
 	.resize_meta = md_resize_meta,
 	.reserve_snap = md_reserve_snap,
 	.release_snap = md_release_snap,
+	.lookup_run = md_lookup_run,
+	.insert_run = md_insert_run,
 };
 
 int md_model_open(struct md_store *s, struct pool_md **out)

@@ -33,6 +33,12 @@ struct md_faults {
 	/* The n-th data block allocation from now runs out of metadata (0 =
 	 * never): -ENOSPC, and info says meta_out_of_space until abort. */
 	unsigned meta_full_at_alloc;
+	/* The next mapping insert fails with this error (0 = never), having
+	 * damaged the transaction if insert_damages (what info reports). */
+	int fail_insert_err;
+	bool insert_damages;
+	/* The next mapping lookup fails with this error (0 = never). */
+	int fail_lookup_err;
 };
 struct md_faults *md_store_faults(struct md_store *s);
 

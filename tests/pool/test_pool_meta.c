@@ -792,12 +792,79 @@ static void test_out_of_metadata_space_sweep(void **state)
 	assert_true(runs >= 20);
 }
 
+/*
+ * thinp_pool_get_thin_status over the real metadata: highest_mapped (the
+ * rightmost path of the volume's subtree) and mapped_blocks (the device
+ * details) stay exact while the top end is discarded in bites that cross
+ * leaves, after a snapshot shares the subtree, and across a reopen.
+ */
+#define ST_BLOCKS 640u
+
+static void assert_thin_status(thinp_pool *pool, uint64_t id, uint64_t highest,
+			       uint64_t mapped)
+{
+	thinp_thin_status ts = THINP_THIN_STATUS_INIT;
+
+	assert_int_equal(thinp_pool_get_thin_status(pool, id, &ts), 0);
+	assert_int_equal(ts.highest_mapped, highest);
+	assert_int_equal(ts.mapped_blocks, mapped);
+}
+
+static void test_thin_status_highest(void **state)
+{
+	static uint8_t buf[TEST_BS];
+	struct tpool t;
+	thinp_thin *a;
+	uint64_t top = ST_BLOCKS, mapped = 0;
+
+	memset(buf, 0x77, sizeof(buf));
+	tpool_setup_real(&t, ST_BLOCKS, META_BYTES, NULL);
+	assert_int_equal(thinp_pool_create_thin(t.pool, 0), 0);
+	a = topen(t.pool, 0, (uint64_t)ST_BLOCKS * TEST_BS, NULL);
+	assert_thin_status(t.pool, 0, 0, 0);
+	/* Every other block below 3/4, every block above: 3 leaves or more. */
+	for (uint64_t v = 0; v < ST_BLOCKS; v++) {
+		if (v < ST_BLOCKS * 3 / 4 && v % 2)
+			continue;
+		assert_int_equal(thinp_thin_write(a, buf, TEST_BS, v * TEST_BS), 0);
+		mapped++;
+	}
+	assert_thin_status(t.pool, 0, ST_BLOCKS, mapped);
+	assert_int_equal(thinp_thin_flush(a), 0);
+	assert_int_equal(thinp_pool_create_snap(t.pool, 1, 0), 0);
+	/* Bites of 1..97 blocks off the top, across leaf boundaries. */
+	for (uint64_t bite = 1; top > 100; bite = bite * 7 % 97 + 1) {
+		uint64_t begin = top - (bite < top - 100 ? bite : top - 100);
+
+		assert_int_equal(thinp_thin_discard(a, (top - begin) * TEST_BS, begin * TEST_BS),
+				 0);
+		for (uint64_t v = begin; v < top; v++)
+			mapped -= v >= ST_BLOCKS * 3 / 4 || v % 2 == 0;
+		top = begin;
+		while (top && top <= ST_BLOCKS * 3 / 4 && top % 2 == 0)
+			top--; /* odd blocks below 3/4 were never written */
+		assert_thin_status(t.pool, 0, top, mapped);
+		assert_thin_status(t.pool, 1, ST_BLOCKS, ST_BLOCKS * 3 / 8 + ST_BLOCKS / 4);
+	}
+	thinp_thin_close(a);
+	tpool_close(&t);
+	tpool_check_md(&t);
+	tpool_open(&t);
+	assert_thin_status(t.pool, 0, top, mapped);
+	a = topen(t.pool, 0, (uint64_t)ST_BLOCKS * TEST_BS, NULL);
+	assert_int_equal(thinp_thin_discard(a, (uint64_t)ST_BLOCKS * TEST_BS, 0), 0);
+	assert_thin_status(t.pool, 0, 0, 0);
+	thinp_thin_close(a);
+	tpool_teardown(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_open_reopen),
 		cmocka_unit_test(test_open_unformatted),
 		cmocka_unit_test(test_open_fits_devices),
+		cmocka_unit_test(test_thin_status_highest),
 		cmocka_unit_test(test_snapshot_chain_1000),
 		cmocka_unit_test(test_passdown_counted_by_fault_wrapper),
 		cmocka_unit_test(test_out_of_metadata_space),

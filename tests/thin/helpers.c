@@ -202,3 +202,59 @@ int th_thin_check(thinp_io *io)
 		fprintf(stderr, "thin_check exit %d:\n%s\n", rc, out);
 	return rc;
 }
+
+uint32_t th_time(thinp_meta *meta)
+{
+	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
+
+	assert_int_equal(thinp_meta_get_superblock(meta, THINP_META_LIVE, &sb), 0);
+	return sb.time;
+}
+
+int th_insert_now(thinp_meta *meta, uint64_t dev, uint64_t vblock, uint64_t data_block)
+{
+	return thinp_meta_insert_timed(meta, dev, vblock, data_block, th_time(meta));
+}
+
+int th_remove(thinp_meta *meta, uint64_t dev, uint64_t vblock)
+{
+	uint64_t n = 0;
+	int r = thin_remove_range_locked(meta, dev, vblock, vblock + 1, &n);
+
+	return r ? r : n ? 0 : -ENODATA;
+}
+
+int th_lookup_next(thinp_meta *meta, uint64_t dev, uint64_t vblock, uint64_t *vblock_out,
+		   uint64_t *data_block, uint32_t *time)
+{
+	struct thin_mapping m;
+	uint64_t vb;
+	int r = thin_lookup_next_locked(meta, dev, vblock, &vb, &m);
+
+	if (r)
+		return r;
+	if (vblock_out)
+		*vblock_out = vb;
+	if (data_block)
+		*data_block = m.data_block;
+	if (time)
+		*time = m.time;
+	return 0;
+}
+
+int th_clear_needs_check(thinp_meta *meta)
+{
+	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
+	int r = thinp_meta_get_superblock(meta, THINP_META_LIVE, &sb);
+
+	sb.flags &= ~THINP_META_FLAG_NEEDS_CHECK;
+	return r ? r : thinp_meta_set_superblock_fields(meta, &sb);
+}
+
+int th_mode(thinp_meta *meta)
+{
+	thinp_meta_status st = THINP_META_STATUS_INIT;
+
+	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
+	return (int)st.mode;
+}

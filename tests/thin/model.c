@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "thin/helpers.h"
 #include "thin/model.h"
 
 bool model_quiet;
@@ -146,7 +147,7 @@ static struct mop op_insert(struct model *m, thinp_meta *meta, struct test_rng *
 		return o;
 	}
 	v = test_rng_below(rng, M_VBLOCKS);
-	o.r = thinp_meta_alloc_data_block(meta, &b);
+	o.r = thin_alloc_data_block_locked(meta, &b);
 	if (o.r == -ENOSPC) {
 		o.skipped = true;
 		o.r = 0;
@@ -154,7 +155,7 @@ static struct mop op_insert(struct model *m, thinp_meta *meta, struct test_rng *
 	}
 	if (o.r)
 		return o;
-	o.r = thinp_meta_insert(meta, (uint64_t)d, v, b);
+	o.r = th_insert_now(meta, (uint64_t)d, v, b);
 	if (o.r == 0) {
 		if (m->dev[d].data[v] == M_UNMAPPED)
 			m->dev[d].mapped++;
@@ -176,7 +177,7 @@ static struct mop op_remove(struct model *m, thinp_meta *meta, struct test_rng *
 	}
 	v = test_rng_below(rng, M_VBLOCKS);
 	o.expected = m->dev[d].data[v] == M_UNMAPPED ? -ENODATA : 0;
-	o.r = thinp_meta_remove(meta, (uint64_t)d, v);
+	o.r = th_remove(meta, (uint64_t)d, v);
 	if (o.r == 0 && o.expected == 0) {
 		m->dev[d].data[v] = M_UNMAPPED;
 		m->dev[d].mapped--;
@@ -198,7 +199,7 @@ static struct mop op_remove_range(struct model *m, thinp_meta *meta, struct test
 	e = b + test_rng_below(rng, 300);
 	for (v = b; v < e && v < M_VBLOCKS; v++)
 		want += m->dev[d].data[v] != M_UNMAPPED;
-	o.r = thinp_meta_remove_range(meta, (uint64_t)d, b, e, &n);
+	o.r = thin_remove_range_locked(meta, (uint64_t)d, b, e, &n);
 	if (o.r == 0 && n != want) {
 		fprintf(stderr, "remove_range removed %llu, model says %llu\n",
 			(unsigned long long)n, (unsigned long long)want);

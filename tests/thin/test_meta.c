@@ -33,7 +33,7 @@ static thinp_meta_device dev_info(thinp_meta *meta, uint64_t dev)
 {
 	thinp_meta_device d = THINP_META_DEVICE_INIT;
 
-	assert_int_equal(thinp_meta_device_info(meta, dev, &d), 0);
+	assert_int_equal(thin_device_locked(meta, dev, &d), 0);
 	return d;
 }
 
@@ -41,7 +41,7 @@ static uint32_t data_count(thinp_meta *meta, uint64_t b)
 {
 	uint32_t c;
 
-	assert_int_equal(thinp_meta_data_count(meta, b, &c), 0);
+	assert_int_equal(thin_data_count_locked(meta, b, &c), 0);
 	return c;
 }
 
@@ -50,8 +50,8 @@ static uint64_t map_new(thinp_meta *meta, uint64_t dev, uint64_t vblock)
 {
 	uint64_t b;
 
-	assert_int_equal(thinp_meta_alloc_data_block(meta, &b), 0);
-	assert_int_equal(thinp_meta_insert(meta, dev, vblock, b), 0);
+	assert_int_equal(thin_alloc_data_block_locked(meta, &b), 0);
+	assert_int_equal(th_insert_now(meta, dev, vblock, b), 0);
 	return b;
 }
 
@@ -248,7 +248,7 @@ static void test_create_snap_delete(void **state)
 	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
 
 	th_format(&io, &meta, 4 * MIB, 1000);
-	assert_int_equal(thinp_meta_set_transaction_id(meta, 0, 3), 0);
+	assert_int_equal(thin_set_transaction_id_locked(meta, 0, 3), 0);
 	assert_int_equal(thinp_meta_create_thin(meta, 0), 0);
 	assert_int_equal(thinp_meta_create_thin(meta, 0), -EEXIST);
 	d = dev_info(meta, 0);
@@ -256,29 +256,29 @@ static void test_create_snap_delete(void **state)
 	assert_int_equal(d.transaction_id, 3);
 	assert_int_equal(d.creation_time, 0);
 	assert_int_equal(d.snapshotted_time, 0);
-	assert_int_equal(thinp_meta_create_snap(meta, 1, 0), 0);
-	assert_int_equal(thinp_meta_create_snap(meta, 1, 0), -EEXIST);
-	assert_int_equal(thinp_meta_create_snap(meta, 2, 9), -ENODATA);
+	assert_int_equal(thin_create_snap_locked(meta, 1, 0), 0);
+	assert_int_equal(thin_create_snap_locked(meta, 1, 0), -EEXIST);
+	assert_int_equal(thin_create_snap_locked(meta, 2, 9), -ENODATA);
 	d = dev_info(meta, 1);
 	assert_int_equal(d.creation_time, 1);
 	assert_int_equal(d.snapshotted_time, 1);
 	assert_int_equal(dev_info(meta, 0).snapshotted_time, 1);
 	/* A snapshot of a snapshot. */
-	assert_int_equal(thinp_meta_create_snap(meta, 2, 1), 0);
+	assert_int_equal(thin_create_snap_locked(meta, 2, 1), 0);
 	assert_int_equal(dev_info(meta, 1).snapshotted_time, 2);
 	assert_int_equal(dev_info(meta, 0).snapshotted_time, 1);
 	assert_int_equal(thinp_meta_get_superblock(meta, THINP_META_LIVE, &sb), 0);
 	assert_int_equal(sb.time, 2);
 	commit_and_check(meta, io);
 	oracle(io);
-	assert_int_equal(thinp_meta_delete(meta, 1), 0);
-	assert_int_equal(thinp_meta_delete(meta, 1), -ENODATA);
-	assert_int_equal(thinp_meta_device_info(meta, 1, &d), -ENODATA);
+	assert_int_equal(thin_delete_locked(meta, 1), 0);
+	assert_int_equal(thin_delete_locked(meta, 1), -ENODATA);
+	assert_int_equal(thin_device_locked(meta, 1, &d), -ENODATA);
 	assert_int_equal(thinp_meta_create_thin(meta, THINP_META_MAX_API_DEV_ID + 1ull), -EINVAL);
 	commit_and_check(meta, io);
 	th_reopen(io, &meta);
 	assert_int_equal(dev_info(meta, 2).creation_time, 2);
-	assert_int_equal(thinp_meta_device_info(meta, 1, &d), -ENODATA);
+	assert_int_equal(thin_device_locked(meta, 1, &d), -ENODATA);
 	oracle(io);
 	thinp_meta_close(meta);
 	thinp_io_close(io);
@@ -291,24 +291,24 @@ static void test_transaction_id(void **state)
 	thinp_meta_status st = THINP_META_STATUS_INIT;
 
 	th_format(&io, &meta, 4 * MIB, 10);
-	assert_int_equal(thinp_meta_set_transaction_id(meta, 0, 5), 0);
-	assert_int_equal(thinp_meta_set_transaction_id(meta, 0, 6), -EINVAL);
+	assert_int_equal(thin_set_transaction_id_locked(meta, 0, 5), 0);
+	assert_int_equal(thin_set_transaction_id_locked(meta, 0, 6), -EINVAL);
 	assert_int_equal(thinp_meta_commit(meta), 0);
 	th_reopen(io, &meta);
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
 	assert_int_equal(st.transaction_id, 5);
 	/* Uncommitted changes vanish with the handle. */
-	assert_int_equal(thinp_meta_set_transaction_id(meta, 5, 9), 0);
+	assert_int_equal(thin_set_transaction_id_locked(meta, 5, 9), 0);
 	th_reopen(io, &meta);
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
 	assert_int_equal(st.transaction_id, 5);
 	/* Abort drops them too. */
-	assert_int_equal(thinp_meta_set_transaction_id(meta, 5, 9), 0);
+	assert_int_equal(thin_set_transaction_id_locked(meta, 5, 9), 0);
 	assert_int_equal(thinp_meta_create_thin(meta, 4), 0);
 	assert_int_equal(thinp_meta_abort(meta), 0);
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
 	assert_int_equal(st.transaction_id, 5);
-	assert_int_equal(thinp_meta_delete(meta, 4), -ENODATA);
+	assert_int_equal(thin_delete_locked(meta, 4), -ENODATA);
 	thinp_meta_close(meta);
 	thinp_io_close(io);
 }
@@ -357,7 +357,7 @@ static void test_messages(void **state)
 	assert_int_equal(d.creation_time, 1);
 	assert_int_equal(dev_info(meta, 16777215).creation_time, 0);
 	assert_int_equal(dev_info(meta, 2).creation_time, 0);
-	assert_int_equal(thinp_meta_device_info(meta, 1, &d), -ENODATA);
+	assert_int_equal(thin_device_locked(meta, 1, &d), -ENODATA);
 	th_check_clean(io);
 	oracle(io);
 	thinp_meta_close(meta);
@@ -386,11 +386,11 @@ static void test_mappings_and_sharing(void **state)
 	assert_false(shared);
 	assert_int_equal(thinp_meta_lookup(meta, 0, 10, &got, NULL, NULL), -ENODATA);
 	assert_int_equal(thinp_meta_lookup(meta, 7, 0, &got, NULL, NULL), -ENODATA);
-	assert_int_equal(thinp_meta_insert(meta, 7, 0, b[0]), -ENODATA);
-	assert_int_equal(thinp_meta_insert(meta, 0, 0, 1000), -EINVAL);
+	assert_int_equal(th_insert_now(meta, 7, 0, b[0]), -ENODATA);
+	assert_int_equal(th_insert_now(meta, 0, 0, 1000), -EINVAL);
 	commit_and_check(meta, io);
 
-	assert_int_equal(thinp_meta_create_snap(meta, 1, 0), 0);
+	assert_int_equal(thin_create_snap_locked(meta, 1, 0), 0);
 	assert_int_equal(dev_info(meta, 1).mapped_blocks, 10);
 	assert_int_equal(thinp_meta_lookup(meta, 1, 3, &got, NULL, &shared), 0);
 	assert_int_equal(got, b[3]);
@@ -418,7 +418,7 @@ static void test_mappings_and_sharing(void **state)
 	oracle(io);
 
 	/* Deleting the snapshot drops its references only. */
-	assert_int_equal(thinp_meta_delete(meta, 1), 0);
+	assert_int_equal(thin_delete_locked(meta, 1), 0);
 	assert_int_equal(data_count(meta, b[3]), 0);
 	assert_int_equal(data_count(meta, b[4]), 1);
 	assert_int_equal(data_count(meta, nb), 1);
@@ -429,8 +429,8 @@ static void test_mappings_and_sharing(void **state)
 	assert_int_equal(thinp_meta_insert_timed(meta, 0, 3, nb, 0), 0);
 	assert_int_equal(data_count(meta, nb), 1);
 	assert_int_equal(thinp_meta_insert_timed(meta, 0, 3, nb, 1u << 24), -EINVAL);
-	assert_int_equal(thinp_meta_remove(meta, 0, 3), 0);
-	assert_int_equal(thinp_meta_remove(meta, 0, 3), -ENODATA);
+	assert_int_equal(th_remove(meta, 0, 3), 0);
+	assert_int_equal(th_remove(meta, 0, 3), -ENODATA);
 	assert_int_equal(data_count(meta, nb), 0);
 	assert_int_equal(dev_info(meta, 0).mapped_blocks, 9);
 	commit_and_check(meta, io);
@@ -451,20 +451,181 @@ static void test_remove_range_and_next(void **state)
 	for (i = 0; i < 2000; i++)
 		map_new(meta, 5, i * 2);
 	commit_and_check(meta, io);
-	assert_int_equal(thinp_meta_highest_mapped(meta, 5, &hi), 0);
+	assert_int_equal(thin_highest_mapped_locked(meta, 5, &hi), 0);
 	assert_int_equal(hi, 3998);
-	assert_int_equal(thinp_meta_lookup_next(meta, 5, 7, &v, &data, NULL), 0);
+	assert_int_equal(th_lookup_next(meta, 5, 7, &v, &data, NULL), 0);
 	assert_int_equal(v, 8);
-	assert_int_equal(thinp_meta_lookup_next(meta, 5, 3999, &v, NULL, NULL), -ENODATA);
-	assert_int_equal(thinp_meta_remove_range(meta, 5, 10, 5, &n), -EINVAL);
-	assert_int_equal(thinp_meta_remove_range(meta, 5, 101, 3001, &n), 0);
+	assert_int_equal(th_lookup_next(meta, 5, 3999, &v, NULL, NULL), -ENODATA);
+	assert_int_equal(thin_remove_range_locked(meta, 5, 10, 5, &n), -EINVAL);
+	assert_int_equal(thin_remove_range_locked(meta, 5, 101, 3001, &n), 0);
 	assert_int_equal(n, 1450);
 	assert_int_equal(dev_info(meta, 5).mapped_blocks, 550);
-	assert_int_equal(thinp_meta_lookup_next(meta, 5, 101, &v, NULL, NULL), 0);
+	assert_int_equal(th_lookup_next(meta, 5, 101, &v, NULL, NULL), 0);
 	assert_int_equal(v, 3002);
-	assert_int_equal(thinp_meta_remove_range(meta, 5, 0, UINT64_MAX, &n), 0);
+	assert_int_equal(thin_remove_range_locked(meta, 5, 0, UINT64_MAX, &n), 0);
 	assert_int_equal(n, 550);
-	assert_int_equal(thinp_meta_highest_mapped(meta, 5, &hi), -ENODATA);
+	assert_int_equal(thin_highest_mapped_locked(meta, 5, &hi), -ENODATA);
+	commit_and_check(meta, io);
+	oracle(io);
+	thinp_meta_close(meta);
+	thinp_io_close(io);
+}
+
+/* The highest mapped block is the rightmost path of the device's subtree:
+ * check it against a bitmap model while the top end is removed in bites
+ * that cross leaves (every leaf boundary of a 3000-mapping tree is crossed,
+ * emptied leaves are merged away), after middle removals, and in a snapshot
+ * whose subtree shares the origin's nodes until it diverges. */
+static uint64_t model_highest(const bool *m, uint64_t n)
+{
+	while (n && !m[n - 1])
+		n--;
+	return n ? n - 1 : UINT64_MAX;
+}
+
+static void assert_highest(thinp_meta *meta, uint64_t dev, const bool *m, uint64_t n)
+{
+	uint64_t want = model_highest(m, n), hi = 0;
+	int r = thin_highest_mapped_locked(meta, dev, &hi);
+
+	if (want == UINT64_MAX) {
+		assert_int_equal(r, -ENODATA);
+		return;
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(hi, want);
+}
+
+#define HI_N 6000
+
+static void test_highest_mapped(void **state)
+{
+	static bool m[HI_N], snap[HI_N];
+	struct test_rng rng;
+	thinp_io *io;
+	thinp_meta *meta;
+	uint64_t top, n;
+
+	test_rng_init(&rng, 0x41617);
+	th_format(&io, &meta, 16 * MIB, HI_N);
+	assert_int_equal(thinp_meta_create_thin(meta, 5), 0);
+	assert_int_equal(thin_highest_mapped_locked(meta, 5, &top), -ENODATA);
+	assert_int_equal(thin_highest_mapped_locked(meta, 6, &top), -ENODATA);
+	for (uint64_t i = 0; i < HI_N / 2; i++) {
+		map_new(meta, 5, i * 2);
+		m[i * 2] = true;
+	}
+	assert_highest(meta, 5, m, HI_N);
+	commit_and_check(meta, io);
+	assert_int_equal(thinp_meta_message(meta, "create_snap 6 5"), 0);
+	memcpy(snap, m, sizeof(m));
+	/* Bite the top of the origin off, 1 to 200 blocks at a time. */
+	while ((top = model_highest(m, HI_N)) != UINT64_MAX && top > 1000) {
+		uint64_t bite = 1 + test_rng_below(&rng, 200), begin = top + 1 - bite;
+
+		assert_int_equal(thin_remove_range_locked(meta, 5, begin, top + 1, &n), 0);
+		for (uint64_t v = begin; v <= top; v++)
+			m[v] = false;
+		assert_highest(meta, 5, m, HI_N);
+		/* A middle removal never moves it. */
+		if (top > 2000) {
+			uint64_t v = 2 * test_rng_below(&rng, 500);
+
+			th_remove(meta, 5, v);
+			m[v] = false;
+			assert_highest(meta, 5, m, HI_N);
+		}
+		assert_highest(meta, 6, snap, HI_N);
+	}
+	commit_and_check(meta, io);
+	/* The snapshot diverges at its own top end. */
+	assert_int_equal(th_remove(meta, 6, HI_N - 2), 0);
+	snap[HI_N - 2] = false;
+	assert_highest(meta, 6, snap, HI_N);
+	map_new(meta, 6, HI_N + 7);
+	assert_int_equal(thin_highest_mapped_locked(meta, 6, &top), 0);
+	assert_int_equal(top, HI_N + 7);
+	assert_highest(meta, 5, m, HI_N);
+	/* Everything removed: nothing is highest. */
+	assert_int_equal(thin_remove_range_locked(meta, 5, 0, UINT64_MAX, &n), 0);
+	memset(m, 0, sizeof(m));
+	assert_highest(meta, 5, m, HI_N);
+	commit_and_check(meta, io);
+	oracle(io);
+	thinp_meta_close(meta);
+	thinp_io_close(io);
+}
+
+/* lookup_run answers like one lookup per block (holes, runs across leaves,
+ * a missing device); insert_run refuses before it changes anything. */
+static void test_runs(void **state)
+{
+	struct thin_mapping run[300];
+	struct thin_pool_info info;
+	struct test_rng rng;
+	thinp_io *io;
+	thinp_meta *meta;
+	uint64_t vbs[4] = { 1, 2, 3, 4 }, dbs[4], keep;
+
+	test_rng_init(&rng, 0x52554e);
+	th_format(&io, &meta, 8 * MIB, 5000);
+	assert_int_equal(thinp_meta_create_thin(meta, 1), 0);
+	for (uint64_t i = 0; i < 1500; i++)
+		if (test_rng_below(&rng, 3))
+			map_new(meta, 1, i);
+	assert_int_equal(thinp_meta_message(meta, "create_snap 2 1"), 0);
+	for (int k = 0; k < 200; k++) {
+		uint64_t at = test_rng_below(&rng, 1700);
+		uint32_t len = 1 + (uint32_t)test_rng_below(&rng, 300);
+
+		assert_int_equal(thin_lookup_run_locked(meta, 1, at, len, run), 0);
+		for (uint32_t i = 0; i < len; i++) {
+			uint64_t b;
+			uint32_t t;
+			bool sh;
+			int r = thinp_meta_lookup(meta, 1, at + i, &b, &t, &sh);
+
+			assert_int_equal(run[i].mapped, r == 0);
+			if (r)
+				continue;
+			assert_int_equal(run[i].data_block, b);
+			assert_int_equal(run[i].time, t);
+			assert_int_equal(run[i].shared, sh);
+			assert_true(sh);
+		}
+	}
+	assert_int_equal(thin_lookup_run_locked(meta, 9, 0, 4, run), -ENODATA);
+	assert_int_equal(thin_lookup_run_locked(meta, 1, UINT64_MAX - 2, 4, run), -EINVAL);
+	/* A run may end at the very last block, mapped or not. */
+	assert_int_equal(thin_lookup_run_locked(meta, 1, UINT64_MAX - 2, 3, run), 0);
+	assert_false(run[2].mapped);
+	map_new(meta, 1, UINT64_MAX);
+	assert_int_equal(thin_lookup_run_locked(meta, 1, UINT64_MAX - 2, 3, run), 0);
+	assert_false(run[0].mapped || run[1].mapped);
+	assert_true(run[2].mapped);
+
+	/* insert_run: a block beyond the device anywhere in the run refuses
+	 * the whole run, and damages nothing. */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(thin_alloc_data_block_locked(meta, &dbs[i]), 0);
+	assert_int_equal(thin_insert_run_locked(meta, 2000, vbs, dbs, 4), -ENODATA);
+	keep = dbs[2];
+	dbs[2] = 5000;
+	assert_int_equal(thin_insert_run_locked(meta, 2, vbs, dbs, 4), -EINVAL);
+	assert_int_equal(thin_pool_info_locked(meta, &info), 0);
+	assert_false(info.damaged);
+	assert_int_equal(thin_lookup_run_locked(meta, 2, 1, 4, run), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(run[i].data_block == dbs[i] && !run[i].shared, false);
+	dbs[2] = keep;
+	assert_int_equal(thin_insert_run_locked(meta, 2, vbs, dbs, 4), 0);
+	assert_int_equal(thin_lookup_run_locked(meta, 2, 0, 6, run), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_true(run[i + 1].mapped);
+		assert_int_equal(run[i + 1].data_block, dbs[i]);
+		assert_false(run[i + 1].shared);
+	}
+	assert_int_equal(data_count(meta, dbs[0]), 1);
 	commit_and_check(meta, io);
 	oracle(io);
 	thinp_meta_close(meta);
@@ -574,8 +735,8 @@ static void test_metadata_snapshot(void **state)
 	for (i = 0; i < 5; i++)
 		map_new(meta, 0, (uint64_t)i);
 	assert_int_equal(thinp_meta_lookup(meta, 0, 0, &b0, NULL, NULL), 0);
-	assert_int_equal(thinp_meta_reserve_metadata_snap(meta), 0);
-	assert_int_equal(thinp_meta_reserve_metadata_snap(meta), -EBUSY);
+	assert_int_equal(thin_reserve_metadata_snap_locked(meta), 0);
+	assert_int_equal(thin_reserve_metadata_snap_locked(meta), -EBUSY);
 	assert_int_equal(thinp_meta_commit(meta), 0);
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
 	held = st.held_root;
@@ -583,11 +744,11 @@ static void test_metadata_snapshot(void **state)
 	th_check_clean(io);
 
 	/* Change the live pool in every way. */
-	assert_int_equal(thinp_meta_remove(meta, 0, 0), 0);
+	assert_int_equal(th_remove(meta, 0, 0), 0);
 	map_new(meta, 0, 100);
 	assert_int_equal(thinp_meta_create_thin(meta, 1), 0);
 	map_new(meta, 1, 0);
-	assert_int_equal(thinp_meta_set_transaction_id(meta, 0, 42), 0);
+	assert_int_equal(thin_set_transaction_id_locked(meta, 0, 42), 0);
 	commit_and_check(meta, io);
 	oracle(io);
 
@@ -611,8 +772,8 @@ static void test_metadata_snapshot(void **state)
 	th_reopen(io, &meta);
 	assert_int_equal(thinp_meta_get_superblock(meta, THINP_META_HELD_ROOT, &sb), 0);
 	assert_int_equal(sb.blocknr, held);
-	assert_int_equal(thinp_meta_release_metadata_snap(meta), 0);
-	assert_int_equal(thinp_meta_release_metadata_snap(meta), -EINVAL);
+	assert_int_equal(thin_release_metadata_snap_locked(meta), 0);
+	assert_int_equal(thin_release_metadata_snap_locked(meta), -EINVAL);
 	assert_int_equal(thinp_meta_get_superblock(meta, THINP_META_HELD_ROOT, &sb), -ENODATA);
 	commit_and_check(meta, io);
 	oracle(io);
@@ -635,27 +796,27 @@ static void test_data_space(void **state)
 	assert_int_equal(thinp_meta_commit(meta), 0);
 	/* A block freed in this transaction is not handed out again before the
 	 * commit: the committed metadata still maps it. */
-	assert_int_equal(thinp_meta_remove(meta, 0, 0), 0);
+	assert_int_equal(th_remove(meta, 0, 0), 0);
 	for (i = 0; i < 63; i++) {
-		assert_int_equal(thinp_meta_alloc_data_block(meta, &b), 0);
+		assert_int_equal(thin_alloc_data_block_locked(meta, &b), 0);
 		assert_true(b != first);
-		assert_int_equal(thinp_meta_insert(meta, 0, i + 1, b), 0);
+		assert_int_equal(th_insert_now(meta, 0, i + 1, b), 0);
 	}
-	assert_int_equal(thinp_meta_alloc_data_block(meta, &b), -ENOSPC);
+	assert_int_equal(thin_alloc_data_block_locked(meta, &b), -ENOSPC);
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
 	assert_int_equal(st.used_data_blocks, 63);
-	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_RW);
+	assert_int_equal(th_mode(meta), THINP_META_MODE_RW);
 	commit_and_check(meta, io);
-	assert_int_equal(thinp_meta_alloc_data_block(meta, &b), 0);
+	assert_int_equal(thin_alloc_data_block_locked(meta, &b), 0);
 	assert_int_equal(b, first);
-	assert_int_equal(thinp_meta_data_dec(meta, b), 0);
-	assert_int_equal(thinp_meta_data_dec(meta, b), -EINVAL);
+	assert_int_equal(thin_data_dec_locked(meta, b), 0);
+	assert_int_equal(thin_data_dec_locked(meta, b), -EINVAL);
 	assert_int_equal(thinp_meta_data_inc(meta, 64), -EINVAL);
-	assert_int_equal(thinp_meta_data_count(meta, 64, NULL), -EINVAL);
+	assert_int_equal(thin_data_count_locked(meta, 64, NULL), -EINVAL);
 
 	/* Grow the data device across bitmaps, never shrink. */
-	assert_int_equal(thinp_meta_resize_data(meta, 40000), 0);
-	assert_int_equal(thinp_meta_resize_data(meta, 100), -EINVAL);
+	assert_int_equal(thin_resize_data_locked(meta, 40000), 0);
+	assert_int_equal(thin_resize_data_locked(meta, 100), -EINVAL);
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
 	assert_int_equal(st.total_data_blocks, 40000);
 	commit_and_check(meta, io);
@@ -672,10 +833,10 @@ static void test_resize_metadata(void **state)
 	thinp_meta *meta;
 
 	th_format(&io, &meta, 4 * MIB, 100);
-	assert_int_equal(thinp_meta_resize_metadata(meta, 2048), -EINVAL);
+	assert_int_equal(thin_resize_metadata_locked(meta, 2048), -EINVAL);
 	assert_int_equal(thinp_io_resize(io, 80 * MIB), 0);
-	assert_int_equal(thinp_meta_resize_metadata(meta, 0), 0);
-	assert_int_equal(thinp_meta_resize_metadata(meta, 100), -EINVAL);
+	assert_int_equal(thin_resize_metadata_locked(meta, 0), 0);
+	assert_int_equal(thin_resize_metadata_locked(meta, 100), -EINVAL);
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
 	assert_int_equal(st.total_metadata_blocks, 20480);
 	assert_int_equal(st.metadata_reserve, 2048);
@@ -699,15 +860,15 @@ static void test_needs_check_and_read_only(void **state)
 	thinp_meta *meta;
 
 	th_format(&io, &meta, 4 * MIB, 100);
-	assert_int_equal(thinp_meta_set_needs_check(meta), 0);
+	assert_int_equal(thin_set_needs_check_locked(meta), 0);
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
 	assert_int_equal(st.needs_check, 1);
-	assert_int_equal(thinp_meta_resize_data(meta, 200), -EROFS);
+	assert_int_equal(thin_resize_data_locked(meta, 200), -EROFS);
 	th_reopen(io, &meta);
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
 	assert_int_equal(st.needs_check, 1);
 	oracle(io);
-	assert_int_equal(thinp_meta_clear_needs_check(meta), 0);
+	assert_int_equal(th_clear_needs_check(meta), 0);
 	assert_int_equal(thinp_meta_commit(meta), 0);
 	th_reopen(io, &meta);
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
@@ -716,12 +877,12 @@ static void test_needs_check_and_read_only(void **state)
 
 	o.flags = THINP_META_RDONLY;
 	assert_int_equal(thinp_meta_open(&meta, io, &o), 0);
-	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_RO);
+	assert_int_equal(th_mode(meta), THINP_META_MODE_RO);
 	assert_int_equal(thinp_meta_create_thin(meta, 0), -EROFS);
 	assert_int_equal(thinp_meta_commit(meta), -EROFS);
 	assert_int_equal(thinp_meta_message(meta, "create_thin 0"), -EROFS);
 	assert_true(strlen(thinp_meta_errmsg(meta)) > 0);
-	assert_int_equal(thinp_meta_set_needs_check(meta), -EROFS);
+	assert_int_equal(thin_set_needs_check_locked(meta), -EROFS);
 	thinp_meta_close(meta);
 	th_check_clean(io);
 	thinp_io_close(io);
@@ -734,7 +895,6 @@ static void test_failure_is_sticky(void **state)
 	thinp_meta *meta;
 	thinp_meta_status st = THINP_META_STATUS_INIT;
 	thinp_meta_format_params p = THINP_META_FORMAT_PARAMS_INIT;
-	uint64_t b;
 	int i, r = 0;
 
 	assert_int_equal(thinp_io_open_memory(&lower, 4 * MIB, 0), 0);
@@ -750,9 +910,9 @@ static void test_failure_is_sticky(void **state)
 						 -EIO, 0), 0);
 	r = thinp_meta_commit(meta);
 	assert_int_equal(r, -EIO);
-	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_FAIL);
+	assert_int_equal(th_mode(meta), THINP_META_MODE_FAIL);
 	assert_int_equal(thinp_meta_create_thin(meta, 1), -EROFS);
-	assert_int_equal(thinp_meta_alloc_data_block(meta, &b), -EROFS);
+	assert_int_equal(thinp_meta_data_inc(meta, 0), -EROFS);
 	assert_int_equal(thinp_meta_commit(meta), -EROFS);
 	/* Reads still answer from the last commit. */
 	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
@@ -1023,8 +1183,8 @@ static void test_corrupt_every_block(void **state)
 	assert_int_equal(thinp_meta_create_thin(meta, 0), 0);
 	for (i = 0; i < 40; i++)
 		map_new(meta, 0, (uint64_t)i * 5);
-	assert_int_equal(thinp_meta_create_snap(meta, 1, 0), 0);
-	assert_int_equal(thinp_meta_reserve_metadata_snap(meta), 0);
+	assert_int_equal(thin_create_snap_locked(meta, 1, 0), 0);
+	assert_int_equal(thin_reserve_metadata_snap_locked(meta), 0);
 	assert_int_equal(thinp_meta_commit(meta), 0);
 	thinp_meta_close(meta);
 	assert_int_equal(thinp_io_read(io, good, 1 * MIB, 0), 0);
@@ -1060,9 +1220,9 @@ static void test_time_limit(void **state)
 	sb.version = 2;
 	sb.time = THINP_META_MAX_TIME - 1;
 	assert_int_equal(thinp_meta_set_superblock_fields(meta, &sb), 0);
-	assert_int_equal(thinp_meta_create_snap(meta, 1, 0), 0);
-	assert_int_equal(thinp_meta_create_snap(meta, 2, 0), -ENOSPC);
-	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_RW);
+	assert_int_equal(thin_create_snap_locked(meta, 1, 0), 0);
+	assert_int_equal(thin_create_snap_locked(meta, 2, 0), -ENOSPC);
+	assert_int_equal(th_mode(meta), THINP_META_MODE_RW);
 	commit_and_check(meta, io);
 	sb.version = 3;
 	assert_int_equal(thinp_meta_set_superblock_fields(meta, &sb), -EINVAL);
@@ -1142,6 +1302,8 @@ int main(void)
 		cmocka_unit_test(test_messages),
 		cmocka_unit_test(test_mappings_and_sharing),
 		cmocka_unit_test(test_remove_range_and_next),
+		cmocka_unit_test(test_highest_mapped),
+		cmocka_unit_test(test_runs),
 		cmocka_unit_test(test_walks),
 		cmocka_unit_test(test_metadata_snapshot),
 		cmocka_unit_test(test_data_space),

@@ -39,8 +39,8 @@ static uint8_t *base_image(struct model *m)
 	assert_int_equal(thinp_meta_message(meta, "create_thin 1"), 0);
 	m->dev[0].exists = m->dev[1].exists = true;
 	for (v = 0; v < 200; v++) {
-		assert_int_equal(thinp_meta_alloc_data_block(meta, &b), 0);
-		assert_int_equal(thinp_meta_insert(meta, 0, v, b), 0);
+		assert_int_equal(thin_alloc_data_block_locked(meta, &b), 0);
+		assert_int_equal(th_insert_now(meta, 0, v, b), 0);
 		m->dev[0].data[v] = b;
 		m->dev[0].time[v] = 0;
 	}

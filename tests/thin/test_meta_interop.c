@@ -141,20 +141,20 @@ static void build_pool(thinp_meta *meta)
 {
 	uint64_t b, i;
 
-	assert_int_equal(thinp_meta_set_transaction_id(meta, 0, 17), 0);
+	assert_int_equal(thin_set_transaction_id_locked(meta, 0, 17), 0);
 	assert_int_equal(thinp_meta_create_thin(meta, 0), 0);
 	assert_int_equal(thinp_meta_create_thin(meta, 3), 0);
 	for (i = 0; i < 700; i++) {
-		assert_int_equal(thinp_meta_alloc_data_block(meta, &b), 0);
-		assert_int_equal(thinp_meta_insert(meta, 0, i < 500 ? i : i * 3, b), 0);
+		assert_int_equal(thin_alloc_data_block_locked(meta, &b), 0);
+		assert_int_equal(th_insert_now(meta, 0, i < 500 ? i : i * 3, b), 0);
 	}
-	assert_int_equal(thinp_meta_create_snap(meta, 1, 0), 0);
+	assert_int_equal(thin_create_snap_locked(meta, 1, 0), 0);
 	for (i = 10; i < 20; i++) {
-		assert_int_equal(thinp_meta_alloc_data_block(meta, &b), 0);
-		assert_int_equal(thinp_meta_insert(meta, 0, i, b), 0);
+		assert_int_equal(thin_alloc_data_block_locked(meta, &b), 0);
+		assert_int_equal(th_insert_now(meta, 0, i, b), 0);
 	}
-	assert_int_equal(thinp_meta_create_snap(meta, 2, 1), 0);
-	assert_int_equal(thinp_meta_remove_range(meta, 1, 100, 200, NULL), 0);
+	assert_int_equal(thin_create_snap_locked(meta, 2, 1), 0);
+	assert_int_equal(thin_remove_range_locked(meta, 1, 100, 200, NULL), 0);
 	assert_int_equal(thinp_meta_commit(meta), 0);
 }
 
@@ -172,7 +172,7 @@ static void test_our_images_pass_thin_check_and_dump(void **state)
 	th_check_clean(io);
 	assert_int_equal(th_thin_check(io), 0);
 	compare_dump(meta, io, THINP_META_LIVE, NULL);
-	assert_int_equal(thinp_meta_delete(meta, 1), 0);
+	assert_int_equal(thin_delete_locked(meta, 1), 0);
 	assert_int_equal(thinp_meta_commit(meta), 0);
 	assert_int_equal(th_thin_check(io), 0);
 	compare_dump(meta, io, THINP_META_LIVE, NULL);
@@ -197,9 +197,9 @@ static void test_thin_dump_m_shows_held_root(void **state)
 	/* Change the live pool. */
 	assert_int_equal(thinp_meta_message(meta, "delete 2"), 0);
 	assert_int_equal(thinp_meta_message(meta, "create_thin 9"), 0);
-	assert_int_equal(thinp_meta_alloc_data_block(meta, &b), 0);
-	assert_int_equal(thinp_meta_insert(meta, 9, 5, b), 0);
-	assert_int_equal(thinp_meta_remove(meta, 0, 3), 0);
+	assert_int_equal(thin_alloc_data_block_locked(meta, &b), 0);
+	assert_int_equal(th_insert_now(meta, 9, 5, b), 0);
+	assert_int_equal(th_remove(meta, 0, 3), 0);
 	assert_int_equal(thinp_meta_message(meta, "set_transaction_id 17 18"), 0);
 	th_check_clean(io);
 	assert_int_equal(th_thin_check(io), 0);
@@ -317,9 +317,9 @@ static void test_thin_restore_images_read_back(void **state)
 		assert_int_equal(b, 2000 + i * 3);
 		assert_int_equal(t, 2);
 	}
-	assert_int_equal(thinp_meta_data_count(meta, 0, &c), 0);
+	assert_int_equal(thin_data_count_locked(meta, 0, &c), 0);
 	assert_int_equal(c, 3); /* mapped by devices 0, 1 and 2 */
-	assert_int_equal(thinp_meta_data_count(meta, 7, &c), 0);
+	assert_int_equal(thin_data_count_locked(meta, 7, &c), 0);
 	assert_int_equal(c, 1);
 	/* Our walk of their image is what thin_dump prints. */
 	compare_dump(meta, io, THINP_META_LIVE, NULL);
@@ -334,7 +334,7 @@ static void test_thin_restore_images_read_back(void **state)
 	 * our check although the freed block may now be in use again (the
 	 * kernel, too, keeps nr_allocated as it finds it). */
 	assert_int_equal(thinp_meta_message(meta, "create_snap 8 7"), 0);
-	assert_int_equal(thinp_meta_remove(meta, 7, 14), 0);
+	assert_int_equal(th_remove(meta, 7, 14), 0);
 	assert_int_equal(thinp_meta_message(meta, "delete 1"), 0);
 	assert_int_equal(th_thin_check(io), 0);
 	assert_int_equal(th_check_count(io, true), 0);

@@ -1,13 +1,19 @@
 /*
  * Running out of metadata space. A change or commit that finds no free
- * metadata block returns -ENOSPC; the open transaction is rolled back to the
- * last commit and the handle enters THINP_META_MODE_NO_SPACE, without
- * needs_check (nothing is corrupt: copy-on-write never touched the committed
- * state). Changes are refused until thinp_meta_abort() or a metadata grow;
- * once the metadata has grown, work goes on. A sweep over device sizes makes
- * space run out at many different points (btree splits, space-map bitmaps,
- * the metadata space map's own blocks, shared subtrees, commit), and every
- * recovered run must end exactly where a run on a large device ends.
+ * metadata block returns -ENOSPC, and nothing of the committed state is
+ * touched (copy-on-write), so no needs_check anywhere.
+ *
+ * Through the public API (tools) the open transaction is rolled back at once
+ * and the handle enters THINP_META_MODE_NO_SPACE: changes are refused until
+ * thinp_meta_abort().
+ *
+ * Through the pool's private interface (thin/pool_iface.h) nothing is
+ * decided: the facts are reported (damaged, meta_out_of_space), changes are
+ * refused until thin_abort_locked, and after the metadata grows work goes
+ * on. A sweep over device sizes makes space run out at many different points
+ * (btree splits, space-map bitmaps, the metadata space map's own blocks,
+ * shared subtrees, commit), and every recovered run must end exactly where a
+ * run on a large device ends.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,45 +37,62 @@ static uint64_t mapped(thinp_meta *meta, uint64_t dev)
 {
 	thinp_meta_device d = THINP_META_DEVICE_INIT;
 
-	assert_int_equal(thinp_meta_device_info(meta, dev, &d), 0);
+	assert_int_equal(thin_device_locked(meta, dev, &d), 0);
 	return d.mapped_blocks;
 }
 
-/* The handle ran out: NO_SPACE, no needs_check anywhere, every change
- * refused, the committed image on the device intact. */
-static void assert_no_space(thinp_meta *meta, thinp_io *io)
+static void assert_no_needs_check(thinp_meta *meta, thinp_io *io)
 {
-	thinp_meta_status st = THINP_META_STATUS_INIT;
 	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
-	uint64_t b;
 
-	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_NO_SPACE);
-	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
-	assert_int_equal(st.mode, THINP_META_MODE_NO_SPACE);
-	assert_int_equal(st.needs_check, 0);
 	assert_int_equal(thinp_meta_get_superblock(meta, THINP_META_LIVE, &sb), 0);
 	assert_int_equal(sb.flags & THINP_META_FLAG_NEEDS_CHECK, 0);
-	assert_int_equal(thinp_meta_create_thin(meta, 999), -EROFS);
-	assert_int_equal(thinp_meta_alloc_data_block(meta, &b), -EROFS);
-	assert_int_equal(thinp_meta_commit(meta), -EROFS);
-	assert_int_equal(thinp_meta_message(meta, "create_thin 999"), -EROFS);
-	assert_int_equal(thinp_meta_resize_data(meta, NR_DATA + 1), -EROFS);
-	assert_true(strlen(thinp_meta_errmsg(meta)) > 0);
 	th_check_clean(io);
 }
 
-/* Map vblocks 2*v for v in [from, to) of device 0 to new data blocks,
- * committing after every 64th; stops at the first error. *committed is the
- * number of mappings the last commit holds. */
+/* Public API: NO_SPACE, no needs_check anywhere, every change refused, the
+ * committed image on the device intact. */
+static void assert_no_space(thinp_meta *meta, thinp_io *io)
+{
+	thinp_meta_status st = THINP_META_STATUS_INIT;
+
+	assert_int_equal(thinp_meta_get_status(meta, &st), 0);
+	assert_int_equal(st.mode, THINP_META_MODE_NO_SPACE);
+	assert_int_equal(st.needs_check, 0);
+	assert_int_equal(thinp_meta_create_thin(meta, 999), -EROFS);
+	assert_int_equal(thinp_meta_data_inc(meta, 0), -EROFS);
+	assert_int_equal(thinp_meta_commit(meta), -EROFS);
+	assert_int_equal(thinp_meta_message(meta, "create_thin 999"), -EROFS);
+	assert_true(strlen(thinp_meta_errmsg(meta)) > 0);
+	assert_no_needs_check(meta, io);
+}
+
+/* Private interface: the facts, no decision taken, changes refused. */
+static void assert_damaged_no_space(thinp_meta *meta, thinp_io *io)
+{
+	struct thin_pool_info info;
+
+	assert_int_equal(thin_pool_info_locked(meta, &info), 0);
+	assert_true(info.damaged);
+	assert_true(info.meta_out_of_space);
+	assert_false(info.needs_check);
+	assert_int_equal(thin_may_change_locked(meta), -EIO);
+	assert_no_needs_check(meta, io);
+}
+
+/* Map vblocks 2*v for v in [from, to) of device 0 to data block v through
+ * the public API (as a restore does), committing after every 64th; stops at
+ * the first error. *committed is the number of mappings the last commit
+ * holds. */
 static int fill(thinp_meta *meta, uint64_t from, uint64_t to, uint64_t *committed)
 {
-	uint64_t v, b;
+	uint64_t v;
 	int r = 0;
 
 	for (v = from; v < to && !r; v++) {
-		r = thinp_meta_alloc_data_block(meta, &b);
+		r = thinp_meta_data_inc(meta, v);
 		if (!r)
-			r = thinp_meta_insert(meta, 0, v * 2, b);
+			r = th_insert_now(meta, 0, v * 2, v);
 		if (!r && (v + 1) % 64 == 0) {
 			r = thinp_meta_commit(meta);
 			if (!r)
@@ -97,24 +120,20 @@ static void test_exhaustion_rolls_back(void **state)
 	assert_int_equal(mapped(meta, 0), committed);
 	assert_int_equal(thinp_meta_lookup(meta, 0, (committed - 1) * 2, &b, &t, NULL), 0);
 	assert_int_equal(thinp_meta_lookup(meta, 0, committed * 2, &b, &t, NULL), -ENODATA);
-	/* A "resize" that does not grow changes nothing. */
-	assert_int_equal(thinp_meta_resize_metadata(meta, 24), 0);
-	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_NO_SPACE);
 	/* Abort acknowledges: read-write again, on the last commit. */
 	assert_int_equal(thinp_meta_abort(meta), 0);
-	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_RW);
+	assert_int_equal(th_mode(meta), THINP_META_MODE_RW);
 	assert_int_equal(mapped(meta, 0), committed);
-	/* Grow, and go on well past where it stopped. */
+	/* Grow (the pool's business), and go on well past where it stopped. */
 	assert_int_equal(thinp_io_resize(io, 512 * BLK), 0);
-	assert_int_equal(thinp_meta_resize_metadata(meta, 0), 0);
-	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_RW);
+	assert_int_equal(thin_resize_metadata_locked(meta, 0), 0);
 	assert_int_equal(fill(meta, committed, committed + 2048, &committed), 0);
 	assert_int_equal(thinp_meta_commit(meta), 0);
 	th_check_clean(io);
 	oracle(io);
 	th_reopen(io, &meta);
 	assert_int_equal(mapped(meta, 0), committed);
-	assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_RW);
+	assert_int_equal(th_mode(meta), THINP_META_MODE_RW);
 	thinp_meta_close(meta);
 	thinp_io_close(io);
 }
@@ -141,23 +160,25 @@ static int step(thinp_meta *meta, uint64_t s)
 	uint64_t dev = phase > 101 ? thin + h % 3 : thin, vblock = (h >> 4) % VBLOCKS, b;
 	int r;
 
+	r = thin_may_change_locked(meta);
+	if (r)
+		return r;
 	if (phase == 0)
-		return thinp_meta_create_thin(meta, thin);
+		return thin_create_thin_locked(meta, thin);
 	if (phase == 100 || phase == 101)
-		return thinp_meta_create_snap(meta, thin + phase - 99, thin);
+		return thin_create_snap_locked(meta, thin + phase - 99, thin);
 	if (phase == 150 && k > 0)
-		return thinp_meta_delete(meta, thin - 2);
-	if (h % 5 == 0) {
-		r = thinp_meta_remove(meta, dev, vblock);
-		return r == -ENODATA ? 0 : r;
-	}
-	r = thinp_meta_alloc_data_block(meta, &b);
-	return r ? r : thinp_meta_insert(meta, dev, vblock, b);
+		return thin_delete_locked(meta, thin - 2);
+	if (h % 5 == 0)
+		return thin_remove_range_locked(meta, dev, vblock, vblock + 1, NULL);
+	r = thin_alloc_data_block_locked(meta, &b);
+	return r ? r : thin_insert_run_locked(meta, dev, &vblock, &b, 1);
 }
 
 /*
- * Steps [from, STEPS), with a commit after every `every`-th, until one
- * fails (*in_commit says whether the commit did). *resume moves past each
+ * Steps [from, STEPS) through the pool's private interface, with a commit
+ * after every `every`-th, until one fails (*in_commit says whether the
+ * commit did). *resume moves past each
  * commit. The intervals vary over the sweep, so that space runs out early
  * in a transaction as well as at its commit.
  */
@@ -169,7 +190,7 @@ static int run(thinp_meta *meta, uint64_t every, uint64_t from, uint64_t *resume
 
 		*in_commit = !r && s % every == every - 1;
 		if (*in_commit) {
-			r = thinp_meta_commit(meta);
+			r = thin_commit_locked(meta);
 			if (!r)
 				*resume = s + 1;
 		}
@@ -187,7 +208,7 @@ static void reference(thinp_io **io, thinp_meta **meta, uint64_t every)
 
 	th_format(io, meta, BIG_BLOCKS * BLK, NR_DATA);
 	assert_int_equal(run(*meta, every, 0, &resume, &in_commit), 0);
-	assert_int_equal(thinp_meta_commit(*meta), 0);
+	assert_int_equal(thin_commit_locked(*meta), 0);
 }
 
 /* Every device and mapping of a equals b's. */
@@ -195,9 +216,9 @@ static void assert_same(thinp_meta *a, thinp_meta *b)
 {
 	for (uint64_t dev = 0; dev < DEVICES; dev++) {
 		thinp_meta_device da = THINP_META_DEVICE_INIT, db = THINP_META_DEVICE_INIT;
-		int ra = thinp_meta_device_info(a, dev, &da);
+		int ra = thin_device_locked(a, dev, &da);
 
-		assert_int_equal(ra, thinp_meta_device_info(b, dev, &db));
+		assert_int_equal(ra, thin_device_locked(b, dev, &db));
 		if (ra)
 			continue;
 		assert_int_equal(da.mapped_blocks, db.mapped_blocks);
@@ -234,20 +255,17 @@ static void test_exhaustion_sweep(void **state)
 		}
 		runs++;
 		at_commit += in_commit;
-		assert_no_space(meta, io);
-		/* Half the runs acknowledge with abort first, half grow at once. */
-		if (size % 2) {
-			assert_int_equal(thinp_meta_abort(meta), 0);
-			assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_RW);
-		}
+		assert_damaged_no_space(meta, io);
+		/* The caller decides: roll back (the pool does), then grow. */
+		assert_int_equal(thin_abort_locked(meta), 0);
+		assert_int_equal(thin_may_change_locked(meta), 0);
 		assert_int_equal(thinp_io_resize(io, BIG_BLOCKS * BLK), 0);
-		assert_int_equal(thinp_meta_resize_metadata(meta, 0), 0);
-		assert_int_equal(thinp_meta_mode(meta), THINP_META_MODE_RW);
+		assert_int_equal(thin_resize_metadata_locked(meta, 0), 0);
 		r = run(meta, every, resume, &resume, &in_commit);
 		if (r)
 			fail_msg("size %llu: %d after the metadata grew: %s", (unsigned long long)size,
 				 r, thinp_meta_errmsg(meta));
-		assert_int_equal(thinp_meta_commit(meta), 0);
+		assert_int_equal(thin_commit_locked(meta), 0);
 		th_check_clean(io);
 		if (size % 8 == 0)
 			oracle(io);
