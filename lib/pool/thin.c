@@ -7,7 +7,9 @@
  *   read    lookup under md_lock shared; if mapped, enter the current I/O
  *           epoch before dropping the lock, read the data block with no
  *           lock held, leave the epoch. Unmapped pieces come from the
- *           origin or are zeroes.
+ *           origin or are zeroes. A read spanning several blocks looks up
+ *           to READ_RUN of them at once (lookup_run) in one epoch and reads
+ *           each run of blocks contiguous on the data device at once.
  *   write   fast path as for read: a mapped block that is not shared is
  *           written in place, in an epoch, unlocked. Otherwise the piece's
  *           virtual block is range-locked, looked up again, and a new data
@@ -77,6 +79,7 @@
 
 #define COPY_CHUNK (1024u * 1024)
 #define DISCARD_BATCH 256
+#define READ_RUN 64 /* blocks per batched lookup of a read */
 
 /* A read of the metadata failed: mode.c decides (pool_md_read_failed). */
 static int md_read_failed(thinp_pool *pool, int err, const char *what)
@@ -304,6 +307,85 @@ static int for_each_piece(thinp_thin *thin, uint64_t len, uint64_t off, char *bu
 	return 0;
 }
 
+/*
+ * Read the pieces [off, off + len) of the blocks m[0..n) describe (the
+ * mappings of n consecutive virtual blocks): each run of mapped blocks that
+ * are consecutive on the data device too is one device read; holes come
+ * from the origin or are zeroes.
+ */
+static int read_mapped_run(thinp_thin *thin, const struct pool_md_mapping *m, uint32_t n,
+			   char *buf, uint64_t len, uint64_t off)
+{
+	thinp_pool *pool = thin->pool;
+	uint64_t bs = pool->block_size;
+	int r = 0;
+
+	for (uint32_t i = 0, j; i < n && !r; i = j) {
+		uint64_t boff = off % bs, span = THINP_MIN(len, bs - boff);
+
+		for (j = i + 1; j < n && m[i].mapped && m[j].mapped &&
+				m[j].data_block == m[i].data_block + (j - i);
+		     j++)
+			span += THINP_MIN(len - span, bs);
+		if (!m[i].mapped)
+			r = read_unmapped(thin, buf, span, off);
+		else if ((r = thinp_io_read(pool->data_io, buf, span,
+					   block_off(pool, m[i].data_block, boff))))
+			r = pool_err(pool, r, "data device read");
+		buf += span;
+		off += span;
+		len -= span;
+	}
+	return r;
+}
+
+/*
+ * A read spanning 2..READ_RUN blocks: one lookup of all of them (one
+ * md_lock section, one I/O epoch for the whole read), then as few device
+ * reads as the mappings allow.
+ */
+static int read_run(thinp_thin *thin, char *buf, uint64_t len, uint64_t off)
+{
+	thinp_pool *pool = thin->pool;
+	uint64_t first = off / pool->block_size;
+	uint32_t n = (uint32_t)((off + len - 1) / pool->block_size - first + 1);
+	struct pool_md_mapping m[READ_RUN];
+	uint64_t ep = 0;
+	int r;
+
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = pool->md->ops->lookup_run(pool->md, thin->id, first, n, m);
+	if (!r)
+		ep = io_epoch_enter(&pool->epochs);
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (r)
+		return md_read_failed(pool, r, "mapping lookup");
+	r = read_mapped_run(thin, m, n, buf, len, off);
+	io_epoch_leave(&pool->epochs, ep);
+	return r;
+}
+
+/* Reads go in runs of up to READ_RUN blocks; a one-block read takes the
+ * single lookup (the cache's fast path). */
+static int read_all(thinp_thin *thin, char *buf, uint64_t len, uint64_t off)
+{
+	uint64_t bs = thin->pool->block_size;
+	int r = 0;
+
+	while (len && !r) {
+		uint64_t n = THINP_MIN(len, READ_RUN * bs - off % bs);
+
+		if (off % bs + n <= bs)
+			r = read_piece(thin, off / bs, off % bs, n, buf);
+		else
+			r = read_run(thin, buf, n, off);
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return r;
+}
+
 int thinp_thin_read(thinp_thin *thin, void *buf, uint64_t len, uint64_t off)
 {
 	int r;
@@ -313,7 +395,7 @@ int thinp_thin_read(thinp_thin *thin, void *buf, uint64_t len, uint64_t off)
 	r = check_range(thin, len, off);
 	if (!r)
 		r = pool_check_readable(thin->pool);
-	return r ? r : pool_done(thin->pool, for_each_piece(thin, len, off, buf, read_piece));
+	return r ? r : pool_done(thin->pool, read_all(thin, buf, len, off));
 }
 
 /* ---- writes ---- */

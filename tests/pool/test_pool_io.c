@@ -214,6 +214,43 @@ static void test_origin_and_skip_zeroing_io_counts(void **state)
 	free(got);
 }
 
+/*
+ * A read spanning several blocks looks them up at once and reads each run
+ * of blocks that is contiguous on the data device with one device read;
+ * holes read as zeroes without device I/O.
+ */
+static void test_multi_block_read_io_counts(void **state)
+{
+	uint8_t *w = malloc(4 * BS), *got = malloc(6 * BS);
+	struct iopool p;
+	thinp_thin *thin;
+
+	iopool_open(&p, NULL);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 0), 0);
+	thin = topen(p.pool, 0, VSIZE, NULL);
+	fill(w, 4 * BS, 3);
+	assert_int_equal(thinp_thin_write(thin, w, 4 * BS, 0), 0); /* data blocks in order */
+	take_counts(p.fault);
+	assert_int_equal(thinp_thin_read(thin, got, 4 * BS - 200, 100), 0);
+	expect_counts(p.fault, 1, 0, 0);
+	assert_memory_equal(got, w + 100, 4 * BS - 200);
+
+	/* A hole at virtual block 4, then block 5 mapped: two device reads. */
+	assert_int_equal(thinp_thin_write(thin, w, BS, 5 * BS), 0);
+	take_counts(p.fault);
+	assert_int_equal(thinp_thin_read(thin, got, 6 * BS, 0), 0);
+	expect_counts(p.fault, 2, 0, 0);
+	assert_memory_equal(got, w, 4 * BS);
+	for (size_t i = 4 * BS; i < 5 * BS; i++)
+		if (got[i])
+			fail_msg("hole byte %zu is %u", i, got[i]);
+	assert_memory_equal(got + 5 * BS, w, BS);
+	thinp_thin_close(thin);
+	iopool_close(&p);
+	free(w);
+	free(got);
+}
+
 /* ---- user callbacks ---- */
 
 /* A log callback that checks it runs with no pool lock held and calls back
@@ -852,6 +889,7 @@ int main(void)
 		cmocka_unit_test(test_cow_and_provision_io_counts),
 		cmocka_unit_test(test_origin_and_skip_zeroing_io_counts),
 		cmocka_unit_test(test_provision_without_write_zeroes),
+		cmocka_unit_test(test_multi_block_read_io_counts),
 		cmocka_unit_test(test_log_callback_calls_back),
 		cmocka_unit_test(test_low_water_callback_resizes),
 		cmocka_unit_test(test_metadata_changes_do_not_wait_for_data_io),
