@@ -13,7 +13,7 @@
  *      with fdatasync every 64 writes (target >= 0.9), twice: into a fresh
  *      volume vs a fresh sparse file (every first write to a block
  *      provisions it, every flush commits metadata), and into provisioned
- *      blocks vs an allocated file.
+ *      blocks vs an allocated file (both devices written through first).
  *
  * Figures are medians over rounds in which raw and thin alternate (the one
  * going first alternating too), so that a burst of load elsewhere on the
@@ -207,7 +207,8 @@ static void bench_random(const char *dir, unsigned rounds, bool provisioned, voi
 	double raw[rounds], thin[rounds];
 
 	for (unsigned i = 0; i < rounds; i++) {
-		thinp_io *io = bench_open_file(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS);
+		thinp_io *io = provisioned ? open_written(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS)
+					   : bench_open_file(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS);
 		struct bench b;
 
 		bench_open(&b, dir, VOL_BLOCKS + 64, !provisioned);
