@@ -120,7 +120,15 @@ typedef struct thinp_pool_options {
 	 * Writes completed before such a commit starts survive a crash. If the
 	 * thread cannot be started, format and open fail (-EAGAIN). */
 	uint32_t commit_interval_ms;
-	thinp_log_fn log_fn; /* may be NULL: messages are dropped */
+	/* May be NULL: messages are dropped. Messages of every layer under the
+	 * pool are queued and handed to log_fn, in order, with no library lock
+	 * held, before the pool call that logged them returns (or, when
+	 * several threads call at once, by whichever is delivering): log_fn
+	 * may call any pool function (except during thinp_pool_close(), whose
+	 * last messages arrive when the pool is gone). At most 256 wait;
+	 * beyond that they are counted and one warning says how many were
+	 * dropped. */
+	thinp_log_fn log_fn;
 	void *log_ctx;
 	/* Metadata block cache limit in bytes; 0 = the block manager's default. */
 	uint64_t metadata_cache_bytes;

@@ -132,6 +132,12 @@ int pool_md_read_failed(thinp_pool *pool, int err, const char *what)
 	return md_failed(pool, err, what, false);
 }
 
+int pool_done(thinp_pool *pool, int r)
+{
+	pool_log_deliver(pool->logq);
+	return r;
+}
+
 size_t thinp_pool_errmsg(thinp_pool *pool, char *buf, size_t len)
 {
 	if (!pool)
@@ -160,6 +166,16 @@ void pool_op_end(thinp_pool *pool)
 
 /* ---- commit ---- */
 
+/* The open transaction is committed: the data blocks it freed may now be
+ * handed out, once the I/Os in flight that may still use them are done. */
+static void committed_locked(thinp_pool *pool)
+{
+	pool->md_dirty = false;
+	if (pool->txn_frees)
+		pool->realloc_point = io_epoch_close(&pool->epochs);
+	pool->txn_frees = false;
+}
+
 /* One commit: data flush, then metadata. Called by the one thread that won
  * the right to commit (pool->committing). Waits for in-flight operations. */
 static int do_commit(thinp_pool *pool)
@@ -184,7 +200,7 @@ static int do_commit(thinp_pool *pool)
 		if (r)
 			r = pool_md_failed_locked(pool, r, "metadata commit");
 		else
-			pool->md_dirty = false;
+			committed_locked(pool);
 	}
 	pthread_rwlock_unlock(&pool->md_lock);
 out:
@@ -246,7 +262,7 @@ int thinp_pool_commit(thinp_pool *pool)
 	r = pool_check_writable(pool);
 	if (r)
 		return get_mode(pool) == THINP_POOL_MODE_FAIL ? -EROFS : r;
-	return pool_flush_and_commit(pool);
+	return pool_done(pool, pool_flush_and_commit(pool));
 }
 
 /* ---- data allocation and the no-space policy ---- */
@@ -260,13 +276,36 @@ static bool meta_out_of_space_locked(thinp_pool *pool)
 	return pool->md->ops->info(pool->md, &info) == 0 && info.meta_out_of_space;
 }
 
-/* *no_data: the data device is full (the caller may wait for space). */
-static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, bool *no_data)
+/*
+ * 0 if blocks freed by earlier transactions may be handed out now, else the
+ * I/O epoch point to wait for first. A rollback since the last look gave
+ * every block allocated after the last commit back to the free space, while
+ * I/O to them may still be in flight: everything in flight now is waited
+ * for.
+ */
+static uint64_t realloc_barrier_locked(thinp_pool *pool)
 {
+	if (pool->md_epoch != pool->alloc_md_epoch) {
+		pool->realloc_point = io_epoch_close(&pool->epochs);
+		pool->alloc_md_epoch = pool->md_epoch;
+	}
+	return io_epoch_passed(&pool->epochs, pool->realloc_point) ? 0 : pool->realloc_point;
+}
+
+/* *no_data: the data device is full (the caller may wait for space). */
+static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, uint64_t *io_ep,
+		      bool *no_data)
+{
+	uint64_t barrier;
 	int r;
 
 	*no_data = false;
 	pthread_rwlock_wrlock(&pool->md_lock);
+	while ((barrier = realloc_barrier_locked(pool))) {
+		pthread_rwlock_unlock(&pool->md_lock);
+		io_epoch_wait(&pool->epochs, barrier);
+		pthread_rwlock_wrlock(&pool->md_lock);
+	}
 	*epoch = pool->md_epoch;
 	r = pool_check_writable(pool);
 	if (!r) {
@@ -277,6 +316,8 @@ static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, bool *
 		else if (!r)
 			pool->md_dirty = true;
 	}
+	if (!r)
+		*io_ep = io_epoch_enter(&pool->epochs);
 	pthread_rwlock_unlock(&pool->md_lock);
 	return r;
 }
@@ -337,13 +378,13 @@ static void leave_no_space_mode(thinp_pool *pool)
 	pthread_mutex_unlock(&pool->state_lock);
 }
 
-int pool_alloc_data(thinp_pool *pool, uint64_t *block, uint64_t *epoch)
+int pool_alloc_data(thinp_pool *pool, uint64_t *block, uint64_t *epoch, uint64_t *io_ep)
 {
 	bool committed = false, no_data;
 	int r;
 
 	for (;;) {
-		r = alloc_once(pool, block, epoch, &no_data);
+		r = alloc_once(pool, block, epoch, io_ep, &no_data);
 		if (!r)
 			leave_no_space_mode(pool);
 		if (!no_data)
@@ -409,7 +450,7 @@ static void *commit_thread(void *arg)
 		if (pool->stopping || pool->mode != THINP_POOL_MODE_RW)
 			continue;
 		pthread_mutex_unlock(&pool->state_lock);
-		pool_flush_and_commit(pool);
+		pool_done(pool, pool_flush_and_commit(pool));
 		pthread_mutex_lock(&pool->state_lock);
 	}
 	pthread_mutex_unlock(&pool->state_lock);
@@ -434,8 +475,6 @@ static void copy_options(thinp_pool *pool, const thinp_pool_options *o)
 	pool->low_water_ctx = o->low_water_ctx;
 	pool->no_space_timeout_ms = o->no_space_timeout_ms;
 	pool->commit_interval_ms = o->commit_interval_ms;
-	pool->log.fn = o->log_fn;
-	pool->log.ctx = o->log_ctx;
 }
 
 int pool_read_options(thinp_pool_options *dst, const thinp_pool_options *src)
@@ -467,17 +506,41 @@ int pool_own_meta(thinp_io *meta, const thinp_pool_options *opts)
 
 static void free_pool(thinp_pool *pool)
 {
+	/* While the callback may still use the pool; what the teardown below
+	 * logs is delivered when the pool is gone. */
+	pool_log_deliver(pool->logq);
 	pool->md->ops->destroy(pool->md);
 	if (pool->owns_meta)
 		thinp_io_lock(pool->meta_io, THINP_IO_LOCK_NONE);
+	pool_log_free(pool->logq);
 	pthread_cond_destroy(&pool->state_cond);
 	pthread_mutex_destroy(&pool->state_lock);
+	pthread_cond_destroy(&pool->range_cond);
+	pthread_mutex_destroy(&pool->range_mutex);
+	io_epoch_destroy(&pool->epochs);
 	pthread_rwlock_destroy(&pool->md_lock);
 	free(pool);
 }
 
 int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *data,
 		const thinp_pool_options *user_opts)
+{
+	thinp_pool_options opts;
+	struct pool_log *logq;
+	int r = pool_read_options(&opts, user_opts);
+
+	if (!r)
+		r = pool_log_new(&logq, opts.log_fn, opts.log_ctx);
+	if (r) {
+		*out = NULL;
+		md->ops->destroy(md);
+		return r;
+	}
+	return pool_create_logged(out, md, logq, meta, data, &opts);
+}
+
+int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *logq,
+		       thinp_io *meta, thinp_io *data, const thinp_pool_options *user_opts)
 {
 	thinp_pool_options opts;
 	struct pool_md_info info;
@@ -498,6 +561,8 @@ int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *
 		r = -ENOMEM;
 		goto fail_md;
 	}
+	pool->logq = logq;
+	pool->log = logq->queue;
 	copy_options(pool, &opts);
 	pool->md = md;
 	pool->meta_io = meta;
@@ -513,13 +578,16 @@ int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *
 	if ((opts.features & THINP_POOL_READ_ONLY) || info.needs_check)
 		pool->mode = THINP_POOL_MODE_READ_ONLY;
 	/* Writer preference: a metadata change must not starve behind a
-	 * stream of readers that each hold the lock across their I/O. */
+	 * stream of lookups. */
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&pool->md_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&pool->state_lock, NULL);
 	pthread_cond_init(&pool->state_cond, NULL);
+	pthread_mutex_init(&pool->range_mutex, NULL);
+	pthread_cond_init(&pool->range_cond, NULL);
+	io_epoch_init(&pool->epochs);
 	/* A pool asked to commit periodically that cannot is refused rather
 	 * than opened without the durability its caller counts on. */
 	if (pool->commit_interval_ms && pool->mode == THINP_POOL_MODE_RW) {
@@ -534,6 +602,7 @@ int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *
 	return 0;
 fail_md:
 	md->ops->destroy(md);
+	pool_log_free(logq);
 	return r;
 }
 
@@ -563,7 +632,7 @@ int thinp_pool_close(thinp_pool *pool)
 	pthread_mutex_lock(&pool->state_lock);
 	if (pool->open) {
 		pthread_mutex_unlock(&pool->state_lock);
-		return pool_err(pool, -EBUSY, "close: thin volumes are still open");
+		return pool_done(pool, pool_err(pool, -EBUSY, "close: thin volumes are still open"));
 	}
 	pthread_mutex_unlock(&pool->state_lock);
 	stop_commit_thread(pool);
@@ -593,7 +662,7 @@ int thinp_pool_get_status(thinp_pool *pool, thinp_pool_status *st)
 	r = pool->md->ops->info(pool->md, &info);
 	pthread_rwlock_unlock(&pool->md_lock);
 	if (r)
-		return pool_err(pool, r, "status");
+		return pool_done(pool, pool_err(pool, r, "status"));
 	memset(&s, 0, sizeof(s));
 	s.mode = get_mode(pool);
 	s.transaction_id = info.trans_id;
@@ -646,7 +715,7 @@ static int run_message(thinp_pool *pool, struct message *m)
 		return -EINVAL;
 	r = message_allowed(pool, m);
 	if (r)
-		return pool_err(pool, r, "%s: pool is not writable", m->name);
+		return pool_done(pool, pool_err(pool, r, "%s: pool is not writable", m->name));
 	pool_op_begin(pool);
 	pthread_rwlock_wrlock(&pool->md_lock);
 	r = message_allowed(pool, m);
@@ -658,7 +727,7 @@ static int run_message(thinp_pool *pool, struct message *m)
 		pool->md_dirty = true;
 	pthread_rwlock_unlock(&pool->md_lock);
 	pool_op_end(pool);
-	return r ? r : pool_flush_and_commit(pool);
+	return pool_done(pool, r ? r : pool_flush_and_commit(pool));
 }
 
 static bool thin_is_open(thinp_pool *pool, uint64_t id)
@@ -687,7 +756,12 @@ static int msg_create_snap(thinp_pool *pool, struct message *m)
 	/* The mapping time field is 24 bits (FORMAT.md 5.3). */
 	if (!r && info.time + 1 >= (1u << 24))
 		return -EINVAL;
-	return r ? r : pool->md->ops->create_snap(pool->md, m->a, m->b);
+	if (!r)
+		r = pool->md->ops->create_snap(pool->md, m->a, m->b);
+	/* In-place writes in flight may target blocks now shared (thin.c). */
+	if (!r)
+		pool->snap_point = io_epoch_close(&pool->epochs);
+	return r;
 }
 
 static int msg_delete(thinp_pool *pool, struct message *m)
@@ -696,6 +770,7 @@ static int msg_delete(thinp_pool *pool, struct message *m)
 	 * volume while holding md_lock shared, so neither can slip past. */
 	if (thin_is_open(pool, m->a))
 		return -EBUSY;
+	pool->txn_frees = true;
 	return pool->md->ops->delete_thin(pool->md, m->a);
 }
 
@@ -757,7 +832,7 @@ int thinp_pool_reserve_metadata_snap(thinp_pool *pool)
 	r = pool_check_writable(pool);
 	if (!r)
 		r = pool_flush_and_commit(pool);
-	return r ? r : run_message(pool, &m);
+	return r ? pool_done(pool, r) : run_message(pool, &m);
 }
 
 int thinp_pool_release_metadata_snap(thinp_pool *pool)
@@ -802,10 +877,10 @@ int thinp_pool_resize_data(thinp_pool *pool, uint64_t nr_blocks)
 		return -EINVAL;
 	r = data_device_blocks(pool, &dev_blocks);
 	if (r)
-		return pool_err(pool, r, "resize_data: data device size");
+		return pool_done(pool, pool_err(pool, r, "resize_data: data device size"));
 	if (nr_blocks > dev_blocks || nr_blocks > MAX_DATA_BLOCKS)
-		return pool_err(pool, -EINVAL, "resize_data: %llu blocks do not fit the data device",
-				(unsigned long long)nr_blocks);
+		return pool_done(pool, pool_err(pool, -EINVAL, "resize_data: %llu blocks do not fit "
+						"the data device", (unsigned long long)nr_blocks));
 	r = run_message(pool, &m);
 	if (r)
 		return r;
@@ -845,10 +920,10 @@ int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks)
 		return -EINVAL;
 	r = pool->meta_io ? thinp_io_size(pool->meta_io, &bytes) : 0;
 	if (r)
-		return pool_err(pool, r, "resize_metadata: metadata device size");
+		return pool_done(pool, pool_err(pool, r, "resize_metadata: metadata device size"));
 	if (pool->meta_io && nr_blocks > bytes / 4096)
-		return pool_err(pool, -EINVAL, "resize_metadata: %llu blocks do not fit the device",
-				(unsigned long long)nr_blocks);
+		return pool_done(pool, pool_err(pool, -EINVAL, "resize_metadata: %llu blocks do not "
+						"fit the device", (unsigned long long)nr_blocks));
 	r = run_message(pool, &m);
 	if (r)
 		return r;
@@ -860,5 +935,5 @@ int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks)
 	}
 	pthread_mutex_unlock(&pool->state_lock);
 	/* The message's own commit was skipped while read-only. */
-	return pool_flush_and_commit(pool);
+	return pool_done(pool, pool_flush_and_commit(pool));
 }

@@ -8,22 +8,38 @@
  *   range locks  per (volume, virtual block range); held by a writer that
  *                provisions or breaks sharing, and by a discard, for the
  *                whole operation, so two of them never race on one block.
- *   md_lock      rw-lock over the metadata (pool->md and md_dirty): shared
- *                for lookups, and across the data I/O that follows a lookup
- *                (so a block cannot be unmapped, freed and reused, nor a
- *                snapshot taken, while it is read or written in place);
- *                exclusive for every metadata change and the commit.
+ *                A list under range_mutex; waiters sleep on range_cond.
+ *   md_lock      rw-lock over the metadata (pool->md and the fields marked
+ *                below): shared for lookups, exclusive for every metadata
+ *                change and the commit. Never held across data I/O.
  *   state_lock   mutex over the small mutable state below (mode, counters,
- *                open volumes, range-lock list, low-water flag, errmsg),
- *                with state_cond for every wait (range locks, commits,
- *                space). Never held across I/O or a callback.
+ *                open volumes, low-water flag, errmsg), with state_cond for
+ *                commits, space and mode changes. Never held across I/O or
+ *                a callback.
+ *   epochs       the I/O epochs' own mutex (io_epoch.h), innermost.
+ *
+ * No library lock is held while a user callback runs (log, low-water): log
+ * messages from every layer are queued (pool_log.c) and handed to the
+ * caller's function at the end of the public call, with nothing held.
+ *
+ * Data I/O without a metadata lock: a read or in-place write looks its
+ * block up under md_lock shared, enters the current I/O epoch before
+ * dropping the lock, does the I/O unlocked and leaves the epoch; a
+ * provisioning write enters one when its block is allocated (under md_lock)
+ * and leaves it once the block is filled. What the lock used to guarantee,
+ * the epochs do (thin.c's opening comment has the argument for each): a
+ * freed block is handed out again only after the I/Os that could still use
+ * it have left (realloc_point); a copy-on-write of a shared block reads it
+ * only after in-place writes older than the snapshot have landed
+ * (snap_point); a discard passed down waits for older I/O to the blocks.
  *
  * Commit versus provisioning: a data block is allocated, filled and then
  * mapped in three steps, the first and last under md_lock. A commit between
  * them would record the allocation without the mapping (a leak after a
  * crash) or a mapping whose data had not been flushed. So such "metadata
  * operations in flight" are counted (ops_inflight), and a commit first stops
- * new ones (commit_waiting) and waits for the count to reach zero.
+ * new ones (commit_waiting) and waits for the count to reach zero. A discard
+ * is one operation per batch, so commits and allocations slip in between.
  */
 #ifndef THINP_POOL_POOL_INTERNAL_H
 #define THINP_POOL_POOL_INTERNAL_H
@@ -34,6 +50,8 @@
 
 #include <libthinp/pool.h>
 #include <libthinp/thin.h>
+#include "pool/io_epoch.h"
+#include "pool/pool_log.h"
 #include "pool/pool_md.h"
 #include "util/log.h"
 
@@ -60,13 +78,28 @@ struct thinp_pool {
 	void *low_water_ctx;
 	uint32_t no_space_timeout_ms;
 	uint32_t commit_interval_ms;
-	struct tlog log;
+	struct pool_log *logq;            /* owned; its own lock */
+	struct tlog log;                  /* logq->queue: every message is queued */
 
 	/* Guarded by md_lock. */
 	pthread_rwlock_t md_lock;
 	struct pool_md *md;
 	bool md_dirty;                    /* changes since the last commit */
 	uint64_t md_epoch;                /* bumped by every rollback (abort) */
+	/* I/O epochs: I/Os at or before snap_point may still write blocks the
+	 * last snapshot shares; those at or before realloc_point may still use
+	 * blocks freed by a committed (or rolled back) transaction, so no
+	 * block is allocated before it has passed. */
+	uint64_t snap_point, realloc_point;
+	uint64_t alloc_md_epoch;          /* md_epoch realloc_point accounts for */
+	bool txn_frees;                   /* the open transaction freed data blocks */
+
+	struct io_epoch epochs;           /* its own lock */
+
+	/* Guarded by range_mutex. */
+	pthread_mutex_t range_mutex;
+	pthread_cond_t range_cond;
+	struct range_lock *ranges;
 
 	/* Guarded by state_lock. */
 	pthread_mutex_t state_lock;
@@ -76,7 +109,6 @@ struct thinp_pool {
 	bool no_space_error;              /* the no-space timeout expired */
 	bool low_water_fired;
 	uint64_t space_gen;               /* bumped by every data resize */
-	struct range_lock *ranges;
 	struct open_thin *open;
 	unsigned ops_inflight;
 	unsigned commit_waiting;
@@ -106,6 +138,14 @@ struct thinp_thin {
  * measure on a metadata resize). */
 int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *data,
 		const thinp_pool_options *opts);
+/* The same with the log queue the metadata was opened with (its layers log
+ * to logq->queue); ownership of logq passes to the pool, even on failure. */
+int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *logq,
+		       thinp_io *meta, thinp_io *data, const thinp_pool_options *opts);
+
+/* End of a public call, with no library lock held: deliver the queued log
+ * messages; returns r. */
+int pool_done(thinp_pool *pool, int r);
 
 /* Take the metadata device's exclusive lock for a pool opened for writing
  * (thinp_io_lock); -EBUSY, logged as "metadata device is in use by another
@@ -151,8 +191,10 @@ int pool_flush_and_commit(thinp_pool *pool);
 /* Allocate a data block for a write, applying the no-space policy. Must be
  * called inside pool_op_begin/end; may end and restart the op while
  * waiting for space. *epoch receives md_epoch at the allocation: if it has
- * moved when the block is to be mapped, a rollback undid the allocation. */
-int pool_alloc_data(thinp_pool *pool, uint64_t *block, uint64_t *epoch);
+ * moved when the block is to be mapped, a rollback undid the allocation.
+ * On success the caller is inside the I/O epoch *io_ep (entered under
+ * md_lock with the allocation), which it leaves once the block is filled. */
+int pool_alloc_data(thinp_pool *pool, uint64_t *block, uint64_t *epoch, uint64_t *io_ep);
 
 /* After an allocation: fire the low-water callback if due (no lock held). */
 void pool_check_low_water(thinp_pool *pool);

@@ -301,13 +301,16 @@ static int wrap_meta(thinp_meta *meta, struct pool_md **out)
 	return 0;
 }
 
-static void meta_options(thinp_meta_options *mo, const thinp_pool_options *o, bool rdonly)
+/* The metadata logs into the pool's queue (pool_log.h), never straight to
+ * the caller's function: it logs with its locks held. */
+static void meta_options(thinp_meta_options *mo, const thinp_pool_options *o,
+			 struct pool_log *logq, bool rdonly)
 {
 	thinp_meta_options def = THINP_META_OPTIONS_INIT;
 
 	*mo = def;
-	mo->log_fn = o->log_fn;
-	mo->log_ctx = o->log_ctx;
+	mo->log_fn = logq->queue.fn;
+	mo->log_ctx = logq->queue.ctx;
 	mo->cache_bytes = o->metadata_cache_bytes;
 	mo->flags = rdonly ? THINP_META_RDONLY : 0;
 }
@@ -318,6 +321,7 @@ int thinp_pool_format(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	thinp_meta_format_params params = THINP_META_FORMAT_PARAMS_INIT;
 	thinp_pool_options opts;
 	thinp_meta_options mo;
+	struct pool_log *logq;
 	struct pool_md *md;
 	thinp_meta *meta;
 	uint64_t bytes;
@@ -343,23 +347,29 @@ int thinp_pool_format(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	params.flags = THINP_META_FORMAT_OVERWRITE;
 	params.data_block_size = opts.data_block_size >> SECTOR_SHIFT;
 	params.nr_data_blocks = bytes / opts.data_block_size;
-	if (thinp_io_is_read_only(data))
-		return -EROFS;
 	r = pool_own_meta(meta_io, &opts);
 	if (r)
 		return r;
-	meta_options(&mo, &opts, false);
+	r = pool_log_new(&logq, opts.log_fn, opts.log_ctx);
+	if (r)
+		goto unlock;
+	meta_options(&mo, &opts, logq, false);
 	r = thinp_meta_format(&meta, meta_io, &params, &mo);
 	if (!r)
 		r = wrap_meta(meta, &md);
-	if (!r)
-		r = pool_create(out, md, meta_io, data, &opts);
 	if (r) {
-		thinp_io_lock(meta_io, THINP_IO_LOCK_NONE);
-		return r;
+		pool_log_free(logq);
+		goto unlock;
 	}
+	r = pool_create_logged(out, md, logq, meta_io, data, &opts);
+	if (r)
+		goto unlock;
+	/* From here the pool releases the lock when it is freed. */
 	(*out)->owns_meta = true;
-	return 0;
+	return pool_done(*out, 0);
+unlock:
+	thinp_io_lock(meta_io, THINP_IO_LOCK_NONE);
+	return r;
 }
 
 /*
@@ -401,6 +411,7 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	thinp_pool_options opts;
 	thinp_meta_options mo;
 	bool owns_meta = false, rdonly;
+	struct pool_log *logq;
 	struct pool_md *md;
 	thinp_meta *meta;
 	int r;
@@ -421,10 +432,15 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 			return r;
 		owns_meta = true;
 	}
-	meta_options(&mo, &opts, rdonly);
-	r = thinp_meta_open(&meta, meta_io, &mo);
+	r = pool_log_new(&logq, opts.log_fn, opts.log_ctx);
 	if (r)
 		goto unlock;
+	meta_options(&mo, &opts, logq, rdonly);
+	r = thinp_meta_open(&meta, meta_io, &mo);
+	if (r) {
+		pool_log_free(logq);
+		goto unlock;
+	}
 	/* No lock yet: nothing else knows the handle. */
 	r = thin_pool_info_locked(meta, &info);
 	if (!r && opts.data_block_size &&
@@ -432,18 +448,22 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 		r = -EINVAL;
 	if (r) {
 		thinp_meta_close(meta);
+		pool_log_free(logq);
 		goto unlock;
 	}
 	if (info.read_only)
 		opts.features |= THINP_POOL_READ_ONLY;
 	r = wrap_meta(meta, &md);
-	if (!r)
-		r = pool_create(out, md, meta_io, data, &opts);
+	if (r) {
+		pool_log_free(logq);
+		goto unlock;
+	}
+	r = pool_create_logged(out, md, logq, meta_io, data, &opts);
 	if (r)
 		goto unlock;
 	/* From here the pool releases the lock when it is freed. */
 	(*out)->owns_meta = owns_meta;
-	r = fit_devices(*out, meta_io, data);
+	r = pool_done(*out, fit_devices(*out, meta_io, data));
 	if (r) {
 		thinp_pool_close(*out);
 		*out = NULL;

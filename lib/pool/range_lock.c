@@ -2,7 +2,9 @@
  * Range locks on a volume's virtual blocks (the kernel's bio prison, in its
  * simplest form): a held range excludes every overlapping range of the same
  * volume. Holders are few (one per thread provisioning or discarding), so a
- * list scanned under state_lock is enough; waiters sleep on state_cond.
+ * list scanned under its own mutex is enough; waiters sleep on their own
+ * condition, so no other wake-up in the pool (commits, space, modes) stirs
+ * them, and theirs stir nobody else.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,12 +35,12 @@ int range_lock(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t end)
 	l->id = id;
 	l->begin = begin;
 	l->end = end;
-	pthread_mutex_lock(&pool->state_lock);
+	pthread_mutex_lock(&pool->range_mutex);
 	while (range_busy(pool, id, begin, end))
-		pthread_cond_wait(&pool->state_cond, &pool->state_lock);
+		pthread_cond_wait(&pool->range_cond, &pool->range_mutex);
 	l->next = pool->ranges;
 	pool->ranges = l;
-	pthread_mutex_unlock(&pool->state_lock);
+	pthread_mutex_unlock(&pool->range_mutex);
 	return 0;
 }
 
@@ -46,7 +48,7 @@ void range_unlock(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t end)
 {
 	struct range_lock **pp, *l;
 
-	pthread_mutex_lock(&pool->state_lock);
+	pthread_mutex_lock(&pool->range_mutex);
 	for (pp = &pool->ranges; (l = *pp); pp = &l->next) {
 		if (l->id == id && l->begin == begin && l->end == end) {
 			*pp = l->next;
@@ -54,6 +56,6 @@ void range_unlock(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t end)
 			break;
 		}
 	}
-	pthread_cond_broadcast(&pool->state_cond);
-	pthread_mutex_unlock(&pool->state_lock);
+	pthread_cond_broadcast(&pool->range_cond);
+	pthread_mutex_unlock(&pool->range_mutex);
 }

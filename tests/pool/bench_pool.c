@@ -28,43 +28,12 @@
 #include <unistd.h>
 
 #include <libthinp/thinp.h>
+#include "pool/bench_util.h"
 #include "pool/md_model.h"
 #include "pool/pool_internal.h"
 
 #define BS (64u * 1024)
 #define IO4K 4096u
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what, int r)
-{
-	fprintf(stderr, "bench_pool: %s: %s\n", what, thinp_strerror(r));
-	exit(1);
-}
-
-static thinp_io *open_file(const char *dir, const char *name, uint64_t size)
-{
-	char path[512];
-	thinp_io *io;
-	int r;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	unlink(path);
-	r = thinp_io_open_file(&io, path, THINP_IO_CREATE);
-	if (r)
-		die(path, r);
-	r = thinp_io_resize(io, size);
-	if (r)
-		die("resize", r);
-	unlink(path); /* removed when closed */
-	return io;
-}
 
 typedef int (*write_fn)(void *h, const void *buf, uint64_t len, uint64_t off);
 typedef int (*read_fn)(void *h, void *buf, uint64_t len, uint64_t off);
@@ -89,21 +58,21 @@ static int thin_read(void *h, void *b, uint64_t l, uint64_t o)
 /* MiB/s of sequential BS writes over size bytes, flush included. */
 static double seq_write(void *h, write_fn w, int (*flush)(void *), uint64_t size, void *buf)
 {
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (uint64_t off = 0; off < size; off += BS)
 		if (w(h, buf, BS, off))
-			die("sequential write", -EIO);
+			bench_die("sequential write", -EIO);
 	if (flush(h))
-		die("flush", -EIO);
-	return size / (1024.0 * 1024) / (now() - t0);
+		bench_die("flush", -EIO);
+	return size / (1024.0 * 1024) / (bench_now() - t0);
 }
 
 /* Operations per second of random 4 KiB I/O within size bytes. */
 static double rand_io(void *h, read_fn rd, write_fn wr, uint64_t size, unsigned n, void *buf)
 {
 	uint64_t x = 88172645463325252ull;
-	double t0 = now();
+	double t0 = bench_now();
 
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t off;
@@ -111,9 +80,9 @@ static double rand_io(void *h, read_fn rd, write_fn wr, uint64_t size, unsigned 
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		off = (x % (size / IO4K)) * IO4K;
 		if (rd ? rd(h, buf, IO4K, off) : wr(h, buf, IO4K, off))
-			die("random io", -EIO);
+			bench_die("random io", -EIO);
 	}
-	return n / (now() - t0);
+	return n / (bench_now() - t0);
 }
 
 static int raw_flush(void *h)
@@ -134,21 +103,8 @@ static thinp_thin *open_thin(thinp_pool *pool, uint64_t id, uint64_t size)
 	to.size = size;
 	r = thinp_thin_open(&thin, pool, id, &to);
 	if (r)
-		die("thin open", r);
+		bench_die("thin open", r);
 	return thin;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* One line of results: the medians over the rounds of raw, thin and their
@@ -160,7 +116,7 @@ static void report(const char *what, const char *unit, double *raw, double *thin
 	for (unsigned i = 0; i < n; i++)
 		ratio[i] = thin[i] / raw[i];
 	printf("%s: raw %.0f %s, thin %.0f %s, ratio %.2f (median of %u rounds)\n", what,
-	       median(raw, n), unit, median(thin, n), unit, median(ratio, n), n);
+	       bench_median(raw, n), unit, bench_median(thin, n), unit, bench_median(ratio, n), n);
 }
 
 /* Snapshot creation time against the origin's mapped blocks (blocks are
@@ -177,28 +133,28 @@ static void bench_snapshots(const char *dir)
 	int r;
 
 	o.features = THINP_POOL_SKIP_BLOCK_ZEROING;
-	meta = open_file(dir, "bench-snap-meta", 64 << 20);
-	data = open_file(dir, "bench-snap-data", 32768ull * BS);
+	meta = bench_open_file(dir, "bench-snap-meta", 64 << 20);
+	data = bench_open_file(dir, "bench-snap-data", 32768ull * BS);
 	r = thinp_pool_format(&pool, meta, data, &o);
 	if (!r)
 		r = thinp_pool_create_thin(pool, 0);
 	if (r)
-		die("snapshot pool", r);
+		bench_die("snapshot pool", r);
 	thin = open_thin(pool, 0, 32768ull * BS);
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		double t0;
 
 		for (; mapped < sizes[i]; mapped++)
 			if (thinp_thin_write(thin, "x", 1, mapped * BS))
-				die("provision", -EIO);
+				bench_die("provision", -EIO);
 		if (thinp_thin_flush(thin))
-			die("flush", -EIO);
-		t0 = now();
+			bench_die("flush", -EIO);
+		t0 = bench_now();
 		r = thinp_pool_create_snap(pool, next_id++, 0);
 		if (r)
-			die("create_snap", r);
+			bench_die("create_snap", r);
 		printf("snapshot of a volume with %6llu mapped blocks: %.2f ms (commit included)\n",
-		       (unsigned long long)mapped, (now() - t0) * 1e3);
+		       (unsigned long long)mapped, (bench_now() - t0) * 1e3);
 	}
 	thinp_thin_close(thin);
 	thinp_pool_close(pool);
@@ -217,19 +173,19 @@ static void bench_depth(const char *dir, uint64_t size, unsigned rounds, void *b
 	thinp_thin *t1, *top;
 	int r;
 
-	meta = open_file(dir, "bench-depth-meta", 64 << 20);
-	data = open_file(dir, "bench-depth-data", size);
+	meta = bench_open_file(dir, "bench-depth-meta", 64 << 20);
+	data = bench_open_file(dir, "bench-depth-data", size);
 	r = thinp_pool_format(&pool, meta, data, NULL);
 	if (!r)
 		r = thinp_pool_create_thin(pool, 0);
 	if (r)
-		die("depth pool", r);
+		bench_die("depth pool", r);
 	t1 = open_thin(pool, 0, size);
 	seq_write(t1, thin_write, thin_flush, size, buf);
 	thinp_thin_close(t1);
 	for (uint64_t d = 1; d <= 1000; d++)
 		if ((r = thinp_pool_create_snap(pool, d, d - 1)))
-			die("create_snap", r);
+			bench_die("create_snap", r);
 	t1 = open_thin(pool, 1, size);
 	top = open_thin(pool, 1000, size);
 	rand_io(t1, thin_read, NULL, size, 20000, buf); /* warm both alike */
@@ -263,14 +219,14 @@ static void bench_pool_open(struct bench_pool *bp, const char *dir, bool model, 
 	int r;
 
 	memset(bp, 0, sizeof(*bp));
-	bp->data = open_file(dir, "bench-data", size);
+	bp->data = bench_open_file(dir, "bench-data", size);
 	if (model) {
 		bp->store = md_store_new(BS >> 9, size / BS, 1 << 16);
 		r = md_model_open(bp->store, &md);
 		if (!r)
 			r = pool_create(&bp->pool, md, NULL, bp->data, NULL);
 	} else {
-		bp->meta = open_file(dir, "bench-meta", 64 << 20);
+		bp->meta = bench_open_file(dir, "bench-meta", 64 << 20);
 		r = thinp_pool_format(&bp->pool, bp->meta, bp->data, NULL);
 	}
 	if (!r)
@@ -279,7 +235,7 @@ static void bench_pool_open(struct bench_pool *bp, const char *dir, bool model, 
 	if (!r)
 		r = thinp_thin_open(&bp->thin, bp->pool, 0, &to);
 	if (r)
-		die("pool setup", r);
+		bench_die("pool setup", r);
 }
 
 static void bench_pool_close(struct bench_pool *bp)
@@ -303,7 +259,7 @@ static void bench_first_writes(const char *dir, bool model, uint64_t size, unsig
 
 	for (unsigned i = 0; i < rounds; i++) {
 		struct bench_pool bp;
-		thinp_io *io = open_file(dir, "bench-raw", size);
+		thinp_io *io = bench_open_file(dir, "bench-raw", size);
 
 		bench_pool_open(&bp, dir, model, size);
 		for (unsigned k = 0; k < 2; k++) {
@@ -324,7 +280,7 @@ static void bench_random(const char *dir, bool model, uint64_t size, unsigned ro
 			 unsigned nrand, void *buf)
 {
 	double rr[rounds], tr[rounds], rw[rounds], tw[rounds];
-	thinp_io *io = open_file(dir, "bench-raw", size);
+	thinp_io *io = bench_open_file(dir, "bench-raw", size);
 	struct bench_pool bp;
 
 	bench_pool_open(&bp, dir, model, size);

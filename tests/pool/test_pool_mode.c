@@ -139,7 +139,7 @@ static void teardown(struct env *e)
 static void check_applied(struct env *e, const struct pool_mode_out *d, int r)
 {
 	thinp_pool_status ps = THINP_POOL_STATUS_INIT;
-	thinp_mapping m;
+	thinp_mapping m = THINP_MAPPING_INIT;
 
 	assert_int_equal(r, d->err);
 	assert_int_equal(thinp_pool_get_status(e->t.pool, &ps), 0);

@@ -154,7 +154,9 @@ static void test_shadow_of_free_block_is_corruption(void **state)
 }
 
 /* ------------------------------------------------------------------ */
-/* A RAM backend that logs writes (block numbers) and flushes (-1). */
+/* A RAM backend that logs writes (the number of every block a write
+ * covers: the block manager writes runs of blocks at once) and flushes
+ * (-1). */
 
 struct rec_dev {
 	unsigned char *mem;
@@ -176,8 +178,9 @@ static int rec_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uin
 	struct rec_dev *d = ctx;
 
 	memcpy(d->mem + off, buf, len);
-	if (d->n < 4096)
-		d->log[d->n++] = (int64_t)(off / THINP_BLOCK_SIZE);
+	for (uint64_t b = off / THINP_BLOCK_SIZE; b < (off + len) / THINP_BLOCK_SIZE; b++)
+		if (d->n < 4096)
+			d->log[d->n++] = (int64_t)b;
 	return 0;
 }
 
