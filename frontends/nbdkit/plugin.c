@@ -442,12 +442,25 @@ static int block_mapped(struct handle *h, uint64_t vb)
 	return r == -ENODATA ? 0 : r ? r : 1;
 }
 
+/* A partial block at an end of a zero request: an unprovisioned one already
+ * reads as zeroes without an origin (and new blocks are zeroed when
+ * provisioned, the pool having block zeroing on), so it is left alone;
+ * otherwise zeroes are written. */
+static int zero_edge(struct handle *h, uint64_t off, uint64_t len)
+{
+	int r = h->origin ? 1 : block_mapped(h, off / srv.block_size);
+
+	if (r <= 0)
+		return r;
+	return thinp_thin_write_zeroes(h->thin, len, off);
+}
+
 /*
- * Fast zero: without an external origin, whole blocks are unmapped (they
- * read as zeroes) and the partial blocks at the ends are left alone if
- * unprovisioned, which write-zeroes does; a partial block that is
- * provisioned would need a data write, and an origin would need
- * provisioning: ENOTSUP, as NBD_CMD_FLAG_FAST_ZERO asks.
+ * Fast zero (NBD_CMD_FLAG_FAST_ZERO) is refused up front (ENOTSUP) when
+ * zeroing would need data writes: an external origin (unmapping would
+ * expose it, so blocks must be provisioned) or a provisioned partial block
+ * at an end. Otherwise whole blocks are unmapped and unprovisioned partial
+ * ones left alone: metadata work only.
  */
 static int zero_is_fast(struct handle *h, uint64_t count, uint64_t offset)
 {
@@ -464,6 +477,30 @@ static int zero_is_fast(struct handle *h, uint64_t count, uint64_t offset)
 	return 1;
 }
 
+static int zero_range(struct handle *h, uint64_t off, uint64_t len, int may_trim)
+{
+	uint64_t bs = srv.block_size, end = off + len;
+	uint64_t first = (off + bs - 1) / bs * bs, last = end / bs * bs;
+	int r;
+
+	if (first >= last) /* inside one block, or across one boundary */
+		return first > off && first < end
+			       ? (zero_edge(h, off, first - off) ?: zero_edge(h, first, end - first))
+			       : zero_edge(h, off, len);
+	if (off < first && (r = zero_edge(h, off, first - off)))
+		return r;
+	if (last < end && (r = zero_edge(h, last, end - last)))
+		return r;
+	/* Unmapping whole blocks is the cheapest way to zeroes; with an origin
+	 * it would expose the origin's data instead. */
+	if (may_trim && !h->origin) {
+		r = thinp_thin_discard(h->thin, last - first, first);
+		if (r && r != -EOPNOTSUPP)
+			return r;
+	}
+	return thinp_thin_write_zeroes(h->thin, last - first, first);
+}
+
 static int thinp_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
 	struct handle *h = handle;
@@ -478,13 +515,7 @@ static int thinp_zero(void *handle, uint32_t count, uint64_t offset, uint32_t fl
 			return -1;
 		}
 	}
-	/* MAY_TRIM: unmapping whole blocks is the cheapest way to zeroes. */
-	if (!h->origin && (flags & (NBDKIT_FLAG_MAY_TRIM | NBDKIT_FLAG_FAST_ZERO))) {
-		r = thinp_thin_discard(h->thin, count, offset);
-		if (r && r != -EOPNOTSUPP)
-			return fail(r, "zero");
-	}
-	r = thinp_thin_write_zeroes(h->thin, count, offset);
+	r = zero_range(h, offset, count, flags & (NBDKIT_FLAG_MAY_TRIM | NBDKIT_FLAG_FAST_ZERO));
 	return r ? fail(r, "zero") : fua(h, flags);
 }
 
