@@ -6,10 +6,11 @@
 #   qcow2   qemu-nbd serving a qcow2 image
 # 4 KiB random and 64 KiB sequential reads and writes at queue depth 1 and 16,
 # after a sequential fill (so every run overwrites or reads provisioned data;
-# first writes are measured separately on a fresh thin device and a fresh
-# raw file). Prints IOPS and MiB/s per server and thinp's ratio to file.
+# first writes are measured separately, before the fill). Prints the median
+# IOPS and MiB/s per server and thinp's ratios to file and to qcow2.
 #
 #   bench.sh [BUILDDIR]      env: SIZE (default 512M), RUNTIME (s, default 5),
+#                            ROUNDS (default 3; the median is printed),
 #                            TMPDIR (where the images go)
 set -eu
 build=$(cd "${1:-.}" && pwd)
@@ -18,6 +19,7 @@ thinp=$build/tools/.libs/thinp
 export LD_LIBRARY_PATH=$build/.libs
 SIZE=${SIZE:-512M}
 RUNTIME=${RUNTIME:-5}
+ROUNDS=${ROUNDS:-3}
 for c in nbdkit qemu-nbd qemu-img fio python3; do
 	command -v $c >/dev/null || { echo "bench: $c is not installed" >&2; exit 1; }
 done
@@ -53,46 +55,51 @@ wait_sock() {
 
 runs="randread:4k:1 randread:4k:16 randwrite:4k:1 randwrite:4k:16 read:64k:1 read:64k:16 write:64k:1 write:64k:16"
 
-# bench_server NAME URI: fresh-write runs, fill, then every run.
-bench_server() {
-	local name=$1 uri=$2 r
-	echo "$name first-write:randwrite:4k:16 $(fio_run first "$uri" randwrite 4k 16 2)" >>"$T/results"
-	fill "$uri"
-	for r in $runs; do
-		IFS=: read -r rw bs qd <<<"$r"
-		echo "$name $rw:$bs:$qd $(fio_run "$name" "$uri" "$rw" "$bs" "$qd")" >>"$T/results"
-	done
-}
-
-: >"$T/results"
-# thinp: 64 KiB data blocks (the kernel's common default), periodic commits.
+# All three servers run at once; every measurement is taken on each server
+# in turn, ROUNDS times, and the median kept, so that load from elsewhere
+# on the machine hits all three alike.
 truncate -s 64M "$T/meta"
 truncate -s "$bytes" "$T/data"
 "$thinp" format -m "$T/meta" -b 64k -n $((bytes / 65536)) >/dev/null
 "$thinp" create -m "$T/meta" -d "$T/data" --size "$bytes" 1 >/dev/null
-nbdkit -f -U "$T/s1" "$plugin" meta="$T/meta" data="$T/data" & pid=$!
-wait_sock "$T/s1"
-bench_server thinp "nbd+unix:///1?socket=$T/s1"
-kill $pid; wait $pid || true; pid=
-
+nbdkit -f -U "$T/s1" "$plugin" meta="$T/meta" data="$T/data" & pids=$!
 truncate -s "$bytes" "$T/raw"
-nbdkit -f -U "$T/s2" file "$T/raw" & pid=$!
-wait_sock "$T/s2"
-bench_server file "nbd+unix:///?socket=$T/s2"
-kill $pid; wait $pid || true; pid=
-
+nbdkit -f -U "$T/s2" file "$T/raw" & pids="$pids $!"
 qemu-img create -q -f qcow2 "$T/img.qcow2" "$bytes"
-qemu-nbd -t -k "$T/s3" -f qcow2 "$T/img.qcow2" & pid=$!
-wait_sock "$T/s3"
-bench_server qcow2 "nbd+unix:///?socket=$T/s3"
-kill $pid; wait $pid || true; pid=
+qemu-nbd -t -k "$T/s3" -f qcow2 "$T/img.qcow2" & pids="$pids $!"
+pid=$pids
+for s in s1 s2 s3; do wait_sock "$T/$s"; done
+names=(thinp file qcow2)
+uris=("nbd+unix:///1?socket=$T/s1" "nbd+unix:///?socket=$T/s2" "nbd+unix:///?socket=$T/s3")
+
+: >"$T/results"
+measure() { # RUNNAME RW BS QD RUNTIME
+	local round i
+	for round in $(seq "$ROUNDS"); do
+		for i in 0 1 2; do
+			echo "${names[$i]} $1 $(fio_run "${names[$i]}" "${uris[$i]}" "$2" "$3" "$4" "$5")" >>"$T/results"
+		done
+	done
+}
+# First writes (thin provisioning, qcow2 cluster allocation, file block
+# allocation) on the fresh images: one short run each, since a second run
+# would no longer write first.
+ROUNDS=1 measure first-write:randwrite:4k:16 randwrite 4k 16 2
+for i in 0 1 2; do fill "${uris[$i]}"; done
+for r in $runs; do
+	IFS=: read -r rw bs qd <<<"$r"
+	measure "$rw:$bs:$qd" "$rw" "$bs" "$qd" "$RUNTIME"
+done
+kill $pids; wait $pids || true; pid=
 
 python3 - "$T/results" <<'PY'
-import sys
-res = {}
+import statistics, sys
+runs = {}
 for line in open(sys.argv[1]):
     srv, run, iops, mib = line.split()
-    res.setdefault(run, {})[srv] = (float(iops), float(mib))
+    runs.setdefault(run, {}).setdefault(srv, []).append((float(iops), float(mib)))
+res = {run: {s: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
+             for s, v in r.items()} for run, r in runs.items()}
 print("%-28s %16s %16s %16s %12s %12s" % ("run (rw:bs:qd)", "thinp IOPS MiB/s", "file IOPS MiB/s",
       "qcow2 IOPS MiB/s", "thinp/file", "thinp/qcow2"))
 for run, r in res.items():
