@@ -186,6 +186,16 @@ static int do_status(char *reply, size_t n)
 	return 0;
 }
 
+static int do_commit(char *reply, size_t n)
+{
+	int r = thinp_pool_commit(srv.pool);
+
+	if (r)
+		return reply_err(reply, n, r, "commit");
+	snprintf(reply, n, "ok");
+	return 0;
+}
+
 int control_execute(const char *line, char *reply, size_t n)
 {
 	char buf[LINE_MAX_BYTES], *w[4] = { NULL }, *save = NULL;
@@ -208,8 +218,7 @@ int control_execute(const char *line, char *reply, size_t n)
 	else if (nw == 2 && !strcmp(w[0], "delete"))
 		r = do_delete(id, reply, n);
 	else if (nw == 1 && !strcmp(w[0], "commit"))
-		r = thinp_pool_commit(srv.pool) ? reply_err(reply, n, -EIO, "commit")
-						 : (snprintf(reply, n, "ok"), 0);
+		r = do_commit(reply, n);
 	else if (nw == 1 && !strcmp(w[0], "ls"))
 		r = do_ls(reply, n);
 	else if (nw == 1 && !strcmp(w[0], "status"))

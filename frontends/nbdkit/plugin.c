@@ -15,10 +15,13 @@
 #include <nbdkit-plugin.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "server.h"
 
@@ -30,6 +33,7 @@
 struct server srv = {
 	.commit_interval_ms = 1000,
 	.admin_lock = PTHREAD_MUTEX_INITIALIZER,
+	.lock_fd = -1,
 };
 
 struct handle {
@@ -37,7 +41,7 @@ struct handle {
 	thinp_io *origin;  /* the entry's external origin, or NULL */
 	uint64_t id;
 	int rdonly;
-	char desc[128];
+	char desc[256];
 };
 
 /* nbdkit wants errno-style errors; libthinp returns -errno. */
@@ -110,6 +114,27 @@ static void close_pool(void)
 	srv.cat = NULL;
 	srv.pool = NULL;
 	srv.cio = srv.data = srv.meta = NULL;
+	if (srv.lock_fd >= 0)
+		close(srv.lock_fd);
+	srv.lock_fd = -1;
+}
+
+/* Two processes running one pool would corrupt it: hold an exclusive
+ * flock(2) on the metadata file while it is open (advisory: other
+ * libthinp programs may take it too). */
+static int lock_pool(void)
+{
+	srv.lock_fd = open(srv.meta_path, O_RDONLY | O_CLOEXEC);
+	if (srv.lock_fd < 0) {
+		nbdkit_error("%s: %m", srv.meta_path);
+		return -1;
+	}
+	if (flock(srv.lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		nbdkit_error("%s: %s", srv.meta_path, errno == EWOULDBLOCK
+					? "the pool is in use by another process" : strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* A device opened read-write if it may be, else read-only. */
@@ -136,7 +161,7 @@ static int open_pool(int check_only)
 	int r;
 
 	srv.pool_rdonly = 0;
-	if (open_dev(&srv.meta, srv.meta_path, 0, &srv.pool_rdonly) ||
+	if (lock_pool() || open_dev(&srv.meta, srv.meta_path, 0, &srv.pool_rdonly) ||
 	    open_dev(&srv.data, srv.data_path, 0, &srv.pool_rdonly) ||
 	    open_dev(&srv.cio, srv.catalog_path, THINP_IO_CREATE, NULL))
 		goto fail;
@@ -288,8 +313,9 @@ static void *open_handle(struct handle *h, int readonly, thinp_catalog_entry *e)
 		thinp_io_close(h->origin);
 		return NULL;
 	}
-	snprintf(h->desc, sizeof(h->desc), "thin device %" PRIu64 " of %s%s%s", h->id,
-		 srv.meta_path, e->origin[0] ? ", origin " : "", e->origin[0] ? "set" : "");
+	snprintf(h->desc, sizeof(h->desc), "thin device %" PRIu64 "%s%s%.200s", h->id,
+		 h->rdonly ? ", read-only" : "", e->origin[0] ? ", external origin " : "",
+		 e->origin);
 	return h;
 }
 

@@ -67,5 +67,18 @@ grep -qi "failed\|error\|not supported" "$T/fz.out" && fail "fast zero / FUA: $(
 thinp ls -m "$M" --no-headers | awk '$1 == 1 { print $2 }' | grep -qx 3 ||
 	fail "device 1 should map 3 blocks now: $(thinp ls -m "$M")"
 
+step "external origin: unprovisioned blocks read the origin, writes go to the pool"
+head -c 2M /dev/zero | tr '\0' '\167' >"$T/origin.img"
+thinp create -m "$M" -d "$D" --size 4M --origin "$T/origin.img" 4 || fail "create 4"
+serve -- 'u="nbd+unix:///4?socket=$unixsocket"
+	nbdinfo --map "$u" | awk "{ print \$1, \$2, \$3 }"
+	qemu-io -f raw -c "read -P 0x77 0 2M" -c "read -P 0 2M 2M" -c "write -P 0x12 100000 1000" \
+		-c "read -P 0x77 0 100000" -c "read -P 0x12 100000 1000" -c "read -P 0x77 101000 30072" \
+		-c "write -z -n 1M 64k" "$u"' >"$T/origin.out" 2>&1
+grep -qx "0 4194304 0" "$T/origin.out" || fail "origin map is not all data: $(cat "$T/origin.out")"
+[ "$(grep -c "verification failed" "$T/origin.out")" = 0 ] || fail "origin reads: $(cat "$T/origin.out")"
+grep -qi "not supported" "$T/origin.out" || fail "fast zero over an origin: $(cat "$T/origin.out")"
+cmp -s "$T/origin.img" <(head -c 2M /dev/zero | tr '\0' '\167') || fail "the origin was written"
+
 check_pool
 echo ok

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Snapshots of a served device through the control socket (thinp control),
-# read back while the server keeps running; control errors; a kill -9 of the
-# server keeps every write that was flushed; the pool clean afterwards.
+# read back while the server keeps running; control errors; a second server
+# on the same pool is refused; a kill -9 of the server keeps every write that
+# was flushed; the pool clean afterwards.
 . "$(dirname "$0")/common.sh"
 requires qemu-io nbdinfo
 
@@ -53,6 +54,9 @@ step "kill -9: flushed writes survive"
 nbdkit -f -P "$T/pid" -U "$T/sock" "$PLUGIN" meta="$M" data="$D" commit_interval=0 &
 for i in $(seq 100); do [ -S "$T/sock" ] && break; sleep 0.1; done
 [ -S "$T/sock" ] || fail "server did not start"
+nbdkit -U - "$PLUGIN" meta="$M" data="$D" --run true 2>"$T/second.err" &&
+	fail "a second server opened the same pool"
+grep -q "in use by another process" "$T/second.err" || fail "second server: $(cat "$T/second.err")"
 qemu-io -f raw -c "write -P 0xee 8M 3M" -c flush -c "write -P 0x11 16M 1M" \
 	"nbd+unix:///1?socket=$T/sock" >/dev/null || fail "write before the kill"
 kill -9 "$(cat "$T/pid")"
