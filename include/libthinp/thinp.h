@@ -9,5 +9,6 @@
 #include <libthinp/pool.h>
 #include <libthinp/thin.h>
 #include <libthinp/stream.h>
+#include <libthinp/catalog.h>
 
 #endif
