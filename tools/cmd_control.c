@@ -83,20 +83,15 @@ static int exchange(const char *path, const char *line, char *buf, size_t size)
 	return EXIT_OK;
 }
 
-int cmd_control(int argc, char **argv)
+static int run(struct invocation *inv)
 {
-	char *line, *reply;
+	char *line = join_words(inv->nr_operands - 1, inv->operands + 1);
+	char *reply = malloc(REPLY_MAX);
 	int r;
 
-	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
-		return print_usage();
-	if (argc < 3)
-		return usage_err("expected SOCKET COMMAND");
-	line = join_words(argc - 2, argv + 2);
-	reply = malloc(REPLY_MAX);
 	if (!line || !reply) {
 		r = err("command too long, or out of memory");
-	} else if ((r = exchange(argv[1], line, reply, REPLY_MAX)) == EXIT_OK) {
+	} else if ((r = exchange(inv->operands[0], line, reply, REPLY_MAX)) == EXIT_OK) {
 		printf("%s\n", reply);
 		r = strncmp(reply, "ok", 2) ? EXIT_FAIL : EXIT_OK;
 	}
@@ -104,3 +99,25 @@ int cmd_control(int argc, char **argv)
 	free(reply);
 	return r;
 }
+
+static const struct operand_spec operands[] = { { "SOCKET", NULL }, { "COMMAND", NULL }, { NULL, NULL } };
+
+const struct command cmd_control = {
+	.name = "control",
+	.summary = "send a command to a running server",
+	.description =
+		"Send COMMAND to the control socket of a running server (the nbdkit\n"
+		"plugin's control=SOCKET) and print its reply. Exit status 0 when the\n"
+		"reply is 'ok ...', 1 when it is 'error: ...'. Commands:\n"
+		"  create_thin ID SIZE      a new device of SIZE bytes\n"
+		"  create_snap ID ORIGIN    a snapshot of a device, served or not\n"
+		"  delete ID                delete a device no client has open\n"
+		"  commit                   commit the pool\n"
+		"  ls                       ID:SIZE of every catalog entry\n"
+		"  status                   transaction id, used/total data blocks\n",
+	.operands = operands,
+	.min_operands = 2,
+	.more_operands = true,
+	.open = OPEN_NONE,
+	.run = run,
+};

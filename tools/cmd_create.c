@@ -6,170 +6,124 @@
  * between leaves a device without an entry, never an entry without a device.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "thinp.h"
 
-struct create_args {
-	const char *meta, *data, *catalog, *origin;
-	uint64_t id, size, snap_of;
-	bool have_size, snapshot, rdonly, help;
-};
-
-static int parse(int argc, char **argv, struct create_args *a)
-{
-	static const struct option longopts[] = {
-		{ "metadata", required_argument, NULL, 'm' },
-		{ "data", required_argument, NULL, 'd' },
-		{ "catalog", required_argument, NULL, 'c' },
-		{ "size", required_argument, NULL, 's' },
-		{ "origin", required_argument, NULL, 'o' },
-		{ "snapshot-of", required_argument, NULL, 'S' },
-		{ "read-only", no_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int ch;
-
-	while ((ch = getopt_long(argc, argv, ":m:d:c:s:o:S:rh", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'm': a->meta = optarg; break;
-		case 'd': a->data = optarg; break;
-		case 'c': a->catalog = optarg; break;
-		case 'o': a->origin = optarg; break;
-		case 'r': a->rdonly = true; break;
-		case 's':
-			if (!parse_size(optarg, &a->size) || a->size == 0)
-				return usage_err("bad --size");
-			a->have_size = true;
-			break;
-		case 'S':
-			if (!parse_u64(optarg, &a->snap_of))
-				return usage_err("bad --snapshot-of");
-			a->snapshot = true;
-			break;
-		case 'h': return a->help = true, print_usage();
-		default: return bad_option(ch, argc, argv);
-		}
-	}
-	if (!a->meta || !a->data)
-		return usage_err("-m META and -d DATA are required");
-	if (!a->have_size && !a->snapshot)
-		return usage_err("--size is required (a snapshot may take its origin's)");
-	if (a->origin && strlen(a->origin) >= THINP_CATALOG_ORIGIN_MAX)
-		return usage_err("--origin path too long");
-	if (argc - optind != 1 || !parse_u64(argv[optind], &a->id))
-		return usage_err("expected one ID");
-	return EXIT_OK;
-}
-
 /* The new entry: a snapshot inherits its origin's (thinp_catalog_inherit),
  * then the options override. */
-static int fill_entry(thinp_catalog *cat, const struct create_args *a, thinp_catalog_entry *e)
+static int fill_entry(struct invocation *inv, thinp_catalog *cat, thinp_catalog_entry *e)
 {
-	int r = a->snapshot ? thinp_catalog_inherit(cat, a->snap_of, e) : -ENODATA;
+	const struct arg *size = opt(inv, "size"), *snap = opt(inv, "snapshot-of");
+	const struct arg *origin = opt(inv, "origin");
+	int r = snap->given ? thinp_catalog_inherit(cat, snap->num, e) : -ENODATA;
 
-	if (r == -ENODATA && a->snapshot && !a->have_size)
-		return err("device %" PRIu64 " has no catalog entry: give --size", a->snap_of);
+	if (r == -ENODATA && snap->given && !size->given)
+		return err("device %" PRIu64 " has no catalog entry: give --size", snap->num);
 	if (r == -ENODATA)
 		r = thinp_catalog_new_guid(e->guid);
 	if (r)
 		return err("%s", thinp_strerror(r));
-	e->id = a->id;
-	if (a->have_size)
-		e->size = a->size;
-	if (a->origin)
-		strcpy(e->origin, a->origin);
-	if (a->rdonly)
+	e->id = inv->operand[0].num;
+	if (size->given)
+		e->size = size->num;
+	if (origin->given)
+		strcpy(e->origin, origin->str);
+	if (opt(inv, "read-only")->given)
 		e->flags |= THINP_CATALOG_READ_ONLY;
 	return EXIT_OK;
 }
 
-static int create(const struct create_args *a, thinp_pool *pool, thinp_io *cio,
+static int create(struct invocation *inv, thinp_catalog *cat, const char *path,
 		  thinp_catalog_entry *e)
 {
 	thinp_pool_status st = THINP_POOL_STATUS_INIT;
-	thinp_catalog *cat;
-	int r = thinp_catalog_open(&cat, cio, 0), rc = EXIT_FAIL;
+	const struct arg *snap = opt(inv, "snapshot-of");
+	uint64_t id = inv->operand[0].num;
+	int r;
 
+	if (fill_entry(inv, cat, e))
+		return EXIT_FAIL;
+	r = snap->given ? thinp_pool_create_snap(inv->pool, id, snap->num)
+			: thinp_pool_create_thin(inv->pool, id);
 	if (r)
-		return err("%s: %s", a->catalog, thinp_strerror(r));
-	if (fill_entry(cat, a, e))
-		goto out;
-	r = a->snapshot ? thinp_pool_create_snap(pool, a->id, a->snap_of)
-			: thinp_pool_create_thin(pool, a->id);
-	if (r) {
-		const char *m = thinp_pool_errmsg(pool);
-
-		err("device %" PRIu64 ": %s", a->id, *m ? m : thinp_strerror(r));
-		goto out;
-	}
+		return fail(inv, r, "device %" PRIu64, id);
 	/* Entries left by devices deleted behind the catalog go at the same commit. */
-	r = thinp_catalog_reconcile(cat, pool);
+	r = thinp_catalog_reconcile(cat, inv->pool);
 	if (r >= 0)
-		r = thinp_catalog_attach(cat, pool, e);
+		r = thinp_catalog_attach(cat, inv->pool, e);
 	if (!r)
-		r = thinp_pool_get_status(pool, &st);
+		r = thinp_pool_get_status(inv->pool, &st);
 	if (!r)
 		r = thinp_catalog_commit(cat, st.transaction_id);
 	if (r)
-		err("%s: %s (device %" PRIu64 " was created without an entry)", a->catalog,
-		    thinp_strerror(r), a->id);
-	else
-		rc = EXIT_OK;
-out:
-	thinp_catalog_close(cat);
-	return rc;
+		return err("%s: %s (device %" PRIu64 " was created without an entry)", path,
+			   thinp_strerror(r), id);
+	return EXIT_OK;
 }
 
-int cmd_create(int argc, char **argv)
+static int run(struct invocation *inv)
 {
-	struct create_args a = { 0 };
-	thinp_io *meta = NULL, *data = NULL, *cio = NULL;
-	thinp_pool *pool = NULL;
-	thinp_catalog_entry *e = NULL;
-	char *cat_path = NULL;
+	const struct arg *catalog = opt(inv, "catalog"), *origin = opt(inv, "origin");
+	char *path = catalog->given ? NULL : catalog_default_path(inv->meta_path);
+	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog *cat = NULL;
+	thinp_io *cio = NULL;
 	int r, rc = EXIT_FAIL;
 
-	if ((r = parse(argc, argv, &a)) != EXIT_OK || a.help)
-		return r;
-	if (!a.catalog) {
-		cat_path = catalog_default_path(a.meta);
-		if (!cat_path)
-			return err("%s", thinp_strerror(-ENOMEM));
-		a.catalog = cat_path;
+	if (!opt(inv, "size")->given && !opt(inv, "snapshot-of")->given)
+		rc = usage_err("--size is required (a snapshot may take its origin's)");
+	else if (origin->given && strlen(origin->str) >= THINP_CATALOG_ORIGIN_MAX)
+		rc = usage_err("--origin path too long");
+	else if (!e || (!catalog->given && !path))
+		err("out of memory");
+	else if ((r = thinp_io_open_file(&cio, catalog->given ? catalog->str : path,
+					  THINP_IO_CREATE)) ||
+		 (r = thinp_catalog_open(&cat, cio, 0)))
+		err("%s: %s", catalog->given ? catalog->str : path, thinp_strerror(r));
+	else {
+		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+		rc = create(inv, cat, catalog->given ? catalog->str : path, e);
 	}
-	e = malloc(sizeof(*e));
-	if (!e) {
-		err("%s", thinp_strerror(-ENOMEM));
-		goto out;
-	}
-	if ((r = thinp_io_open_file(&meta, a.meta, 0)) ||
-	    (r = thinp_io_open_file(&data, a.data, 0))) {
-		err("%s: %s", meta ? a.data : a.meta, thinp_strerror(r));
-		goto out;
-	}
-	if ((r = thinp_io_open_file(&cio, a.catalog, THINP_IO_CREATE))) {
-		err("%s: %s", a.catalog, thinp_strerror(r));
-		goto out;
-	}
-	if ((r = thinp_pool_open(&pool, meta, data, NULL))) {
-		err("%s: %s", a.meta, thinp_strerror(r));
-		goto out;
-	}
-	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-	rc = create(&a, pool, cio, e);
-	r = thinp_pool_close(pool);
-	if (r && rc == EXIT_OK)
-		rc = err("%s: %s", a.meta, thinp_strerror(r));
-out:
+	thinp_catalog_close(cat);
 	thinp_io_close(cio);
-	thinp_io_close(data);
-	thinp_io_close(meta);
 	free(e);
-	free(cat_path);
+	free(path);
 	return rc;
 }
+
+static const char *parse_nonzero_size(const char *s, uint64_t *bytes)
+{
+	const char *why = parse_size(s, bytes);
+
+	return why ? why : *bytes ? NULL : "must not be 0";
+}
+
+static const struct option_spec options[] = {
+	{ "size", 's', "SIZE", 0, parse_nonzero_size,
+	  "virtual size in bytes, k/m/g suffixes allowed;\na snapshot takes its origin's when not given" },
+	{ "origin", 'o', "FILE", 0, NULL,
+	  "read-only external origin: unprovisioned blocks\nread from FILE (a snapshot inherits its origin's)" },
+	{ "snapshot-of", 'S', "ID", 0, parse_u64, "make a snapshot of device ID" },
+	{ "read-only", 'r', NULL, 0, NULL, "mark the device read-only for front-ends" },
+	{ "catalog", 'c', "FILE", 0, NULL, "the catalog file (default META.vol, created\nif missing)" },
+	{ NULL },
+};
+static const struct operand_spec operands[] = { { "ID", parse_u64 }, { NULL } };
+
+const struct command cmd_create = {
+	.name = "create",
+	.summary = "create a thin device or snapshot and its catalog entry",
+	.description =
+		"Create thin device ID in the pool (or, with --snapshot-of, a snapshot\n"
+		"of device ID), then record it in the pool's catalog (docs/CATALOG.md):\n"
+		"its virtual size, flags and external origin, and a new random guid.\n"
+		"Front-ends (the nbdkit plugin, thinp-fuse) serve it from that entry.\n",
+	.options = options,
+	.operands = operands,
+	.min_operands = 1,
+	.open = OPEN_POOL,
+	.run = run,
+};

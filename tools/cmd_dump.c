@@ -1,7 +1,6 @@
 /* thinp dump: the metadata as thin_dump 0.9.0 XML. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,7 +9,7 @@
 #include "xml.h"
 
 struct dump_state {
-	struct meta_ctx *c;
+	struct invocation *inv;
 	uint64_t source;
 	struct xml_writer *w;
 	int err; /* library error that stopped the walk */
@@ -39,18 +38,18 @@ static int on_device(const thinp_meta_device *d, void *ctx)
 	int e;
 
 	xml_begin_device(s->w, &xd);
-	e = thinp_meta_walk_mappings(s->c->meta, s->source, d->dev_id, on_run, s->w);
+	e = thinp_meta_walk_mappings(s->inv->meta, s->source, d->dev_id, on_run, s->w);
 	if (e)
 		return e;
 	xml_end_device(s->w);
 	return s->w->err;
 }
 
-static int dump(struct meta_ctx *c, uint64_t source, int fd, const char *out_name)
+static int dump(struct invocation *inv, uint64_t source, int fd, const char *out_name)
 {
 	thinp_meta_superblock sb;
 	struct xml_writer *w = calloc(1, sizeof(*w));
-	struct dump_state s = { c, source, w, 0 };
+	struct dump_state s = { inv, source, w, 0 };
 	struct xml_superblock xsb;
 	int e, werr;
 
@@ -58,7 +57,7 @@ static int dump(struct meta_ctx *c, uint64_t source, int fd, const char *out_nam
 		return err("out of memory");
 	xml_writer_init(w, fd);
 	STRUCT_INIT(sb);
-	e = thinp_meta_get_superblock(c->meta, source, &sb);
+	e = thinp_meta_get_superblock(inv->meta, source, &sb);
 	if (!e) {
 		xsb = (struct xml_superblock){
 			.time = sb.time, .transaction = sb.transaction_id,
@@ -67,7 +66,7 @@ static int dump(struct meta_ctx *c, uint64_t source, int fd, const char *out_nam
 			.nr_data_blocks = sb.nr_data_blocks,
 		};
 		xml_begin_superblock(w, &xsb);
-		e = thinp_meta_walk_devices(c->meta, source, on_device, &s);
+		e = thinp_meta_walk_devices(inv->meta, source, on_device, &s);
 	}
 	if (!e)
 		xml_end_superblock(w);
@@ -76,52 +75,40 @@ static int dump(struct meta_ctx *c, uint64_t source, int fd, const char *out_nam
 	if (werr)
 		return err("%s: %s", out_name, strerror(-werr));
 	if (e)
-		return err("%s", source_error(c, source, e));
+		return source_fail(inv, source, e);
 	return EXIT_OK;
 }
 
-int cmd_dump(int argc, char **argv)
+static int run(struct invocation *inv)
 {
-	static const struct option longopts[] = {
-		{ "metadata", required_argument, NULL, 'm' },
-		{ "metadata-snap", optional_argument, NULL, 's' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *path = NULL, *out = NULL;
-	uint64_t source = THINP_META_LIVE;
-	struct meta_ctx c;
-	int ch, r, fd = STDOUT_FILENO;
+	const char *out = opt(inv, "output")->str;
+	int r, fd = STDOUT_FILENO;
 
-	while ((ch = getopt_long(argc, argv, ":m:o:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'm': path = optarg; break;
-		case 'o': out = optarg; break;
-		case 's':
-			if ((r = parse_source(optarg, &source)))
-				return r;
-			break;
-		case 'h': return print_usage();
-		default: return bad_option(ch, argc, argv);
-		}
-	}
-	if ((r = no_operands(argc, argv)))
-		return r;
-	if ((r = meta_open(&c, path, OPEN_RDONLY)))
-		return r;
 	if (out) {
 		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-		if (fd < 0) {
-			meta_close(&c);
+		if (fd < 0)
 			return err("%s: %s", out, strerror(errno));
-		}
 	}
-	r = dump(&c, source, fd, out ? out : "standard output");
+	r = dump(inv, snap_source(inv), fd, out ? out : "standard output");
 	if (out && close(fd) && !r)
 		r = err("%s: %s", out, strerror(errno));
 	if (out && r)
 		unlink(out); /* no truncated dump that looks like a pool */
-	meta_close(&c);
 	return r;
 }
+
+static const struct option_spec options[] = {
+	OPT_METADATA_SNAP("dump the held metadata snapshot (or the\nsnapshot superblock at BLOCK)"),
+	{ "output", 'o', "FILE", 0, NULL, "write to FILE instead of stdout" },
+	{ NULL },
+};
+
+const struct command cmd_dump = {
+	.name = "dump",
+	.summary = "write the metadata as thin_dump XML",
+	.description = "Write the pool metadata as XML, byte for byte as thin_dump 0.9.0 does.\n",
+	.options = options,
+	.open = OPEN_META,
+	.rdonly = true,
+	.run = run,
+};

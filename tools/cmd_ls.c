@@ -1,7 +1,6 @@
 /* thinp ls: one line per thin device, in columns like thin_ls; with a
  * catalog (META.vol, or --catalog), a last column of virtual sizes. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,54 +117,46 @@ static int add_sizes(struct rows *rows, const char *path, bool required)
 	return 1;
 }
 
-int cmd_ls(int argc, char **argv)
+static int run(struct invocation *inv)
 {
-	static const struct option longopts[] = {
-		{ "metadata", required_argument, NULL, 'm' },
-		{ "metadata-snap", optional_argument, NULL, 's' },
-		{ "no-headers", no_argument, NULL, 'H' },
-		{ "catalog", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *path = NULL, *catalog = NULL;
+	uint64_t source = snap_source(inv);
+	const struct arg *catalog = opt(inv, "catalog");
 	char *cat_default = NULL;
-	uint64_t source = THINP_META_LIVE;
 	struct rows rows = { 0 };
-	bool headings = true;
-	struct meta_ctx c;
-	int ch, r, e;
+	int e = thinp_meta_walk_devices(inv->meta, source, collect, &rows), r = EXIT_OK;
 
-	while ((ch = getopt_long(argc, argv, ":m:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'm': path = optarg; break;
-		case 's':
-			if ((r = parse_source(optarg, &source)))
-				return r;
-			break;
-		case 'H': headings = false; break;
-		case 'c': catalog = optarg; break;
-		case 'h': return print_usage();
-		default: return bad_option(ch, argc, argv);
-		}
-	}
-	if ((r = no_operands(argc, argv)))
-		return r;
-	if ((r = meta_open(&c, path, OPEN_RDONLY)))
-		return r;
-	e = thinp_meta_walk_devices(c.meta, source, collect, &rows);
 	if (e == -1)
 		r = err("out of memory");
 	else if (e)
-		r = err("%s", source_error(&c, source, e));
-	else if (!catalog && !(cat_default = catalog_default_path(path)))
+		r = source_fail(inv, source, e);
+	else if (!catalog->given && !(cat_default = catalog_default_path(inv->meta_path)))
 		r = err("out of memory");
-	else if ((e = add_sizes(&rows, catalog ? catalog : cat_default, catalog != NULL)) < 0)
+	else if ((e = add_sizes(&rows, catalog->given ? catalog->str : cat_default,
+				catalog->given)) < 0)
 		r = EXIT_FAIL;
 	else
-		print_rows(&rows, headings, e ? NCOLS : NCOLS - 1);
+		print_rows(&rows, !opt(inv, "no-headers")->given, e ? NCOLS : NCOLS - 1);
 	free(cat_default);
 	free(rows.v);
-	meta_close(&c);
 	return r;
 }
+
+static const struct option_spec options[] = {
+	OPT_METADATA_SNAP("list the metadata snapshot instead"),
+	{ "catalog", 'c', "FILE", 0, NULL, "the catalog file (default META.vol)" },
+	{ "no-headers", 0, NULL, 0, NULL, "leave out the header line" },
+	{ NULL },
+};
+
+const struct command cmd_ls = {
+	.name = "ls",
+	.summary = "list thin devices",
+	.description =
+		"One line per thin device: id, mapped blocks, transaction id, creation\n"
+		"time and snapshot time; when the pool has a catalog (META.vol), also\n"
+		"the virtual size in bytes ('-' for a device without an entry).\n",
+	.options = options,
+	.open = OPEN_META,
+	.rdonly = true,
+	.run = run,
+};

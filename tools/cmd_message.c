@@ -1,5 +1,4 @@
 /* thinp message: one pool message, parsed by the library as the kernel does. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,29 +24,38 @@ static char *join_words(int argc, char **argv)
 	return msg;
 }
 
-int cmd_message(int argc, char **argv)
+static int run(struct invocation *inv)
 {
-	const char *path;
-	struct meta_ctx c;
-	char *msg;
-	int r, e;
+	char *msg = join_words(inv->nr_operands, inv->operands);
+	int e, r = EXIT_OK;
 
-	if ((r = parse_metadata_only(argc, argv, true, &path)) >= 0)
-		return r;
-	if (!path)
-		return usage_err("the metadata file is required (-m FILE)");
-	if (optind == argc)
-		return usage_err("no message given");
-	msg = join_words(argc - optind, argv + optind);
 	if (!msg)
 		return err("out of memory");
-	r = meta_open(&c, path, 0);
-	if (!r) {
-		e = thinp_meta_message(c.meta, msg);
-		if (e)
-			r = err("'%s': %s", msg, meta_error(&c, e));
-		meta_close(&c);
-	}
+	e = thinp_meta_message(inv->meta, msg);
+	if (e)
+		r = fail(inv, e, "'%s'", msg);
 	free(msg);
 	return r;
 }
+
+static const struct operand_spec operands[] = { { "MESSAGE", NULL }, { NULL } };
+
+const struct command cmd_message = {
+	.name = "message",
+	.summary = "send a pool message (create_thin, create_snap, ...)",
+	.description =
+		"Run one thin-pool message as `dmsetup message POOL 0 MESSAGE` would,\n"
+		"then commit. The words may also be given as separate arguments.\n"
+		"  create_thin ID                 a new thin device\n"
+		"  create_snap ID ORIGIN_ID       a snapshot of ORIGIN_ID\n"
+		"  delete ID                      delete a device and its mappings\n"
+		"  set_transaction_id CUR NEW     set the transaction id if it is CUR\n"
+		"  reserve_metadata_snap          take a metadata snapshot\n"
+		"  release_metadata_snap          drop the metadata snapshot\n"
+		"Ids are 0 .. 16777215.\n",
+	.operands = operands,
+	.min_operands = 1,
+	.more_operands = true,
+	.open = OPEN_META,
+	.run = run,
+};

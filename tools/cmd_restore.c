@@ -12,7 +12,6 @@
  * order, so that an interrupted copy never leaves a mixture).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -21,8 +20,8 @@
 #include "xml.h"
 
 struct restore {
-	struct meta_ctx *c; /* c->io is the staging device */
-	uint64_t stage_bytes;
+	struct invocation *inv; /* inv->meta is the staged metadata */
+	thinp_io *stage;
 	struct xml_superblock sb;
 	uint64_t dev;       /* the device being filled */
 };
@@ -31,7 +30,7 @@ static int lib_fail(struct xml_parser *p, const char *what, int e)
 {
 	struct restore *rs = xml_ctx(p);
 
-	return xml_fail(p, "%s: %s", what, meta_error(rs->c, e));
+	return xml_fail(p, "%s: %s", what, describe(rs->inv, e));
 }
 
 static int sb_begin(struct xml_parser *p, const struct xml_superblock *sb)
@@ -56,10 +55,10 @@ static int sb_begin(struct xml_parser *p, const struct xml_superblock *sb)
 	rs->sb = *sb;
 	fp.data_block_size = sb->data_block_size;
 	fp.nr_data_blocks = sb->nr_data_blocks;
-	meta_options(rs->c, &o);
-	e = thinp_meta_format(&rs->c->meta, rs->c->io, &fp, &o);
+	meta_options(rs->inv, &o);
+	e = thinp_meta_format(&rs->inv->meta, rs->stage, &fp, &o);
 	if (e) {
-		rs->c->meta = NULL;
+		rs->inv->meta = NULL;
 		if (e == -ENOSPC)
 			return xml_fail(p, "the metadata file is too small");
 		return lib_fail(p, "cannot format", e);
@@ -71,7 +70,7 @@ static int dev_begin(struct xml_parser *p, const struct xml_device *d)
 {
 	struct restore *rs = xml_ctx(p);
 	thinp_meta_device det;
-	int e = thinp_meta_create_thin(rs->c->meta, d->dev_id);
+	int e = thinp_meta_create_thin(rs->inv->meta, d->dev_id);
 
 	STRUCT_INIT(det);
 
@@ -84,14 +83,14 @@ static int dev_begin(struct xml_parser *p, const struct xml_device *d)
 	det.transaction_id = d->transaction;
 	det.creation_time = d->creation_time;
 	det.snapshotted_time = d->snap_time;
-	e = thinp_meta_set_device_details(rs->c->meta, d->dev_id, &det);
+	e = thinp_meta_set_device_details(rs->inv->meta, d->dev_id, &det);
 	if (e)
 		return lib_fail(p, "cannot set device details", e);
 	rs->dev = d->dev_id;
 	return 0;
 }
 
-static int run(struct xml_parser *p, const struct xml_run *r)
+static int mapping_run(struct xml_parser *p, const struct xml_run *r)
 {
 	struct restore *rs = xml_ctx(p);
 	uint64_t last = r->data + (r->len - 1); /* the parser checked overflow */
@@ -103,9 +102,9 @@ static int run(struct xml_parser *p, const struct xml_run *r)
 				last, rs->sb.nr_data_blocks);
 	for (uint64_t i = 0; i < r->len; i++) {
 		/* Each mapping consumes the reference taken just before it. */
-		e = thinp_meta_data_inc(rs->c->meta, r->data + i);
+		e = thinp_meta_data_inc(rs->inv->meta, r->data + i);
 		if (!e)
-			e = thinp_meta_insert_timed(rs->c->meta, rs->dev, r->origin + i,
+			e = thinp_meta_insert_timed(rs->inv->meta, rs->dev, r->origin + i,
 						    r->data + i, time);
 		if (e == -ENOSPC)
 			return xml_fail(p, "out of metadata space (the metadata file is too small)");
@@ -127,10 +126,10 @@ static int sb_end(struct xml_parser *p)
 	sb.transaction_id = rs->sb.transaction;
 	sb.flags = rs->sb.flags;
 	sb.version = rs->sb.version;
-	e = thinp_meta_set_superblock_fields(rs->c->meta, &sb);
+	e = thinp_meta_set_superblock_fields(rs->inv->meta, &sb);
 	if (e)
 		return lib_fail(p, "cannot set superblock fields", e);
-	e = thinp_meta_commit(rs->c->meta);
+	e = thinp_meta_commit(rs->inv->meta);
 	if (e == -ENOSPC)
 		return xml_fail(p, "out of metadata space (the metadata file is too small)");
 	if (e)
@@ -142,89 +141,78 @@ static const struct xml_handlers handlers = {
 	.superblock_begin = sb_begin,
 	.superblock_end = sb_end,
 	.device_begin = dev_begin,
-	.run = run,
+	.run = mapping_run,
 };
 
 /* Parse `in` into a pool on a staging device of `bytes`, then copy it out. */
-static int restore(FILE *in, const char *in_name, thinp_io *target,
-		   const char *target_name, uint64_t bytes)
+static int restore(struct invocation *inv, FILE *in, const char *in_name, uint64_t bytes)
 {
-	struct meta_ctx c = { 0 };
-	struct restore rs = { .c = &c, .stage_bytes = bytes };
+	struct restore rs = { .inv = inv };
 	struct stage *st;
 	char msg[1024];
-	int e;
+	int e, r = EXIT_OK;
 
-	e = stage_open(&c.io, &st, bytes);
+	e = stage_open(&rs.stage, &st, bytes);
 	if (e)
 		return err("%s", strerror(-e));
-	if (xml_parse(in, in_name, &handlers, &rs, msg, sizeof(msg))) {
-		meta_close(&c);
-		return err("%s", msg);
-	}
-	thinp_meta_close(c.meta);
-	c.meta = NULL;
-	e = stage_copy_to(st, target);
-	meta_close(&c);
+	e = xml_parse(in, in_name, &handlers, &rs, msg, sizeof(msg));
+	thinp_meta_close(inv->meta); /* sb_end committed it */
+	inv->meta = NULL;
 	if (e)
-		return err("%s: writing the new metadata failed: %s", target_name, strerror(-e));
-	return EXIT_OK;
+		r = err("%s", msg);
+	else if ((e = stage_copy_to(st, inv->meta_io)))
+		r = err("%s: writing the new metadata failed: %s", inv->meta_path, strerror(-e));
+	thinp_io_close(rs.stage);
+	return r;
 }
 
 /* The metadata size comes from the target, capped where the format stops. */
-static int target_size(thinp_io *io, const char *name, uint64_t *bytes)
+static int target_size(struct invocation *inv, uint64_t *bytes)
 {
 	const uint64_t max = THINP_META_MAX_METADATA_BLOCKS * THINP_META_BLOCK_SIZE;
-	int e = thinp_io_size(io, bytes);
+	int e = thinp_io_size(inv->meta_io, bytes);
 
 	if (e)
-		return err("%s: %s", name, strerror(-e));
+		return fail(inv, e, "%s", inv->meta_path);
 	if (*bytes > max)
 		*bytes = max;
 	return EXIT_OK;
 }
 
-int cmd_restore(int argc, char **argv)
+static int run(struct invocation *inv)
 {
-	static const struct option longopts[] = {
-		{ "metadata", required_argument, NULL, 'm' },
-		{ "input", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *path = NULL, *input = NULL;
-	struct meta_ctx target;
+	const char *input = opt(inv, "input")->str;
+	bool std_in = !strcmp(input, "-");
 	uint64_t bytes;
 	FILE *in;
-	int ch, r;
+	int r;
 
-	while ((ch = getopt_long(argc, argv, ":m:i:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'm': path = optarg; break;
-		case 'i': input = optarg; break;
-		case 'h': return print_usage();
-		default: return bad_option(ch, argc, argv);
-		}
-	}
-	if ((r = no_operands(argc, argv)))
+	if ((r = target_size(inv, &bytes)))
 		return r;
-	if (!input)
-		return usage_err("the input XML is required (-i FILE)");
-	if ((r = io_open(&target, path, 0)))
-		return r;
-	if ((r = target_size(target.io, path, &bytes))) {
-		meta_close(&target);
-		return r;
-	}
-	in = strcmp(input, "-") ? fopen(input, "r") : stdin;
-	if (!in) {
-		r = err("%s: %s", input, strerror(errno));
-	} else {
-		r = restore(in, strcmp(input, "-") ? input : "standard input",
-			    target.io, path, bytes);
-		if (in != stdin)
-			fclose(in);
-	}
-	meta_close(&target);
+	in = std_in ? stdin : fopen(input, "r");
+	if (!in)
+		return err("%s: %s", input, strerror(errno));
+	r = restore(inv, in, std_in ? "standard input" : input, bytes);
+	if (!std_in)
+		fclose(in);
 	return r;
 }
+
+static const struct option_spec options[] = {
+	{ "input", 'i', "FILE", OPT_REQUIRED, NULL, "the XML (thin_dump format; '-' for stdin)" },
+	{ NULL },
+};
+
+const struct command cmd_restore = {
+	.name = "restore",
+	.summary = "write metadata from thin_dump XML",
+	.description =
+		"Replace the metadata on META (an existing file or block device; its\n"
+		"size is the metadata size) with the pool described by FILE.xml, as\n"
+		"thin_restore does. The new metadata is built in memory and written to\n"
+		"META only after the whole input was read and applied without error;\n"
+		"on any error META is left untouched.\n",
+	.options = options,
+	.open = OPEN_META_IO,
+	.run = run,
+};

@@ -1,9 +1,14 @@
 /*
- * Internal interface of the thinp command-line tool. Each command lives in
- * its own cmd_<name>.c and is listed once in the table in main.c; the helpers
- * here give every command the same option conventions and the same one-line
- * error style ("thinp CMD: what went wrong"). The tool uses only the public
- * libthinp API.
+ * Internal interface of the thinp command-line tool.
+ *
+ * A command is a `const struct command` in its own cmd_<name>.c: its options,
+ * operands, what it opens, its help text and its handler, all declared there,
+ * plus one line in the table in main.c. cli.c does the rest the same way for
+ * every command: parses and checks the command line against the declaration,
+ * prints `--help` from it, opens the metadata (and data, pool, thin device)
+ * read-only or read-write as declared, runs the handler and closes
+ * everything. Every error is one line on stderr, "thinp CMD: ...". The tool
+ * uses only the public libthinp API.
  */
 #ifndef THINP_TOOL_THINP_H
 #define THINP_TOOL_THINP_H
@@ -25,83 +30,128 @@
 #define EXIT_FAIL 1  /* the operation failed, or check found problems */
 #define EXIT_USAGE 2 /* bad command line */
 
-struct command {
+/*
+ * Converts an option value or operand to a number. Returns NULL if it is
+ * good, else why not ("" when "bad --NAME 'VALUE'" says it all).
+ */
+typedef const char *(*arg_parser)(const char *s, uint64_t *out);
+
+/* An option: --name (and -letter, unless letter is 0). */
+struct option_spec {
 	const char *name;
-	int (*run)(int argc, char **argv); /* argv[0] is the command name */
-	const char *summary;               /* one line for `thinp --help` */
-	const char *usage;                 /* full text for `thinp CMD --help` */
+	char letter;
+	const char *value;   /* the value's name in help ("SIZE"); NULL: a flag */
+	unsigned flags;      /* OPT_* */
+	arg_parser parse;    /* NULL: the value is kept as a string */
+	const char *help;    /* one line (may wrap with "\n") for --help */
+};
+#define OPT_REQUIRED 1u       /* the command line must give it */
+#define OPT_OPTIONAL_VALUE 2u /* --name or --name=VALUE */
+
+/* An operand, in command-line order. */
+struct operand_spec {
+	const char *name;     /* in the synopsis and in messages */
+	arg_parser parse;     /* NULL: a string */
 };
 
-/* The running command, for messages. */
+/* What the framework opens before the handler runs (struct invocation). */
+enum open_level {
+	OPEN_NONE,    /* nothing: no -m either */
+	OPEN_META_IO, /* the metadata device (-m) */
+	OPEN_META,    /* and its metadata handle */
+	OPEN_POOL,    /* the metadata and data (-d) devices and the pool */
+	OPEN_THIN,    /* and thin device DEV, the first operand, on --origin if given */
+};
+
+struct invocation;
+
+struct command {
+	const char *name;
+	const char *summary;          /* one line for `thinp --help` */
+	const char *description;      /* the paragraph(s) of `thinp CMD --help` */
+	const struct option_spec *options; /* ends with { NULL }; -m, -d, --help are added */
+	const struct operand_spec *operands; /* ends with { NULL }; NULL: none */
+	unsigned min_operands;        /* fewer than all: the rest are optional, together */
+	bool more_operands;           /* the last operand repeats; options stop at the first */
+	enum open_level open;
+	bool rdonly;                  /* open everything read-only */
+	int (*run)(struct invocation *inv); /* returns an EXIT_* code */
+};
+
+#define MAX_OPTIONS 16
+#define MAX_OPERANDS 4
+
+/* A parsed argument. */
+struct arg {
+	bool given;
+	const char *str;  /* as on the command line (NULL for a flag) */
+	uint64_t num;     /* parsed, if the spec has a parser */
+};
+
+/* One run of a command: its arguments and what was opened for it. */
+struct invocation {
+	const struct command *cmd;
+	const struct option_spec *opt_spec[MAX_OPTIONS];
+	struct arg opt[MAX_OPTIONS];
+	struct arg operand[MAX_OPERANDS];
+	int nr_operands;
+	char **operands;            /* all operands as given (more_operands) */
+	const char *meta_path, *data_path;
+	thinp_io *meta_io, *data_io, *origin_io;
+	thinp_meta *meta;
+	thinp_pool *pool;
+	thinp_thin *thin;
+	char last_log[512];         /* last error line from the library's log */
+};
+
+/* The table (main.c) and the framework entry point (cli.c). */
 extern const struct command *current_command;
+int run_command(const struct command *cmd, int argc, char **argv);
+void print_command_help(const struct command *cmd, FILE *f);
+
+/* The option --name of the running command (it must be declared). */
+const struct arg *opt(const struct invocation *inv, const char *name);
 
 /* "thinp CMD: <message>\n" on stderr. Returns EXIT_FAIL for `return err(...)`. */
 int err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* As err(), ending "(see 'thinp CMD --help')". Returns EXIT_USAGE. */
 int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Print the running command's usage text to stdout; returns EXIT_OK. */
-int print_usage(void);
-
-/* For getopt_long's ':' (missing value) and '?' (unknown option), with an
- * optstring that starts with ':'. Returns EXIT_USAGE. */
-int bad_option(int c, int argc, char **argv);
-/* The options of a command that takes only -m FILE and --help: sets *path
- * (NULL if absent). operands_verbatim stops at the first operand, so that
- * operands are never taken for options. Returns -1 to go on, else the exit
- * status (usage printed, or a bad option). */
-int parse_metadata_only(int argc, char **argv, bool operands_verbatim, const char **path);
-/* EXIT_USAGE with a message if operands are left after the options. */
-int no_operands(int argc, char **argv);
-/* Strict unsigned decimal (no sign, no spaces, no overflow). */
-bool parse_u64(const char *s, uint64_t *out);
-/* A size in bytes: decimal with an optional k/m/g (KiB/MiB/GiB) suffix. */
-bool parse_size(const char *s, uint64_t *bytes);
-
-/* An open metadata device: the io and, once opened, the metadata handle. */
-struct meta_ctx {
-	thinp_io *io;
-	thinp_meta *meta;
-	char last_log[512]; /* last error line from the library's log callback */
-};
-
-#define OPEN_RDONLY 1u
-
 /*
- * Open `path` and its metadata. On failure prints the error and returns
- * EXIT_FAIL, with nothing left open.
+ * The one place a library error becomes a message: "thinp CMD: <what>:
+ * <description>" (just the description if what is NULL), where the
+ * description is the pool's or the metadata's last error message, else the
+ * library's last logged error, else thinp_strerror(e). Returns EXIT_FAIL.
  */
-int meta_open(struct meta_ctx *c, const char *path, unsigned flags);
-void meta_close(struct meta_ctx *c);
-/* Open just the file io (used by format, restore and check). */
-int io_open(struct meta_ctx *c, const char *path, unsigned flags);
-/* Fill a thinp_meta_options with the log callback feeding c->last_log. */
-void meta_options(struct meta_ctx *c, thinp_meta_options *o);
-/* A description of `e` from the library: errmsg of the handle if it has one,
- * else the last logged error, else thinp_strerror(). */
-const char *meta_error(struct meta_ctx *c, int e);
+int fail(struct invocation *inv, int e, const char *what, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The description fail() prints. */
+const char *describe(struct invocation *inv, int e);
 
-/* --metadata-snap[=BLOCK]: NULL means the held snapshot. */
-int parse_source(const char *arg, uint64_t *source);
-/* meta_error(), with a clearer word for "no snapshot held". */
-const char *source_error(struct meta_ctx *c, uint64_t source, int e);
+/* Options for the library's metadata calls: the log goes to inv->last_log. */
+void meta_options(struct invocation *inv, thinp_meta_options *o);
+void log_to_invocation(int level, const char *msg, void *ctx);
+
+/* Parsers. Strict unsigned decimal (no sign, no spaces, no overflow). */
+const char *parse_u64(const char *s, uint64_t *out);
+/* A size in bytes: decimal with an optional k/m/g (KiB/MiB/GiB) suffix. */
+const char *parse_size(const char *s, uint64_t *bytes);
+/* A number of data blocks the format can address (< 2^40). */
+const char *parse_data_blocks(const char *s, uint64_t *blocks);
+/* --metadata-snap[=BLOCK]: a snapshot superblock's block number. */
+const char *parse_snap_block(const char *s, uint64_t *block);
+
+/* --metadata-snap[=BLOCK], for the commands that can read a snapshot. */
+#define OPT_METADATA_SNAP(help) \
+	{ "metadata-snap", 0, "BLOCK", OPT_OPTIONAL_VALUE, parse_snap_block, help }
+/* --origin FILE, for the commands that open a thin device (OPEN_THIN). */
+#define OPT_ORIGIN { "origin", 'o', "FILE", 0, NULL, "read-only external origin of the device" }
+/* The metadata source --metadata-snap selects: live, held or a block. */
+uint64_t snap_source(const struct invocation *inv);
+/* fail(), with a clearer word for "no snapshot held". */
+int source_fail(struct invocation *inv, uint64_t source, int e);
 
 /* The catalog file of a pool by convention: META.vol (docs/CATALOG.md).
  * malloc'ed; NULL when out of memory. */
 char *catalog_default_path(const char *meta_path);
-
-int cmd_format(int argc, char **argv);
-int cmd_create(int argc, char **argv);
-int cmd_control(int argc, char **argv);
-int cmd_message(int argc, char **argv);
-int cmd_status(int argc, char **argv);
-int cmd_ls(int argc, char **argv);
-int cmd_dump(int argc, char **argv);
-int cmd_restore(int argc, char **argv);
-int cmd_check(int argc, char **argv);
-int cmd_lookup(int argc, char **argv);
-int cmd_write(int argc, char **argv);
-int cmd_read(int argc, char **argv);
-int cmd_discard(int argc, char **argv);
-int cmd_resize(int argc, char **argv);
 
 #endif

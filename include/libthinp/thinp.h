@@ -10,5 +10,6 @@
 #include <libthinp/thin.h>
 #include <libthinp/stream.h>
 #include <libthinp/catalog.h>
+#include <libthinp/delta.h>
 
 #endif

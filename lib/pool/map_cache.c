@@ -248,6 +248,12 @@ static int mc_release_snap(struct pool_md *md)
 	return changed(MC(md), IN(md)->ops->release_snap(IN(md)));
 }
 
+/* Walks only read: nothing cached changes. */
+static struct thinp_meta *mc_walk_meta(struct pool_md *md)
+{
+	return IN(md)->ops->walk_meta ? IN(md)->ops->walk_meta(IN(md)) : NULL;
+}
+
 static const struct pool_md_ops cache_ops = {
 	.destroy = mc_destroy,
 	.info = mc_info,
@@ -272,6 +278,7 @@ static const struct pool_md_ops cache_ops = {
 	.resize_meta = mc_resize_meta,
 	.reserve_snap = mc_reserve_snap,
 	.release_snap = mc_release_snap,
+	.walk_meta = mc_walk_meta,
 };
 
 int map_cache_wrap(struct pool_md *inner, struct pool_md **out)

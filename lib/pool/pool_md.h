@@ -92,6 +92,10 @@ struct pool_md_ops {
 	int (*resize_meta)(struct pool_md *md, uint64_t nr_blocks);
 	int (*reserve_snap)(struct pool_md *md);
 	int (*release_snap)(struct pool_md *md);
+	/* The metadata handle, for walks that read it directly (delta.c's
+	 * cursor, batch by batch under md_lock shared); NULL if there is none
+	 * (the model): the walk is then -EOPNOTSUPP. The op itself may be NULL. */
+	struct thinp_meta *(*walk_meta)(struct pool_md *md);
 };
 
 struct pool_md {

@@ -182,6 +182,11 @@ static int mm_release_snap(struct pool_md *md)
 	return thinp_meta_release_metadata_snap(MM(md));
 }
 
+static struct thinp_meta *mm_walk_meta(struct pool_md *md)
+{
+	return MM(md);
+}
+
 static const struct pool_md_ops meta_ops = {
 	.destroy = mm_destroy,
 	.info = mm_info,
@@ -206,6 +211,7 @@ static const struct pool_md_ops meta_ops = {
 	.resize_meta = mm_resize_meta,
 	.reserve_snap = mm_reserve_snap,
 	.release_snap = mm_release_snap,
+	.walk_meta = mm_walk_meta,
 };
 
 static int wrap_meta(thinp_meta *meta, struct pool_md **out)

@@ -1,0 +1,355 @@
+/*
+ * thinp delta: what differs between two thin devices, as thin_delta 0.9.0
+ * writes it (byte for byte, default and --verbose), or as JSON lines.
+ *
+ * The library gives exact runs (one kind, data blocks contiguous on each
+ * side); they are exactly thin_delta's steps, since thin_delta cuts where a
+ * side's (virtual, data)-contiguous run ends or the kind changes. Its
+ * default output then merges neighbouring steps of one kind by virtual
+ * block alone; --verbose prints each step as a <range>, grouped by kind.
+ *
+ * With --metadata-snap the metadata device is read with O_DIRECT (where the
+ * filesystem allows it), so a pool the kernel owns is read from the device,
+ * not from a stale page cache; only the superblock is read from the live
+ * area, once, to find the held root.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "thinp.h"
+
+#define BATCH 256
+#define SECTOR 512u
+
+enum format { FORMAT_XML, FORMAT_JSON };
+
+struct out {
+	enum format format;
+	bool verbose;
+	uint64_t block_bytes;
+	bool open;             /* simple XML: a merged run is pending */
+	uint32_t kind;         /* of the pending run (simple) or open group (verbose) */
+	uint64_t begin, end;   /* the pending simple run */
+	bool progress;
+	time_t last_progress;
+};
+
+static const char *kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case THINP_DELTA_LEFT_ONLY: return "left_only";
+	case THINP_DELTA_RIGHT_ONLY: return "right_only";
+	case THINP_DELTA_DIFFERENT: return "different";
+	default: return "same";
+	}
+}
+
+/* ---- thin_delta's default output: runs merged by virtual block ---------- */
+
+static void simple_flush(struct out *o)
+{
+	if (o->open)
+		printf("    <%s begin=\"%" PRIu64 "\" length=\"%" PRIu64 "\"/>\n",
+		       kind_name(o->kind), o->begin, o->end - o->begin);
+	o->open = false;
+}
+
+static void simple_run(struct out *o, const thinp_delta_run *r)
+{
+	if (o->open && o->kind == r->kind && o->end == r->virt_begin) {
+		o->end += r->length;
+		return;
+	}
+	simple_flush(o);
+	o->open = true;
+	o->kind = r->kind;
+	o->begin = r->virt_begin;
+	o->end = r->virt_begin + r->length;
+}
+
+/* ---- --verbose: every run a <range>, grouped by kind ----------------------- */
+
+static void verbose_close(struct out *o)
+{
+	if (o->kind)
+		printf("    </%s>\n", kind_name(o->kind));
+	o->kind = 0;
+}
+
+static void verbose_run(struct out *o, const thinp_delta_run *r)
+{
+	if (o->kind != r->kind) {
+		verbose_close(o);
+		o->kind = r->kind;
+		printf("    <%s>\n", kind_name(o->kind));
+	}
+	printf("      <range begin=\"%" PRIu64 "\"", r->virt_begin);
+	if (r->kind == THINP_DELTA_DIFFERENT)
+		printf(" left_data_begin=\"%" PRIu64 "\" right_data_begin=\"%" PRIu64 "\"",
+		       r->left_data, r->right_data);
+	else
+		printf(" data_begin=\"%" PRIu64 "\"",
+		       r->kind == THINP_DELTA_RIGHT_ONLY ? r->right_data : r->left_data);
+	printf(" length=\"%" PRIu64 "\"/>\n", r->length);
+}
+
+/* ---- JSON lines: one object per run -------------------------------------- */
+
+static void json_data(const char *name, bool has, uint64_t block)
+{
+	if (has)
+		printf(", \"%s\": %" PRIu64, name, block);
+	else
+		printf(", \"%s\": null", name);
+}
+
+static void json_run(const struct out *o, const thinp_delta_run *r)
+{
+	printf("{\"kind\": \"%s\", \"begin\": %" PRIu64 ", \"length\": %" PRIu64
+	       ", \"offset_bytes\": %" PRIu64 ", \"length_bytes\": %" PRIu64,
+	       kind_name(r->kind), r->virt_begin, r->length, r->virt_begin * o->block_bytes,
+	       r->length * o->block_bytes);
+	json_data("left_data", r->kind != THINP_DELTA_RIGHT_ONLY, r->left_data);
+	json_data("right_data", r->kind != THINP_DELTA_LEFT_ONLY, r->right_data);
+	printf("}\n");
+}
+
+static void emit(struct out *o, const thinp_delta_run *r)
+{
+	if (o->format == FORMAT_JSON)
+		json_run(o, r);
+	else if (o->verbose)
+		verbose_run(o, r);
+	else
+		simple_run(o, r);
+}
+
+static void progress(struct out *o, uint64_t position, bool done)
+{
+	time_t now = time(NULL);
+
+	if (!o->progress || (!done && now == o->last_progress))
+		return;
+	o->last_progress = now;
+	fprintf(stderr, "\rthinp delta: virtual block %" PRIu64 "%s", position,
+		done ? " done\n" : "");
+}
+
+/* ---- the command ------------------------------------------------------------ */
+
+static void superblock_line(const thinp_meta_superblock *sb)
+{
+	printf("<superblock uuid=\"\" time=\"%" PRIu32 "\" transaction=\"%" PRIu64
+	       "\" data_block_size=\"%" PRIu32 "\" nr_data_blocks=\"%" PRIu64 "\"",
+	       sb->time, sb->transaction_id, sb->data_block_size, sb->nr_data_blocks);
+	if (sb->held_root)
+		printf(" metadata_snap=\"%" PRIu64 "\"", sb->held_root);
+	printf(">\n");
+}
+
+static int walk(struct invocation *inv, thinp_delta *d, struct out *o)
+{
+	thinp_delta_run runs[BATCH];
+	size_t i, n;
+	int e;
+
+	do {
+		e = thinp_delta_next(d, runs, BATCH, &n);
+		for (i = 0; !e && i < n; i++)
+			emit(o, &runs[i]);
+		progress(o, thinp_delta_position(d), !e && !n);
+	} while (!e && n);
+	if (e)
+		return fail(inv, e, "delta");
+	return EXIT_OK;
+}
+
+/* The device the option (or its thin_delta alias) names. */
+static int device(struct invocation *inv, const char *snap, const char *thin, uint64_t *id)
+{
+	const struct arg *a = opt(inv, snap), *b = opt(inv, thin);
+
+	if (!a->given && !b->given)
+		return usage_err("--%s not specified", snap);
+	*id = a->given ? a->num : b->num;
+	return EXIT_OK;
+}
+
+static int parse_args(struct invocation *inv, uint64_t *left, uint64_t *right, struct out *o)
+{
+	const char *format = opt(inv, "format")->str;
+	int r;
+
+	if ((r = device(inv, "snap1", "thin1", left)) || (r = device(inv, "snap2", "thin2", right)))
+		return r;
+	memset(o, 0, sizeof(*o));
+	o->verbose = opt(inv, "verbose")->given;
+	if (!format || !strcmp(format, "xml"))
+		o->format = FORMAT_XML;
+	else if (!strcmp(format, "json"))
+		o->format = FORMAT_JSON;
+	else
+		return usage_err("bad --format '%s': xml or json", format);
+	o->progress = isatty(STDERR_FILENO);
+	return EXIT_OK;
+}
+
+/* A read-only io on META, with O_DIRECT when asked and the filesystem
+ * allows it. */
+static int open_io(struct invocation *inv, bool direct, thinp_io **io)
+{
+	int e = -EINVAL;
+
+	if (direct)
+		e = thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY | THINP_IO_DIRECT);
+	if (e == -EINVAL)
+		e = thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY);
+	return e;
+}
+
+/*
+ * A read-only metadata handle on META. For a metadata snapshot the pool may
+ * be live in another process or the kernel: the open reads the live
+ * superblock and space-map roots, which a commit in flight can change under
+ * it (a checksum that does not match), so it is tried again a few times;
+ * the held root itself never changes while held.
+ */
+static int open_meta(struct invocation *inv, bool snapshot, thinp_io **io, thinp_meta **meta)
+{
+	thinp_meta_options mo;
+	int e, tries = snapshot ? 20 : 1;
+
+	e = open_io(inv, snapshot, io);
+	if (e)
+		return fail(inv, e, "%s", inv->meta_path);
+	meta_options(inv, &mo);
+	mo.flags |= THINP_META_RDONLY;
+	while ((e = thinp_meta_open(meta, *io, &mo)) && (e == -EILSEQ || e == -ENOTBLK) &&
+	       --tries > 0)
+		usleep(50000);
+	if (e) {
+		*meta = NULL;
+		return fail(inv, e, "%s: cannot open metadata", inv->meta_path);
+	}
+	return EXIT_OK;
+}
+
+/* The held root of the live superblock (0: none), read afresh. */
+static int held_now(struct invocation *inv, uint64_t *held)
+{
+	thinp_meta_superblock sb;
+	thinp_meta *meta;
+	thinp_io *io = NULL;
+	int r = open_meta(inv, true, &io, &meta), e;
+
+	if (r) {
+		thinp_io_close(io);
+		return r;
+	}
+	STRUCT_INIT(sb);
+	e = thinp_meta_get_superblock(meta, THINP_META_LIVE, &sb);
+	*held = sb.held_root;
+	thinp_meta_close(meta);
+	thinp_io_close(io);
+	return e ? fail(inv, e, "%s", inv->meta_path) : EXIT_OK;
+}
+
+/* Whoever owns the pool may release the snapshot while we read it, and the
+ * blocks we read may then be reused: the output is good only if the
+ * snapshot held at the start (`before`) is still held after the walk. */
+static int still_held(struct invocation *inv, uint64_t before)
+{
+	uint64_t held;
+	int r = held_now(inv, &held);
+
+	if (!r && held != before)
+		r = err("the metadata snapshot was released during the delta (held root %"
+			PRIu64 ", now %" PRIu64 "): the output is not valid", before, held);
+	return r;
+}
+
+static int run(struct invocation *inv)
+{
+	thinp_delta_options dopts = THINP_DELTA_OPTIONS_INIT;
+	uint64_t left, right, held, source = snap_source(inv);
+	thinp_meta_superblock sb;
+	thinp_delta *d;
+	struct out o;
+	int r, e;
+
+	if ((r = parse_args(inv, &left, &right, &o)))
+		return r;
+	/* Our own io replaces the framework's (which has no O_DIRECT). */
+	thinp_io_close(inv->meta_io);
+	inv->meta_io = NULL;
+	if ((r = open_meta(inv, source != THINP_META_LIVE, &inv->meta_io, &inv->meta)))
+		return r;
+	STRUCT_INIT(sb);
+	e = thinp_meta_get_superblock(inv->meta, THINP_META_LIVE, &sb);
+	held = sb.held_root;
+	if (!e)
+		e = thinp_meta_get_superblock(inv->meta, source, &sb);
+	if (e)
+		return source_fail(inv, source, e);
+	o.block_bytes = (uint64_t)sb.data_block_size * SECTOR;
+	dopts.left_source = dopts.right_source = source;
+	if (opt(inv, "changes-only")->given)
+		dopts.flags |= THINP_DELTA_CHANGES_ONLY;
+	e = thinp_meta_delta_open(&d, inv->meta, left, right, &dopts);
+	if (e)
+		return fail(inv, e, NULL);
+	if (o.format == FORMAT_XML) {
+		superblock_line(&sb);
+		printf("  <diff left=\"%" PRIu64 "\" right=\"%" PRIu64 "\">\n", left, right);
+	}
+	r = walk(inv, d, &o);
+	thinp_delta_close(d);
+	if (!r && o.format == FORMAT_XML) {
+		if (o.verbose)
+			verbose_close(&o);
+		else
+			simple_flush(&o);
+		printf("  </diff>\n</superblock>\n");
+	}
+	if (fflush(stdout) || ferror(stdout))
+		return r ? r : err("standard output: %s", strerror(errno));
+	if (!r && source != THINP_META_LIVE)
+		r = still_held(inv, held);
+	return r;
+}
+
+static const struct option_spec options[] = {
+	{ "snap1", 0, "DEV", 0, parse_u64, "the left device" },
+	{ "thin1", 0, "DEV", 0, parse_u64, "the same as --snap1" },
+	{ "snap2", 0, "DEV", 0, parse_u64, "the right device" },
+	{ "thin2", 0, "DEV", 0, parse_u64, "the same as --snap2" },
+	OPT_METADATA_SNAP("compare the devices in the held metadata snapshot\n"
+			  "(or the snapshot superblock at BLOCK), read with O_DIRECT"),
+	{ "verbose", 0, NULL, 0, NULL, "every run as a <range> with its data blocks" },
+	{ "changes-only", 0, NULL, 0, NULL,
+	  "leave out the blocks both map the same (skips what\nthe devices share unread)" },
+	{ "format", 0, "FORMAT", 0, NULL, "xml (thin_delta's, the default) or json\n"
+					  "(one object per line and run)" },
+	{ NULL },
+};
+
+const struct command cmd_delta = {
+	.name = "delta",
+	.summary = "what differs between two thin devices",
+	.description =
+		"Print the virtual blocks where two thin devices differ, as thin_delta\n"
+		"0.9.0 does, byte for byte: left_only, right_only, different (mapped on both\n"
+		"to different data blocks) and same, in blocks of data_block_size sectors.\n"
+		"--format=json prints one object per run instead: kind, begin, length\n"
+		"(blocks), offset_bytes, length_bytes, left_data, right_data (data blocks,\n"
+		"null where unmapped). Progress goes to stderr when it is a terminal.\n",
+	.options = options,
+	.open = OPEN_META_IO,
+	.rdonly = true,
+	.run = run,
+};
