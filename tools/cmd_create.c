@@ -36,8 +36,7 @@ static int fill_entry(struct invocation *inv, thinp_catalog *cat, thinp_catalog_
 	return EXIT_OK;
 }
 
-static int create(struct invocation *inv, thinp_catalog *cat, const char *path,
-		  thinp_catalog_entry *e)
+static int create(struct invocation *inv, thinp_catalog *cat, thinp_catalog_entry *e)
 {
 	thinp_pool_status st = THINP_POOL_STATUS_INIT;
 	const struct arg *snap = opt(inv, "snapshot-of");
@@ -59,38 +58,32 @@ static int create(struct invocation *inv, thinp_catalog *cat, const char *path,
 	if (!r)
 		r = thinp_catalog_commit(cat, st.transaction_id);
 	if (r)
-		return err("%s: %s (device %" PRIu64 " was created without an entry)", path,
+		return err("catalog: %s (device %" PRIu64 " was created without an entry)",
 			   thinp_strerror(r), id);
 	return EXIT_OK;
 }
 
 static int run(struct invocation *inv)
 {
-	const struct arg *catalog = opt(inv, "catalog"), *origin = opt(inv, "origin");
-	char *path = catalog->given ? NULL : catalog_default_path(inv->meta_path);
+	const struct arg *origin = opt(inv, "origin");
 	thinp_catalog_entry *e = malloc(sizeof(*e));
 	thinp_catalog *cat = NULL;
 	thinp_io *cio = NULL;
-	int r, rc = EXIT_FAIL;
+	int rc = EXIT_FAIL;
 
 	if (!opt(inv, "size")->given && !opt(inv, "snapshot-of")->given)
 		rc = usage_err("--size is required (a snapshot may take its origin's)");
 	else if (origin->given && strlen(origin->str) >= THINP_CATALOG_ORIGIN_MAX)
 		rc = usage_err("--origin path too long");
-	else if (!e || (!catalog->given && !path))
+	else if (!e)
 		err("out of memory");
-	else if ((r = thinp_io_open_file(&cio, catalog->given ? catalog->str : path,
-					  THINP_IO_CREATE)) ||
-		 (r = thinp_catalog_open(&cat, cio, 0)))
-		err("%s: %s", catalog->given ? catalog->str : path, thinp_strerror(r));
-	else {
+	else if (open_catalog(inv, &cio, &cat) == EXIT_OK) {
 		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-		rc = create(inv, cat, catalog->given ? catalog->str : path, e);
+		rc = create(inv, cat, e);
 	}
 	thinp_catalog_close(cat);
 	thinp_io_close(cio);
 	free(e);
-	free(path);
 	return rc;
 }
 
@@ -108,7 +101,7 @@ static const struct option_spec options[] = {
 	  "read-only external origin: unprovisioned blocks\nread from FILE (a snapshot inherits its origin's)" },
 	{ "snapshot-of", 'S', "ID", 0, parse_u64, "make a snapshot of device ID" },
 	{ "read-only", 'r', NULL, 0, NULL, "mark the device read-only for front-ends" },
-	{ "catalog", 'c', "FILE", 0, NULL, "the catalog file (default META.vol, created\nif missing)" },
+	OPT_CATALOG,
 	{ NULL },
 };
 static const struct operand_spec operands[] = { { "ID", parse_u64 }, { NULL } };

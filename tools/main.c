@@ -21,6 +21,8 @@
 	X(ls)       \
 	X(dump)     \
 	X(delta)    \
+	X(send)     \
+	X(receive)  \
 	X(restore)  \
 	X(check)    \
 	X(lookup)   \

@@ -153,5 +153,10 @@ int source_fail(struct invocation *inv, uint64_t source, int e);
 /* The catalog file of a pool by convention: META.vol (docs/CATALOG.md).
  * malloc'ed; NULL when out of memory. */
 char *catalog_default_path(const char *meta_path);
+/* Open the catalog of --catalog FILE (which the command must declare), by
+ * default META.vol, created if missing. Prints the error. EXIT_*. */
+int open_catalog(struct invocation *inv, thinp_io **io, thinp_catalog **cat);
+/* --catalog FILE, for the commands that use the pool's catalog. */
+#define OPT_CATALOG { "catalog", 'c', "FILE", 0, NULL, "the catalog file (default META.vol, created\nif missing)" }
 
 #endif

@@ -149,3 +149,25 @@ char *catalog_default_path(const char *meta_path)
 	}
 	return p;
 }
+
+int open_catalog(struct invocation *inv, thinp_io **io, thinp_catalog **cat)
+{
+	const struct arg *given = opt(inv, "catalog");
+	char *path = given->given ? NULL : catalog_default_path(inv->meta_path);
+	const char *p = given->given ? given->str : path;
+	int r;
+
+	*io = NULL;
+	*cat = NULL;
+	if (!p)
+		return err("out of memory");
+	r = thinp_io_open_file(io, p, THINP_IO_CREATE);
+	if (!r && (r = thinp_catalog_open(cat, *io, 0))) {
+		thinp_io_close(*io);
+		*io = NULL;
+	}
+	if (r)
+		err("%s: %s", p, thinp_strerror(r));
+	free(path);
+	return r ? EXIT_FAIL : EXIT_OK;
+}

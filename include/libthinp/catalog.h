@@ -65,6 +65,10 @@ typedef struct thinp_catalog thinp_catalog;
  * front-ends should not serve it; recv_stream and recv_next_block say
  * where to resume. */
 #define THINP_CATALOG_PARTIAL (1u << 1)
+/* A hidden read-only snapshot a receive keeps of each device it published
+ * (replica.h): parent_guid is that device's guid, size 0. Front-ends should
+ * not serve it; deleting it only stops incrementals onto that device. */
+#define THINP_CATALOG_ANCHOR (1u << 2)
 
 /*
  * One device's entry. Fill from THINP_CATALOG_ENTRY_INIT. The library copies

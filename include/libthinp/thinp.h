@@ -11,5 +11,6 @@
 #include <libthinp/stream.h>
 #include <libthinp/catalog.h>
 #include <libthinp/delta.h>
+#include <libthinp/replica.h>
 
 #endif
