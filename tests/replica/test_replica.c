@@ -477,6 +477,262 @@ static void test_block_size(void **state)
 	env_close(&b);
 }
 
+/* ---- Power cuts during a receive ------------------------------------ */
+
+/*
+ * One clock over B's three devices (metadata, data, catalog): the n-th
+ * write, flush, discard, write-zeroes or resize on any of them cuts the power
+ * of all three at once (each fault device resolving its unflushed writes by
+ * the mode), and every later request fails.
+ */
+struct power {
+	uint64_t n, count;
+	int mode;
+	uint64_t seed;
+	int cut;
+	thinp_io_fault *fault[3];
+};
+
+struct clocked {
+	struct power *pw;
+	thinp_io *below;
+};
+
+static int tick(struct power *pw)
+{
+	if (!pw->cut && ++pw->count == pw->n) {
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(thinp_io_fault_cut(pw->fault[i], pw->mode, pw->seed + i), 0);
+		pw->cut = 1;
+	}
+	return pw->cut ? -EIO : 0;
+}
+
+static int ck_read(void *ctx, void *buf, uint64_t len, uint64_t off)
+{
+	struct clocked *c = ctx;
+
+	return c->pw->cut ? -EIO : thinp_io_read(c->below, buf, len, off);
+}
+
+static int ck_write(void *ctx, const void *buf, uint64_t len, uint64_t off)
+{
+	struct clocked *c = ctx;
+	int r = tick(c->pw);
+
+	return r ? r : thinp_io_write(c->below, buf, len, off);
+}
+
+static int ck_flush(void *ctx)
+{
+	struct clocked *c = ctx;
+	int r = tick(c->pw);
+
+	return r ? r : thinp_io_flush(c->below);
+}
+
+static int ck_size(void *ctx, uint64_t *bytes)
+{
+	struct clocked *c = ctx;
+
+	return thinp_io_size(c->below, bytes);
+}
+
+static int ck_discard(void *ctx, uint64_t len, uint64_t off)
+{
+	struct clocked *c = ctx;
+	int r = tick(c->pw);
+
+	return r ? r : thinp_io_discard(c->below, len, off);
+}
+
+static int ck_write_zeroes(void *ctx, uint64_t len, uint64_t off)
+{
+	struct clocked *c = ctx;
+	int r = tick(c->pw);
+
+	return r ? r : thinp_io_write_zeroes(c->below, len, off);
+}
+
+static int ck_resize(void *ctx, uint64_t bytes)
+{
+	struct clocked *c = ctx;
+	int r = tick(c->pw);
+
+	return r ? r : thinp_io_resize(c->below, bytes);
+}
+
+static void ck_close(void *ctx)
+{
+	free(ctx);
+}
+
+/* B on memory devices, behind fault devices, behind the clock. */
+struct crash_env {
+	thinp_io *lower[3], *fio[3];
+	struct power pw;
+	struct pool_env b;
+};
+
+static thinp_io *clocked_io(struct power *pw, thinp_io *below)
+{
+	thinp_io_ops ops = THINP_IO_OPS_INIT;
+	struct clocked *c = malloc(sizeof(*c));
+	thinp_io *io;
+
+	c->pw = pw;
+	c->below = below;
+	ops.caps = THINP_IO_CAP_DISCARD | THINP_IO_CAP_DISCARD_ZEROES | THINP_IO_CAP_WRITE_ZEROES;
+	ops.read = ck_read;
+	ops.write = ck_write;
+	ops.flush = ck_flush;
+	ops.size = ck_size;
+	ops.discard = ck_discard;
+	ops.write_zeroes = ck_write_zeroes;
+	ops.resize = ck_resize;
+	ops.close = ck_close;
+	assert_int_equal(thinp_io_new(&io, &ops, c, 0), 0);
+	return io;
+}
+
+static void crash_env_open(struct crash_env *ce)
+{
+	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
+	const uint64_t sizes[3] = { 8u << 20, (uint64_t)DATA_BLOCKS * BS, 0 };
+	thinp_io **io[3] = { &ce->b.meta, &ce->b.data, &ce->b.cio };
+
+	memset(ce, 0, sizeof(*ce));
+	ce->pw.n = UINT64_MAX;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(thinp_io_open_memory(&ce->lower[i], sizes[i], 0), 0);
+		assert_int_equal(thinp_io_open_fault(&ce->fio[i], &ce->pw.fault[i], ce->lower[i], 0),
+				 0);
+		*io[i] = clocked_io(&ce->pw, ce->fio[i]);
+	}
+	o.data_block_size = BS;
+	assert_int_equal(thinp_pool_format(&ce->b.pool, ce->b.meta, ce->b.data, &o), 0);
+	assert_int_equal(thinp_catalog_open(&ce->b.cat, ce->b.cio, 0), 0);
+}
+
+/* After the cut: B reopened on what reached the lower devices. */
+static void crash_env_reopen(struct crash_env *ce, struct pool_env *after)
+{
+	thinp_catalog_close(ce->b.cat);
+	thinp_pool_close(ce->b.pool); /* fails: the power is gone */
+	for (int i = 0; i < 3; i++)
+		thinp_io_close(i == 0 ? ce->b.meta : i == 1 ? ce->b.data : ce->b.cio);
+	for (int i = 0; i < 3; i++) {
+		thinp_io_close(ce->fio[i]);
+		thinp_io_fault_free(ce->pw.fault[i]);
+	}
+	assert_int_equal(thinp_meta_check_io_v2(ce->lower[0], NULL, NULL, NULL), 0);
+	after->meta = ce->lower[0];
+	after->data = ce->lower[1];
+	after->cio = ce->lower[2];
+	assert_int_equal(thinp_pool_open(&after->pool, after->meta, after->data, NULL), 0);
+	assert_int_equal(thinp_catalog_open(&after->cat, after->cio, 0), 0);
+}
+
+/*
+ * What a crash may leave: every visible entry names a device that exists
+ * (same birth stamp); the visible devices are those before (same contents),
+ * plus at most the stream's target with exactly its contents.
+ */
+static void assert_crash_outcome(struct pool_env *b, const struct state *before,
+				 const uint8_t target_guid[16], const uint8_t *target)
+{
+	thinp_catalog_entry *ce = malloc(sizeof(*ce));
+	uint64_t matched = 0;
+
+	*ce = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	for (uint64_t id = 0; thinp_catalog_next(b->cat, id, ce) == 0; id = ce->id + 1) {
+		thinp_thin_status ts = THINP_THIN_STATUS_INIT;
+		uint8_t *p;
+		uint64_t i;
+
+		if (ce->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR))
+			continue;
+		assert_int_equal(thinp_pool_get_thin_status(b->pool, ce->id, &ts), 0);
+		assert_int_equal(ts.creation_time, ce->birth_time);
+		assert_int_equal(ts.transaction_id, ce->birth_transaction);
+		p = read_dev(b->pool, ce->id);
+		for (i = 0; i < before->nr_visible && before->visible[i] != ce->id; i++)
+			;
+		if (i < before->nr_visible) {
+			assert_memory_equal(p, before->contents[i], DEV_BYTES);
+			matched++;
+		} else {
+			assert_memory_equal(ce->guid, target_guid, 16);
+			assert_memory_equal(p, target, DEV_BYTES);
+		}
+		free(p);
+	}
+	assert_int_equal(matched, before->nr_visible);
+	free(ce);
+}
+
+/* A power cut at every request of a full and of an incremental receive, in
+ * every fault mode. */
+static void test_crash(void **state)
+{
+	static const int modes[] = { THINP_IO_FAULT_CUT_DROP, THINP_IO_FAULT_CUT_KEEP,
+				     THINP_IO_FAULT_CUT_RANDOM, THINP_IO_FAULT_CUT_TORN };
+	struct test_rng rng;
+	struct pool_env a;
+	uint8_t *models[MAX_SNAPS], g2[16], g3[16];
+	struct buf s2, s3;
+	uint64_t cuts = 0;
+	(void)state;
+
+	test_rng_init(&rng, suite_seed + 3);
+	env_open(&a);
+	build_chain(&a, &rng, models);
+	assert_int_equal(do_send(&a, LIVE + 1, THINP_SEND_FULL, &s2), 0);
+	assert_int_equal(do_send(&a, LIVE + 2, LIVE + 1, &s3), 0);
+	guid_of(a.cat, LIVE + 1, g2);
+	guid_of(a.cat, LIVE + 2, g3);
+	for (int incremental = 0; incremental < 2; incremental++)
+		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+			for (uint64_t n = 1;; n++) {
+				struct crash_env ce;
+				struct pool_env after;
+				struct state before;
+				uint64_t id;
+				char msg[256];
+				int r;
+
+				crash_env_open(&ce);
+				if (incremental)
+					assert_int_equal(do_receive(&ce.b, &s2, &id, msg, sizeof(msg)), 0);
+				state_take(&ce.b, &before);
+				ce.pw.mode = modes[m];
+				ce.pw.seed = test_rng_next(&rng);
+				ce.pw.count = 0;
+				ce.pw.n = n;
+				r = do_receive(&ce.b, incremental ? &s3 : &s2, &id, msg, sizeof(msg));
+				if (!ce.pw.cut) {
+					/* The whole receive ran before the n-th request. */
+					assert_int_equal(r, 0);
+					ce.pw.n = ce.pw.count + 1;
+					assert_int_equal(tick(&ce.pw), -EIO);
+				}
+				crash_env_reopen(&ce, &after);
+				assert_crash_outcome(&after, &before, incremental ? g3 : g2,
+						     models[incremental]);
+				state_free(&before);
+				env_close(&after);
+				if (!r)
+					break;
+				cuts++;
+			}
+	assert_true(cuts > 8);
+	for (int s = 0; s < MAX_SNAPS; s++)
+		free(models[s]);
+	free(s2.p);
+	free(s3.p);
+	env_close(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_damage),
 		cmocka_unit_test(test_base_and_replay),
 		cmocka_unit_test(test_block_size),
+		cmocka_unit_test(test_crash),
 	};
 
 	suite_seed = test_seed("test_replica");
