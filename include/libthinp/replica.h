@@ -22,9 +22,15 @@
  * pool is a replay: nothing is read past its header, nothing changes, and
  * the receive succeeds with that device's id.
  *
+ * Resuming: with THINP_RECEIVE_RESUMABLE, the receiver makes everything
+ * before each CHECKPOINT durable and records it (catalog entry recv_stream,
+ * recv_next_block); an interrupted receive then keeps its device PARTIAL
+ * (hidden) and hands out a resume token (stream.h). The sender restarts from
+ * the token (thinp_send_options.resume_token), and the resumed stream
+ * finishes that partial device.
+ *
  * Version 1 limits: the stream's block size must equal the receiving pool's
- * data block size; devices with an external origin are not sent; resumed
- * streams (THINP_STREAM_INCOMPAT_RESUMING) are refused with -EOPNOTSUPP.
+ * data block size; devices with an external origin are not sent.
  *
  * Threading: a send reads the devices while other threads may use the pool,
  * but the devices sent must not be written meanwhile (send snapshots); a
@@ -59,14 +65,20 @@ typedef struct thinp_send_options {
 	/* If not NULL, receives a NUL-terminated description of a failure. */
 	char *errbuf;
 	size_t errbuf_size;
+	/* If not NULL: a receiver's resume token; the stream sent is the rest
+	 * of the interrupted one, from the token's resume point. */
+	const char *resume_token;
 	/* Fields added in later versions go here. */
 } thinp_send_options;
 
 #define THINP_SEND_OPTIONS_INIT \
-	{ sizeof(thinp_send_options), THINP_REPLICA_OPTIONS_VERSION, 0, NULL, 0 }
+	{ sizeof(thinp_send_options), THINP_REPLICA_OPTIONS_VERSION, 0, NULL, 0, NULL }
 
 /* thinp_receive_options.id: pick the lowest free device id. */
 #define THINP_RECEIVE_ANY_ID UINT64_MAX
+
+/* thinp_receive_options.flags: keep an interrupted receive for a resume. */
+#define THINP_RECEIVE_RESUMABLE (1u << 0)
 
 /* Options of thinp_receive(). Fill from THINP_RECEIVE_OPTIONS_INIT; NULL
  * means these defaults. */
@@ -77,12 +89,19 @@ typedef struct thinp_receive_options {
 	/* If not NULL, receives a NUL-terminated description of a failure. */
 	char *errbuf;
 	size_t errbuf_size;
+	uint32_t flags;       /* THINP_RECEIVE_* */
+	uint32_t reserved;    /* 0 */
+	/* With THINP_RECEIVE_RESUMABLE: receives the resume token of an
+	 * interrupted receive that kept its device ("" when none was kept);
+	 * token_size >= THINP_STREAM_TOKEN_SIZE. */
+	char *token;
+	size_t token_size;
 	/* Fields added in later versions go here. */
 } thinp_receive_options;
 
 #define THINP_RECEIVE_OPTIONS_INIT \
 	{ sizeof(thinp_receive_options), THINP_REPLICA_OPTIONS_VERSION, THINP_RECEIVE_ANY_ID, \
-	  NULL, 0 }
+	  NULL, 0, 0, 0, NULL, 0 }
 
 /*
  * thinp_send - write device @dev of @pool as a stream.
@@ -98,7 +117,8 @@ typedef struct thinp_receive_options {
  * The virtual size sent is @dev's catalog size, or, without one, its
  * highest mapped block's end (at least one block).
  * Errors: -ENODATA (no such device), -EOPNOTSUPP (a device with an external
- * origin), -ESTALE (a device was written during the send), -EINVAL, -ENOMEM,
+ * origin), -EINVAL (a resume token that is malformed or names other
+ * devices), -ESTALE (a device was written during the send), -ENOMEM,
  * -EIO and the errors of the catalog and of the write callback; after an
  * error the stream is cut (a receiver sees it truncated).
  * Thread safety: see above. Since 1.0.
@@ -115,11 +135,14 @@ THINP_API int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev,
  *          device that already has the stream's target guid).
  * Errors (nothing visible changed after any of them):
  *   -EILSEQ, -EPROTO, -EOPNOTSUPP  a damaged, truncated or unsupported stream
- *                (stream.h), or a resumed stream;
+ *                (stream.h); with THINP_RECEIVE_RESUMABLE and a CHECKPOINT
+ *                received, the device is kept PARTIAL and opts->token set;
  *   -EINVAL      a stream this pool cannot hold (block size), a bad argument;
  *   -ENODATA     an incremental stream whose base guid no visible device has;
  *   -ESTALE      the base was modified since it was received, or was not
- *                received (no anchor to tell);
+ *                received (no anchor to tell); a resumed stream that no
+ *                partial device here is waiting for (stream id and resume
+ *                block);
  *   -EEXIST      opts->id is in use;
  *   -ENOSPC, -EIO, -ENOMEM and the errors of the read callback.
  * Since 1.0.

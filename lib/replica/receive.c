@@ -30,8 +30,13 @@ struct receiver {
 	thinp_thin *thin;
 	uint64_t id;
 	bool created;               /* rc->id exists: undo() deletes it */
+	bool resumable;             /* THINP_RECEIVE_RESUMABLE */
+	bool have_point;            /* pos is a durable resume point */
+	thinp_stream_position pos;
 	char *errbuf;
 	size_t errsize;
+	char *token;
+	size_t token_size;
 };
 
 #define FAIL(rc, e, ...) replica_fail((rc)->errbuf, (rc)->errsize, (e), __VA_ARGS__)
@@ -43,14 +48,11 @@ static int stream_fail(struct receiver *rc, int e)
 	return FAIL(rc, e, "stream: %s", *m ? m : thinp_strerror(e));
 }
 
-/* What this pool can take: its block size, zeroes for unmapped blocks, not a
- * resumed stream. */
+/* What this pool can take: its block size, zeroes for unmapped blocks. */
 static int check_header(struct receiver *rc)
 {
 	uint32_t bs = replica_block_size(rc->pool);
 
-	if (rc->hdr->incompat & THINP_STREAM_INCOMPAT_RESUMING)
-		return FAIL(rc, -EOPNOTSUPP, "resumed streams are not supported");
 	if (rc->hdr->block_size != bs)
 		return FAIL(rc, -EINVAL, "the stream's block size %" PRIu32
 			    " is not the pool's data block size %" PRIu32, rc->hdr->block_size, bs);
@@ -98,6 +100,30 @@ static int find_base(struct receiver *rc, uint64_t *anchor)
 	return 0;
 }
 
+/* A resumed stream: the PARTIAL device waiting for it (same stream id, same
+ * resume block), reopened. */
+static int find_partial(struct receiver *rc)
+{
+	thinp_catalog_entry *e = rc->entry;
+	bool found = false;
+	int r;
+
+	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	for (uint64_t id = 0; !found && thinp_catalog_next(rc->cat, id, e) == 0; id = e->id + 1)
+		found = (e->flags & THINP_CATALOG_PARTIAL) &&
+			!memcmp(e->recv_stream, rc->hdr->stream_id, 16) &&
+			e->recv_next_block == rc->hdr->resume.next_block;
+	if (!found)
+		return FAIL(rc, -ESTALE, "no partial receive here is waiting for this resumed "
+			    "stream (stream id and resume block)");
+	rc->id = rc->entry->id;
+	rc->created = true;
+	rc->pos = rc->hdr->resume;
+	rc->have_point = true;
+	r = replica_open_thin(rc->pool, rc->id, rc->hdr->virtual_size, false, &rc->thin);
+	return r ? FAIL(rc, r, "device %" PRIu64 ": %s", rc->id, thinp_strerror(r)) : 0;
+}
+
 /* Step 1: the new device and its PARTIAL entry, committed. */
 static int create_device(struct receiver *rc, uint64_t want)
 {
@@ -129,6 +155,23 @@ static int create_device(struct receiver *rc, uint64_t want)
 	return r ? FAIL(rc, r, "device %" PRIu64 ": %s", rc->id, thinp_strerror(r)) : 0;
 }
 
+/* Everything below pos->next_block durable, then recorded: a resume point. */
+static int checkpoint(struct receiver *rc, const thinp_stream_position *pos)
+{
+	int r = thinp_thin_flush(rc->thin);
+
+	rc->entry->recv_next_block = pos->next_block;
+	if (!r)
+		r = thinp_catalog_attach(rc->cat, rc->pool, rc->entry);
+	if (!r)
+		r = replica_commit_catalog(rc->cat, rc->pool);
+	if (!r) {
+		rc->pos = *pos;
+		rc->have_point = true;
+	}
+	return r;
+}
+
 static int apply(struct receiver *rc, const thinp_stream_record *rec)
 {
 	uint64_t bs = rc->hdr->block_size, off = rec->first_block * bs, len = rec->nr_blocks * bs;
@@ -144,7 +187,10 @@ static int apply(struct receiver *rc, const thinp_stream_record *rec)
 	case THINP_STREAM_ZERO:
 		r = thinp_thin_write_zeroes(rc->thin, len, off);
 		break;
-	default: /* CHECKPOINT: no resume in this version */
+	case THINP_STREAM_CHECKPOINT:
+		r = rc->resumable ? checkpoint(rc, &rec->pos) : 0;
+		break;
+	default: /* END */
 		break;
 	}
 	if (r)
@@ -194,6 +240,7 @@ static int publish(struct receiver *rc)
 	if (!r) {
 		rc->entry->flags = 0;
 		memset(rc->entry->recv_stream, 0, 16);
+		rc->entry->recv_next_block = 0;
 		memcpy(rc->entry->guid, rc->hdr->target_guid, 16);
 		memcpy(rc->entry->parent_guid, rc->hdr->base_guid, 16);
 		r = thinp_catalog_attach(rc->cat, rc->pool, rc->entry);
@@ -216,6 +263,17 @@ static void undo(struct receiver *rc)
 	thinp_pool_delete_thin(rc->pool, rc->id);
 }
 
+/* An interrupted resumable receive: the device stays PARTIAL, at its last
+ * resume point, and the caller gets the token. Returns e. */
+static int keep_partial(struct receiver *rc, int e)
+{
+	thinp_thin_close(rc->thin);
+	rc->thin = NULL;
+	if (rc->token)
+		thinp_stream_token_format(rc->token, rc->token_size, rc->hdr, &rc->pos);
+	return e;
+}
+
 /* A replay: the target is here already. */
 static bool replayed(struct receiver *rc, uint64_t *id)
 {
@@ -235,7 +293,13 @@ static int receive(struct receiver *rc, uint64_t want, uint64_t *new_id)
 		return r;
 	if (replayed(rc, new_id))
 		return 0;
-	if (!(r = create_device(rc, want)) && !(r = apply_all(rc)) && !(r = publish(rc)))
+	if (rc->hdr->incompat & THINP_STREAM_INCOMPAT_RESUMING)
+		r = find_partial(rc);
+	else
+		r = create_device(rc, want);
+	if (!r && (r = apply_all(rc)) && rc->resumable && rc->have_point)
+		return keep_partial(rc, r);
+	if (!r && !(r = publish(rc)))
 		*new_id = rc->id;
 	else if (rc->created)
 		undo(rc);
@@ -256,8 +320,15 @@ int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn
 			return -EINVAL;
 		o = *opts;
 	}
+	if ((o.flags & ~THINP_RECEIVE_RESUMABLE) || (o.token && o.token_size < THINP_STREAM_TOKEN_SIZE))
+		return -EINVAL;
 	rc.errbuf = o.errbuf;
 	rc.errsize = o.errbuf_size;
+	rc.resumable = o.flags & THINP_RECEIVE_RESUMABLE;
+	rc.token = o.token;
+	rc.token_size = o.token_size;
+	if (rc.token)
+		rc.token[0] = '\0';
 	replica_fail(rc.errbuf, rc.errsize, 0, "%s", "");
 	rc.entry = malloc(sizeof(*rc.entry));
 	rc.base = malloc(sizeof(*rc.base));

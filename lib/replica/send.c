@@ -18,6 +18,7 @@ struct sender {
 	uint32_t block_size;
 	uint64_t nr_blocks;     /* blocks of the virtual size */
 	uint64_t chunk_blocks;  /* blocks per read */
+	uint64_t start;         /* first block to send (a resumed stream) */
 	void *buf;
 	char *errbuf;
 	size_t errsize;
@@ -50,7 +51,7 @@ static int send_full(struct sender *s, uint64_t dev)
 	thinp_mapping m;
 	int r;
 
-	for (uint64_t next = 0; next < s->nr_blocks; next = vb + 1) {
+	for (uint64_t next = s->start; next < s->nr_blocks; next = vb + 1) {
 		r = thinp_pool_thin_next_map(s->pool, dev, next, &vb, &m);
 		if (r == -ENODATA || (!r && vb >= s->nr_blocks))
 			break;
@@ -89,6 +90,7 @@ static int send_incremental(struct sender *s, uint64_t base, uint64_t dev)
 	int r;
 
 	o.flags = THINP_DELTA_CHANGES_ONLY;
+	o.begin = s->start;
 	o.end = s->nr_blocks;
 	r = thinp_pool_delta(s->pool, base, dev, &o, delta_run, s);
 	if (r && s->errbuf && !*s->errbuf)
@@ -164,6 +166,29 @@ static int make_header(struct sender *s, thinp_catalog *cat, uint64_t dev, uint6
 	return r;
 }
 
+/* A resumed stream: the token's stream id and resume point, if it names
+ * the devices @hdr was made for. */
+static int apply_token(struct sender *s, const char *token, thinp_stream_header *hdr)
+{
+	thinp_stream_header tok = THINP_STREAM_HEADER_INIT;
+	int r = thinp_stream_token_parse(&tok, token);
+
+	if (r)
+		return replica_fail(s->errbuf, s->errsize, r, "bad resume token");
+	if (memcmp(tok.target_guid, hdr->target_guid, 16) ||
+	    memcmp(tok.base_guid, hdr->base_guid, 16))
+		return replica_fail(s->errbuf, s->errsize, -EINVAL,
+				    "the resume token is for other devices");
+	if (tok.resume.next_block > s->nr_blocks)
+		return replica_fail(s->errbuf, s->errsize, -EINVAL,
+				    "the resume token is past the device's end");
+	memcpy(hdr->stream_id, tok.stream_id, 16);
+	hdr->resume = tok.resume;
+	hdr->incompat |= THINP_STREAM_INCOMPAT_RESUMING;
+	s->start = tok.resume.next_block;
+	return 0;
+}
+
 int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev, uint64_t base,
 	       thinp_stream_write_fn write, void *ctx, const thinp_send_options *opts)
 {
@@ -187,6 +212,8 @@ int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev, uint64_t 
 	if ((r = make_header(&s, catalog, dev, base, &hdr)))
 		return r;
 	s.nr_blocks = (hdr.virtual_size + s.block_size - 1) / s.block_size;
+	if (o.resume_token && (r = apply_token(&s, o.resume_token, &hdr)))
+		return r;
 	s.chunk_blocks = THINP_STREAM_DATA_RECORD_BYTES / s.block_size;
 	if (!s.chunk_blocks)
 		s.chunk_blocks = 1;
