@@ -27,7 +27,7 @@ static int run(struct invocation *inv)
 	thinp_catalog *cat;
 	thinp_io *cio;
 	uint64_t id;
-	char msg[512];
+	char msg[512], token[THINP_STREAM_TOKEN_SIZE];
 	int r;
 
 	if (open_catalog(inv, &cio, &cat))
@@ -36,9 +36,19 @@ static int run(struct invocation *inv)
 	o.errbuf_size = sizeof(msg);
 	if (name->given)
 		o.id = name->num;
+	if (opt(inv, "resumable")->given) {
+		o.flags |= THINP_RECEIVE_RESUMABLE;
+		o.token = token;
+		o.token_size = sizeof(token);
+	}
 	r = thinp_receive(inv->pool, cat, read_stdin, NULL, &o, &id);
 	thinp_catalog_close(cat);
 	thinp_io_close(cio);
+	if (r && o.token && *token) {
+		err("%s; the device is kept: resume with thinp send --resume %s", *msg ? msg :
+		    thinp_strerror(r), token);
+		return EXIT_FAIL;
+	}
 	if (r)
 		return err("%s", *msg ? msg : thinp_strerror(r));
 	printf("%" PRIu64 "\n", id);
@@ -47,6 +57,8 @@ static int run(struct invocation *inv)
 
 static const struct option_spec options[] = {
 	{ "name", 'n', "ID", 0, parse_u64, "the new device's id (default: the lowest free)" },
+	{ "resumable", 'r', NULL, 0, NULL,
+	  "if the stream breaks off after a checkpoint, keep\nthe hidden device and print a resume token" },
 	OPT_CATALOG,
 	{ NULL },
 };
@@ -61,7 +73,9 @@ const struct command cmd_receive = {
 		"goes onto a snapshot of the device with its base guid, which must not\n"
 		"have been modified since it was received. A stream of a device already\n"
 		"here changes nothing and prints that device's id. On any error no\n"
-		"visible device changes.\n",
+		"visible device changes. With --resumable, an interrupted receive keeps\n"
+		"its hidden device and prints a token; `thinp send --resume TOKEN` sends\n"
+		"the rest, which this command then receives.\n",
 	.options = options,
 	.open = OPEN_POOL,
 	.run = run,

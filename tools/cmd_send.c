@@ -39,6 +39,8 @@ static int run(struct invocation *inv)
 		return EXIT_FAIL;
 	o.errbuf = msg;
 	o.errbuf_size = sizeof(msg);
+	o.resume_token = opt(inv, "resume")->str;
+	o.checkpoint_bytes = opt(inv, "checkpoint")->num;
 	r = thinp_send(inv->pool, cat, inv->operand[0].num,
 		       from->given ? from->num : THINP_SEND_FULL, write_stdout, NULL, &o);
 	thinp_catalog_close(cat);
@@ -49,6 +51,10 @@ static int run(struct invocation *inv)
 static const struct option_spec options[] = {
 	{ "from", 'f', "BASE", 0, parse_u64,
 	  "an incremental stream: only what changed since\nBASE, a device the receiver already has" },
+	{ "checkpoint", 0, "SIZE", 0, parse_size,
+	  "a resume point every SIZE bytes of stream\n(default 64m)" },
+	{ "resume", 'r', "TOKEN", 0, NULL,
+	  "the rest of an interrupted stream, from the token\nthinp receive --resumable printed" },
 	OPT_CATALOG,
 	{ NULL },
 };

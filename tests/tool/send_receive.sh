@@ -91,4 +91,21 @@ pb receive <"$T/s7" 2>"$T/err" && fail "an incremental onto a modified base was 
 grep -q "modified" "$T/err" || fail "modified base message: $(cat "$T/err")"
 [ "$(bstate)" = "$before" ] || fail "B changed after a refused stream"
 check_image "$B.meta"
+
+step "an interrupted resumable receive, resumed"
+C=$T/c
+truncate -s 8M "$C.meta"
+truncate -s 64M "$C.data"
+thinp format -m "$C.meta" -b 64k -n 1024 || fail "format c"
+pc() { thinp "$1" -m "$C.meta" -d "$C.data" "${@:2}"; }
+pa send 5 --checkpoint 128k >"$T/r5" || fail "send 5 with checkpoints"
+head -c $(($(stat -c %s "$T/r5") * 2 / 3)) "$T/r5" | pc receive --resumable 2>"$T/err" &&
+	fail "a truncated stream was received"
+token=$(sed -n 's/.*--resume \(thinp1-[0-9a-f]*\).*/\1/p' "$T/err")
+[ -n "$token" ] || fail "no resume token: $(cat "$T/err")"
+[ "$(thinp ls -m "$C.meta" --no-headers | wc -l)" -eq 1 ] || fail "the partial device is not kept"
+pa send 4 --resume "$token" >/dev/null 2>&1 && fail "a token sent for another device"
+id=$(pa send 5 --resume "$token" | pc receive --resumable) || fail "the resumed stream"
+[ "$(dsum "$A" 5)" = "$(dsum "$C" "$id")" ] || fail "the resumed device differs"
+check_image "$C.meta"
 echo "ok"
