@@ -38,7 +38,6 @@ static int fill_entry(struct invocation *inv, thinp_catalog *cat, thinp_catalog_
 
 static int create(struct invocation *inv, thinp_catalog *cat, thinp_catalog_entry *e)
 {
-	thinp_pool_status st = THINP_POOL_STATUS_INIT;
 	const struct arg *snap = opt(inv, "snapshot-of");
 	uint64_t id = inv->operand[0].num;
 	int r;
@@ -49,18 +48,7 @@ static int create(struct invocation *inv, thinp_catalog *cat, thinp_catalog_entr
 			: thinp_pool_create_thin(inv->pool, id);
 	if (r)
 		return fail(inv, r, "device %" PRIu64, id);
-	/* Entries left by devices deleted behind the catalog go at the same commit. */
-	r = thinp_catalog_reconcile(cat, inv->pool);
-	if (r >= 0)
-		r = thinp_catalog_attach(cat, inv->pool, e);
-	if (!r)
-		r = thinp_pool_get_status(inv->pool, &st);
-	if (!r)
-		r = thinp_catalog_commit(cat, st.transaction_id);
-	if (r)
-		return err("catalog: %s (device %" PRIu64 " was created without an entry)",
-			   thinp_strerror(r), id);
-	return EXIT_OK;
+	return attach_entry(inv, cat, e);
 }
 
 static int run(struct invocation *inv)

@@ -23,6 +23,8 @@
 	X(delta)    \
 	X(send)     \
 	X(receive)  \
+	X(export)   \
+	X(import)   \
 	X(restore)  \
 	X(check)    \
 	X(lookup)   \

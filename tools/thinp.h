@@ -156,6 +156,9 @@ char *catalog_default_path(const char *meta_path);
 /* Open the catalog of --catalog FILE (which the command must declare), by
  * default META.vol, created if missing. Prints the error. EXIT_*. */
 int open_catalog(struct invocation *inv, thinp_io **io, thinp_catalog **cat);
+/* Attach entry e of a device just created in inv->pool (dropping stale
+ * entries) and commit the catalog. Prints the error. EXIT_*. */
+int attach_entry(struct invocation *inv, thinp_catalog *cat, const thinp_catalog_entry *e);
 /* --catalog FILE, for the commands that use the pool's catalog. */
 #define OPT_CATALOG { "catalog", 'c', "FILE", 0, NULL, "the catalog file (default META.vol, created\nif missing)" }
 

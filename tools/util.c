@@ -4,6 +4,7 @@
  * command's name.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,4 +171,22 @@ int open_catalog(struct invocation *inv, thinp_io **io, thinp_catalog **cat)
 		err("%s: %s", p, thinp_strerror(r));
 	free(path);
 	return r ? EXIT_FAIL : EXIT_OK;
+}
+
+int attach_entry(struct invocation *inv, thinp_catalog *cat, const thinp_catalog_entry *e)
+{
+	thinp_pool_status st = THINP_POOL_STATUS_INIT;
+	/* Entries left by devices deleted behind the catalog go at the same commit. */
+	int r = thinp_catalog_reconcile(cat, inv->pool);
+
+	if (r >= 0)
+		r = thinp_catalog_attach(cat, inv->pool, e);
+	if (!r)
+		r = thinp_pool_get_status(inv->pool, &st);
+	if (!r)
+		r = thinp_catalog_commit(cat, st.transaction_id);
+	if (r)
+		return err("catalog: %s (device %" PRIu64 " was created without an entry)",
+			   thinp_strerror(r), e->id);
+	return EXIT_OK;
 }

@@ -108,4 +108,16 @@ pa send 4 --resume "$token" >/dev/null 2>&1 && fail "a token sent for another de
 id=$(pa send 5 --resume "$token" | pc receive --resumable) || fail "the resumed stream"
 [ "$(dsum "$A" 5)" = "$(dsum "$C" "$id")" ] || fail "the resumed device differs"
 check_image "$C.meta"
+
+step "export to a sparse image, import it back"
+pa export 5 "$T/img" || fail "export"
+[ "$(stat -c %s "$T/img")" -eq $SIZE ] || fail "image size $(stat -c %s "$T/img")"
+[ "$(md5sum <"$T/img" | cut -d' ' -f1)" = "$(dsum "$A" 5)" ] || fail "the image differs"
+[ "$(du -k "$T/img" | cut -f1)" -le $(( $(thinp ls -m "$A.meta" --no-headers |
+	awk '$1 == 5 { print $2 }') * 64 + 64 )) ] || fail "the image is not sparse"
+pc import "$T/img" 40 || fail "import"
+[ "$(dsum "$C" 40)" = "$(dsum "$A" 5)" ] || fail "the imported device differs"
+mapped() { thinp ls -m "$1.meta" --no-headers | awk -v d="$2" '$1 == d { print $2 }'; }
+[ "$(mapped "$C" 40)" -le "$(mapped "$A" 5)" ] || fail "import provisioned zero blocks"
+check_image "$C.meta"
 echo "ok"
