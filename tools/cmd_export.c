@@ -60,8 +60,10 @@ static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 	while (len) {
 		ssize_t n = pwrite(fd, buf, len, (off_t)off);
 
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
-			return n < 0 && errno == EINTR ? 0 : -1;
+			return -1;
 		buf = (const char *)buf + n;
 		len -= (size_t)n;
 		off += (uint64_t)n;
