@@ -62,8 +62,10 @@ static int write_all(int fd, const void *buf, size_t len, uint64_t off)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			errno = n ? errno : EIO;
 			return -1;
+		}
 		buf = (const char *)buf + n;
 		len -= (size_t)n;
 		off += (uint64_t)n;

@@ -109,6 +109,16 @@ id=$(pa send 5 --resume "$token" | pc receive --resumable) || fail "the resumed 
 [ "$(dsum "$A" 5)" = "$(dsum "$C" "$id")" ] || fail "the resumed device differs"
 check_image "$C.meta"
 
+step "a device without a catalog entry is given a guid, sent by its mapped size"
+thinp message -m "$A.meta" create_thin 9 || fail "create_thin 9"
+head -c 100000 /dev/urandom | pa write 9 65536 || fail "write 9"
+id=$(pa send 9 | pc receive) || fail "send/receive 9"
+[ "$(pa read 9 0 196608 | md5sum)" = "$(pc read "$id" 0 196608 | md5sum)" ] ||
+	fail "device 9 differs"
+[ "$(thinp ls -m "$C.meta" --no-headers | awk -v d="$id" '$1 == d { print $6 }')" = 196608 ] ||
+	fail "device 9's size in C: $(thinp ls -m "$C.meta")"
+[ "$(pa send 9 | pc receive)" = "$id" ] || fail "the guid given to 9 changed between sends"
+
 step "export to a sparse image, import it back"
 pa export 5 "$T/img" || fail "export"
 [ "$(stat -c %s "$T/img")" -eq $SIZE ] || fail "image size $(stat -c %s "$T/img")"
