@@ -124,6 +124,28 @@ static int find_partial(struct receiver *rc)
 	return r ? FAIL(rc, r, "device %" PRIu64 ": %s", rc->id, thinp_strerror(r)) : 0;
 }
 
+/*
+ * A snapshot of the base keeps the base's mappings past the stream's size;
+ * the sender sends nothing there, so they go: a later, larger incremental
+ * must find those blocks unmapped, as the sender's device has them.
+ */
+static int drop_tail(struct receiver *rc)
+{
+	thinp_thin_status st = THINP_THIN_STATUS_INIT;
+	uint64_t bs = rc->hdr->block_size, end = (rc->hdr->virtual_size + bs - 1) / bs;
+	thinp_thin *t;
+	int r = thinp_pool_get_thin_status(rc->pool, rc->id, &st);
+
+	if (r || st.highest_mapped <= end)
+		return r;
+	r = replica_open_thin(rc->pool, rc->id, st.highest_mapped * bs, false, &t);
+	if (!r) {
+		r = thinp_thin_discard(t, (st.highest_mapped - end) * bs, end * bs);
+		thinp_thin_close(t);
+	}
+	return r;
+}
+
 /* Step 1: the new device and its PARTIAL entry, committed. */
 static int create_device(struct receiver *rc, uint64_t want)
 {
@@ -152,6 +174,8 @@ static int create_device(struct receiver *rc, uint64_t want)
 		r = replica_commit_catalog(rc->cat, rc->pool);
 	if (!r)
 		r = replica_open_thin(rc->pool, rc->id, rc->hdr->virtual_size, false, &rc->thin);
+	if (!r && incremental)
+		r = drop_tail(rc);
 	return r ? FAIL(rc, r, "device %" PRIu64 ": %s", rc->id, thinp_strerror(r)) : 0;
 }
 

@@ -848,6 +848,53 @@ static void test_resume(void **state)
 	env_close(&b);
 }
 
+/* Devices without a catalog size are sent by their highest mapped block: a
+ * snapshot that shrank must not keep its base's blocks past its end in B,
+ * where a later, larger one would show them. */
+static void test_shrinking_size(void **state)
+{
+	thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
+	struct pool_env a, b;
+	uint8_t *blk = malloc(BS), *pa, *pb;
+	uint64_t got[3];
+	thinp_thin *t;
+	char msg[256];
+	(void)state;
+
+	env_open(&a);
+	env_open(&b);
+	o.size = DEV_BYTES;
+	memset(blk, 0x77, BS);
+	assert_int_equal(thinp_pool_create_thin(a.pool, 1), 0);
+	assert_int_equal(thinp_thin_open(&t, a.pool, 1, &o), 0);
+	for (uint64_t v = 0; v <= 30; v++)
+		assert_int_equal(thinp_thin_write(t, blk, BS, v * BS), 0);
+	assert_int_equal(thinp_pool_create_snap(a.pool, 2, 1), 0);
+	assert_int_equal(thinp_thin_discard(t, 11 * BS, 20 * BS), 0);
+	assert_int_equal(thinp_pool_create_snap(a.pool, 3, 1), 0);
+	memset(blk, 0x33, BS);
+	assert_int_equal(thinp_thin_write(t, blk, BS, 25 * BS), 0);
+	assert_int_equal(thinp_pool_create_snap(a.pool, 4, 1), 0);
+	thinp_thin_close(t);
+	for (int s = 0; s < 3; s++) {
+		struct buf st;
+
+		uint64_t base = s ? (uint64_t)(1 + s) : THINP_SEND_FULL;
+
+		assert_int_equal(do_send(&a, (uint64_t)(2 + s), base, &st), 0);
+		assert_int_equal(do_receive(&b, &st, &got[s], msg, sizeof(msg)), 0);
+		free(st.p);
+	}
+	pa = read_dev(a.pool, 4);
+	pb = read_dev(b.pool, got[2]);
+	assert_memory_equal(pa, pb, 26 * BS);
+	free(pa);
+	free(pb);
+	free(blk);
+	env_close(&a);
+	env_close(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -857,6 +904,7 @@ int main(void)
 		cmocka_unit_test(test_block_size),
 		cmocka_unit_test(test_crash),
 		cmocka_unit_test(test_resume),
+		cmocka_unit_test(test_shrinking_size),
 	};
 
 	suite_seed = test_seed("test_replica");
