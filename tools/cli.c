@@ -36,7 +36,8 @@ static int collect_options(const struct command *cmd, const struct option_spec *
 {
 	int n = 0;
 
-	out[n++] = &metadata_opt;
+	if (cmd->open >= OPEN_META_IO)
+		out[n++] = &metadata_opt;
 	if (cmd->open >= OPEN_POOL)
 		out[n++] = &data_opt;
 	for (const struct option_spec *o = cmd->options; o && o->name; o++) {
@@ -247,7 +248,8 @@ static int check_arguments(struct invocation *inv, int argc, char **argv)
 		if ((r = parse_arg(cmd->operands[i].parse, argv[optind + i], &inv->operand[i],
 				   cmd->operands[i].name)))
 			return r;
-	inv->meta_path = opt(inv, "metadata")->str;
+	if (cmd->open >= OPEN_META_IO)
+		inv->meta_path = opt(inv, "metadata")->str;
 	if (cmd->open >= OPEN_POOL)
 		inv->data_path = opt(inv, "data")->str;
 	return EXIT_OK;
@@ -355,7 +357,11 @@ int thin_fail(struct invocation *inv, int e)
 static int open_all(struct invocation *inv)
 {
 	enum open_level level = inv->cmd->open;
-	int r = open_io(inv, &inv->meta_io, inv->meta_path, inv->cmd->rdonly);
+	int r;
+
+	if (level == OPEN_NONE)
+		return EXIT_OK;
+	r = open_io(inv, &inv->meta_io, inv->meta_path, inv->cmd->rdonly);
 
 	/* A writer owns the metadata for as long as it has it open (a pool
 	 * takes the lock itself): a second writer (another thinp, a program's

@@ -1,14 +1,18 @@
-/* thinp ls: one line per thin device, in columns like thin_ls. */
+/* thinp ls: one line per thin device, in columns like thin_ls; with a
+ * catalog (META.vol, or --catalog), a last column of virtual sizes. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "thinp.h"
 
-#define NCOLS 5
+#define NCOLS 6
+#define COL_SIZE 5
+#define NO_VALUE UINT64_MAX /* printed as "-" */
 
 static const char *const headers[NCOLS] = {
-	"DEV", "MAPPED_BLOCKS", "TRANSACTION", "CREATE_TIME", "SNAP_TIME",
+	"DEV", "MAPPED_BLOCKS", "TRANSACTION", "CREATE_TIME", "SNAP_TIME", "SIZE",
 };
 
 struct rows {
@@ -34,6 +38,7 @@ static int collect(const thinp_meta_device *d, void *ctx)
 	rows->v[rows->n][2] = d->transaction_id;
 	rows->v[rows->n][3] = d->creation_time;
 	rows->v[rows->n][4] = d->snapshotted_time;
+	rows->v[rows->n][COL_SIZE] = NO_VALUE;
 	rows->n++;
 	return 0;
 }
@@ -42,6 +47,8 @@ static int digits(uint64_t v)
 {
 	int n = 1;
 
+	if (v == NO_VALUE)
+		return 1;
 	while (v >= 10) {
 		v /= 10;
 		n++;
@@ -49,28 +56,72 @@ static int digits(uint64_t v)
 	return n;
 }
 
-/* Right-aligned columns, each as wide as its widest entry. */
-static void print_rows(const struct rows *rows, bool headings)
+static void print_cell(int width, uint64_t v, bool last)
+{
+	if (v == NO_VALUE)
+		printf("%*s%s", width, "-", last ? "\n" : " ");
+	else
+		printf("%*" PRIu64 "%s", width, v, last ? "\n" : " ");
+}
+
+/* Right-aligned columns, each as wide as its widest entry; the size column
+ * only with a catalog. */
+static void print_rows(const struct rows *rows, bool headings, int ncols)
 {
 	int width[NCOLS];
 
-	for (int j = 0; j < NCOLS; j++) {
+	for (int j = 0; j < ncols; j++) {
 		width[j] = headings ? (int)strlen(headers[j]) : 1;
 		for (size_t i = 0; i < rows->n; i++)
 			if (digits(rows->v[i][j]) > width[j])
 				width[j] = digits(rows->v[i][j]);
 	}
 	if (headings)
-		for (int j = 0; j < NCOLS; j++)
-			printf("%*s%s", width[j], headers[j], j + 1 < NCOLS ? " " : "\n");
+		for (int j = 0; j < ncols; j++)
+			printf("%*s%s", width[j], headers[j], j + 1 < ncols ? " " : "\n");
 	for (size_t i = 0; i < rows->n; i++)
-		for (int j = 0; j < NCOLS; j++)
-			printf("%*" PRIu64 "%s", width[j], rows->v[i][j], j + 1 < NCOLS ? " " : "\n");
+		for (int j = 0; j < ncols; j++)
+			print_cell(width[j], rows->v[i][j], j + 1 == ncols);
+}
+
+/* Sizes from the catalog at `path`, for the devices its entries still
+ * describe (same birth stamp, docs/CATALOG.md). 1 if the catalog exists,
+ * 0 if not (and not required), -1 after printing an error. */
+static int add_sizes(struct rows *rows, const char *path, bool required)
+{
+	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog *cat = NULL;
+	thinp_io *io = NULL;
+	int r = e ? thinp_io_open_file(&io, path, THINP_IO_RDONLY) : -ENOMEM;
+
+	if (r == -ENOENT && !required) {
+		free(e);
+		return 0;
+	}
+	if (!r)
+		r = thinp_catalog_open(&cat, io, 0);
+	for (size_t i = 0; !r && i < rows->n; i++) {
+		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+		if (thinp_catalog_get(cat, rows->v[i][0], e) == 0 &&
+		    e->birth_transaction == rows->v[i][2] && e->birth_time == rows->v[i][3] &&
+		    e->size)
+			rows->v[i][COL_SIZE] = e->size;
+	}
+	thinp_catalog_close(cat);
+	thinp_io_close(io);
+	free(e);
+	if (r) {
+		err("%s: %s", path, thinp_strerror(r));
+		return -1;
+	}
+	return 1;
 }
 
 static int run(struct invocation *inv)
 {
 	uint64_t source = snap_source(inv);
+	const struct arg *catalog = opt(inv, "catalog");
+	char *cat_default = NULL;
 	struct rows rows = { 0 };
 	int e = thinp_meta_walk_devices(inv->meta, source, collect, &rows), r = EXIT_OK;
 
@@ -78,14 +129,21 @@ static int run(struct invocation *inv)
 		r = err("out of memory");
 	else if (e)
 		r = source_fail(inv, source, e);
+	else if (!catalog->given && !(cat_default = catalog_default_path(inv->meta_path)))
+		r = err("out of memory");
+	else if ((e = add_sizes(&rows, catalog->given ? catalog->str : cat_default,
+				catalog->given)) < 0)
+		r = EXIT_FAIL;
 	else
-		print_rows(&rows, !opt(inv, "no-headers")->given);
+		print_rows(&rows, !opt(inv, "no-headers")->given, e ? NCOLS : NCOLS - 1);
+	free(cat_default);
 	free(rows.v);
 	return r;
 }
 
 static const struct option_spec options[] = {
 	OPT_METADATA_SNAP("list the metadata snapshot instead"),
+	{ "catalog", 'c', "FILE", 0, NULL, "the catalog file (default META.vol)" },
 	{ "no-headers", 0, NULL, 0, NULL, "leave out the header line" },
 	{ NULL },
 };
@@ -95,7 +153,8 @@ const struct command cmd_ls = {
 	.summary = "list thin devices",
 	.description =
 		"One line per thin device: id, mapped blocks, transaction id, creation\n"
-		"time and snapshot time.\n",
+		"time and snapshot time; when the pool has a catalog (META.vol), also\n"
+		"the virtual size in bytes ('-' for a device without an entry).\n",
 	.options = options,
 	.open = OPEN_META,
 	.rdonly = true,

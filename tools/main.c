@@ -15,10 +15,16 @@
 #define COMMANDS(X) \
 	X(format)   \
 	X(message)  \
+	X(create)   \
+	X(control)  \
 	X(status)   \
 	X(ls)       \
 	X(dump)     \
 	X(delta)    \
+	X(send)     \
+	X(receive)  \
+	X(export)   \
+	X(import)   \
 	X(restore)  \
 	X(check)    \
 	X(lookup)   \

@@ -56,6 +56,7 @@ struct operand_spec {
 
 /* What the framework opens before the handler runs (struct invocation). */
 enum open_level {
+	OPEN_NONE,    /* nothing: no -m either */
 	OPEN_META_IO, /* the metadata device (-m) */
 	OPEN_META,    /* and its metadata handle */
 	OPEN_POOL,    /* the metadata and data (-d) devices and the pool on them
@@ -154,5 +155,17 @@ const char *parse_snap_block(const char *s, uint64_t *block);
 uint64_t snap_source(const struct invocation *inv);
 /* fail(), with a clearer word for "no snapshot held". */
 int source_fail(struct invocation *inv, uint64_t source, int e);
+
+/* The catalog file of a pool by convention: META.vol (docs/CATALOG.md).
+ * malloc'ed; NULL when out of memory. */
+char *catalog_default_path(const char *meta_path);
+/* Open the catalog of --catalog FILE (which the command must declare), by
+ * default META.vol, created if missing. Prints the error. EXIT_*. */
+int open_catalog(struct invocation *inv, thinp_io **io, thinp_catalog **cat);
+/* Attach entry e of a device just created in inv->pool (dropping stale
+ * entries) and commit the catalog. Prints the error. EXIT_*. */
+int attach_entry(struct invocation *inv, thinp_catalog *cat, const thinp_catalog_entry *e);
+/* --catalog FILE, for the commands that use the pool's catalog. */
+#define OPT_CATALOG { "catalog", 'c', "FILE", 0, NULL, "the catalog file (default META.vol, created\nif missing)" }
 
 #endif

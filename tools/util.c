@@ -4,8 +4,10 @@
  * command's name.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "thinp.h"
@@ -133,4 +135,56 @@ const char *parse_data_blocks(const char *s, uint64_t *blocks)
 	if (*blocks >= THINP_META_MAX_DATA_BLOCKS)
 		return "the format addresses fewer than 2^40 data blocks";
 	return NULL;
+}
+
+char *catalog_default_path(const char *meta_path)
+{
+	size_t n = strlen(meta_path);
+	char *p = malloc(n + 5);
+
+	if (p) {
+		memcpy(p, meta_path, n);
+		memcpy(p + n, ".vol", 5);
+	}
+	return p;
+}
+
+int open_catalog(struct invocation *inv, thinp_io **io, thinp_catalog **cat)
+{
+	const struct arg *given = opt(inv, "catalog");
+	char *path = given->given ? NULL : catalog_default_path(inv->meta_path);
+	const char *p = given->given ? given->str : path;
+	int r;
+
+	*io = NULL;
+	*cat = NULL;
+	if (!p)
+		return err("out of memory");
+	r = thinp_io_open_file(io, p, THINP_IO_CREATE);
+	if (!r && (r = thinp_catalog_open(cat, *io, 0))) {
+		thinp_io_close(*io);
+		*io = NULL;
+	}
+	if (r)
+		err("%s: %s", p, thinp_strerror(r));
+	free(path);
+	return r ? EXIT_FAIL : EXIT_OK;
+}
+
+int attach_entry(struct invocation *inv, thinp_catalog *cat, const thinp_catalog_entry *e)
+{
+	thinp_pool_status st = THINP_POOL_STATUS_INIT;
+	/* Entries left by devices deleted behind the catalog go at the same commit. */
+	int r = thinp_catalog_reconcile(cat, inv->pool);
+
+	if (r >= 0)
+		r = thinp_catalog_attach(cat, inv->pool, e);
+	if (!r)
+		r = thinp_pool_get_status(inv->pool, &st);
+	if (!r)
+		r = thinp_catalog_commit(cat, st.transaction_id);
+	if (r)
+		return err("catalog: %s (device %" PRIu64 " was created without an entry)",
+			   thinp_strerror(r), e->id);
+	return EXIT_OK;
 }

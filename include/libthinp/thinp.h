@@ -16,6 +16,8 @@
 #include <libthinp/pool.h>
 #include <libthinp/thin.h>
 #include <libthinp/stream.h>
+#include <libthinp/catalog.h>
 #include <libthinp/delta.h>
+#include <libthinp/replica.h>
 
 #endif

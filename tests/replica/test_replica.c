@@ -1,0 +1,914 @@
+/*
+ * Send and receive: random devices and snapshot chains in pool A, sent full
+ * and incrementally into pool B, against a byte model of every snapshot;
+ * blocks the snapshots share in A shared in B; and damaged, truncated,
+ * misdirected and replayed streams, after which no visible device of B
+ * changed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/testutil.h"
+#include <libthinp/thinp.h>
+#include <libthinp/testing.h>
+#include <libthinp/meta.h>
+
+#define BS (64u * 1024)   /* data block size */
+#define NB 40u            /* blocks per device */
+#define DEV_BYTES ((uint64_t)NB * BS)
+#define DATA_BLOCKS 2048u
+#define MAX_SNAPS 6
+#define LIVE 1u           /* A's written device; its snapshots are 2, 3, ... */
+
+static uint64_t suite_seed;
+
+struct pool_env {
+	thinp_io *meta, *data, *cio;
+	thinp_pool *pool;
+	thinp_catalog *cat;
+};
+
+/* A byte stream in memory: written by send, read back by receive. */
+struct buf {
+	uint8_t *p;
+	size_t len, cap, pos;
+};
+
+static int buf_write(const void *p, size_t len, void *ctx)
+{
+	struct buf *b = ctx;
+
+	if (b->len + len > b->cap) {
+		b->cap = (b->len + len) * 2;
+		b->p = realloc(b->p, b->cap);
+		assert_non_null(b->p);
+	}
+	memcpy(b->p + b->len, p, len);
+	b->len += len;
+	return 0;
+}
+
+static int buf_read(void *p, size_t len, size_t *got, void *ctx)
+{
+	struct buf *b = ctx;
+	size_t n = b->len - b->pos < len ? b->len - b->pos : len;
+
+	memcpy(p, b->p + b->pos, n);
+	b->pos += n;
+	*got = n;
+	return 0;
+}
+
+static void env_open(struct pool_env *e)
+{
+	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
+
+	o.data_block_size = BS;
+	assert_int_equal(thinp_io_open_memory(&e->meta, 8u << 20, 0), 0);
+	assert_int_equal(thinp_io_open_memory(&e->data, (uint64_t)DATA_BLOCKS * BS, 0), 0);
+	assert_int_equal(thinp_io_open_memory(&e->cio, 0, 0), 0);
+	assert_int_equal(thinp_pool_format(&e->pool, e->meta, e->data, &o), 0);
+	assert_int_equal(thinp_catalog_open(&e->cat, e->cio, 0), 0);
+}
+
+static void env_close(struct pool_env *e)
+{
+	thinp_catalog_close(e->cat);
+	assert_int_equal(thinp_pool_close(e->pool), 0);
+	thinp_io_close(e->cio);
+	thinp_io_close(e->data);
+	thinp_io_close(e->meta);
+}
+
+static uint8_t *read_dev(thinp_pool *pool, uint64_t id)
+{
+	thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
+	uint8_t *p = malloc(DEV_BYTES);
+	thinp_thin *t;
+
+	assert_non_null(p);
+	o.size = DEV_BYTES;
+	assert_int_equal(thinp_thin_open(&t, pool, id, &o), 0);
+	assert_int_equal(thinp_thin_read(t, p, DEV_BYTES, 0), 0);
+	thinp_thin_close(t);
+	return p;
+}
+
+/* One random change of A's live device and the model. */
+static void random_op(struct test_rng *rng, thinp_thin *t, uint8_t *model)
+{
+	uint64_t off = test_rng_below(rng, DEV_BYTES), len = 1 + test_rng_below(rng, 3 * BS);
+	uint64_t b0 = test_rng_below(rng, NB), nb = 1 + test_rng_below(rng, 4);
+
+	if (off + len > DEV_BYTES)
+		len = DEV_BYTES - off;
+	if (b0 + nb > NB)
+		nb = NB - b0;
+	switch (test_rng_below(rng, 6)) {
+	case 0: /* discard whole blocks */
+		assert_int_equal(thinp_thin_discard(t, nb * BS, b0 * BS), 0);
+		memset(model + b0 * BS, 0, nb * BS);
+		break;
+	case 1:
+		assert_int_equal(thinp_thin_write_zeroes(t, len, off), 0);
+		memset(model + off, 0, len);
+		break;
+	default:
+		for (uint64_t i = 0; i < len; i++)
+			model[off + i] = (uint8_t)test_rng_next(rng);
+		assert_int_equal(thinp_thin_write(t, model + off, len, off), 0);
+	}
+}
+
+/* Device id's guid in the catalog (the test's devices all have one). */
+static void guid_of(thinp_catalog *cat, uint64_t id, uint8_t guid[16])
+{
+	thinp_catalog_entry *e = malloc(sizeof(*e));
+
+	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	assert_int_equal(thinp_catalog_get(cat, id, e), 0);
+	memcpy(guid, e->guid, 16);
+	free(e);
+}
+
+/* What must not change when a receive fails: every pool device, the visible
+ * entries and their contents, the data blocks used. */
+struct state {
+	uint64_t ids[64], nr_ids, data_used, visible[64], nr_visible;
+	uint8_t *contents[64];
+};
+
+static void state_take(struct pool_env *e, struct state *s)
+{
+	thinp_pool_status st = THINP_POOL_STATUS_INIT;
+	thinp_catalog_entry *ce = malloc(sizeof(*ce));
+
+	memset(s, 0, sizeof(*s));
+	for (uint64_t id = 0; id < 64; id++) {
+		thinp_thin_status ts = THINP_THIN_STATUS_INIT;
+
+		if (thinp_pool_get_thin_status(e->pool, id, &ts) == 0)
+			s->ids[s->nr_ids++] = id;
+	}
+	*ce = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	for (uint64_t id = 0; thinp_catalog_next(e->cat, id, ce) == 0; id = ce->id + 1) {
+		if (ce->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR))
+			continue;
+		s->contents[s->nr_visible] = read_dev(e->pool, ce->id);
+		s->visible[s->nr_visible++] = ce->id;
+	}
+	assert_int_equal(thinp_pool_get_status(e->pool, &st), 0);
+	s->data_used = st.data_used;
+	free(ce);
+}
+
+static void state_assert_same(struct pool_env *e, struct state *before)
+{
+	struct state now;
+
+	state_take(e, &now);
+	assert_int_equal(now.nr_ids, before->nr_ids);
+	assert_memory_equal(now.ids, before->ids, sizeof(now.ids));
+	assert_int_equal(now.nr_visible, before->nr_visible);
+	assert_memory_equal(now.visible, before->visible, sizeof(now.visible));
+	assert_int_equal(now.data_used, before->data_used);
+	for (uint64_t i = 0; i < now.nr_visible; i++) {
+		assert_memory_equal(now.contents[i], before->contents[i], DEV_BYTES);
+		free(now.contents[i]);
+	}
+}
+
+static void state_free(struct state *s)
+{
+	for (uint64_t i = 0; i < s->nr_visible; i++)
+		free(s->contents[i]);
+}
+
+static int do_send(struct pool_env *e, uint64_t dev, uint64_t base, struct buf *b)
+{
+	char msg[256];
+	thinp_send_options o = THINP_SEND_OPTIONS_INIT;
+
+	o.errbuf = msg;
+	o.errbuf_size = sizeof(msg);
+	memset(b, 0, sizeof(*b));
+	return thinp_send(e->pool, e->cat, dev, base, buf_write, b, &o);
+}
+
+static int do_receive(struct pool_env *e, struct buf *b, uint64_t *id, char *msg, size_t size)
+{
+	thinp_receive_options o = THINP_RECEIVE_OPTIONS_INIT;
+
+	o.errbuf = msg;
+	o.errbuf_size = size;
+	b->pos = 0;
+	return thinp_receive(e->pool, e->cat, buf_read, b, &o, id);
+}
+
+/* Distinct data blocks mapped by A's devices [first, last]. */
+static uint64_t distinct_blocks(thinp_pool *pool, uint64_t first, uint64_t last)
+{
+	uint8_t *seen = calloc(DATA_BLOCKS, 1);
+	uint64_t n = 0, vb;
+	thinp_mapping m = THINP_MAPPING_INIT;
+
+	for (uint64_t id = first; id <= last; id++)
+		for (uint64_t v = 0; thinp_pool_thin_next_map(pool, id, v, &vb, &m) == 0; v = vb + 1)
+			if (!seen[m.data_block]++)
+				n++;
+	free(seen);
+	return n;
+}
+
+/* A: LIVE written at random, snapshotted MAX_SNAPS times; returns the model
+ * of each snapshot in models[]. Each snapshot gets a catalog entry with size. */
+static void build_chain(struct pool_env *a, struct test_rng *rng, uint8_t **models)
+{
+	thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
+	thinp_catalog_entry *ce = malloc(sizeof(*ce));
+	uint8_t *model = calloc(1, DEV_BYTES);
+	thinp_thin *t;
+
+	assert_int_equal(thinp_pool_create_thin(a->pool, LIVE), 0);
+	o.size = DEV_BYTES;
+	assert_int_equal(thinp_thin_open(&t, a->pool, LIVE, &o), 0);
+	for (int s = 0; s < MAX_SNAPS; s++) {
+		unsigned ops = test_ops(s ? 6 : 30);
+
+		for (unsigned i = 0; i < ops; i++)
+			random_op(rng, t, model);
+		assert_int_equal(thinp_thin_flush(t), 0);
+		assert_int_equal(thinp_pool_create_snap(a->pool, LIVE + 1 + s, LIVE), 0);
+		*ce = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+		ce->id = LIVE + 1 + s;
+		ce->size = DEV_BYTES;
+		assert_int_equal(thinp_catalog_new_guid(ce->guid), 0);
+		assert_int_equal(thinp_catalog_attach(a->cat, a->pool, ce), 0);
+		models[s] = malloc(DEV_BYTES);
+		memcpy(models[s], model, DEV_BYTES);
+	}
+	thinp_thin_close(t);
+	free(model);
+	free(ce);
+}
+
+/* Every snapshot of A sent (full, then each incremental) into B. */
+static void replicate(struct pool_env *a, struct pool_env *b, uint8_t **models, uint64_t *got)
+{
+	char msg[256];
+
+	for (int s = 0; s < MAX_SNAPS; s++) {
+		struct buf st;
+		uint8_t *p;
+
+		assert_int_equal(do_send(a, LIVE + 1 + s, s ? LIVE + s : THINP_SEND_FULL, &st), 0);
+		assert_int_equal(do_receive(b, &st, &got[s], msg, sizeof(msg)), 0);
+		assert_int_equal(st.pos, st.len); /* read up to END, nothing more */
+		p = read_dev(b->pool, got[s]);
+		assert_memory_equal(p, models[s], DEV_BYTES);
+		free(p);
+		free(st.p);
+	}
+}
+
+static void test_chain_random(void **state)
+{
+	struct test_rng rng;
+	(void)state;
+
+	test_rng_init(&rng, suite_seed);
+	for (unsigned round = 0; round < test_ops(4); round++) {
+		struct pool_env a, b;
+		uint8_t *models[MAX_SNAPS];
+		uint64_t got[MAX_SNAPS];
+		thinp_pool_status st = THINP_POOL_STATUS_INIT;
+
+		env_open(&a);
+		env_open(&b);
+		build_chain(&a, &rng, models);
+		for (int s = 0; s < MAX_SNAPS; s++) {
+			uint8_t *p = read_dev(a.pool, LIVE + 1 + s);
+
+			assert_memory_equal(p, models[s], DEV_BYTES); /* A agrees with the model */
+			free(p);
+		}
+		replicate(&a, &b, models, got);
+		/* The received chain shares what A's chain shares. */
+		assert_int_equal(thinp_pool_get_status(b.pool, &st), 0);
+		assert_int_equal(st.data_used, distinct_blocks(a.pool, LIVE + 1, LIVE + MAX_SNAPS));
+		for (int s = 0; s < MAX_SNAPS; s++) {
+			uint8_t ga[16], gb[16];
+
+			guid_of(a.cat, LIVE + 1 + s, ga);
+			guid_of(b.cat, got[s], gb);
+			assert_memory_equal(ga, gb, 16);
+			free(models[s]);
+		}
+		env_close(&a);
+		env_close(&b);
+	}
+}
+
+/* A chain of three in A and B, B holding the first two; *next the stream of
+ * the third (incremental from the second). */
+struct fixture {
+	struct pool_env a, b;
+	uint8_t *models[MAX_SNAPS];
+	uint64_t got[MAX_SNAPS];
+};
+
+static void fixture_open(struct fixture *f, struct test_rng *rng)
+{
+	env_open(&f->a);
+	env_open(&f->b);
+	build_chain(&f->a, rng, f->models);
+	replicate(&f->a, &f->b, f->models, f->got);
+}
+
+static void fixture_close(struct fixture *f)
+{
+	for (int s = 0; s < MAX_SNAPS; s++)
+		free(f->models[s]);
+	env_close(&f->a);
+	env_close(&f->b);
+}
+
+/* Damaged and truncated streams, full and incremental, into B: errors, B unchanged. */
+static void test_damage(void **state)
+{
+	struct test_rng rng;
+	struct fixture f;
+	struct buf full, inc;
+	(void)state;
+
+	test_rng_init(&rng, suite_seed + 1);
+	fixture_open(&f, &rng);
+	/* New content for A, so the streams are not replays in B. */
+	assert_int_equal(thinp_pool_create_snap(f.a.pool, 20, LIVE + MAX_SNAPS), 0);
+	{
+		thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
+		thinp_thin *t;
+		uint8_t blk[BS];
+
+		memset(blk, 0x5a, sizeof(blk));
+		o.size = DEV_BYTES;
+		assert_int_equal(thinp_thin_open(&t, f.a.pool, 20, &o), 0);
+		assert_int_equal(thinp_thin_write(t, blk, BS, 3 * BS), 0);
+		thinp_thin_close(t);
+	}
+	assert_int_equal(do_send(&f.a, 20, THINP_SEND_FULL, &full), 0);
+	assert_int_equal(do_send(&f.a, 20, LIVE + MAX_SNAPS, &inc), 0);
+	for (unsigned i = 0; i < test_ops(40); i++) {
+		struct buf *s = i & 1 ? &inc : &full;
+		struct state before;
+		uint64_t id, bit = test_rng_below(&rng, s->len * 8);
+		size_t len = s->len;
+		char msg[256] = "";
+		int r;
+
+		state_take(&f.b, &before);
+		if (i & 2) {
+			s->len = test_rng_below(&rng, len); /* truncated */
+			r = do_receive(&f.b, s, &id, msg, sizeof(msg));
+			s->len = len;
+		} else {
+			s->p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			r = do_receive(&f.b, s, &id, msg, sizeof(msg));
+			s->p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		}
+		assert_true(r < 0);
+		assert_true(msg[0] != '\0');
+		state_assert_same(&f.b, &before);
+		state_free(&before);
+	}
+	free(full.p);
+	free(inc.p);
+	fixture_close(&f);
+}
+
+/* The wrong base, a modified base, a replay. */
+static void test_base_and_replay(void **state)
+{
+	struct test_rng rng;
+	struct fixture f;
+	struct buf s;
+	struct state before;
+	uint64_t id;
+	char msg[256];
+	(void)state;
+
+	test_rng_init(&rng, suite_seed + 2);
+	fixture_open(&f, &rng);
+
+	/* Replays of a full and an incremental stream: no-ops giving the same id. */
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(do_send(&f.a, LIVE + 1 + k, k ? LIVE + 1 : THINP_SEND_FULL, &s), 0);
+		state_take(&f.b, &before);
+		assert_int_equal(do_receive(&f.b, &s, &id, msg, sizeof(msg)), 0);
+		assert_int_equal(id, f.got[k]);
+		state_assert_same(&f.b, &before);
+		state_free(&before);
+		free(s.p);
+	}
+
+	/* A base B never had: device 30 and its snapshot 31, new to B. */
+	assert_int_equal(thinp_pool_create_thin(f.a.pool, 30), 0);
+	assert_int_equal(thinp_pool_create_snap(f.a.pool, 31, 30), 0);
+	assert_int_equal(do_send(&f.a, 31, 30, &s), 0);
+	state_take(&f.b, &before);
+	assert_int_equal(do_receive(&f.b, &s, &id, msg, sizeof(msg)), -ENODATA);
+	state_assert_same(&f.b, &before);
+	state_free(&before);
+	free(s.p);
+
+	/* A base modified in B since it was received: refused, nothing else changes. */
+	assert_int_equal(thinp_pool_create_snap(f.a.pool, 32, LIVE + MAX_SNAPS), 0);
+	assert_int_equal(do_send(&f.a, 32, LIVE + MAX_SNAPS, &s), 0);
+	{
+		thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
+		thinp_thin *t;
+		uint8_t blk[512];
+
+		memset(blk, 1, sizeof(blk));
+		o.size = DEV_BYTES;
+		assert_int_equal(thinp_thin_open(&t, f.b.pool, f.got[MAX_SNAPS - 1], &o), 0);
+		assert_int_equal(thinp_thin_write(t, blk, sizeof(blk), 7 * BS), 0);
+		thinp_thin_close(t);
+	}
+	state_take(&f.b, &before);
+	assert_int_equal(do_receive(&f.b, &s, &id, msg, sizeof(msg)), -ESTALE);
+	state_assert_same(&f.b, &before);
+	state_free(&before);
+	free(s.p);
+
+	/* The same incremental onto an unmodified base still works. */
+	assert_int_equal(do_send(&f.a, LIVE + MAX_SNAPS - 1, LIVE + MAX_SNAPS - 2, &s), 0);
+	assert_int_equal(do_receive(&f.b, &s, &id, msg, sizeof(msg)), 0);
+	assert_int_equal(id, f.got[MAX_SNAPS - 2]); /* a replay, then */
+	free(s.p);
+	fixture_close(&f);
+}
+
+/* A block size the pool does not have: refused before anything changes. */
+static void test_block_size(void **state)
+{
+	thinp_stream_header h = THINP_STREAM_HEADER_INIT;
+	thinp_stream_writer *w;
+	struct pool_env b;
+	struct buf s = { 0 };
+	struct state before;
+	uint64_t id;
+	char msg[256];
+	(void)state;
+
+	env_open(&b);
+	h.block_size = 4096;
+	h.virtual_size = 1 << 20;
+	assert_int_equal(thinp_catalog_new_guid(h.target_guid), 0);
+	assert_int_equal(thinp_stream_writer_begin(&w, &h, 0, buf_write, &s), 0);
+	assert_int_equal(thinp_stream_writer_end(w), 0);
+	thinp_stream_writer_free(w);
+	state_take(&b, &before);
+	assert_int_equal(do_receive(&b, &s, &id, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "block size"));
+	state_assert_same(&b, &before);
+	state_free(&before);
+	free(s.p);
+	env_close(&b);
+}
+
+/* ---- Power cuts during a receive ------------------------------------ */
+
+/*
+ * One clock over B's three devices (metadata, data, catalog): the n-th
+ * write, flush, discard, write-zeroes or resize on any of them cuts the power
+ * of all three at once (each fault device resolving its unflushed writes by
+ * the mode), and every later request fails.
+ */
+struct power {
+	uint64_t n, count;
+	int mode;
+	uint64_t seed;
+	int cut;
+	thinp_io_fault *fault[3];
+};
+
+struct clocked {
+	struct power *pw;
+	thinp_io *below;
+};
+
+static int tick(struct power *pw)
+{
+	if (!pw->cut && ++pw->count == pw->n) {
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(thinp_io_fault_cut(pw->fault[i], pw->mode, pw->seed + i), 0);
+		pw->cut = 1;
+	}
+	return pw->cut ? -EIO : 0;
+}
+
+static int ck_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
+{
+	struct clocked *c = ctx;
+
+	return c->pw->cut ? -EIO : thinp_io_read(c->below, buf, len, off, 0);
+}
+
+static int ck_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
+{
+	struct clocked *c = ctx;
+	int r = tick(c->pw);
+
+	return r ? r : thinp_io_write(c->below, buf, len, off, 0);
+}
+
+static int ck_flush(void *ctx)
+{
+	struct clocked *c = ctx;
+	int r = tick(c->pw);
+
+	return r ? r : thinp_io_flush(c->below);
+}
+
+static int ck_size(void *ctx, uint64_t *bytes)
+{
+	struct clocked *c = ctx;
+
+	return thinp_io_size(c->below, bytes);
+}
+
+static int ck_discard(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
+{
+	struct clocked *c = ctx;
+	int r = tick(c->pw);
+
+	return r ? r : thinp_io_discard(c->below, len, off, 0);
+}
+
+static int ck_write_zeroes(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
+{
+	struct clocked *c = ctx;
+	int r = tick(c->pw);
+
+	return r ? r : thinp_io_write_zeroes(c->below, len, off, 0);
+}
+
+static int ck_resize(void *ctx, uint64_t bytes)
+{
+	struct clocked *c = ctx;
+	int r = tick(c->pw);
+
+	return r ? r : thinp_io_resize(c->below, bytes);
+}
+
+static void ck_close(void *ctx)
+{
+	free(ctx);
+}
+
+/* B on memory devices, behind fault devices, behind the clock. */
+struct crash_env {
+	thinp_io *lower[3], *fio[3];
+	struct power pw;
+	struct pool_env b;
+};
+
+static thinp_io *clocked_io(struct power *pw, thinp_io *below)
+{
+	thinp_io_ops ops = THINP_IO_OPS_INIT;
+	struct clocked *c = malloc(sizeof(*c));
+	thinp_io *io;
+
+	c->pw = pw;
+	c->below = below;
+	ops.caps = THINP_IO_CAP_DISCARD | THINP_IO_CAP_DISCARD_ZEROES | THINP_IO_CAP_WRITE_ZEROES;
+	ops.read = ck_read;
+	ops.write = ck_write;
+	ops.flush = ck_flush;
+	ops.size = ck_size;
+	ops.discard = ck_discard;
+	ops.write_zeroes = ck_write_zeroes;
+	ops.resize = ck_resize;
+	ops.close = ck_close;
+	assert_int_equal(thinp_io_new(&io, &ops, c, 0), 0);
+	return io;
+}
+
+static void crash_env_open(struct crash_env *ce)
+{
+	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
+	const uint64_t sizes[3] = { 8u << 20, (uint64_t)DATA_BLOCKS * BS, 0 };
+	thinp_io **io[3] = { &ce->b.meta, &ce->b.data, &ce->b.cio };
+
+	memset(ce, 0, sizeof(*ce));
+	ce->pw.n = UINT64_MAX;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(thinp_io_open_memory(&ce->lower[i], sizes[i], 0), 0);
+		assert_int_equal(thinp_io_open_fault(&ce->fio[i], &ce->pw.fault[i], ce->lower[i], 0),
+				 0);
+		*io[i] = clocked_io(&ce->pw, ce->fio[i]);
+	}
+	o.data_block_size = BS;
+	assert_int_equal(thinp_pool_format(&ce->b.pool, ce->b.meta, ce->b.data, &o), 0);
+	assert_int_equal(thinp_catalog_open(&ce->b.cat, ce->b.cio, 0), 0);
+}
+
+/* After the cut: B reopened on what reached the lower devices. */
+static void crash_env_reopen(struct crash_env *ce, struct pool_env *after)
+{
+	thinp_catalog_close(ce->b.cat);
+	thinp_pool_close(ce->b.pool); /* fails: the power is gone */
+	for (int i = 0; i < 3; i++)
+		thinp_io_close(i == 0 ? ce->b.meta : i == 1 ? ce->b.data : ce->b.cio);
+	for (int i = 0; i < 3; i++) {
+		thinp_io_close(ce->fio[i]);
+		thinp_io_fault_free(ce->pw.fault[i]);
+	}
+	assert_int_equal(thinp_meta_check_io(ce->lower[0], NULL, NULL, NULL), 0);
+	after->meta = ce->lower[0];
+	after->data = ce->lower[1];
+	after->cio = ce->lower[2];
+	assert_int_equal(thinp_pool_open(&after->pool, after->meta, after->data, NULL), 0);
+	assert_int_equal(thinp_catalog_open(&after->cat, after->cio, 0), 0);
+}
+
+/*
+ * What a crash may leave: every visible entry names a device that exists
+ * (same birth stamp); the visible devices are those before (same contents),
+ * plus at most the stream's target with exactly its contents.
+ */
+static void assert_crash_outcome(struct pool_env *b, const struct state *before,
+				 const uint8_t target_guid[16], const uint8_t *target)
+{
+	thinp_catalog_entry *ce = malloc(sizeof(*ce));
+	uint64_t matched = 0;
+
+	*ce = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	for (uint64_t id = 0; thinp_catalog_next(b->cat, id, ce) == 0; id = ce->id + 1) {
+		thinp_thin_status ts = THINP_THIN_STATUS_INIT;
+		uint8_t *p;
+		uint64_t i;
+
+		if (ce->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR))
+			continue;
+		assert_int_equal(thinp_pool_get_thin_status(b->pool, ce->id, &ts), 0);
+		assert_int_equal(ts.creation_time, ce->birth_time);
+		assert_int_equal(ts.transaction_id, ce->birth_transaction);
+		p = read_dev(b->pool, ce->id);
+		for (i = 0; i < before->nr_visible && before->visible[i] != ce->id; i++)
+			;
+		if (i < before->nr_visible) {
+			assert_memory_equal(p, before->contents[i], DEV_BYTES);
+			matched++;
+		} else {
+			assert_memory_equal(ce->guid, target_guid, 16);
+			assert_memory_equal(p, target, DEV_BYTES);
+		}
+		free(p);
+	}
+	assert_int_equal(matched, before->nr_visible);
+	free(ce);
+}
+
+/* A power cut at every request of a full and of an incremental receive, in
+ * every fault mode. */
+static void test_crash(void **state)
+{
+	static const int modes[] = { THINP_IO_FAULT_CUT_DROP, THINP_IO_FAULT_CUT_KEEP,
+				     THINP_IO_FAULT_CUT_RANDOM, THINP_IO_FAULT_CUT_TORN };
+	struct test_rng rng;
+	struct pool_env a;
+	uint8_t *models[MAX_SNAPS], g2[16], g3[16];
+	struct buf s2, s3;
+	uint64_t cuts = 0;
+	(void)state;
+
+	test_rng_init(&rng, suite_seed + 3);
+	env_open(&a);
+	build_chain(&a, &rng, models);
+	assert_int_equal(do_send(&a, LIVE + 1, THINP_SEND_FULL, &s2), 0);
+	assert_int_equal(do_send(&a, LIVE + 2, LIVE + 1, &s3), 0);
+	guid_of(a.cat, LIVE + 1, g2);
+	guid_of(a.cat, LIVE + 2, g3);
+	for (int incremental = 0; incremental < 2; incremental++)
+		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+			for (uint64_t n = 1;; n++) {
+				struct crash_env ce;
+				struct pool_env after;
+				struct state before;
+				uint64_t id;
+				char msg[256];
+				int r;
+
+				crash_env_open(&ce);
+				if (incremental)
+					assert_int_equal(do_receive(&ce.b, &s2, &id, msg, sizeof(msg)), 0);
+				state_take(&ce.b, &before);
+				ce.pw.mode = modes[m];
+				ce.pw.seed = test_rng_next(&rng);
+				ce.pw.count = 0;
+				ce.pw.n = n;
+				r = do_receive(&ce.b, incremental ? &s3 : &s2, &id, msg, sizeof(msg));
+				if (!ce.pw.cut) {
+					/* The whole receive ran before the n-th request. */
+					assert_int_equal(r, 0);
+					ce.pw.n = ce.pw.count + 1;
+					assert_int_equal(tick(&ce.pw), -EIO);
+				}
+				crash_env_reopen(&ce, &after);
+				assert_crash_outcome(&after, &before, incremental ? g3 : g2,
+						     models[incremental]);
+				state_free(&before);
+				env_close(&after);
+				if (!r)
+					break;
+				cuts++;
+			}
+	assert_true(cuts > 8);
+	for (int s = 0; s < MAX_SNAPS; s++)
+		free(models[s]);
+	free(s2.p);
+	free(s3.p);
+	env_close(&a);
+}
+
+/* ---- Resuming ------------------------------------------------------- */
+
+static int send_opts(struct pool_env *e, uint64_t dev, uint64_t base, const char *token,
+		     struct buf *b)
+{
+	thinp_send_options o = THINP_SEND_OPTIONS_INIT;
+
+	o.checkpoint_bytes = 3 * BS;
+	o.resume_token = token;
+	memset(b, 0, sizeof(*b));
+	return thinp_send(e->pool, e->cat, dev, base, buf_write, b, &o);
+}
+
+/* Receive the first `len` bytes of `b` resumably; the token into `token`. */
+static int receive_cut(struct pool_env *e, struct buf *b, size_t len, char *token,
+		       uint64_t *id)
+{
+	thinp_receive_options o = THINP_RECEIVE_OPTIONS_INIT;
+	size_t full = b->len;
+	int r;
+
+	o.flags = THINP_RECEIVE_RESUMABLE;
+	o.token = token;
+	o.token_size = THINP_STREAM_TOKEN_SIZE;
+	b->len = len;
+	b->pos = 0;
+	r = thinp_receive(e->pool, e->cat, buf_read, b, &o, id);
+	b->len = full;
+	return r;
+}
+
+static void assert_visible_same(struct pool_env *e, struct state *before)
+{
+	struct state now;
+
+	state_take(e, &now);
+	assert_int_equal(now.nr_visible, before->nr_visible);
+	assert_memory_equal(now.visible, before->visible, sizeof(now.visible));
+	for (uint64_t i = 0; i < now.nr_visible; i++)
+		assert_memory_equal(now.contents[i], before->contents[i], DEV_BYTES);
+	state_free(&now);
+}
+
+/* A device received in pieces: each interrupted receive keeps it hidden and
+ * gives a token, each resumed stream continues it, the last one publishes. */
+static void test_resume(void **state)
+{
+	struct test_rng rng;
+	struct pool_env a, b;
+	uint8_t *models[MAX_SNAPS];
+	char token[THINP_STREAM_TOKEN_SIZE];
+	unsigned resumed = 0;
+	(void)state;
+
+	test_rng_init(&rng, suite_seed + 4);
+	env_open(&a);
+	env_open(&b);
+	build_chain(&a, &rng, models);
+	for (int k = 0; k < 2; k++) {
+		uint64_t dev = LIVE + 1 + k, base = k ? LIVE + 1 : THINP_SEND_FULL, id;
+		struct buf s;
+		int pieces = 0, r;
+		uint8_t *p;
+
+		assert_int_equal(send_opts(&a, dev, base, NULL, &s), 0);
+		for (;;) {
+			struct state before;
+			size_t cut = pieces < 4 ? test_rng_below(&rng, s.len) : s.len;
+
+			state_take(&b, &before);
+			r = receive_cut(&b, &s, cut, token, &id);
+			if (r)
+				assert_visible_same(&b, &before);
+			state_free(&before);
+			free(s.p);
+			if (!r)
+				break;
+			assert_int_equal(r, -EPROTO);
+			pieces++;
+			resumed += token[0] != '\0';
+			/* No resume point yet: start again. */
+			assert_int_equal(send_opts(&a, dev, base, token[0] ? token : NULL, &s), 0);
+		}
+		p = read_dev(b.pool, id);
+		assert_memory_equal(p, models[k], DEV_BYTES);
+		free(p);
+	}
+	assert_true(resumed > 0);
+	/* A resumed stream nobody here waits for, and a token for other devices. */
+	{
+		struct buf s, t;
+		uint64_t id;
+		char msg[256];
+
+		assert_int_equal(send_opts(&a, LIVE + 3, LIVE + 2, NULL, &s), 0);
+		assert_true(receive_cut(&b, &s, s.len / 2, token, &id) < 0);
+		assert_true(token[0] != '\0');
+		assert_int_equal(send_opts(&a, LIVE + 4, LIVE + 3, token, &t), -EINVAL);
+		assert_int_equal(send_opts(&a, LIVE + 3, LIVE + 2, token, &t), 0);
+		free(s.p);
+		{
+			struct pool_env c;
+
+			env_open(&c);
+			assert_int_equal(do_receive(&c, &t, &id, msg, sizeof(msg)), -ESTALE);
+			env_close(&c);
+		}
+		free(t.p);
+	}
+	for (int s = 0; s < MAX_SNAPS; s++)
+		free(models[s]);
+	env_close(&a);
+	env_close(&b);
+}
+
+/* Devices without a catalog size are sent by their highest mapped block: a
+ * snapshot that shrank must not keep its base's blocks past its end in B,
+ * where a later, larger one would show them. */
+static void test_shrinking_size(void **state)
+{
+	thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
+	struct pool_env a, b;
+	uint8_t *blk = malloc(BS), *pa, *pb;
+	uint64_t got[3];
+	thinp_thin *t;
+	char msg[256];
+	(void)state;
+
+	env_open(&a);
+	env_open(&b);
+	o.size = DEV_BYTES;
+	memset(blk, 0x77, BS);
+	assert_int_equal(thinp_pool_create_thin(a.pool, 1), 0);
+	assert_int_equal(thinp_thin_open(&t, a.pool, 1, &o), 0);
+	for (uint64_t v = 0; v <= 30; v++)
+		assert_int_equal(thinp_thin_write(t, blk, BS, v * BS), 0);
+	assert_int_equal(thinp_pool_create_snap(a.pool, 2, 1), 0);
+	assert_int_equal(thinp_thin_discard(t, 11 * BS, 20 * BS), 0);
+	assert_int_equal(thinp_pool_create_snap(a.pool, 3, 1), 0);
+	memset(blk, 0x33, BS);
+	assert_int_equal(thinp_thin_write(t, blk, BS, 25 * BS), 0);
+	assert_int_equal(thinp_pool_create_snap(a.pool, 4, 1), 0);
+	thinp_thin_close(t);
+	for (int s = 0; s < 3; s++) {
+		struct buf st;
+
+		uint64_t base = s ? (uint64_t)(1 + s) : THINP_SEND_FULL;
+
+		assert_int_equal(do_send(&a, (uint64_t)(2 + s), base, &st), 0);
+		assert_int_equal(do_receive(&b, &st, &got[s], msg, sizeof(msg)), 0);
+		free(st.p);
+	}
+	pa = read_dev(a.pool, 4);
+	pb = read_dev(b.pool, got[2]);
+	assert_memory_equal(pa, pb, 26 * BS);
+	free(pa);
+	free(pb);
+	free(blk);
+	env_close(&a);
+	env_close(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_chain_random),
+		cmocka_unit_test(test_damage),
+		cmocka_unit_test(test_base_and_replay),
+		cmocka_unit_test(test_block_size),
+		cmocka_unit_test(test_crash),
+		cmocka_unit_test(test_resume),
+		cmocka_unit_test(test_shrinking_size),
+	};
+
+	suite_seed = test_seed("test_replica");
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
