@@ -1,7 +1,11 @@
 #!/bin/bash
 # Benchmark (not a test): the same fio client (ioengine=nbd) against three
 # servers on unix sockets, one after the other in one run:
-#   thinp   nbdkit + this plugin, a pool on a metadata and a data file
+#   thinp   nbdkit + this plugin, a pool on a metadata and a data file,
+#           default commit_interval (1000 ms: a data fdatasync + metadata
+#           commit every second, as the kernel's thin-pool does)
+#   thinp0  the same with commit_interval=0: durable at flush/FUA only, the
+#           contract the file plugin has (it never syncs on its own)
 #   file    nbdkit's file plugin on a raw file (the baseline)
 #   qcow2   qemu-nbd serving a qcow2 image
 # 4 KiB random and 64 KiB sequential reads and writes at queue depth 1 and 16,
@@ -55,28 +59,32 @@ wait_sock() {
 
 runs="randread:4k:1 randread:4k:16 randwrite:4k:1 randwrite:4k:16 read:64k:1 read:64k:16 write:64k:1 write:64k:16"
 
-# All three servers run at once; every measurement is taken on each server
+# All four servers run at once; every measurement is taken on each server
 # in turn, ROUNDS times, and the median kept, so that load from elsewhere
-# on the machine hits all three alike.
-truncate -s 64M "$T/meta"
-truncate -s "$bytes" "$T/data"
-"$thinp" format -m "$T/meta" -b 64k -n $((bytes / 65536)) >/dev/null
-"$thinp" create -m "$T/meta" -d "$T/data" --size "$bytes" 1 >/dev/null
-nbdkit -f -U "$T/s1" "$plugin" meta="$T/meta" data="$T/data" & pids=$!
+# on the machine hits all of them alike.
+for p in 1 4; do
+	truncate -s 64M "$T/meta$p"
+	truncate -s "$bytes" "$T/data$p"
+	"$thinp" format -m "$T/meta$p" -b 64k -n $((bytes / 65536)) >/dev/null
+	"$thinp" create -m "$T/meta$p" -d "$T/data$p" --size "$bytes" 1 >/dev/null
+done
+nbdkit -f -U "$T/s1" "$plugin" meta="$T/meta1" data="$T/data1" & pids=$!
+nbdkit -f -U "$T/s4" "$plugin" meta="$T/meta4" data="$T/data4" commit_interval=0 & pids="$pids $!"
 truncate -s "$bytes" "$T/raw"
 nbdkit -f -U "$T/s2" file "$T/raw" & pids="$pids $!"
 qemu-img create -q -f qcow2 "$T/img.qcow2" "$bytes"
 qemu-nbd -t -k "$T/s3" -f qcow2 "$T/img.qcow2" & pids="$pids $!"
 pid=$pids
-for s in s1 s2 s3; do wait_sock "$T/$s"; done
-names=(thinp file qcow2)
-uris=("nbd+unix:///1?socket=$T/s1" "nbd+unix:///?socket=$T/s2" "nbd+unix:///?socket=$T/s3")
+for s in s1 s4 s2 s3; do wait_sock "$T/$s"; done
+names=(thinp thinp0 file qcow2)
+uris=("nbd+unix:///1?socket=$T/s1" "nbd+unix:///1?socket=$T/s4" "nbd+unix:///?socket=$T/s2"
+	"nbd+unix:///?socket=$T/s3")
 
 : >"$T/results"
 measure() { # RUNNAME RW BS QD RUNTIME
 	local round i
 	for round in $(seq "$ROUNDS"); do
-		for i in 0 1 2; do
+		for i in 0 1 2 3; do
 			echo "${names[$i]} $1 $(fio_run "${names[$i]}" "${uris[$i]}" "$2" "$3" "$4" "$5")" >>"$T/results"
 		done
 	done
@@ -85,7 +93,7 @@ measure() { # RUNNAME RW BS QD RUNTIME
 # allocation) on the fresh images: one short run each, since a second run
 # would no longer write first.
 ROUNDS=1 measure first-write:randwrite:4k:16 randwrite 4k 16 2
-for i in 0 1 2; do fill "${uris[$i]}"; done
+for i in 0 1 2 3; do fill "${uris[$i]}"; done
 for r in $runs; do
 	IFS=: read -r rw bs qd <<<"$r"
 	measure "$rw:$bs:$qd" "$rw" "$bs" "$qd" "$RUNTIME"
@@ -100,10 +108,12 @@ for line in open(sys.argv[1]):
     runs.setdefault(run, {}).setdefault(srv, []).append((float(iops), float(mib)))
 res = {run: {s: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
              for s, v in r.items()} for run, r in runs.items()}
-print("%-28s %16s %16s %16s %12s %12s" % ("run (rw:bs:qd)", "thinp IOPS MiB/s", "file IOPS MiB/s",
-      "qcow2 IOPS MiB/s", "thinp/file", "thinp/qcow2"))
+servers = ["thinp", "thinp0", "file", "qcow2"]
+print("%-24s" % "run (rw:bs:qd)" + "".join("%17s" % (s + " IOPS MiB/s") for s in servers) +
+      "  thinp/file thinp0/file thinp/qcow2")
 for run, r in res.items():
-    cell = lambda s: "%8.0f %7.1f" % r[s] if s in r else "%16s" % "-"
-    print("%-28s %16s %16s %16s %11.2fx %11.2fx" % (run, cell("thinp"), cell("file"), cell("qcow2"),
-          r["thinp"][0] / r["file"][0], r["thinp"][0] / r["qcow2"][0]))
+    cells = "".join("%9.0f %7.1f" % r[s] if s in r else "%17s" % "-" for s in servers)
+    ratio = lambda a, b: "%10.2fx" % (r[a][0] / r[b][0])
+    print("%-24s%s %s %s %s" % (run, cells, ratio("thinp", "file"), ratio("thinp0", "file"),
+                                ratio("thinp", "qcow2")))
 PY
