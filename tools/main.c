@@ -35,6 +35,24 @@ static const struct command commands[] = {
 	  "  reserve_metadata_snap          take a metadata snapshot\n"
 	  "  release_metadata_snap          drop the metadata snapshot\n"
 	  "Ids are 0 .. 16777215.\n" },
+	{ "create", cmd_create, "create a thin device or snapshot and its catalog entry",
+	  "Usage: thinp create -m META -d DATA --size SIZE [--origin FILE]\n"
+	  "                    [--snapshot-of ID] [--read-only] [--catalog FILE] ID\n"
+	  "\n"
+	  "Create thin device ID in the pool (or, with --snapshot-of, a snapshot\n"
+	  "of device ID), then record it in the pool's catalog (docs/CATALOG.md):\n"
+	  "its virtual size, flags and external origin, and a new random guid.\n"
+	  "Front-ends (the nbdkit plugin, thinp-fuse) serve it from that entry.\n"
+	  "  -m, --metadata META     the metadata file\n"
+	  "  -d, --data DATA         the data file\n"
+	  "  -s, --size SIZE         virtual size in bytes, k/m/g suffixes allowed;\n"
+	  "                          a snapshot takes its origin's when not given\n"
+	  "  -o, --origin FILE       read-only external origin: unprovisioned blocks\n"
+	  "                          read from FILE (a snapshot inherits its origin's)\n"
+	  "  -S, --snapshot-of ID    make a snapshot of device ID\n"
+	  "  -r, --read-only         mark the device read-only for front-ends\n"
+	  "  -c, --catalog FILE      the catalog file (default META.vol, created\n"
+	  "                          if missing)\n" },
 	{ "status", cmd_status, "print the pool status line",
 	  "Usage: thinp status -m META\n"
 	  "\n"
@@ -47,10 +65,13 @@ static const struct command commands[] = {
 	  "metadata: the kernel's defaults are printed.\n" },
 	{ "ls", cmd_ls, "list thin devices",
 	  "Usage: thinp ls -m META [--metadata-snap[=BLOCK]] [--no-headers]\n"
+	  "                [--catalog FILE]\n"
 	  "\n"
 	  "One line per thin device: id, mapped blocks, transaction id, creation\n"
-	  "time and snapshot time.\n"
+	  "time and snapshot time; when the pool has a catalog (META.vol), also\n"
+	  "the virtual size in bytes ('-' for a device without an entry).\n"
 	  "  --metadata-snap[=BLOCK]  list the metadata snapshot instead\n"
+	  "  --catalog FILE           the catalog file (default META.vol)\n"
 	  "  --no-headers             leave out the header line\n" },
 	{ "dump", cmd_dump, "write the metadata as thin_dump XML",
 	  "Usage: thinp dump -m META [--metadata-snap[=BLOCK]] [-o FILE]\n"

@@ -85,7 +85,12 @@ int parse_source(const char *arg, uint64_t *source);
 /* meta_error(), with a clearer word for "no snapshot held". */
 const char *source_error(struct meta_ctx *c, uint64_t source, int e);
 
+/* The catalog file of a pool by convention: META.vol (docs/CATALOG.md).
+ * malloc'ed; NULL when out of memory. */
+char *catalog_default_path(const char *meta_path);
+
 int cmd_format(int argc, char **argv);
+int cmd_create(int argc, char **argv);
 int cmd_message(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_ls(int argc, char **argv);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <getopt.h>
 #include <string.h>
 
@@ -215,4 +216,16 @@ const char *source_error(struct meta_ctx *c, uint64_t source, int e)
 	if (e == -ENODATA && source == THINP_META_HELD_ROOT)
 		return "no metadata snapshot is held";
 	return meta_error(c, e);
+}
+
+char *catalog_default_path(const char *meta_path)
+{
+	size_t n = strlen(meta_path);
+	char *p = malloc(n + 5);
+
+	if (p) {
+		memcpy(p, meta_path, n);
+		memcpy(p + n, ".vol", 5);
+	}
+	return p;
 }

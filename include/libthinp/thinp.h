@@ -8,5 +8,6 @@
 #include <libthinp/meta.h>
 #include <libthinp/pool.h>
 #include <libthinp/thin.h>
+#include <libthinp/catalog.h>
 
 #endif
