@@ -60,15 +60,60 @@ static int number(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-static int create_thin(struct tfs *fs, uint64_t id)
+int parse_size(const char *s, uint64_t *out)
 {
-	int r = thinp_pool_create_thin(fs->pool, id);
+	static const char units[] = "kmgt";
+	const char *u;
+	char *end;
+	uint64_t v;
 
-	return r ? r : volset_add(&fs->vols, id, volume_size_for(fs, id), false);
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end && (u = strchr(units, *end | 0x20)) && !end[1]) {
+		for (int i = 0; i <= u - units; i++) {
+			if (v > UINT64_MAX / 1024)
+				return -EINVAL;
+			v *= 1024;
+		}
+	} else if (*end) {
+		return -EINVAL;
+	}
+	if (!v || v % 512)
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
-/* A snapshot has its origin's size (the kernel's snapshots are as big as
- * the table that maps them; here the table is the volume set). */
+/* Serve device @id, just created in the pool and the catalog. */
+static int serve_new(struct tfs *fs, uint64_t id)
+{
+	struct volume v = { 0 };
+	int r = table_describe(fs, id, &v);
+
+	if (!r && (r = volset_add(&fs->vols, &v)))
+		thinp_io_close(v.origin);
+	return r;
+}
+
+/* create_thin ID [SIZE]: the size is an extension of the kernel's grammar
+ * (whose table, not its message, sizes a volume); without it, -o size=. */
+static int create_thin(struct tfs *fs, uint64_t id, uint64_t size)
+{
+	int r;
+
+	if (!size)
+		return -EINVAL;
+	r = thinp_pool_create_thin(fs->pool, id);
+	if (!r)
+		r = table_created(fs, id, NULL, size);
+	return r ? r : serve_new(fs, id);
+}
+
+/* A snapshot is served as its origin is (size, read-only, external origin). */
 static int create_snap(struct tfs *fs, uint64_t id, uint64_t origin)
 {
 	struct volume *o = volset_find(&fs->vols, origin);
@@ -77,23 +122,23 @@ static int create_snap(struct tfs *fs, uint64_t id, uint64_t origin)
 	if (!o)
 		return -ENODATA;
 	r = thinp_pool_create_snap(fs->pool, id, origin);
-	return r ? r : volset_add(&fs->vols, id, o->size, false);
+	if (!r)
+		r = table_created(fs, id, o, 0);
+	return r ? r : serve_new(fs, id);
 }
 
 /* The file goes first, so nobody opens the volume while the pool deletes
- * it; it comes back if the pool refuses. */
+ * it; it comes back if the pool refuses. A device not served (no size
+ * known) is deleted all the same. */
 static int delete_thin(struct tfs *fs, uint64_t id)
 {
-	struct volume *v = volset_find(&fs->vols, id);
-	uint64_t size = v ? v->size : 0;
-	bool rdonly = v && v->rdonly;
 	int r = volset_remove(&fs->vols, id);
 
 	if (r && r != -ENODATA)
 		return r;
-	r = thinp_pool_delete_thin(fs->pool, id);
-	if (r && v)
-		volset_add(&fs->vols, id, size, rdonly);
+	r = table_delete(fs, id);
+	if (r && r != -ENODATA)
+		serve_new(fs, id);
 	return r;
 }
 
@@ -104,6 +149,11 @@ static int run(struct tfs *fs, const struct words *m)
 	uint64_t a = 0, b = 0;
 	int want, r;
 
+	if (!strcasecmp(name, "create_thin") && m->n == 3) {
+		if ((r = number(m->w[1], MAX_VOLUME_ID, &a)) || (r = parse_size(m->w[2], &b)))
+			return r;
+		return create_thin(fs, a, b);
+	}
 	if (!strcasecmp(name, "create_thin") || !strcasecmp(name, "delete"))
 		want = 1;
 	else if (!strcasecmp(name, "create_snap") || !strcasecmp(name, "set_transaction_id"))
@@ -124,7 +174,7 @@ static int run(struct tfs *fs, const struct words *m)
 	    (want > 1 && (r = number(m->w[2], MAX_VOLUME_ID, &b))))
 		return r;
 	if (!strcasecmp(name, "create_thin"))
-		return create_thin(fs, a);
+		return create_thin(fs, a, fs->default_size);
 	if (!strcasecmp(name, "create_snap"))
 		return create_snap(fs, a, b);
 	if (!strcasecmp(name, "delete"))
@@ -165,8 +215,11 @@ int control_message(struct tfs *fs, const char *buf, size_t len)
 
 		if (!blank(buf, n)) {
 			r = split(buf, n, &m);
-			if (!r)
+			if (!r) {
+				pthread_mutex_lock(&fs->msg_lock);
 				r = run(fs, &m);
+				pthread_mutex_unlock(&fs->msg_lock);
+			}
 			set_reply(fs, buf, n, r);
 		}
 		buf += n + (nl != NULL);

@@ -12,6 +12,7 @@
  */
 #define FUSE_USE_VERSION 312
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@
 #define DEFAULT_THREADS 8
 
 struct cli {
-	char *meta, *data, *size;
+	char *meta, *data, *catalog, *size;
 	unsigned threads, commit_interval;
 	int page_cache, mlock, help, version;
 };
@@ -41,6 +42,7 @@ struct cli {
 static const struct fuse_opt cli_opts[] = {
 	OPT("-m %s", meta, 0), OPT("--metadata=%s", meta, 0),
 	OPT("-d %s", data, 0), OPT("--data=%s", data, 0),
+	OPT("-c %s", catalog, 0), OPT("--catalog=%s", catalog, 0),
 	OPT("size=%s", size, 0), OPT("threads=%u", threads, 0),
 	OPT("commit_interval=%u", commit_interval, 0),
 	OPT("page_cache", page_cache, 1), OPT("mlock", mlock, 1),
@@ -51,17 +53,18 @@ static const struct fuse_opt cli_opts[] = {
 
 static void usage(const char *prog)
 {
-	printf("usage: %s -m META -d DATA [-f] [-o OPTION[,...]] MOUNTPOINT\n"
+	printf("usage: %s -m META -d DATA [-c CATALOG] [-f] [-o OPTION[,...]] MOUNTPOINT\n"
 	       "\n"
 	       "Serves the thin volumes of the pool on the metadata file META and the\n"
 	       "data file DATA as files MOUNTPOINT/ID; MOUNTPOINT/" CONTROL_NAME " takes pool\n"
 	       "messages (create_thin, create_snap, delete, ...), MOUNTPOINT/" STATUS_NAME
 	       " is the\n"
-	       "pool's status line.\n"
+	       "pool's status line. Volume sizes come from the pool's volume table,\n"
+	       "CATALOG (default META.vol), created if missing.\n"
 	       "\n"
 	       "thinp-fuse options:\n"
 	       "    -o size=SIZE           size of volumes the volume table does not know\n"
-	       "                           (bytes, or with k/m/g/t; default 1g)\n"
+	       "                           (bytes, or with k/m/g/t; default: not served)\n"
 	       "    -o page_cache          volume files use the page cache (default: direct_io)\n"
 	       "    -o threads=N           FUSE worker threads (default %d)\n"
 	       "    -o commit_interval=MS  commit every MS ms (default 0: on fsync and unmount)\n"
@@ -70,33 +73,6 @@ static void usage(const char *prog)
 	       "\n"
 	       "FUSE options:\n",
 	       prog, DEFAULT_THREADS);
-}
-
-/* SIZE with an optional binary suffix, a whole number of 512-byte sectors. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	static const char units[] = "kmgt";
-	char *end;
-	const char *u;
-	uint64_t v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end && (u = strchr(units, *end | 0x20)) && !end[1]) {
-		for (int i = 0; i <= u - units; i++) {
-			if (v > UINT64_MAX / 1024)
-				return -EINVAL;
-			v *= 1024;
-		}
-	} else if (*end) {
-		return -EINVAL;
-	}
-	if (!v || v % 512)
-		return -EINVAL;
-	*out = v;
-	return 0;
 }
 
 static void log_stderr(int level, const char *msg, void *ctx)
@@ -152,12 +128,57 @@ static int close_pool(struct tfs *fs)
 	return r;
 }
 
-static int load_volumes(struct tfs *fs)
+/* Serve device @id as the volume table describes it; a device the table
+ * cannot size is left out, with a word on the terminal. */
+static int load_volume(struct tfs *fs, uint64_t id)
 {
-	int r = volset_load(fs);
+	struct volume v = { 0 };
+	int r = table_describe(fs, id, &v);
 
+	if (r == -ENODATA || r == -EAGAIN) {
+		fprintf(stderr, "thinp-fuse: device %" PRIu64 " not served: %s\n", id,
+			r == -EAGAIN ? "a receive into it is not finished"
+				     : "no size in the volume table (-o size=)");
+		return 0;
+	}
+	if (!r && (r = volset_add(&fs->vols, &v)))
+		thinp_io_close(v.origin);
+	return r;
+}
+
+/* The pool's devices, as the volume table says to serve them. The pool is
+ * open (the check open); the metadata was read before. */
+static int load_volumes(struct tfs *fs, const uint64_t *ids, size_t n)
+{
+	int r = table_reconcile(fs);
+
+	for (size_t i = 0; !r && i < n; i++)
+		r = load_volume(fs, ids[i]);
 	if (r)
-		fprintf(stderr, "thinp-fuse: reading the pool's volumes: %s\n", thinp_strerror(r));
+		fprintf(stderr, "thinp-fuse: reading the volume table: %s\n", thinp_strerror(r));
+	return r;
+}
+
+/* Everything before mounting: the files, the device list, the volume
+ * table, and the check open of the pool. */
+static int prepare(struct tfs *fs)
+{
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	int r = open_files(fs);
+
+	if (!r && (r = pool_device_ids(fs, &ids, &n)))
+		fprintf(stderr, "thinp-fuse: %s: %s\n", fs->meta_path, thinp_strerror(r));
+	if (!r)
+		r = table_open(fs);
+	if (!r)
+		r = open_pool(fs, 0);
+	if (!r)
+		r = load_volumes(fs, ids, n);
+	if (fs->pool && thinp_pool_close(fs->pool) && !r)
+		r = -EIO;
+	fs->pool = NULL;
+	free(ids);
 	return r;
 }
 
@@ -170,9 +191,14 @@ static int check_args(struct cli *c, struct fuse_cmdline_opts *co, struct tfs *f
 	}
 	fs->meta_path = c->meta;
 	fs->data_path = c->data;
+	fs->catalog_path = c->catalog;
+	if (!c->catalog) {
+		if (asprintf(&c->catalog, "%s.vol", c->meta) < 0)
+			return -ENOMEM;
+		fs->catalog_path = c->catalog;
+	}
 	fs->page_cache = c->page_cache;
 	fs->mounted = time(NULL);
-	fs->default_size = 1ull << 30;
 	if (c->size && parse_size(c->size, &fs->default_size)) {
 		fprintf(stderr, "thinp-fuse: bad size '%s'\n", c->size);
 		return -EINVAL;
@@ -239,15 +265,14 @@ int main(int argc, char **argv)
 	if (check_args(&c, &co, &fs) || volset_init(&fs.vols))
 		goto out;
 	pthread_mutex_init(&fs.reply_lock, NULL);
-	if (!open_files(&fs) && !load_volumes(&fs) && !open_pool(&fs, 0)) {
-		/* That was the check open; see the top of the file. */
-		thinp_pool_close(fs.pool);
-		fs.pool = NULL;
+	pthread_mutex_init(&fs.msg_lock, NULL);
+	if (!prepare(&fs))
 		r = serve(&fs, &args, &co, &c);
-	}
 	if (close_pool(&fs))
 		r = 1;
+	pthread_mutex_destroy(&fs.msg_lock);
 	pthread_mutex_destroy(&fs.reply_lock);
+	table_close(&fs);
 out:
 	thinp_io_close(fs.data);
 	thinp_io_close(fs.meta);

@@ -1,7 +1,8 @@
 /*
  * The set of volumes served: one file per thin device of the pool.
  *
- * The set is read from the pool once at mount; afterwards only the control
+ * The set is read from the pool and its volume table once at mount
+ * (main.c); afterwards only the control
  * file's messages change it (create_thin, create_snap, delete), so the set
  * and the pool agree without asking the pool again. A volume's thin handle
  * is opened by the first open file on it and closed by the last, so that
@@ -14,6 +15,15 @@
 
 #include "thinp_fuse.h"
 
+static void volume_free(struct volume *v)
+{
+	if (!v)
+		return;
+	thinp_thin_close(v->thin);
+	thinp_io_close(v->origin);
+	free(v);
+}
+
 int volset_init(struct volset *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -22,10 +32,8 @@ int volset_init(struct volset *s)
 
 void volset_destroy(struct volset *s)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		thinp_thin_close(s->v[i]->thin);
-		free(s->v[i]);
-	}
+	for (size_t i = 0; i < s->n; i++)
+		volume_free(s->v[i]);
 	free(s->v);
 	pthread_mutex_destroy(&s->lock);
 }
@@ -74,20 +82,20 @@ static int grow(struct volset *s)
 	return 0;
 }
 
-int volset_add(struct volset *s, uint64_t id, uint64_t size, bool rdonly)
+int volset_add(struct volset *s, const struct volume *tmpl)
 {
-	struct volume *v = calloc(1, sizeof(*v));
+	struct volume *v = malloc(sizeof(*v));
 	size_t i;
 	int r;
 
 	if (!v)
 		return -ENOMEM;
-	v->id = id;
-	v->size = size;
-	v->rdonly = rdonly;
+	*v = *tmpl;
+	v->thin = NULL;
+	v->opens = 0;
 	pthread_mutex_lock(&s->lock);
-	i = lower_bound(s, id);
-	if (i < s->n && s->v[i]->id == id)
+	i = lower_bound(s, v->id);
+	if (i < s->n && s->v[i]->id == v->id)
 		r = -EEXIST;
 	else
 		r = grow(s);
@@ -98,7 +106,7 @@ int volset_add(struct volset *s, uint64_t id, uint64_t size, bool rdonly)
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (r)
-		free(v);
+		free(v); /* the origin stays the caller's */
 	return r;
 }
 
@@ -119,7 +127,7 @@ int volset_remove(struct volset *s, uint64_t id)
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
-	free(v);
+	volume_free(v);
 	return r;
 }
 
@@ -155,6 +163,7 @@ int volume_get(struct tfs *fs, struct volume *v)
 
 	o.size = v->size;
 	o.flags = v->rdonly ? THINP_THIN_RDONLY : 0;
+	o.origin = v->origin;
 	pthread_mutex_lock(&fs->vols.lock);
 	if (!v->opens)
 		r = thinp_thin_open(&v->thin, fs->pool, v->id, &o);
@@ -174,26 +183,32 @@ void volume_put(struct tfs *fs, struct volume *v)
 	pthread_mutex_unlock(&fs->vols.lock);
 }
 
-/*
- * The one place that knows where a volume's size comes from. Until the
- * pool has a volume table, every volume has the size given with -o size=.
- */
-uint64_t volume_size_for(struct tfs *fs, uint64_t id)
+struct id_list {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int add_id(const thinp_meta_device *d, void *ctx)
 {
-	(void)id;
-	return fs->default_size;
+	struct id_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		uint64_t *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = d->dev_id;
+	return 0;
 }
 
-static int add_device(const thinp_meta_device *d, void *ctx)
-{
-	struct tfs *fs = ctx;
-
-	return volset_add(&fs->vols, d->dev_id, volume_size_for(fs, d->dev_id), false);
-}
-
-int volset_load(struct tfs *fs)
+int pool_device_ids(struct tfs *fs, uint64_t **ids, size_t *n)
 {
 	thinp_meta_options o = THINP_META_OPTIONS_INIT;
+	struct id_list l = { 0 };
 	thinp_meta *meta;
 	int r;
 
@@ -201,7 +216,11 @@ int volset_load(struct tfs *fs)
 	r = thinp_meta_open(&meta, fs->meta, &o);
 	if (r)
 		return r;
-	r = thinp_meta_walk_devices(meta, THINP_META_LIVE, add_device, fs);
+	r = thinp_meta_walk_devices(meta, THINP_META_LIVE, add_id, &l);
 	thinp_meta_close(meta);
+	if (r)
+		free(l.v);
+	*ids = r ? NULL : l.v;
+	*n = r ? 0 : l.n;
 	return r;
 }
