@@ -7,7 +7,9 @@
  * writes; fsync is a thin flush (data device flushed, metadata committed),
  * so a write that a returned fsync covers survives a crash of the daemon;
  * fallocate(PUNCH_HOLE) discards whole blocks and zeroes the partial ones
- * at its ends, so the hole reads as zeroes as punch-hole promises;
+ * at its ends, so the hole reads as zeroes as punch-hole promises (with an
+ * external origin, where a discarded block would read the origin, it
+ * writes zeroes);
  * SEEK_DATA/SEEK_HOLE walk the volume's mappings; statfs counts the pool's
  * data blocks.
  *
@@ -310,7 +312,7 @@ static int punch(struct tfs *fs, struct volume *v, uint64_t off, uint64_t len)
 	uint64_t first = (off + bs - 1) / bs * bs, last = end / bs * bs;
 	int r;
 
-	if (first >= last)
+	if (first >= last || v->origin)
 		return thinp_thin_write_zeroes(v->thin, len, off);
 	if (first > off && (r = thinp_thin_write_zeroes(v->thin, first - off, off)))
 		return r;
@@ -384,6 +386,10 @@ static off_t tfs_lseek(const char *path, off_t off, int whence, struct fuse_file
 		return -EINVAL;
 	if (off < 0 || (uint64_t)off >= v->size)
 		return -ENXIO;
+	/* Unprovisioned blocks of a volume with an external origin read the
+	 * origin: all of it is data. */
+	if (v->origin)
+		return whence == SEEK_DATA ? off : (off_t)v->size;
 	r = next_block(fs, v->id, (uint64_t)off / fs->block_size, whence == SEEK_DATA, &vb);
 	if (r)
 		return r;
