@@ -220,11 +220,13 @@ static int serve(struct tfs *fs, struct fuse_args *args, struct fuse_cmdline_opt
 		goto out;
 	if (fuse_daemonize(co->foreground) || fuse_set_signal_handlers(fuse_get_session(f)))
 		goto unmount;
+	/* The daemon's threads are the disk under whatever is mounted on a
+	 * volume: let them write while the kernel reclaims memory. Set before
+	 * any thread starts (the pool's commit thread, FUSE's workers), which
+	 * inherit it. */
+	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
 	if (open_pool(fs, c->commit_interval))
 		goto signals;
-	/* The daemon's threads are the disk under whatever is mounted on a
-	 * volume: let them write while the kernel reclaims memory. */
-	prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
 	if (c->mlock && mlockall(MCL_CURRENT | MCL_FUTURE))
 		perror("thinp-fuse: mlockall");
 	cfg = fuse_loop_cfg_create();
