@@ -254,15 +254,17 @@ int main(int argc, char **argv)
 
 	memset(&fs, 0, sizeof(fs));
 	if (fuse_opt_parse(&args, &c, cli_opts, NULL) || fuse_parse_cmdline(&args, &co))
-		return 1;
-	if (c.help || c.version) {
-		if (c.help)
-			usage(argv[0]);
-		else
-			printf("thinp-fuse %s, libfuse %s\n", thinp_version(), fuse_pkgversion());
-		if (c.help)
-			fuse_lib_help(&args);
-		return 0;
+		goto out;
+	if (c.help) {
+		usage(argv[0]);
+		fuse_lib_help(&args);
+		r = 0;
+		goto out;
+	}
+	if (c.version) {
+		printf("thinp-fuse %s, libfuse %s\n", thinp_version(), fuse_pkgversion());
+		r = 0;
+		goto out;
 	}
 	if (check_args(&c, &co, &fs) || volset_init(&fs.vols))
 		goto out;
@@ -279,6 +281,11 @@ out:
 	thinp_io_close(fs.data);
 	thinp_io_close(fs.meta);
 	free(co.mountpoint);
+	/* fuse_opt_parse() copied the option values. */
+	free(c.meta);
+	free(c.data);
+	free(c.catalog);
+	free(c.size);
 	fuse_opt_free_args(&args);
 	return r ? 1 : 0;
 }
