@@ -66,24 +66,18 @@ static int parse(int argc, char **argv, struct create_args *a)
 	return EXIT_OK;
 }
 
-/* The new entry: a snapshot inherits its origin's size, flags and external
- * origin, and names the origin's guid as its parent. */
+/* The new entry: a snapshot inherits its origin's (thinp_catalog_inherit),
+ * then the options override. */
 static int fill_entry(thinp_catalog *cat, const struct create_args *a, thinp_catalog_entry *e)
 {
-	thinp_catalog_entry *parent = malloc(sizeof(*parent));
-	int r;
+	int r = a->snapshot ? thinp_catalog_inherit(cat, a->snap_of, e) : -ENODATA;
 
-	if (!parent)
-		return err("%s", thinp_strerror(-ENOMEM));
-	*parent = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-	if (a->snapshot && thinp_catalog_get(cat, a->snap_of, parent) == 0) {
-		*e = *parent;
-		memcpy(e->parent_guid, parent->guid, sizeof(e->parent_guid));
-	} else if (a->snapshot && !a->have_size) {
-		free(parent);
+	if (r == -ENODATA && a->snapshot && !a->have_size)
 		return err("device %" PRIu64 " has no catalog entry: give --size", a->snap_of);
-	}
-	free(parent);
+	if (r == -ENODATA)
+		r = thinp_catalog_new_guid(e->guid);
+	if (r)
+		return err("%s", thinp_strerror(r));
 	e->id = a->id;
 	if (a->have_size)
 		e->size = a->size;
@@ -91,8 +85,7 @@ static int fill_entry(thinp_catalog *cat, const struct create_args *a, thinp_cat
 		strcpy(e->origin, a->origin);
 	if (a->rdonly)
 		e->flags |= THINP_CATALOG_READ_ONLY;
-	r = thinp_catalog_new_guid(e->guid);
-	return r ? err("guid: %s", thinp_strerror(r)) : EXIT_OK;
+	return EXIT_OK;
 }
 
 static int create(const struct create_args *a, thinp_pool *pool, thinp_io *cio,

@@ -53,6 +53,18 @@ static const struct command commands[] = {
 	  "  -r, --read-only         mark the device read-only for front-ends\n"
 	  "  -c, --catalog FILE      the catalog file (default META.vol, created\n"
 	  "                          if missing)\n" },
+	{ "control", cmd_control, "send a command to a running server",
+	  "Usage: thinp control SOCKET 'COMMAND'\n"
+	  "\n"
+	  "Send COMMAND to the control socket of a running server (the nbdkit\n"
+	  "plugin's control=SOCKET) and print its reply. Exit status 0 when the\n"
+	  "reply is 'ok ...', 1 when it is 'error: ...'. Commands:\n"
+	  "  create_thin ID SIZE      a new device of SIZE bytes\n"
+	  "  create_snap ID ORIGIN    a snapshot of a device, served or not\n"
+	  "  delete ID                delete a device no client has open\n"
+	  "  commit                   commit the pool\n"
+	  "  ls                       ID:SIZE of every catalog entry\n"
+	  "  status                   transaction id, used/total data blocks\n" },
 	{ "status", cmd_status, "print the pool status line",
 	  "Usage: thinp status -m META\n"
 	  "\n"

@@ -91,6 +91,7 @@ char *catalog_default_path(const char *meta_path);
 
 int cmd_format(int argc, char **argv);
 int cmd_create(int argc, char **argv);
+int cmd_control(int argc, char **argv);
 int cmd_message(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_ls(int argc, char **argv);

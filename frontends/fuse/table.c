@@ -98,27 +98,25 @@ int table_reconcile(struct tfs *fs)
 }
 
 /*
- * The entry of new device @id: a snapshot's is its origin's (size, flags,
- * external origin) with the origin as parent; a new thin's has @size. Then
+ * The entry of new device @id: a snapshot's is inherited from its origin's
+ * (size, flags, external origin; the origin as parent), or has the served
+ * origin's size when the origin has no entry; a new thin's has @size. Then
  * attached and committed.
  */
 int table_created(struct tfs *fs, uint64_t id, const struct volume *snap_of, uint64_t size)
 {
 	thinp_catalog_entry *e = entry_new();
-	int r;
+	int r = -ENODATA;
 
 	if (!e)
 		return -ENOMEM;
-	if (snap_of && thinp_catalog_get(fs->catalog, snap_of->id, e) == 0) {
-		memcpy(e->parent_guid, e->guid, sizeof(e->guid));
-		e->flags &= ~THINP_CATALOG_PARTIAL;
-	} else if (snap_of) {
-		e->size = snap_of->size;
-	} else {
-		e->size = size;
+	if (snap_of)
+		r = thinp_catalog_inherit(fs->catalog, snap_of->id, e);
+	if (r == -ENODATA) {
+		e->size = snap_of ? snap_of->size : size;
+		r = thinp_catalog_new_guid(e->guid);
 	}
 	e->id = id;
-	r = thinp_catalog_new_guid(e->guid);
 	if (!r)
 		r = thinp_catalog_attach(fs->catalog, fs->pool, e);
 	if (!r)

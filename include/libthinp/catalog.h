@@ -155,6 +155,18 @@ THINP_API int thinp_catalog_set(thinp_catalog *cat, const thinp_catalog_entry *e
 THINP_API int thinp_catalog_attach(thinp_catalog *cat, thinp_pool *pool,
 				   const thinp_catalog_entry *e);
 
+/*
+ * thinp_catalog_inherit - the entry a snapshot of device @origin_id gets:
+ * a copy of @origin_id's entry (size, flags, external origin, ...) with a
+ * new random guid, parent_guid set to @origin_id's guid, the birth stamp
+ * and partial-receive fields cleared, and id still @origin_id (the caller
+ * sets the new id and attaches it). *@out's struct_size is kept.
+ * Errors: -ENODATA (@origin_id has no entry), -EINVAL, and those of
+ * thinp_catalog_new_guid(). Since 1.0.
+ */
+THINP_API int thinp_catalog_inherit(thinp_catalog *cat, uint64_t origin_id,
+				    thinp_catalog_entry *out);
+
 /* thinp_catalog_remove - drop device @id's entry (until the next commit, in
  * memory only). Errors: -ENODATA (no entry). Since 1.0. */
 THINP_API int thinp_catalog_remove(thinp_catalog *cat, uint64_t id);

@@ -186,6 +186,33 @@ int thinp_catalog_attach(thinp_catalog *cat, thinp_pool *pool, const thinp_catal
 	return r ? r : put(cat, e, &st);
 }
 
+int thinp_catalog_inherit(thinp_catalog *cat, uint64_t origin_id, thinp_catalog_entry *out)
+{
+	thinp_catalog_entry *e;
+	int r;
+
+	if (!cat || !out || out->struct_size < 8)
+		return -EINVAL;
+	e = malloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->struct_size = sizeof(*e);
+	r = thinp_catalog_get(cat, origin_id, e);
+	if (!r) {
+		memcpy(e->parent_guid, e->guid, sizeof(e->guid));
+		r = thinp_catalog_new_guid(e->guid);
+		e->birth_time = 0;
+		e->birth_transaction = 0;
+		e->flags &= ~THINP_CATALOG_PARTIAL;
+		memset(e->recv_stream, 0, sizeof(e->recv_stream));
+		e->recv_next_block = 0;
+	}
+	if (!r)
+		entry_out(e, out);
+	free(e);
+	return r;
+}
+
 int thinp_catalog_remove(thinp_catalog *cat, uint64_t id)
 {
 	uint64_t i;

@@ -8,8 +8,11 @@
 # Checks: the install holds exactly the public headers, libthinp.so with SONAME
 # libthinp.so.1 and libthinp.pc; tests/build/client.c and examples/*_demo.c,
 # compiled and linked with nothing but `pkg-config --cflags --libs libthinp`,
-# link dynamically against libthinp.so.1 and run; so does thinp-fuse
-# (frontends/fuse/*.c with pkg-config libthinp and fuse3), when fuse3 is there.
+# link dynamically against libthinp.so.1 and run. Where nbdkit's plugin
+# headers are installed, the nbdkit plugin (frontends/nbdkit) builds the same
+# way and nbdkit loads it; and a build that installed the plugin put it there.
+# Where fuse3 is installed, thinp-fuse (frontends/fuse/*.c) builds the same
+# way and runs, and a build that made it installed it.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 srcdir=$(cd "$here/../.." && pwd)
@@ -76,6 +79,28 @@ for p in $progs; do
 		not_ok "$name: run against the installed library"
 	fi
 done
+
+nbdkit_cflags=$(env -u PKG_CONFIG_LIBDIR -u PKG_CONFIG_PATH -u PKG_CONFIG_SYSROOT_DIR \
+	pkg-config --cflags nbdkit 2>/dev/null) && command -v nbdkit >/dev/null &&
+	have_nbdkit=yes || have_nbdkit=no
+if [ $have_nbdkit = yes ]; then
+	# shellcheck disable=SC2086
+	if ! $CC -Wall -Werror -fPIC -shared $cflags $nbdkit_cflags "$srcdir"/frontends/nbdkit/*.c \
+		-o "$tmp/nbdkit-thinp-plugin.so" $libs -pthread 2>"$tmp/plugin.err"; then
+		sed 's/^/    /' "$tmp/plugin.err" >&2
+		not_ok "nbdkit plugin: compile and link with pkg-config only"
+	elif LD_LIBRARY_PATH=$libdir nbdkit --dump-plugin "$tmp/nbdkit-thinp-plugin.so" 2>&1 |
+		grep -qx 'name=thinp'; then
+		ok "nbdkit plugin: built with pkg-config only, nbdkit loads it"
+	else
+		not_ok "nbdkit plugin: nbdkit --dump-plugin fails on the pkg-config build"
+	fi
+	if [ -z "${THINP_INSTALLED_PCDIR:-}" ] && [ -n "$(find "$root" -name '*.so' -path '*nbdkit*')" ]; then
+		ok "nbdkit plugin installed: $(find "$root" -name 'nbdkit-thinp-plugin.so' | sed "s|^$root||")"
+	fi
+else
+	echo "skip: nbdkit plugin (no nbdkit-plugin-dev)"
+fi
 
 # The FUSE front-end builds from its sources with pkg-config alone too
 # (libthinp from the install, fuse3 from the system), and runs.

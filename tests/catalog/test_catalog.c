@@ -475,6 +475,40 @@ static void test_reconcile_with_pool(void **state)
 	thinp_io_close(meta);
 }
 
+/* A snapshot's entry: the origin's fields, a new guid, the origin's guid as
+ * parent, no birth stamp or partial state. */
+static void test_inherit(void **state)
+{
+	thinp_io *io;
+	thinp_catalog *cat;
+	thinp_catalog_entry e = THINP_CATALOG_ENTRY_INIT, s = THINP_CATALOG_ENTRY_INIT;
+
+	assert_int_equal(thinp_io_open_memory(&io, 0, 0), 0);
+	assert_int_equal(thinp_catalog_open(&cat, io, 0), 0);
+	e.id = 4;
+	e.size = 12345;
+	e.flags = THINP_CATALOG_READ_ONLY | THINP_CATALOG_PARTIAL | (1u << 20);
+	e.birth_time = 3;
+	e.birth_transaction = 9;
+	e.recv_next_block = 77;
+	strcpy(e.origin, "/some/origin.img");
+	assert_int_equal(thinp_catalog_new_guid(e.guid), 0);
+	assert_int_equal(thinp_catalog_set(cat, &e), 0);
+	assert_int_equal(thinp_catalog_inherit(cat, 5, &s), -ENODATA);
+	assert_int_equal(thinp_catalog_inherit(cat, 4, &s), 0);
+	assert_int_equal(s.id, 4);
+	assert_int_equal(s.size, 12345);
+	assert_int_equal(s.flags, THINP_CATALOG_READ_ONLY | (1u << 20));
+	assert_int_equal(s.birth_time, 0);
+	assert_int_equal(s.birth_transaction, 0);
+	assert_int_equal(s.recv_next_block, 0);
+	assert_string_equal(s.origin, "/some/origin.img");
+	assert_memory_equal(s.parent_guid, e.guid, 16);
+	assert_memory_not_equal(s.guid, e.guid, 16);
+	thinp_catalog_close(cat);
+	thinp_io_close(io);
+}
+
 static void test_new_guid(void **state)
 {
 	uint8_t a[16], b[16], zero[16] = { 0 };
@@ -495,6 +529,7 @@ int main(void)
 		cmocka_unit_test(test_incompat_and_rdonly),
 		cmocka_unit_test(test_fallback_to_older),
 		cmocka_unit_test(test_reconcile_with_pool),
+		cmocka_unit_test(test_inherit),
 		cmocka_unit_test(test_new_guid),
 	};
 
