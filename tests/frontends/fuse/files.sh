@@ -10,11 +10,15 @@ new_pool 1024
 "$THINP" create -m "$T/meta" -d "$T/data" --size 4M 0 || fail "thinp create 0"
 "$THINP" create -m "$T/meta" -d "$T/data" --size 1M --read-only 5 || fail "thinp create 5"
 "$THINP" message -m "$T/meta" 'create_thin 7' || fail "create_thin 7"
+head -c 300K /dev/urandom >"$T/origin"
+"$THINP" create -m "$T/meta" -d "$T/data" --size 1M --origin "$T/origin" 8 ||
+	fail "thinp create 8 --origin"
 fuse_mount
-[ "$(ls "$MNT")" = "$(printf '0\n5')" ] || fail "expected files 0 and 5 (7 has no size), got: $(ls "$MNT")"
+[ "$(ls "$MNT" | tr '\n' ' ')" = "0 5 8 " ] ||
+	fail "expected files 0, 5 and 8 (7 has no size), got: $(ls "$MNT")"
 
 step "system calls"
-python3 - "$MNT" <<'EOF' || fail "system call checks"
+python3 - "$MNT" "$T/origin" <<'EOF' || fail "system call checks"
 import errno, os, sys
 mnt = sys.argv[1]
 B = 65536
@@ -92,6 +96,21 @@ expect_err(errno.EPERM, os.ftruncate, fd, 1 << 20)
 os.ftruncate(fd, 4 << 20)
 os.fsync(fd)
 
+# A volume with an external origin reads it where nothing is provisioned
+# (zeroes past its end), is all data for SEEK_*, and a punched hole reads
+# zeroes, not the origin.
+src = open(sys.argv[2], "rb").read()
+ofd = os.open(mnt + "/8", os.O_RDWR)
+assert os.pread(ofd, 1 << 20, 0) == src + bytes((1 << 20) - len(src))
+assert os.lseek(ofd, 0, os.SEEK_DATA) == 0 and os.lseek(ofd, 0, os.SEEK_HOLE) == 1 << 20
+os.pwrite(ofd, b"o" * 10, B + 3)
+assert os.pread(ofd, 20, B) == src[B:B + 3] + b"o" * 10 + src[B + 13:B + 20]
+if libc.fallocate(ofd, PUNCH | KEEP, ctypes.c_long(2 * B), ctypes.c_long(2 * B)) != 0:
+    raise OSError(ctypes.get_errno(), "fallocate on 8")
+assert os.pread(ofd, 2 * B, 2 * B) == bytes(2 * B)
+assert os.pread(ofd, B, 4 * B) == src[4 * B:] + bytes(5 * B - len(src))
+os.close(ofd)
+
 # A read-only volume (catalog flag).
 assert os.stat(mnt + "/5").st_mode & 0o777 == 0o400
 expect_err(errno.EROFS, os.open, mnt + "/5", os.O_RDWR)
@@ -140,7 +159,7 @@ awk '$1 == 3 && $6 == 2097152 { a = 1 } $1 == 9 { b = 1 } END { exit !(a && !b) 
 	{ cat "$T/ls"; fail "the catalog after the messages"; }
 fuse_mount
 [ "$(head -c 3 "$MNT/0")" = eee ] || fail "data written before unmount is gone"
-[ "$(ls "$MNT" | tr '\n' ' ')" = "0 3 5 " ] || fail "files after remount: $(ls "$MNT")"
+[ "$(ls "$MNT" | tr '\n' ' ')" = "0 3 5 8 " ] || fail "files after remount: $(ls "$MNT")"
 fuse_umount
 pool_checks
 echo "PASS"
