@@ -425,10 +425,14 @@ static int tfs_statfs(const char *path, struct statvfs *sv)
 
 /*
  * No attribute or entry caching: volumes come and go through the control
- * file and their mapped blocks (st_blocks) change with every write.
+ * file and their mapped blocks (st_blocks) change with every write. With
+ * attributes never fresh, auto_inval_data would cost a getattr on every
+ * page-cached read; it is not needed either, since only this daemon changes
+ * a volume and the page cache is dropped at each open (no keep_cache).
  */
 static void *tfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	cfg->entry_timeout = 0;
 	cfg->attr_timeout = 0;
 	cfg->negative_timeout = 0;
