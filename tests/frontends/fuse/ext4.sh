@@ -3,23 +3,24 @@
 # loop device, ext4 on it, files written, a snapshot through the control
 # file while the file system is frozen, the snapshot mounted read-only and
 # compared, fstrim reaching the pool as discards, e2fsck clean on both, the
-# pool clean after unmount. Once with direct_io (the default), once with
-# -o page_cache.
+# pool clean after unmount. With direct_io (the default), with -o
+# page_cache, and with direct_io under a loop device doing direct I/O.
 . "$(dirname "$0")/common.sh"
 for p in mkfs.ext4 e2fsck fsfreeze fstrim sha256sum; do
 	command -v $p >/dev/null || skip "$p not found"
 done
 
 run() {
-	local mode=$1 dev0 dev1 before after data
-	step "mode ${mode:-direct_io}"
+	local mode=$1 loopdio=$2 dev0 dev1 before after data
+	step "mode ${mode:-direct_io}, loop direct I/O $loopdio"
 	rm -f "$T/meta" "$T/data" "$T/meta.vol" "$T/fuse.log"
 	new_pool 16384
 	"$THINP" create -m "$T/meta" -d "$T/data" --size 512M 0 || fail "thinp create"
 	fuse_mount ${mode:+-o $mode}
 	[ "$(stat -c %s "$MNT/0")" = 536870912 ] || fail "volume 0 is not 512 MiB"
 
-	dev0=$(loop_attach "$MNT/0")
+	dev0=$(loop_attach --direct-io=$loopdio "$MNT/0")
+	echo "$dev0: dio $(cat "/sys/block/${dev0#/dev/}/loop/dio" 2>/dev/null)"
 	mkfs.ext4 -q -F "$dev0" || fail "mkfs.ext4"
 	mkdir -p "$T/fs0" "$T/fs1"
 	mount "$dev0" "$T/fs0" || fail "mount $dev0"
@@ -71,6 +72,7 @@ run() {
 		fail "the catalog does not size the snapshot"
 }
 
-run ""
-run page_cache
+run "" off
+run page_cache off
+run "" on
 echo "PASS"
