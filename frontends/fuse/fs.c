@@ -167,10 +167,8 @@ static int open_node(struct tfs *fs, enum node kind, struct volume *v, bool writ
 	f->vol = v;
 	if (kind == NODE_STATUS)
 		r = writing ? -EACCES : control_status(fs, f->text, STATUS_MAX);
-	else if (writing && v->rdonly)
-		r = -EROFS;
-	else
-		r = volume_get(fs, v);
+	else if (kind == NODE_VOLUME)
+		r = writing && v->rdonly ? -EROFS : volume_get(fs, v);
 	if (r < 0) {
 		free(f);
 		return r;
@@ -192,13 +190,8 @@ static int tfs_open(const char *path, struct fuse_file_info *fi)
 		return -EISDIR;
 	if (kind == NODE_NONE)
 		return -ENOENT;
-	if (kind == NODE_CONTROL)
-		f = calloc(1, sizeof(*f));
-	else if ((r = open_node(fs, kind, v, writing, &f)))
+	if ((r = open_node(fs, kind, v, writing, &f)))
 		return r;
-	if (!f)
-		return -ENOMEM;
-	f->kind = kind;
 	fi->fh = (uintptr_t)f;
 	fi->direct_io = kind != NODE_VOLUME || !fs->page_cache;
 	return 0;
