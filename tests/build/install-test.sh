@@ -11,6 +11,8 @@
 # link dynamically against libthinp.so.1 and run. Where nbdkit's plugin
 # headers are installed, the nbdkit plugin (frontends/nbdkit) builds the same
 # way and nbdkit loads it; and a build that installed the plugin put it there.
+# Where fuse3 is installed, thinp-fuse (frontends/fuse/*.c) builds the same
+# way and runs, and a build that made it installed it.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 srcdir=$(cd "$here/../.." && pwd)
@@ -98,6 +100,35 @@ if [ $have_nbdkit = yes ]; then
 	fi
 else
 	echo "skip: nbdkit plugin (no nbdkit-plugin-dev)"
+fi
+
+# The FUSE front-end builds from its sources with pkg-config alone too
+# (libthinp from the install, fuse3 from the system), and runs.
+fuse_pc() { env -u PKG_CONFIG_PATH -u PKG_CONFIG_LIBDIR -u PKG_CONFIG_SYSROOT_DIR pkg-config "$@"; }
+if fuse_pc --exists 'fuse3 >= 3.12'; then
+	fcflags=$(fuse_pc --cflags fuse3) flibs=$(fuse_pc --libs fuse3)
+	# shellcheck disable=SC2086
+	if $CC -Wall -Werror -D_GNU_SOURCE $cflags $fcflags "$srcdir"/frontends/fuse/*.c \
+		-o "$tmp/thinp-fuse" $libs $flibs -pthread 2>"$tmp/thinp-fuse.err"; then
+		readelf -d "$tmp/thinp-fuse" | grep -q 'NEEDED.*\[libthinp\.so\.1\]' ||
+			not_ok "thinp-fuse does not link libthinp.so.1 dynamically"
+		if LD_LIBRARY_PATH=$libdir "$tmp/thinp-fuse" --version >"$tmp/thinp-fuse.out" 2>&1; then
+			ok "thinp-fuse: built with pkg-config only, runs against the installed library"
+		else
+			sed 's/^/    /' "$tmp/thinp-fuse.out" >&2
+			not_ok "thinp-fuse --version against the installed library"
+		fi
+	else
+		sed 's/^/    /' "$tmp/thinp-fuse.err" >&2
+		not_ok "thinp-fuse: compile and link with pkg-config only"
+	fi
+	# A build that made thinp-fuse installs it beside thinp.
+	if [ -z "${THINP_INSTALLED_PCDIR:-}" ] && [ -e "$build/frontends/fuse/thinp-fuse" ]; then
+		[ -x "$(dirname "$libdir")/bin/thinp-fuse" ] && ok "thinp-fuse installed" ||
+			not_ok "thinp-fuse not installed with the library"
+	fi
+else
+	echo "skip - thinp-fuse: fuse3 >= 3.12 not found by pkg-config"
 fi
 
 finish
