@@ -348,7 +348,7 @@ static int tfs_fallocate(const char *path, int mode, off_t off, off_t len,
  * not; UINT64_MAX if none is mapped from @vb on. */
 static int next_block(struct tfs *fs, uint64_t id, uint64_t vb, bool want_mapped, uint64_t *out)
 {
-	thinp_mapping m;
+	thinp_mapping m = THINP_MAPPING_INIT;
 	uint64_t at;
 	int r;
 

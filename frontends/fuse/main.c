@@ -167,12 +167,12 @@ static int prepare(struct tfs *fs)
 	size_t n = 0;
 	int r = open_files(fs);
 
-	if (!r && (r = pool_device_ids(fs, &ids, &n)))
-		fprintf(stderr, "thinp-fuse: %s: %s\n", fs->meta_path, thinp_strerror(r));
 	if (!r)
 		r = table_open(fs);
 	if (!r)
 		r = open_pool(fs, 0);
+	if (!r && (r = pool_device_ids(fs, &ids, &n)))
+		fprintf(stderr, "thinp-fuse: %s: %s\n", fs->meta_path, thinp_strerror(r));
 	if (!r)
 		r = load_volumes(fs, ids, n);
 	if (fs->pool && thinp_pool_close(fs->pool) && !r)

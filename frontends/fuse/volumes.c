@@ -183,44 +183,31 @@ void volume_put(struct tfs *fs, struct volume *v)
 	pthread_mutex_unlock(&fs->vols.lock);
 }
 
-struct id_list {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static int add_id(const thinp_meta_device *d, void *ctx)
-{
-	struct id_list *l = ctx;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 16;
-		uint64_t *v = realloc(l->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = d->dev_id;
-	return 0;
-}
-
 int pool_device_ids(struct tfs *fs, uint64_t **ids, size_t *n)
 {
-	thinp_meta_options o = THINP_META_OPTIONS_INIT;
-	struct id_list l = { 0 };
-	thinp_meta *meta;
+	uint64_t *v = NULL;
+	size_t total = 0;
 	int r;
 
-	o.flags = THINP_META_RDONLY;
-	r = thinp_meta_open(&meta, fs->meta, &o);
-	if (r)
-		return r;
-	r = thinp_meta_walk_devices(meta, THINP_META_LIVE, add_id, &l);
-	thinp_meta_close(meta);
-	if (r)
-		free(l.v);
-	*ids = r ? NULL : l.v;
-	*n = r ? 0 : l.n;
+	/* Ask for the count, then the ids; retry if a volume appeared between. */
+	for (size_t cap = 0;; cap = total) {
+		uint64_t *nv = cap ? realloc(v, cap * sizeof(*v)) : v;
+
+		if (cap && !nv) {
+			r = -ENOMEM;
+			break;
+		}
+		v = nv;
+		r = thinp_pool_list_thins(fs->pool, v, cap, &total);
+		if (r || total <= cap)
+			break;
+	}
+	if (r) {
+		free(v);
+		v = NULL;
+		total = 0;
+	}
+	*ids = v;
+	*n = total;
 	return r;
 }

@@ -162,6 +162,16 @@ THINP_API int thinp_pool_thin_map(thinp_pool *pool, uint64_t id, uint64_t vblock
 THINP_API int thinp_pool_thin_next_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
 				       uint64_t *vblock_out, thinp_mapping *out);
 
+/*
+ * thinp_pool_list_thins - the ids of the pool's volumes, ascending, as the
+ * metadata has them now: the first @max into @ids (which may be NULL when
+ * @max is 0), and the number of volumes in *@total, so a caller whose array
+ * was too small knows the size to retry with. Errors: -EINVAL (NULL pool or
+ * total), -EOPNOTSUPP (a metadata implementation that cannot list),
+ * -ENOMEM, -EIO. Thread-safe. Since 1.0.
+ */
+THINP_API int thinp_pool_list_thins(thinp_pool *pool, uint64_t *ids, size_t max, size_t *total);
+
 /* Per-volume figures (thinp_pool_get_thin_status()). Fill from the INIT macro. */
 typedef struct thinp_thin_status {
 	uint32_t struct_size;

@@ -74,6 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libthinp/meta.h>
 #include "pool/pool_internal.h"
 #include "util/abi_struct.h"
 #include "util/compiler.h"
@@ -921,6 +922,39 @@ int thinp_pool_thin_next_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
 	if (!r)
 		to_public(&m, out);
 	return pool_done(pool, r);
+}
+
+struct id_list {
+	uint64_t *ids;
+	size_t max, total;
+};
+
+static int list_one(const thinp_meta_device *d, void *ctx)
+{
+	struct id_list *l = ctx;
+
+	if (l->total < l->max)
+		l->ids[l->total] = d->dev_id;
+	l->total++;
+	return 0;
+}
+
+int thinp_pool_list_thins(thinp_pool *pool, uint64_t *ids, size_t max, size_t *total)
+{
+	struct id_list l = { ids, max, 0 };
+	thinp_meta *meta;
+	int r;
+
+	if (!pool || !total || (max && !ids))
+		return -EINVAL;
+	meta = pool->md->ops->walk_meta ? pool->md->ops->walk_meta(pool->md) : NULL;
+	if (!meta)
+		return -EOPNOTSUPP;
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = thinp_meta_walk_devices(meta, THINP_META_LIVE, list_one, &l);
+	pthread_rwlock_unlock(&pool->md_lock);
+	*total = l.total;
+	return pool_done(pool, r ? pool_err(pool, r, "listing volumes") : 0);
 }
 
 int thinp_pool_get_thin_status(thinp_pool *pool, uint64_t id, thinp_thin_status *st)

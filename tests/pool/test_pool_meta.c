@@ -68,6 +68,35 @@ static void test_format_open_reopen(void **state)
 	tpool_teardown(&t);
 }
 
+/* thinp_pool_list_thins: ascending ids, the count when the array is short,
+ * uncommitted creates and deletes included. */
+static void test_list_thins(void **state)
+{
+	uint64_t ids[4] = { 0 };
+	size_t total = 99;
+	struct tpool t;
+
+	tpool_setup_real(&t, 16, META_BYTES, NULL);
+	assert_int_equal(thinp_pool_list_thins(t.pool, NULL, 0, &total), 0);
+	assert_int_equal(total, 0);
+	assert_int_equal(thinp_pool_create_thin(t.pool, 9), 0);
+	assert_int_equal(thinp_pool_create_thin(t.pool, 2), 0);
+	assert_int_equal(thinp_pool_create_snap(t.pool, 5, 9), 0);
+	assert_int_equal(thinp_pool_list_thins(t.pool, ids, 2, &total), 0);
+	assert_int_equal(total, 3);
+	assert_int_equal(ids[0], 2);
+	assert_int_equal(ids[1], 5);
+	assert_int_equal(ids[2], 0); /* beyond max: untouched */
+	assert_int_equal(thinp_pool_delete_thin(t.pool, 5), 0);
+	assert_int_equal(thinp_pool_list_thins(t.pool, ids, 4, &total), 0);
+	assert_int_equal(total, 2);
+	assert_int_equal(ids[0], 2);
+	assert_int_equal(ids[1], 9);
+	assert_int_equal(thinp_pool_list_thins(t.pool, NULL, 1, &total), -EINVAL);
+	tpool_close(&t);
+	tpool_teardown(&t);
+}
+
 static void test_open_unformatted(void **state)
 {
 	thinp_io *meta, *data;
@@ -927,6 +956,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_open_reopen),
 		cmocka_unit_test(test_open_unformatted),
+		cmocka_unit_test(test_list_thins),
 		cmocka_unit_test(test_read_only_devices),
 		cmocka_unit_test(test_format_small_metadata),
 		cmocka_unit_test(test_open_fits_devices),
