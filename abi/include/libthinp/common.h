@@ -1,6 +1,8 @@
 /*
  * libthinp common definitions: export macro, error strings, logging.
  *
+ * ABI tier: stable (version nodes LIBTHINP_1.N).
+ *
  * Conventions for the whole public API:
  *  - functions return 0 on success or a negative errno value;
  *  - results come back through "out" parameters placed first; what they point
@@ -21,6 +23,15 @@
  *   -EINVAL   misuse: bad argument, bad alignment, unknown struct version
  *   -ENOMEM   allocation failed
  *   -EIO      an I/O error from a backend
+ * and, from fewer places:
+ *   -EOPNOTSUPP  not supported by the backend or the pool's features
+ *                (-ENOTSUP is the same code on Linux)
+ *   -EAGAIN   a pool thread could not be started
+ *   -EOVERFLOW  a reference count would overflow
+ *   -ERANGE   a number in a message is too large
+ *   -EFBIG    a size beyond what the device can hold
+ * A file backend passes other errors of the system calls it makes (open(2):
+ * -ENOENT, -EACCES, ...; I/O: -ENOSPC, -EIO, ...) through unchanged.
  */
 #ifndef LIBTHINP_COMMON_H
 #define LIBTHINP_COMMON_H
@@ -53,8 +64,10 @@ typedef void (*thinp_log_fn)(int level, const char *msg, void *ctx);
  * @err: a negative errno as returned by the library (a positive one is
  *       accepted too).
  * Returns a static string, never NULL; thread-safe. Codes the library gives a
- * specific meaning (see above) get that meaning; others get a generic text.
- * Since 1.0.
+ * meaning (the list above) get that meaning, word for word; any other code
+ * gets the C library's description (through a thread-safe call, never
+ * strerror()), and a code the C library does not know "unknown error".
+ * 0 gives "success". Since 1.0.
  */
 THINP_API const char *thinp_strerror(int err);
 

@@ -4,8 +4,12 @@
  * Every device the library touches (a pool's metadata device, its data device,
  * an external origin) is reached through a thinp_io handle, which wraps a
  * backend: a table of callbacks (thinp_io_ops) plus the backend's own context
- * pointer. Built-in backends: memory (below), file and fault-injecting (see the
- * functions further down). Users plug in their own by filling a thinp_io_ops.
+ * pointer. Built-in backends: memory and file (below); the fault-injecting
+ * backend for tests is in the testing tier, <libthinp/testing.h>. Users plug
+ * in their own by filling a thinp_io_ops.
+ *
+ * ABI tier: stable (version nodes LIBTHINP_1.N), with pool.h, thin.h,
+ * version.h and common.h; all of them come with <libthinp/thinp.h>.
  *
  * The handle checks every request before the backend sees it: offsets and
  * lengths must be multiples of the backend's alignment and lie inside the
@@ -18,8 +22,8 @@
  * same handle, but survives a power loss only once a later thinp_io_flush()
  * has returned 0. Nothing is ordered between two flushes: after a crash, any
  * subset of the unflushed writes may have landed, and a write larger than a
- * 512-byte sector may have landed partly (the fault backend below simulates
- * exactly this).
+ * 512-byte sector may have landed partly (the fault backend of
+ * <libthinp/testing.h> simulates exactly this).
  */
 #ifndef LIBTHINP_IO_H
 #define LIBTHINP_IO_H
@@ -40,6 +44,29 @@ extern "C" {
 #define THINP_IO_CAP_WRITE_ZEROES (1u << 1) /* write_zeroes() is implemented */
 #define THINP_IO_CAP_THREADSAFE (1u << 2)   /* callbacks may run concurrently */
 #define THINP_IO_CAP_DISCARD_ZEROES (1u << 3) /* discarded ranges read back as zeroes */
+#define THINP_IO_CAP_FUA (1u << 4)          /* the backend honours THINP_IO_FUA itself */
+
+/*
+ * Per-request flags: the last argument of the read, write, discard and
+ * write-zeroes callbacks and of thinp_io_read/_write/_discard/_write_zeroes.
+ * 0 asks for nothing special. The handle refuses a flag it does not know, or
+ * one that does not apply to the request, with -EINVAL before the backend
+ * sees it, so a backend only ever gets the flags listed here for its call.
+ * Flush takes no flags: a flush already is the strongest barrier there is.
+ */
+/* Write, write-zeroes, discard: the request is durable when it returns 0,
+ * as if a flush followed it (earlier unflushed writes need not be). A backend
+ * without THINP_IO_CAP_FUA never sees the flag: the handle makes the request
+ * without it, then calls flush. */
+#define THINP_IO_FUA (1u << 0)
+/* Write-zeroes only: the range must stay allocated (a later write to it must
+ * not fail for lack of space). Without it a backend may deallocate the range
+ * (punch a hole) as long as it reads back as zeroes. */
+#define THINP_IO_NO_UNMAP (1u << 1)
+
+/* Requests for thinp_io_lock() and thinp_io_ops.lock. */
+#define THINP_IO_LOCK_NONE 0u      /* release the lock (a no-op if not held) */
+#define THINP_IO_LOCK_EXCLUSIVE 1u /* become the device's only owner */
 
 /* Flags for thinp_io_new() and the built-in openers. */
 #define THINP_IO_RDONLY (1u << 0) /* refuse writes, discards and write-zeroes */
@@ -55,7 +82,9 @@ extern "C" {
  * errno; a short transfer is the backend's problem (it must loop), so
  * read/write succeed only when the whole range was transferred.
  * Offsets and lengths are in bytes. The handle has already checked them
- * (aligned, inside the device, len > 0), so a backend need not.
+ * (aligned, inside the device, len > 0), so a backend need not; the same goes
+ * for `flags` (only the THINP_IO_* request flags valid for that call, FUA
+ * only if the backend declared THINP_IO_CAP_FUA).
  */
 typedef struct thinp_io_ops {
 	uint32_t struct_size; /* sizeof(thinp_io_ops) as compiled by the caller */
@@ -65,10 +94,13 @@ typedef struct thinp_io_ops {
 	 * two; 0 or 1 means byte-granular). The handle enforces it. */
 	uint32_t align;
 
-	/* Required: read len bytes at off into buf. */
-	int (*read)(void *ctx, void *buf, uint64_t len, uint64_t off);
-	/* Required: write len bytes from buf at off. Not durable until flush. */
-	int (*write)(void *ctx, const void *buf, uint64_t len, uint64_t off);
+	/* Required: read len bytes at off into buf. No flag applies to reads
+	 * yet: flags is 0. */
+	int (*read)(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags);
+	/* Required: write len bytes from buf at off. Not durable until flush,
+	 * unless flags has THINP_IO_FUA. */
+	int (*write)(void *ctx, const void *buf, uint64_t len, uint64_t off,
+		     uint32_t flags);
 	/* Required: durability barrier. When it returns 0, every write that
 	 * completed before the call is on stable storage. */
 	int (*flush)(void *ctx);
@@ -79,22 +111,32 @@ typedef struct thinp_io_ops {
 	 * unspecified (zeroes if THINP_IO_CAP_DISCARD_ZEROES). NULL: discard
 	 * requests return -EOPNOTSUPP. A backend that declared the capability
 	 * may still return -EOPNOTSUPP when the device turns out not to
-	 * support it; the range is then unchanged. */
-	int (*discard)(void *ctx, uint64_t len, uint64_t off);
+	 * support it; the range is then unchanged. Flags: THINP_IO_FUA. */
+	int (*discard)(void *ctx, uint64_t len, uint64_t off, uint32_t flags);
 	/* Optional (THINP_IO_CAP_WRITE_ZEROES): write zeroes to the range. NULL,
-	 * or a return of -EOPNOTSUPP: the handle writes zeroed buffers instead. */
-	int (*write_zeroes)(void *ctx, uint64_t len, uint64_t off);
+	 * or a return of -EOPNOTSUPP: the handle writes zeroed buffers instead.
+	 * Flags: THINP_IO_FUA, THINP_IO_NO_UNMAP. */
+	int (*write_zeroes)(void *ctx, uint64_t len, uint64_t off, uint32_t flags);
 	/* Optional: release ctx. Called once by thinp_io_close(). */
 	void (*close)(void *ctx);
 	/* Optional: change the device size to `bytes` (grow or shrink; grown
 	 * space reads back as zeroes). NULL: thinp_io_resize() returns
 	 * -EOPNOTSUPP. Since version 1. */
 	int (*resize)(void *ctx, uint64_t bytes);
+	/* Optional: exclusive ownership of the device across handles and
+	 * processes (see thinp_io_lock()). how = THINP_IO_LOCK_EXCLUSIVE: take
+	 * it, or fail at once (never wait) with -EBUSY if someone else holds
+	 * it; THINP_IO_LOCK_NONE: release it (must not fail). The handle calls
+	 * it only for a change of state (never EXCLUSIVE twice without a NONE
+	 * between) and releases a held lock before close. NULL: no exclusion
+	 * beyond the handle's own. Since version 1. */
+	int (*lock)(void *ctx, uint32_t how);
 	/* Fields added in later versions go here, each marked "since version N". */
 } thinp_io_ops;
 
-#define THINP_IO_OPS_INIT \
-	{ sizeof(thinp_io_ops), THINP_IO_OPS_VERSION, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+#define THINP_IO_OPS_INIT                                                                  \
+	{ sizeof(thinp_io_ops), THINP_IO_OPS_VERSION, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, \
+	  NULL, NULL, NULL }
 
 /* An open device. Opaque. */
 typedef struct thinp_io thinp_io;
@@ -117,28 +159,34 @@ THINP_API int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx,
  * NULL is a no-op. Does not flush. Since 1.0. */
 THINP_API void thinp_io_close(thinp_io *io);
 
-/* thinp_io_read - read len bytes at off. -EINVAL if misaligned or past the
- * end; backend errors (-EIO...) as returned. Thread-safe. Since 1.0. */
-THINP_API int thinp_io_read(thinp_io *io, void *buf, uint64_t len, uint64_t off);
+/* thinp_io_read - read len bytes at off. @flags: 0 (no flag applies to
+ * reads yet). -EINVAL if misaligned, past the end or with a flag;
+ * backend errors (-EIO...) as returned. Thread-safe. Since 1.0. */
+THINP_API int thinp_io_read(thinp_io *io, void *buf, uint64_t len, uint64_t off,
+			    uint32_t flags);
 
-/* thinp_io_write - write len bytes at off. -EROFS on a read-only handle;
- * -EINVAL if misaligned or past the end. Thread-safe. Since 1.0. */
+/* thinp_io_write - write len bytes at off. @flags: THINP_IO_FUA or 0.
+ * -EROFS on a read-only handle; -EINVAL if misaligned, past the end or with
+ * another flag. Thread-safe. Since 1.0. */
 THINP_API int thinp_io_write(thinp_io *io, const void *buf, uint64_t len,
-			     uint64_t off);
+			     uint64_t off, uint32_t flags);
 
 /* thinp_io_flush - make every completed write durable. On a read-only handle
  * it succeeds without calling the backend. Thread-safe. Since 1.0. */
 THINP_API int thinp_io_flush(thinp_io *io);
 
-/* thinp_io_discard - discard a range. -EROFS on a read-only handle (checked
- * first); -EOPNOTSUPP if the backend cannot; -EINVAL as for write.
- * Thread-safe. Since 1.0. */
-THINP_API int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off);
+/* thinp_io_discard - discard a range. @flags: THINP_IO_FUA or 0. -EROFS on
+ * a read-only handle (checked first); -EOPNOTSUPP if the backend cannot;
+ * -EINVAL as for write. Thread-safe. Since 1.0. */
+THINP_API int thinp_io_discard(thinp_io *io, uint64_t len, uint64_t off,
+			       uint32_t flags);
 
 /* thinp_io_write_zeroes - zero a range, with the backend's write_zeroes if it
  * has one (and it does not answer -EOPNOTSUPP), else by writing zeroed
- * buffers. Errors as for write. Thread-safe. Since 1.0. */
-THINP_API int thinp_io_write_zeroes(thinp_io *io, uint64_t len, uint64_t off);
+ * buffers (which keeps the range allocated). @flags: THINP_IO_FUA,
+ * THINP_IO_NO_UNMAP, or 0. Errors as for write. Thread-safe. Since 1.0. */
+THINP_API int thinp_io_write_zeroes(thinp_io *io, uint64_t len, uint64_t off,
+				    uint32_t flags);
 
 /* thinp_io_size - the device's current size in bytes (asks the backend, and
  * remembers the answer for range checks). A device that grew behind the
@@ -170,9 +218,35 @@ THINP_API uint32_t thinp_io_align(const thinp_io *io);
 THINP_API int thinp_io_resize(thinp_io *io, uint64_t bytes);
 
 /*
+ * thinp_io_lock - take (THINP_IO_LOCK_EXCLUSIVE) or release
+ * (THINP_IO_LOCK_NONE) exclusive ownership of the device, so that two
+ * writers never use one device at once: a pool takes it on its metadata
+ * device for as long as it is open for writing (see pool.h).
+ * EXCLUSIVE fails with -EBUSY, without waiting, when the device is already
+ * owned: through this handle, or (where the backend has a lock callback)
+ * through another handle, another process or the kernel. For the built-in
+ * backends: a regular file gets an open-file-description write lock over the
+ * whole file (fcntl F_OFD_SETLK: any other open(2) of the file, in this
+ * process or another, that asks for it is refused), a block device a second
+ * descriptor opened with O_EXCL (refused while the kernel or another O_EXCL
+ * opener holds the device: a mounted filesystem, a device-mapper table); the
+ * memory backend has only the handle's own exclusion (one handle per
+ * device anyway); the fault backend passes the request to its lower device.
+ * A backend of the caller's without a lock callback gets the handle's own
+ * exclusion only: anything wider is then the caller's business.
+ * The lock is advisory: readers never take it, and opening or reading a
+ * locked device is not refused. It is released by NONE or by
+ * thinp_io_close(). Errors: -EBUSY (owned elsewhere), -EROFS (EXCLUSIVE on a
+ * read-only handle), -EINVAL (unknown request), and the backend's own
+ * (-ENOLCK, -EIO...). Thread-safe. Since 1.0.
+ */
+THINP_API int thinp_io_lock(thinp_io *io, uint32_t how);
+
+/*
  * thinp_io_open_memory - a RAM-backed device of `size` bytes, zero-filled,
  * byte-granular, thread-safe, supporting discard (reads back zeroes),
- * write-zeroes and resize. Its contents live exactly as long as the handle.
+ * write-zeroes, resize and FUA (RAM needs no flush). Its contents live
+ * exactly as long as the handle.
  * Flags: THINP_IO_RDONLY. Errors: -ENOMEM. Since 1.0.
  */
 THINP_API int thinp_io_open_memory(thinp_io **out, uint64_t size, uint32_t flags);
@@ -196,172 +270,14 @@ THINP_API int thinp_io_open_memory(thinp_io **out, uint64_t size, uint32_t flags
  * found that the filesystem supports hole punching (and never on a read-only
  * handle). Write-zeroes uses FALLOC_FL_ZERO_RANGE, falling back to writing
  * zeroes where the filesystem lacks it. Resize (regular files only) is
- * ftruncate(2). The backend is thread-safe (pread/pwrite).
+ * ftruncate(2). FUA is left to the handle (the request, then fdatasync(2)).
+ * The backend is thread-safe (pread/pwrite).
  * Errors: -EINVAL for unknown flags or a path that is neither a regular file
  * nor a block device (and, from open(2), a filesystem that refuses
  * O_DIRECT); -ENOENT, -EACCES and other open(2) errors; -ENOMEM.
  * Since 1.0.
  */
 THINP_API int thinp_io_open_file(thinp_io **out, const char *path, uint32_t flags);
-
-/*
- * The fault-injecting backend: a wrapper over another handle (the "lower"
- * device) for testing every layer above io the way SQLite's test VFS does:
- * fail chosen requests, and simulate a power loss between flushes.
- *
- * Power loss model. Writes, write-zeroes and discards that reach the wrapper
- * are not passed down: they are kept, in issue order, in the wrapper's
- * overlay (reads through the wrapper see them), and are applied to the lower
- * device, in order, by the next flush, which then flushes the lower device.
- * A power cut resolves the unflushed requests by a mode (THINP_IO_FAULT_CUT_*)
- * and kills the wrapper: from then on every request on it (read, write,
- * flush, discard, write-zeroes, resize) fails with -EIO, so the layer above
- * sees its device die; only thinp_io_size() keeps answering. The test then "reboots" by opening a
- * fresh handle on the lower device (for a memory device: by using the lower
- * handle itself) and checks what survived.
- *
- * Handles and ownership. thinp_io_open_fault() makes two objects: the wrapper
- * handle (a thinp_io, closed with thinp_io_close(), possibly by a layer above
- * that took it over) and a control object (thinp_io_fault, freed with
- * thinp_io_fault_free()). Either may go first: the shared state lives until
- * both are gone, so a test may inspect counters or cut the power after the
- * pool that owned the wrapper has closed it. The lower handle is borrowed,
- * never closed by the wrapper: it must outlive both objects.
- *
- * A typical crash-test loop:
- *
- *     for (n = 1; ; n++) {
- *             lower = fresh device holding the initial image;
- *             thinp_io_open_fault(&io, &f, lower, 0);
- *             thinp_io_fault_arm_cut(f, n, THINP_IO_FAULT_CUT_TORN, seed + n);
- *             run the workload on io until it fails or completes;
- *             close whatever used io; thinp_io_close(io);
- *             fired = thinp_io_fault_cut_fired(f);
- *             thinp_io_fault_free(f);
- *             check the image on lower (reopened);
- *             if (!fired) break;      the workload finished before op n
- *     }
- *
- * Thread safety: the wrapper declares THINP_IO_CAP_THREADSAFE and guards its
- * state with one lock held across each request (so requests through one
- * wrapper are serialized); the control functions may be called from any
- * thread, concurrently with I/O.
- */
-typedef struct thinp_io_fault thinp_io_fault;
-
-/* Request kinds, for counters and for masks of (1u << kind) in fail rules. */
-#define THINP_IO_KIND_READ 0
-#define THINP_IO_KIND_WRITE 1
-#define THINP_IO_KIND_FLUSH 2
-#define THINP_IO_KIND_DISCARD 3
-#define THINP_IO_KIND_WRITE_ZEROES 4
-#define THINP_IO_KIND_COUNT 5
-#define THINP_IO_KIND_BIT(kind) (1u << (kind))
-#define THINP_IO_KIND_ALL ((1u << THINP_IO_KIND_COUNT) - 1)
-
-/* Flags for thinp_io_fault_fail_nth(). */
-#define THINP_IO_FAULT_PERSIST (1u << 0) /* fail every later match too */
-
-/* How a power cut resolves the writes issued since the last flush. */
-#define THINP_IO_FAULT_CUT_DROP 0   /* none of them lands */
-#define THINP_IO_FAULT_CUT_KEEP 1   /* all of them land, in order */
-#define THINP_IO_FAULT_CUT_RANDOM 2 /* each lands or not, independently */
-/* As RANDOM, and one write spanning a sector boundary (a 512-byte boundary,
- * or the lower device's alignment if larger) is torn: only its sectors before
- * a randomly chosen boundary inside it land. */
-#define THINP_IO_FAULT_CUT_TORN 3
-
-/*
- * thinp_io_open_fault - wrap `lower` in a fault-injecting handle.
- * @out:   receives the wrapper handle, owned by the caller (thinp_io_close()).
- * @fault: receives the control object, owned by the caller
- *         (thinp_io_fault_free()); may be NULL if the caller needs no control.
- * @lower: the device below; borrowed, must outlive the wrapper and the
- *         control object. The wrapper mirrors its alignment, its size and its
- *         DISCARD/DISCARD_ZEROES capabilities, and always offers write-zeroes.
- * @flags: THINP_IO_RDONLY or 0.
- * No fault is armed at first: the wrapper then behaves like the lower device
- * whose writes become durable only at flush.
- * Errors: -EINVAL (NULL lower, unknown flags), -ENOMEM; on failure nothing is
- * returned and `lower` is untouched. Since 1.0.
- */
-THINP_API int thinp_io_open_fault(thinp_io **out, thinp_io_fault **fault,
-				  thinp_io *lower, uint32_t flags);
-
-/* thinp_io_fault_free - release the control object. NULL is a no-op. Writes
- * still unflushed when both the wrapper and the control object are gone are
- * lost, as in THINP_IO_FAULT_CUT_DROP: a test that forgot to flush sees it.
- * Since 1.0. */
-THINP_API void thinp_io_fault_free(thinp_io_fault *fault);
-
-/*
- * thinp_io_fault_fail_nth - make the n-th request (n >= 1, counted from this
- * call) whose kind is in `kinds` fail with `err`, without effect.
- * @kinds: a mask of THINP_IO_KIND_BIT(THINP_IO_KIND_*); 0 means every kind.
- * @err:   the negative errno to return (e.g. -EIO).
- * @flags: THINP_IO_FAULT_PERSIST to fail every matching request after the
- *         n-th as well (a device that died), else only the n-th.
- * Several rules may be active at once; the first that matches decides.
- * Errors: -EINVAL (n == 0, err >= 0, unknown bits), -ENOMEM. Since 1.0.
- */
-THINP_API int thinp_io_fault_fail_nth(thinp_io_fault *fault, uint32_t kinds,
-				      uint64_t n, int err, uint32_t flags);
-
-/*
- * thinp_io_fault_fail_range - make every request whose kind is in `kinds` and
- * whose byte range overlaps [off, off + len) fail with `err` (a bad sector).
- * Flushes have no range and never match. Active until
- * thinp_io_fault_clear(). Errors: -EINVAL (len == 0, err >= 0, unknown
- * bits), -ENOMEM. Since 1.0.
- */
-THINP_API int thinp_io_fault_fail_range(thinp_io_fault *fault, uint32_t kinds,
-					uint64_t off, uint64_t len, int err);
-
-/* thinp_io_fault_clear - remove every fail rule. A cut power stays cut.
- * Since 1.0. */
-THINP_API void thinp_io_fault_clear(thinp_io_fault *fault);
-
-/*
- * thinp_io_fault_arm_cut - cut the power during the n-th (n >= 1, counted
- * from this call) write, write-zeroes, discard or flush that reaches the
- * wrapper (requests failed by a fail rule do not count). That request is
- * in flight when the power goes: a write, write-zeroes or discard joins the
- * unflushed set before it is resolved by `mode`, and the request returns
- * -EIO either way. `seed` drives the random modes (the same seed and the same
- * request sequence give the same outcome). Replaces an earlier armed cut.
- * Errors: -EINVAL (n == 0, unknown mode). Since 1.0.
- */
-THINP_API int thinp_io_fault_arm_cut(thinp_io_fault *fault, uint64_t n, int mode,
-				     uint64_t seed);
-
-/*
- * thinp_io_fault_cut - cut the power now: resolve the unflushed writes by
- * `mode` (applying the surviving ones to the lower device) and fail every
- * later request with -EIO. Cutting twice is a no-op returning 0.
- * Errors: -EINVAL (unknown mode); an error from the lower device while
- * applying the survivors. Since 1.0.
- */
-THINP_API int thinp_io_fault_cut(thinp_io_fault *fault, int mode, uint64_t seed);
-
-/* thinp_io_fault_cut_fired - 1 if the power has been cut (armed or
- * immediate), else 0. Since 1.0. */
-THINP_API int thinp_io_fault_cut_fired(const thinp_io_fault *fault);
-
-/* thinp_io_fault_pending - how many writes, write-zeroes and discards are
- * waiting for a flush. Since 1.0. */
-THINP_API uint64_t thinp_io_fault_pending(const thinp_io_fault *fault);
-
-/*
- * thinp_io_fault_counters - requests of one kind that reached the wrapper
- * (those that then failed by a rule or after the cut included), and their
- * bytes (0 for flushes). @ops and @bytes may be NULL.
- * Errors: -EINVAL for an unknown kind. Since 1.0.
- */
-THINP_API int thinp_io_fault_counters(const thinp_io_fault *fault, unsigned kind,
-				      uint64_t *ops, uint64_t *bytes);
-
-/* thinp_io_fault_reset_counters - zero every counter. Since 1.0. */
-THINP_API void thinp_io_fault_reset_counters(thinp_io_fault *fault);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,18 @@
  * data block + time) and the two space maps (metadata blocks, data blocks).
  * It does not touch the data device: the pool runtime above it moves data.
  *
+ * ABI tier: metadata (version nodes LIBTHINP_META_1.N), separate from the
+ * stable tier of <libthinp/thinp.h> (io.h, pool.h, thin.h), which does not
+ * include this header. It is for tools that work on pool metadata alone
+ * (check, dump, restore, repair, messages on a closed pool), at the level of
+ * the kernel's dm-thin metadata; a program that reads and writes thin
+ * volumes needs only the stable tier. The metadata tier follows the same
+ * rules (a released symbol never changes meaning) but versions separately,
+ * so that it can grow with the on-disk format without touching the stable
+ * tier. Two writers (a pool, a read-write thinp_meta handle) must never
+ * have one metadata device open at once: see thinp_meta_open() on taking
+ * the device's exclusive lock first.
+ *
  * Transactions. Every change is made copy-on-write in memory and becomes
  * durable only at thinp_meta_commit(), which writes every new block, flushes,
  * then writes and flushes the superblock: after a crash the device holds the
@@ -19,13 +31,22 @@
  * each message.
  *
  * Sticky failure. If a change fails after it started modifying metadata
- * (I/O error, corruption found, out of metadata space mid-way), the handle
- * aborts the transaction, sets the NEEDS_CHECK flag in the superblock on the
- * device (best effort, as the kernel does) and enters THINP_META_MODE_FAIL:
- * every later change or commit returns -EROFS until the handle is closed and
- * the metadata checked and reopened. Reads keep working on the last
- * committed state. Refusals found before anything changed (-EEXIST, -ENODATA,
- * -EINVAL, -EBUSY) are not failures.
+ * (I/O error, corruption found), the handle aborts the transaction, sets the
+ * NEEDS_CHECK flag in the superblock on the device (best effort, as the
+ * kernel does) and enters THINP_META_MODE_FAIL: every later change or commit
+ * returns -EROFS until the handle is closed and the metadata checked and
+ * reopened. Reads keep working on the last committed state. Refusals found
+ * before anything changed (-EEXIST, -ENODATA, -EINVAL, -EBUSY) are not
+ * failures.
+ *
+ * Out of metadata space. A change or commit that needs a metadata block when
+ * none is free returns -ENOSPC, and the open transaction is rolled back to
+ * the last commit at once (every change since then is lost; nothing of the
+ * committed state was written, so no NEEDS_CHECK). The handle enters
+ * THINP_META_MODE_NO_SPACE: reads answer from the last commit, every change
+ * and commit returns -EROFS, until thinp_meta_abort() (which acknowledges
+ * the rollback: back to RW on the last commit). Growing the metadata is the
+ * pool's business (thinp_pool_resize_metadata).
  *
  * Units. Data block size in 512-byte sectors (like the kernel's table line
  * and the superblock): 128 .. 2,097,152, a multiple of 128 (64 KiB .. 1 GiB).
@@ -53,6 +74,7 @@
 
 #include <libthinp/common.h>
 #include <libthinp/io.h>
+#include <libthinp/delta.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,10 +99,12 @@ typedef struct thinp_meta thinp_meta;
 /* Flags for thinp_meta_options.flags. */
 #define THINP_META_RDONLY (1u << 0) /* open read-only: every change returns -EROFS */
 
-/* Handle modes (thinp_meta_mode(), thinp_meta_status.mode). */
+/* Handle modes (thinp_meta_status.mode). */
 #define THINP_META_MODE_RW 0   /* read-write */
 #define THINP_META_MODE_RO 1   /* opened read-only */
 #define THINP_META_MODE_FAIL 2 /* a metadata operation failed: sticky read-only */
+#define THINP_META_MODE_NO_SPACE 3 /* out of metadata space: rolled back, read-only
+				      until abort or a metadata grow */
 
 /*
  * Options for opening or formatting. Fill from THINP_META_OPTIONS_INIT.
@@ -226,6 +250,10 @@ THINP_API int thinp_meta_format(thinp_meta **out, thinp_io *io,
  * Checks the superblock: checksum, blocknr 0, magic, version 1 or 2, no
  * incompat flags, no compat_ro flags for read-write, sizes; opens both space
  * maps. A read-only io forces a read-only handle.
+ * It takes no lock on the device (thinp_io_lock()): a program that changes
+ * metadata takes THINP_IO_LOCK_EXCLUSIVE on @io first, as the thinp tool
+ * does, so that it is refused (-EBUSY) while a pool or another writer owns
+ * the device, instead of corrupting it.
  * Errors: -ENODATA (block 0 is all zeroes: never formatted), -EILSEQ (bad
  * superblock; thinp_meta_open has no handle to give a message on, so the
  * reason goes to the log callback), -ENOTBLK, -EOPNOTSUPP (unknown incompat
@@ -243,14 +271,12 @@ THINP_API int thinp_meta_open(thinp_meta **out, thinp_io *io,
 THINP_API void thinp_meta_close(thinp_meta *meta);
 
 /*
- * thinp_meta_errmsg - a one-line description of the last error on this
- * handle ("" if none). Borrowed: valid until the next call on the handle.
+ * thinp_meta_errmsg - copy a one-line description of the last error on this
+ * handle ("" if none) into @buf, as thinp_pool_errmsg() does: snprintf-style,
+ * NUL-terminated when @len > 0, returning the full length. Thread-safe.
  * Since 1.0.
  */
-THINP_API const char *thinp_meta_errmsg(thinp_meta *meta);
-
-/* thinp_meta_mode - THINP_META_MODE_RW, _RO or _FAIL. Thread-safe. Since 1.0. */
-THINP_API int thinp_meta_mode(thinp_meta *meta);
+THINP_API size_t thinp_meta_errmsg(thinp_meta *meta, char *buf, size_t len);
 
 /* ---- transactions ------------------------------------------------------- */
 
@@ -258,15 +284,17 @@ THINP_API int thinp_meta_mode(thinp_meta *meta);
  * thinp_meta_commit - make every change since the last commit durable
  * (FORMAT.md 8.2: details, space maps, all blocks flushed, then the
  * superblock written and flushed). Flush the data device first.
- * Errors: -EROFS (read-only or failed handle), -ENOSPC (out of metadata
- * space), -EIO. A failed commit puts the handle in THINP_META_MODE_FAIL.
+ * Errors: -EROFS (read-only, failed or out-of-space handle), -ENOSPC (out of
+ * metadata space: the transaction is rolled back, mode NO_SPACE), -EIO. Any
+ * other failed commit puts the handle in THINP_META_MODE_FAIL.
  * Since 1.0.
  */
 THINP_API int thinp_meta_commit(thinp_meta *meta);
 
 /*
  * thinp_meta_abort - drop every change since the last commit and re-read the
- * committed state. Allowed in every mode (it does not leave FAIL mode).
+ * committed state. Allowed in every mode; it leaves NO_SPACE for RW, never
+ * FAIL.
  * Errors: -EIO, -EILSEQ (the committed superblock no longer validates).
  * Since 1.0.
  */
@@ -282,50 +310,6 @@ THINP_API int thinp_meta_abort(thinp_meta *meta);
  * -EROFS, -ENOSPC. Since 1.0.
  */
 THINP_API int thinp_meta_create_thin(thinp_meta *meta, uint64_t dev);
-
-/*
- * thinp_meta_create_snap - a new device sharing all mappings of `origin`
- * (a thin device or a snapshot). The pool time goes up by one; the new
- * device's creation and snapshotted times and the origin's snapshotted time
- * become the new time. No data reference count changes. Not committed.
- * Errors: -EEXIST (dev in use), -ENODATA (no origin), -ENOSPC (also when the
- * pool time would reach 2^24, which the mapping format cannot store),
- * -EINVAL, -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_create_snap(thinp_meta *meta, uint64_t dev, uint64_t origin);
-
-/*
- * thinp_meta_delete - delete a device and all its mappings (parts shared
- * with other devices only lose a reference). Not committed. Opening devices
- * is the pool's business: the pool refuses to delete an open one (-EBUSY).
- * Errors: -ENODATA, -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_delete(thinp_meta *meta, uint64_t dev);
-
-/*
- * thinp_meta_set_transaction_id - compare-and-swap of the pool's
- * transaction id: if it equals `current`, set it to `next`.
- * Errors: -EINVAL (mismatch), -EROFS. Not committed. Since 1.0.
- */
-THINP_API int thinp_meta_set_transaction_id(thinp_meta *meta, uint64_t current,
-					    uint64_t next);
-
-/*
- * thinp_meta_reserve_metadata_snap - commit, then take a metadata snapshot
- * (FORMAT.md 9): a read-only copy of the mapping and details trees that stays
- * readable (thinp_meta_walk_* with THINP_META_HELD_ROOT, `thin_dump -m`)
- * while the live pool changes. Its block is recorded in the superblock's
- * held_root; the reservation becomes durable at the next commit.
- * Errors: -EBUSY (one is already held), -EROFS, -ENOSPC. Since 1.0.
- */
-THINP_API int thinp_meta_reserve_metadata_snap(thinp_meta *meta);
-
-/*
- * thinp_meta_release_metadata_snap - drop the metadata snapshot and the
- * references it held. Not committed.
- * Errors: -EINVAL (none held), -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_release_metadata_snap(thinp_meta *meta);
 
 /*
  * thinp_meta_message - run one pool message, exactly as the kernel's
@@ -345,108 +329,35 @@ THINP_API int thinp_meta_message(thinp_meta *meta, const char *msg);
 /* ---- devices and mappings ------------------------------------------------- */
 
 /*
- * thinp_meta_device_info - details of one device, open transaction included.
- * @out: struct_size set by the caller. Errors: -ENODATA. Since 1.0.
- */
-THINP_API int thinp_meta_device_info(thinp_meta *meta, uint64_t dev,
-				     thinp_meta_device *out);
-
-/*
  * thinp_meta_lookup - the mapping of virtual block `vblock` of `dev`.
  * @data_block, @time, @shared: outputs, each may be NULL. *shared is true
  * when the mapping is possibly shared with another device (the device's
  * snapshotted_time > the mapping's time, FORMAT.md 5.4): writing it needs
  * copy-on-write.
- * Errors: -ENODATA (no such device or unmapped). Since 1.0.
+ * Errors: -ENODATA (no such device, or unmapped: that answer leaves
+ * thinp_meta_errmsg() as it was). Since 1.0.
  */
 THINP_API int thinp_meta_lookup(thinp_meta *meta, uint64_t dev, uint64_t vblock,
 				uint64_t *data_block, uint32_t *time, bool *shared);
 
 /*
- * thinp_meta_lookup_next - the first mapping of `dev` at or after `vblock`.
- * Outputs may be NULL. Errors: -ENODATA (no device, or nothing mapped at or
- * after vblock). Since 1.0.
- */
-THINP_API int thinp_meta_lookup_next(thinp_meta *meta, uint64_t dev, uint64_t vblock,
-				     uint64_t *vblock_out, uint64_t *data_block,
-				     uint32_t *time);
-
-/*
- * thinp_meta_highest_mapped - the highest mapped virtual block of `dev`
- * (for the thin target's status line). Errors: -ENODATA (no device or
- * nothing mapped). Since 1.0.
- */
-THINP_API int thinp_meta_highest_mapped(thinp_meta *meta, uint64_t dev, uint64_t *vblock);
-
-/*
- * thinp_meta_insert - map virtual block `vblock` of `dev` to `data_block`,
- * stamped with the current pool time. Consumes one reference on data_block
- * that the caller holds (from thinp_meta_alloc_data_block() or
- * thinp_meta_data_inc()); if vblock was mapped to another block, that block
- * loses a reference. mapped_blocks is kept exact. Not committed.
- * Errors: -ENODATA (no device), -EINVAL (data_block >= nr_data_blocks),
- * -EROFS, -ENOSPC. Since 1.0.
- */
-THINP_API int thinp_meta_insert(thinp_meta *meta, uint64_t dev, uint64_t vblock,
-				uint64_t data_block);
-
-/*
- * thinp_meta_insert_timed - thinp_meta_insert() with an explicit time
- * (<= THINP_META_MAX_TIME), for restore tools. Errors as insert, plus -EINVAL
- * for a time >= 2^24. Since 1.0.
+ * thinp_meta_insert_timed - map virtual block `vblock` of `dev` to
+ * `data_block` at `time` (<= THINP_META_MAX_TIME), for restore tools. An old
+ * mapping's block loses a reference; the caller's reference on data_block
+ * (from thinp_meta_data_inc, or the count a restore sets up) moves into the
+ * mapping; the device's mapped_blocks stays exact. Not committed.
+ * Errors: -ENODATA (no such device), -EINVAL (data block beyond the data
+ * device, or a time >= 2^24), -EROFS, -ENOSPC (out of metadata space, see
+ * the top of this file). Since 1.0.
  */
 THINP_API int thinp_meta_insert_timed(thinp_meta *meta, uint64_t dev, uint64_t vblock,
 				      uint64_t data_block, uint32_t time);
 
-/*
- * thinp_meta_remove - unmap one virtual block; its data block loses a
- * reference. Errors: -ENODATA (no device or not mapped), -EROFS.
- * Since 1.0.
- */
-THINP_API int thinp_meta_remove(thinp_meta *meta, uint64_t dev, uint64_t vblock);
-
-/*
- * thinp_meta_remove_range - unmap every virtual block in [begin, end);
- * each data block loses a reference. @nr_removed (may be NULL) gets the count.
- * Errors: -ENODATA (no device), -EINVAL (begin > end), -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_remove_range(thinp_meta *meta, uint64_t dev, uint64_t begin,
-				      uint64_t end, uint64_t *nr_removed);
-
 /* ---- data space map ----------------------------------------------------- */
 
-/*
- * thinp_meta_alloc_data_block - allocate a free data block (reference count
- * 1). Never returns a block freed in the open transaction (the committed
- * state may still point at it). Errors: -ENOSPC, -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_alloc_data_block(thinp_meta *meta, uint64_t *out);
-
-/* thinp_meta_data_inc / _dec - add / drop one reference on a data block.
- * Errors: -EINVAL (out of range, or dec of a free block), -EROFS. Since 1.0. */
+/* thinp_meta_data_inc - add one reference on a data block (a restore that
+ * maps one block twice). Errors: -EINVAL (out of range), -EROFS. Since 1.0. */
 THINP_API int thinp_meta_data_inc(thinp_meta *meta, uint64_t data_block);
-THINP_API int thinp_meta_data_dec(thinp_meta *meta, uint64_t data_block);
-
-/* thinp_meta_data_count - the reference count of a data block.
- * Errors: -EINVAL (out of range). Since 1.0. */
-THINP_API int thinp_meta_data_count(thinp_meta *meta, uint64_t data_block, uint32_t *count);
-
-/*
- * thinp_meta_resize_data - grow the data device to nr_data_blocks.
- * Errors: -EINVAL (shrinking, or >= 2^40), -EROFS (also while NEEDS_CHECK is
- * set, as the kernel refuses), -ENOSPC. Not committed. Since 1.0.
- */
-THINP_API int thinp_meta_resize_data(thinp_meta *meta, uint64_t nr_data_blocks);
-
-/*
- * thinp_meta_resize_metadata - grow the metadata space map to nr_blocks
- * 4 KiB blocks (0 = the io's current size), capped at
- * THINP_META_MAX_METADATA_BLOCKS with a warning. The superblock's
- * metadata_nr_blocks is not changed (the kernel leaves it as formatted).
- * Errors: -EINVAL (shrinking, or larger than the io), -EROFS (also while
- * NEEDS_CHECK is set), -ENOSPC. Not committed. Since 1.0.
- */
-THINP_API int thinp_meta_resize_metadata(thinp_meta *meta, uint64_t nr_blocks);
 
 /* ---- superblock, status, flags -------------------------------------------- */
 
@@ -480,21 +391,6 @@ THINP_API int thinp_meta_set_device_details(thinp_meta *meta, uint64_t dev,
 /* thinp_meta_get_status - the kernel's pool status fields (open transaction
  * included). Errors: none beyond -EIO. Thread-safe. Since 1.0. */
 THINP_API int thinp_meta_get_status(thinp_meta *meta, thinp_meta_status *out);
-
-/*
- * thinp_meta_set_needs_check - set the NEEDS_CHECK flag and write it to the
- * device's committed superblock at once (as the kernel does on a metadata
- * failure); the handle then refuses resizes. Allowed in FAIL mode.
- * Errors: -EROFS (read-only handle), -EIO. Since 1.0.
- */
-THINP_API int thinp_meta_set_needs_check(thinp_meta *meta);
-
-/*
- * thinp_meta_clear_needs_check - clear the flag (thin_check
- * --clear-needs-check-flag after a clean check); takes effect at the next
- * commit. Errors: -EROFS. Since 1.0.
- */
-THINP_API int thinp_meta_clear_needs_check(thinp_meta *meta);
 
 /* ---- walks ---------------------------------------------------------------- */
 
@@ -547,7 +443,7 @@ typedef struct thinp_meta_finding {
 typedef void (*thinp_meta_finding_fn)(const thinp_meta_finding *finding, void *ctx);
 
 /*
- * thinp_meta_check_io_v2 - full check of the metadata on io, stricter than
+ * thinp_meta_check_io - full check of the metadata on io, stricter than
  * thin_check 0.9.0 (FORMAT.md 13): superblock fields, every checksum and
  * location, btree node rules and key order, details keys == mapping keys,
  * mapped_blocks exact, metadata reference counts exact (everything reachable
@@ -564,35 +460,43 @@ typedef void (*thinp_meta_finding_fn)(const thinp_meta_finding *finding, void *c
  *         leak; thin_restore 0.9.0 leaves one such block). An nr_allocated
  *         below the blocks in use is an error.
  * Returns 0 when there is no error (warnings allowed), -EILSEQ if any error
- * was reported, -ENODATA for an all-zero superblock, -EIO/-ENOMEM when it
- * could not finish. Thread-safe with respect to other handles.
- * Since 1.0.
- */
-THINP_API int thinp_meta_check_io_v2(thinp_io *io, const thinp_meta_options *opts,
-				     thinp_meta_finding_fn fn, void *ctx);
-
-/*
- * thinp_meta_check_v2 - thinp_meta_check_io_v2() of the handle's device:
- * checks the last COMMITTED state (the open transaction is not on the
- * device). Since 1.0.
- */
-THINP_API int thinp_meta_check_v2(thinp_meta *meta, thinp_meta_finding_fn fn, void *ctx);
-
-/* One line per finding, without trailing newline; valid during the call. */
-typedef void (*thinp_meta_report_fn)(const char *line, void *ctx);
-
-/*
- * thinp_meta_check_io - thinp_meta_check_io_v2() for callers of the first
- * interface: @report gets each finding as a line, a warning's line starting
- * with "warning: ". Same return values (0 when only warnings were found).
+ * was reported, -ENODATA for an all-zero superblock, -EINVAL for a NULL io
+ * or an opts struct_size too small for log_ctx, -EIO/-ENOMEM when it could
+ * not finish. Thread-safe with respect to other handles.
  * Since 1.0.
  */
 THINP_API int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
-				  thinp_meta_report_fn report, void *ctx);
+				  thinp_meta_finding_fn fn, void *ctx);
 
-/* thinp_meta_check - thinp_meta_check_v2() with a line callback, as
- * thinp_meta_check_io(). Since 1.0. */
-THINP_API int thinp_meta_check(thinp_meta *meta, thinp_meta_report_fn report, void *ctx);
+/*
+ * thinp_meta_check - thinp_meta_check_io() of the handle's device:
+ * checks the last COMMITTED state (the open transaction is not on the
+ * device). Since 1.0.
+ */
+THINP_API int thinp_meta_check(thinp_meta *meta, thinp_meta_finding_fn fn, void *ctx);
+
+/* ---- delta on a metadata handle (types in delta.h) ---- */
+
+/*
+ * thinp_meta_delta_open - the same on a metadata handle (metadata tier):
+ * what `thinp delta` uses, also on a pool the kernel or another process
+ * owns. For that, open the metadata device with thinp_io_open_file(
+ * THINP_IO_RDONLY | THINP_IO_DIRECT) and thinp_meta_open(THINP_META_RDONLY)
+ * and read THINP_DELTA_HELD (or the snapshot block from the pool's status
+ * line): the handle reads the superblock once, at open, to find the held
+ * root, and everything else through the held root, which the kernel does not
+ * change while it is held. Errors as thinp_pool_delta_open; messages in
+ * thinp_meta_errmsg. Since 1.0.
+ */
+THINP_API int thinp_meta_delta_open(thinp_delta **out, thinp_meta *meta, uint64_t left,
+				    uint64_t right, const thinp_delta_options *opts);
+
+/*
+ * thinp_meta_delta - thinp_meta_delta_open's delta through a callback, as
+ * thinp_pool_delta (delta.h). Since 1.0.
+ */
+THINP_API int thinp_meta_delta(thinp_meta *meta, uint64_t left, uint64_t right,
+			       const thinp_delta_options *opts, thinp_delta_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,8 @@
 /*
  * libthinp thin pools.
  *
+ * ABI tier: stable (version nodes LIBTHINP_1.N).
+ *
  * A pool is a metadata device and a data device (any thinp_io backends)
  * hosting many thin volumes (see thin.h). The pool keeps its metadata in the
  * Linux dm-thin format and follows the kernel thin-pool target's semantics:
@@ -14,11 +16,31 @@
  *   OUT_OF_DATA_SPACE  no free data block: writes needing one fail with
  *                      -ENOSPC (error_if_no_space) or wait for a resize up to
  *                      the no-space timeout; a resize returns to RW.
- *   READ_ONLY          opened read-only, or out of metadata space (the open
- *                      transaction was rolled back): reads and writes to
- *                      already provisioned, unshared blocks work; anything
- *                      changing metadata fails with -EROFS. A metadata resize
- *                      returns an out-of-metadata-space pool to RW.
+ *   READ_ONLY          opened read-only (THINP_POOL_READ_ONLY, a read-only
+ *                      metadata device, or needs_check set), or out of
+ *                      metadata space. No metadata changes, so:
+ *                       - reads work;
+ *                       - a write to a provisioned block that is not shared
+ *                         goes in place, and thinp_thin_flush() (which then
+ *                         only flushes the data device) makes it durable;
+ *                       - a write needing a new block (never provisioned, or
+ *                         shared with a snapshot) fails with -EROFS;
+ *                         write-zeroes behaves as a write, except that a
+ *                         whole never-provisioned block (no external
+ *                         origin) is left so and succeeds;
+ *                       - a discard covering a whole block fails with
+ *                         -EROFS (one covering none does nothing, as ever);
+ *                       - thinp_pool_commit() and every message fail with
+ *                         -EROFS, except the metadata resize below.
+ *                      Out of metadata space: the call that found no free
+ *                      metadata block fails with -ENOSPC, and the open
+ *                      transaction is rolled back to the last commit, so
+ *                      blocks provisioned (or copied from shared ones)
+ *                      since the last flush read as they did then. It is
+ *                      not corruption: needs_check is not set, and
+ *                      thinp_pool_resize_metadata() growing the metadata
+ *                      returns the pool to RW (so does closing and
+ *                      reopening it).
  *   FAIL               a metadata operation or a device flush failed: every
  *                      I/O and change fails with -EIO (reads) or -EROFS
  *                      (changes). Sticky until the pool is closed and
@@ -94,9 +116,19 @@ typedef struct thinp_pool_options {
 	 * (as the kernel does). INIT: 60000. */
 	uint32_t no_space_timeout_ms;
 	/* Commit every this many milliseconds from a pool thread if anything
-	 * changed; 0 (INIT) commits only on flush, on request and on close. */
+	 * changed; 0 (INIT) commits only on flush, on request and on close.
+	 * Writes completed before such a commit starts survive a crash. If the
+	 * thread cannot be started, format and open fail (-EAGAIN). */
 	uint32_t commit_interval_ms;
-	thinp_log_fn log_fn; /* may be NULL: messages are dropped */
+	/* May be NULL: messages are dropped. Messages of every layer under the
+	 * pool are queued and handed to log_fn, in order, with no library lock
+	 * held, before the pool call that logged them returns (or, when
+	 * several threads call at once, by whichever is delivering): log_fn
+	 * may call any pool function (except during thinp_pool_close(), whose
+	 * last messages arrive when the pool is gone). At most 256 wait;
+	 * beyond that they are counted and one warning says how many were
+	 * dropped. */
+	thinp_log_fn log_fn;
 	void *log_ctx;
 	/* Metadata block cache limit in bytes; 0 = the block manager's default. */
 	uint64_t metadata_cache_bytes;
@@ -139,20 +171,40 @@ typedef struct thinp_pool_status {
  *        data blocks.
  * @opts: options (data_block_size 0 means 64 KiB). NULL: the INIT defaults.
  * Both devices are borrowed: they must stay open until thinp_pool_close()
- * returns. Anything on @meta is overwritten.
- * Errors: -EINVAL (bad options, devices too small, a read-only device),
- * -EIO, -ENOMEM. Thread-safe (it touches no shared state). Since 1.0.
+ * returns. Anything on @meta is overwritten. The pool owns @meta
+ * exclusively (thinp_io_lock()) from before it writes until it is closed.
+ * Errors: -EINVAL (bad options, THINP_POOL_READ_ONLY), -ENOSPC (@meta too
+ * small to hold the metadata), -EROFS (@meta or @data is a read-only
+ * handle), -EBUSY (another writer owns @meta: the log callback gets
+ * "metadata device is in use by another writer"), -EIO, -ENOMEM, -EAGAIN
+ * (no commit thread, see commit_interval_ms). A data device smaller than
+ * one block gives a pool of 0 data blocks.
+ * Thread-safe (it touches no shared state). Since 1.0.
  */
 THINP_API int thinp_pool_format(thinp_pool **out, thinp_io *meta, thinp_io *data,
 				const thinp_pool_options *opts);
 
 /*
  * thinp_pool_open - open an existing pool.
- * @out, @meta, @data: as for thinp_pool_format(). With a read-only @meta the
- *        pool opens read-only. A metadata superblock that asks for a check
- *        (needs_check) opens read-only too.
- * Errors: -EINVAL (bad options, block size mismatch), -EILSEQ/-ENOTBLK
- * (corrupt metadata), -ENODATA (unformatted metadata), -EIO, -ENOMEM.
+ * @out, @meta, @data: as for thinp_pool_format(). With a read-only @meta or
+ *        @data handle the pool opens read-only. A metadata superblock that
+ *        asks for a check (needs_check) opens read-only too.
+ * As the kernel does when it loads a pool, a read-write open takes into use
+ * a data or metadata device that grew while the pool was closed (a resize,
+ * committed); a data device smaller than the pool's data blocks is refused.
+ * Ownership: an open for writing (no THINP_POOL_READ_ONLY, a writable @meta)
+ * takes @meta's exclusive lock (thinp_io_lock()) before reading it and keeps
+ * it until thinp_pool_close(), even if needs_check then makes the pool
+ * read-only, so two processes never write one pool. A read-only open takes
+ * no lock: it works while another process (or the kernel) owns the pool,
+ * e.g. to read a held metadata snapshot, but the live metadata may change
+ * under it.
+ * Errors: -EINVAL (bad options, block size mismatch, data device too
+ * small), -EBUSY (opening for writing, and another writer owns @meta, the
+ * caller's own thinp_io_lock() included: the log callback gets "metadata
+ * device is in use by another writer"),
+ * -EILSEQ/-ENOTBLK (corrupt metadata), -ENODATA (unformatted metadata),
+ * -EIO, -ENOMEM, -EAGAIN (no commit thread, see commit_interval_ms).
  * Since 1.0.
  */
 THINP_API int thinp_pool_open(thinp_pool **out, thinp_io *meta, thinp_io *data,
@@ -160,8 +212,9 @@ THINP_API int thinp_pool_open(thinp_pool **out, thinp_io *meta, thinp_io *data,
 
 /*
  * thinp_pool_close - commit (if writable and not failed), stop the commit
- * thread and free the pool. Every thin volume of the pool must be closed
- * first (-EBUSY otherwise, and the pool stays open). NULL returns 0.
+ * thread, release the metadata device's lock and free the pool. Every thin
+ * volume of the pool must be closed first (-EBUSY otherwise, and the pool
+ * stays open). NULL returns 0.
  * Returns the commit's error, the pool being freed anyway. Since 1.0.
  */
 THINP_API int thinp_pool_close(thinp_pool *pool);
@@ -179,11 +232,15 @@ THINP_API int thinp_pool_commit(thinp_pool *pool);
 THINP_API int thinp_pool_get_status(thinp_pool *pool, thinp_pool_status *st);
 
 /*
- * thinp_pool_errmsg - a message about the last failure on this pool, or ""
- * when none. Borrowed; valid until the next failing call on the pool. With
- * several threads failing at once, the message is one of theirs. Since 1.0.
+ * thinp_pool_errmsg - copy the message about the last failure on this pool
+ * ("" when none) into @buf, snprintf-style: at most @len - 1 bytes and a
+ * NUL when @len > 0 (@buf may be NULL when @len is 0). Returns the message's
+ * full length, so a return >= @len means it was cut; a NULL pool gives "".
+ * The copy is taken under the lock that guards the message: thread-safe,
+ * and with several threads failing at once, the message is one of theirs,
+ * whole. Since 1.0.
  */
-THINP_API const char *thinp_pool_errmsg(thinp_pool *pool);
+THINP_API size_t thinp_pool_errmsg(thinp_pool *pool, char *buf, size_t len);
 
 /*
  * thinp_pool_resize_data - grow the pool to @nr_blocks data blocks and
@@ -195,9 +252,10 @@ THINP_API int thinp_pool_resize_data(thinp_pool *pool, uint64_t nr_blocks);
 
 /*
  * thinp_pool_resize_metadata - grow the metadata space map to @nr_blocks
- * 4 KiB blocks and commit. Errors: -EINVAL (shrinking, beyond the device or
- * the format's maximum), -EROFS, -EIO. A pool that went read-only because
- * metadata ran out returns to RW. Since 1.0.
+ * 4 KiB blocks and commit. The metadata device must already hold that many
+ * blocks. Allowed while the pool is read-only because metadata ran out, and
+ * returns it to RW. Errors: -EINVAL (shrinking, beyond the device or the
+ * format's maximum), -EROFS, -ENOSPC, -EIO. Since 1.0.
  */
 THINP_API int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks);
 

@@ -1,6 +1,8 @@
 /*
  * libthinp thin volumes: block devices provisioned from a pool (pool.h).
  *
+ * ABI tier: stable (version nodes LIBTHINP_1.N).
+ *
  * A volume reads and writes like a block device of the size given at open.
  * Semantics are the kernel thin target's:
  *  - reading a block that was never written returns zeroes, or the external
@@ -84,16 +86,20 @@ THINP_API uint64_t thinp_thin_id(const thinp_thin *thin);
 /*
  * thinp_thin_read - read @len bytes at @off into @buf.
  * Errors: -EINVAL (range/alignment), -EIO (a device failed, or the pool is
- * in FAIL mode). Since 1.0.
+ * in FAIL mode), -EILSEQ/-ENOTBLK (a corrupt mapping block: the pool then
+ * fails), -ENOMEM (the pool stays up). Since 1.0.
  */
 THINP_API int thinp_thin_read(thinp_thin *thin, void *buf, uint64_t len, uint64_t off);
 
 /*
  * thinp_thin_write - write @len bytes from @buf at @off, provisioning and
  * breaking sharing as needed. Not durable until a flush.
- * Errors: -EINVAL, -EROFS (read-only volume or pool), -ENOSPC (out of data
- * space with error_if_no_space, or after the no-space timeout), -EIO. On an
- * error, a prefix of the range may have been written. Since 1.0.
+ * Errors: -EINVAL, -EROFS (read-only volume or pool; see READ_ONLY in
+ * pool.h for what a read-only pool still writes), -ENOSPC (out of data
+ * space with error_if_no_space, or after the no-space timeout; or out of
+ * metadata space, and the pool is then read-only), -EIO, -EILSEQ/-ENOTBLK
+ * (a corrupt mapping block: the pool then fails), -ENOMEM. On an error, a
+ * prefix of the range may have been written. Since 1.0.
  */
 THINP_API int thinp_thin_write(thinp_thin *thin, const void *buf, uint64_t len, uint64_t off);
 
@@ -107,7 +113,9 @@ THINP_API int thinp_thin_write_zeroes(thinp_thin *thin, uint64_t len, uint64_t o
  * thinp_thin_discard - unmap the blocks entirely inside [off, off + len);
  * with discard passdown, data blocks no other volume uses are discarded on
  * the data device. Errors: -EOPNOTSUPP (pool has ignore_discard), -EINVAL,
- * -EROFS, -EIO. Since 1.0.
+ * -EROFS, -ENOSPC (out of metadata space: the pool is then read-only), -EIO,
+ * -EILSEQ/-ENOTBLK/-ENOMEM (a metadata failure: the pool then fails).
+ * Since 1.0.
  */
 THINP_API int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off);
 
@@ -119,18 +127,26 @@ THINP_API int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off);
  */
 THINP_API int thinp_thin_flush(thinp_thin *thin);
 
-/* One mapping, for tools (thinp_pool_thin_map()). */
+/* One mapping, for tools (thinp_pool_thin_map()). Output struct: set
+ * struct_size (THINP_MAPPING_INIT); the library fills at most that many
+ * bytes and sets struct_size to the number it filled. */
 typedef struct thinp_mapping {
-	uint64_t data_block; /* block number on the data device */
-	uint32_t time;       /* the pool time stamped when it was mapped */
+	uint32_t struct_size; /* sizeof(thinp_mapping) as compiled by the caller */
+	uint32_t time;        /* the pool time stamped when it was mapped */
+	uint64_t data_block;  /* block number on the data device */
 	/* 1 if the block may be shared with another volume (the volume was
 	 * snapshotted after the mapping was made): a write would copy it. */
 	uint32_t shared;
+	uint32_t reserved;    /* 0 */
 } thinp_mapping;
+
+#define THINP_MAPPING_INIT { sizeof(thinp_mapping), 0, 0, 0, 0 }
 
 /*
  * thinp_pool_thin_map - look up virtual block @vblock of volume @id (open or
- * not). Errors: -ENODATA (not mapped, or no such volume), -EIO. Thread-safe.
+ * not). Errors: -ENODATA (not mapped, or no such volume), -EINVAL (@out NULL
+ * or its struct_size below this header's sizeof(thinp_mapping)), -EIO.
+ * Thread-safe.
  * Since 1.0.
  */
 THINP_API int thinp_pool_thin_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
@@ -140,10 +156,21 @@ THINP_API int thinp_pool_thin_map(thinp_pool *pool, uint64_t id, uint64_t vblock
  * thinp_pool_thin_next_map - the first mapping of volume @id at or after
  * virtual block @vblock: its block in *vblock_out and the mapping in *out.
  * Walk a whole map by restarting at *vblock_out + 1. Errors: -ENODATA (none
- * left, or no such volume), -EIO. Since 1.0.
+ * left, or no such volume), -EINVAL (as for thinp_pool_thin_map()), -EIO.
+ * Since 1.0.
  */
 THINP_API int thinp_pool_thin_next_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
 				       uint64_t *vblock_out, thinp_mapping *out);
+
+/*
+ * thinp_pool_list_thins - the ids of the pool's volumes, ascending, as the
+ * metadata has them now: the first @max into @ids (which may be NULL when
+ * @max is 0), and the number of volumes in *@total, so a caller whose array
+ * was too small knows the size to retry with. Errors: -EINVAL (NULL pool or
+ * total), -EOPNOTSUPP (a metadata implementation that cannot list),
+ * -ENOMEM, -EIO. Thread-safe. Since 1.0.
+ */
+THINP_API int thinp_pool_list_thins(thinp_pool *pool, uint64_t *ids, size_t max, size_t *total);
 
 /* Per-volume figures (thinp_pool_get_thin_status()). Fill from the INIT macro. */
 typedef struct thinp_thin_status {
@@ -159,8 +186,9 @@ typedef struct thinp_thin_status {
 #define THINP_THIN_STATUS_INIT { sizeof(thinp_thin_status), 0, 0, 0, 0, 0, 0 }
 
 /*
- * thinp_pool_get_thin_status - figures for volume @id. Errors: -ENODATA,
- * -EINVAL (struct_size below 8), -EIO. Since 1.0.
+ * thinp_pool_get_thin_status - figures for volume @id; struct_size becomes
+ * the number of bytes filled. Errors: -ENODATA, -EINVAL (struct_size below
+ * 8), -EIO. Since 1.0.
  */
 THINP_API int thinp_pool_get_thin_status(thinp_pool *pool, uint64_t id, thinp_thin_status *st);
 

@@ -1,4 +1,8 @@
-/* libthinp version: compile-time macros and run-time queries. */
+/*
+ * libthinp version: compile-time macros and run-time queries.
+ *
+ * ABI tier: stable (version nodes LIBTHINP_1.N).
+ */
 #ifndef LIBTHINP_VERSION_H
 #define LIBTHINP_VERSION_H
 

@@ -1,0 +1,158 @@
+/*
+ * libthinp replication: send a thin device of a pool as a stream (stream.h)
+ * and receive one into another pool, keeping each device's identity in the
+ * pools' catalogs (catalog.h). docs/REPLICA.md describes the rules.
+ *
+ * ABI tier: stable (version nodes LIBTHINP_1.N).
+ *
+ * A full stream carries every mapped block of a device; an incremental one
+ * only what changed between a base device and the target (thinp_pool_delta,
+ * cost O(changed)). A stream names its target by the device's catalog guid
+ * and an incremental one its base the same way. The receiver:
+ *  - applies a full stream to a new device and an incremental one to a new
+ *    snapshot of the local device whose guid is the base guid, so blocks the
+ *    two devices share in the sending pool are shared in the receiving one;
+ *  - keeps the new device hidden (catalog entry THINP_CATALOG_PARTIAL) until
+ *    the stream's END record checked out, then publishes it: PARTIAL cleared,
+ *    guid set to the stream's target guid, parent guid to its base guid;
+ *  - takes an incremental only onto a base not modified since it was
+ *    received: it keeps a hidden read-only snapshot of every device it
+ *    received (an "anchor", THINP_CATALOG_ANCHOR) and requires the base's
+ *    delta against it to be empty;
+ *  - on any error deletes the new device: visible devices never change.
+ * A stream whose target guid is already a visible device of the receiving
+ * pool is a replay: nothing is read past its header, nothing changes, and
+ * the receive succeeds with that device's id.
+ *
+ * Resuming: with THINP_RECEIVE_RESUMABLE, the receiver makes everything
+ * before each CHECKPOINT durable and records it (catalog entry recv_stream,
+ * recv_next_block); an interrupted receive then keeps its device PARTIAL
+ * (hidden) and hands out a resume token (stream.h). The sender restarts from
+ * the token (thinp_send_options.resume_token), and the resumed stream
+ * finishes that partial device.
+ *
+ * Version 1 limits: the stream's block size must equal the receiving pool's
+ * data block size; devices with an external origin are not sent.
+ *
+ * Threading: a send reads the devices while other threads may use the pool,
+ * but the devices sent must not be written meanwhile (send snapshots); a
+ * receive must be the only user of the catalog and of the new ids.
+ */
+#ifndef LIBTHINP_REPLICA_H
+#define LIBTHINP_REPLICA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libthinp/common.h>
+#include <libthinp/pool.h>
+#include <libthinp/catalog.h>
+#include <libthinp/stream.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* thinp_send's base for a full stream. */
+#define THINP_SEND_FULL UINT64_MAX
+
+/* The version of the options structs this header describes. */
+#define THINP_REPLICA_OPTIONS_VERSION 1
+
+/* Options of thinp_send(). Fill from THINP_SEND_OPTIONS_INIT; NULL means these
+ * defaults. */
+typedef struct thinp_send_options {
+	uint32_t struct_size;      /* sizeof(thinp_send_options) as compiled by the caller */
+	uint32_t version;          /* THINP_REPLICA_OPTIONS_VERSION */
+	uint64_t checkpoint_bytes; /* as thinp_stream_writer_begin(); 0: the default */
+	/* If not NULL, receives a NUL-terminated description of a failure. */
+	char *errbuf;
+	size_t errbuf_size;
+	/* If not NULL: a receiver's resume token; the stream sent is the rest
+	 * of the interrupted one, from the token's resume point. */
+	const char *resume_token;
+	/* Fields added in later versions go here. */
+} thinp_send_options;
+
+#define THINP_SEND_OPTIONS_INIT \
+	{ sizeof(thinp_send_options), THINP_REPLICA_OPTIONS_VERSION, 0, NULL, 0, NULL }
+
+/* thinp_receive_options.id: pick the lowest free device id. */
+#define THINP_RECEIVE_ANY_ID UINT64_MAX
+
+/* thinp_receive_options.flags: keep an interrupted receive for a resume. */
+#define THINP_RECEIVE_RESUMABLE (1u << 0)
+
+/* Options of thinp_receive(). Fill from THINP_RECEIVE_OPTIONS_INIT; NULL
+ * means these defaults. */
+typedef struct thinp_receive_options {
+	uint32_t struct_size; /* sizeof(thinp_receive_options) as compiled by the caller */
+	uint32_t version;     /* THINP_REPLICA_OPTIONS_VERSION */
+	uint64_t id;          /* the new device's id, or THINP_RECEIVE_ANY_ID */
+	/* If not NULL, receives a NUL-terminated description of a failure. */
+	char *errbuf;
+	size_t errbuf_size;
+	uint32_t flags;       /* THINP_RECEIVE_* */
+	uint32_t reserved;    /* 0 */
+	/* With THINP_RECEIVE_RESUMABLE: receives the resume token of an
+	 * interrupted receive that kept its device ("" when none was kept);
+	 * token_size >= THINP_STREAM_TOKEN_SIZE. */
+	char *token;
+	size_t token_size;
+	/* Fields added in later versions go here. */
+} thinp_receive_options;
+
+#define THINP_RECEIVE_OPTIONS_INIT \
+	{ sizeof(thinp_receive_options), THINP_REPLICA_OPTIONS_VERSION, THINP_RECEIVE_ANY_ID, \
+	  NULL, 0, 0, 0, NULL, 0 }
+
+/*
+ * thinp_send - write device @dev of @pool as a stream.
+ * @catalog: the pool's catalog. A device without a guid is given one (and
+ *          an entry if it has none), committed before the stream starts, so
+ *          the catalog must be writable then.
+ * @base:   THINP_SEND_FULL for a full stream (DATA for every mapped block),
+ *          or the device the receiver already has: an incremental stream of
+ *          the blocks that differ (DATA for blocks mapped in @dev and not
+ *          mapped, or mapped elsewhere, in @base; UNMAP for blocks mapped
+ *          only in @base).
+ * @write, @ctx: the transport (stream.h).
+ * The virtual size sent is @dev's catalog size, or, without one, its
+ * highest mapped block's end (at least one block).
+ * Errors: -ENODATA (no such device), -EOPNOTSUPP (a device with an external
+ * origin), -EINVAL (a resume token that is malformed or names other
+ * devices), -ESTALE (a device was written during the send), -ENOMEM,
+ * -EIO and the errors of the catalog and of the write callback; after an
+ * error the stream is cut (a receiver sees it truncated).
+ * Thread safety: see above. Since 1.0.
+ */
+THINP_API int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev, uint64_t base,
+			 thinp_stream_write_fn write, void *ctx, const thinp_send_options *opts);
+
+/*
+ * thinp_receive - read one stream and apply it to @pool as a new device.
+ * @catalog: the pool's catalog; committed (with the pool) when the device is
+ *          published, and when a failed receive is undone.
+ * @read, @ctx: the transport. A successful receive reads nothing past END.
+ * @new_id: receives the id of the published device (or, for a replay, of the
+ *          device that already has the stream's target guid).
+ * Errors (nothing visible changed after any of them):
+ *   -EILSEQ, -EPROTO, -EOPNOTSUPP  a damaged, truncated or unsupported stream
+ *                (stream.h); with THINP_RECEIVE_RESUMABLE and a CHECKPOINT
+ *                received, the device is kept PARTIAL and opts->token set;
+ *   -EINVAL      a stream this pool cannot hold (block size), a bad argument;
+ *   -ENODATA     an incremental stream whose base guid no visible device has;
+ *   -ESTALE      the base was modified since it was received, or was not
+ *                received (no anchor to tell); a resumed stream that no
+ *                partial device here is waiting for (stream id and resume
+ *                block);
+ *   -EEXIST      opts->id is in use;
+ *   -ENOSPC, -EIO, -ENOMEM and the errors of the read callback.
+ * Since 1.0.
+ */
+THINP_API int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn read,
+			    void *ctx, const thinp_receive_options *opts, uint64_t *new_id);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
