@@ -301,6 +301,26 @@ static int wrap_meta(thinp_meta *meta, struct pool_md **out)
 	return 0;
 }
 
+
+/* The pool over an opened metadata handle and its log queue, both of which
+ * it takes over (freed on failure too). With owns_meta the pool releases
+ * the metadata device's lock when it is freed; on failure the caller does. */
+static int make_pool(thinp_pool **out, thinp_meta *meta, struct pool_log *logq,
+		     thinp_io *meta_io, thinp_io *data, const thinp_pool_options *opts,
+		     bool owns_meta)
+{
+	struct pool_md *md;
+	int r = wrap_meta(meta, &md);
+
+	if (r) {
+		pool_log_free(logq);
+		return r;
+	}
+	r = pool_create_logged(out, md, logq, meta_io, data, opts);
+	if (!r)
+		(*out)->owns_meta = owns_meta;
+	return r;
+}
 /* The metadata logs into the pool's queue (pool_log.h), never straight to
  * the caller's function: it logs with its locks held. */
 static void meta_options(thinp_meta_options *mo, const thinp_pool_options *o,
@@ -322,7 +342,6 @@ int thinp_pool_format(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	thinp_pool_options opts;
 	thinp_meta_options mo;
 	struct pool_log *logq;
-	struct pool_md *md;
 	thinp_meta *meta;
 	uint64_t bytes;
 	int r;
@@ -355,17 +374,13 @@ int thinp_pool_format(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 		goto unlock;
 	meta_options(&mo, &opts, logq, false);
 	r = thinp_meta_format(&meta, meta_io, &params, &mo);
-	if (!r)
-		r = wrap_meta(meta, &md);
 	if (r) {
 		pool_log_free(logq);
 		goto unlock;
 	}
-	r = pool_create_logged(out, md, logq, meta_io, data, &opts);
+	r = make_pool(out, meta, logq, meta_io, data, &opts, true);
 	if (r)
 		goto unlock;
-	/* From here the pool releases the lock when it is freed. */
-	(*out)->owns_meta = true;
 	return pool_done(*out, 0);
 unlock:
 	thinp_io_lock(meta_io, THINP_IO_LOCK_NONE);
@@ -412,7 +427,6 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	thinp_meta_options mo;
 	bool owns_meta = false, rdonly;
 	struct pool_log *logq;
-	struct pool_md *md;
 	thinp_meta *meta;
 	int r;
 
@@ -453,16 +467,9 @@ int thinp_pool_open(thinp_pool **out, thinp_io *meta_io, thinp_io *data,
 	}
 	if (info.read_only)
 		opts.features |= THINP_POOL_READ_ONLY;
-	r = wrap_meta(meta, &md);
-	if (r) {
-		pool_log_free(logq);
-		goto unlock;
-	}
-	r = pool_create_logged(out, md, logq, meta_io, data, &opts);
+	r = make_pool(out, meta, logq, meta_io, data, &opts, owns_meta);
 	if (r)
 		goto unlock;
-	/* From here the pool releases the lock when it is freed. */
-	(*out)->owns_meta = owns_meta;
 	r = pool_done(*out, fit_devices(*out, meta_io, data));
 	if (r) {
 		thinp_pool_close(*out);
