@@ -235,10 +235,9 @@ static void build_chain(struct pool_env *a, struct test_rng *rng, uint8_t **mode
 	o.size = DEV_BYTES;
 	assert_int_equal(thinp_thin_open(&t, a->pool, LIVE, &o), 0);
 	for (int s = 0; s < MAX_SNAPS; s++) {
-		/* The first snapshot gets at least its 30 writes even in a short
-		 * run: test_resume needs a full stream long enough to hold
-		 * checkpoints. */
-		unsigned ops = s ? test_ops(6) : test_ops(30) > 30 ? test_ops(30) : 30;
+		/* Longer runs write more, short ones (THINP_TEST_SHORT) no less:
+		 * test_resume needs streams long enough to hold checkpoints. */
+		unsigned ops = (s ? 6 : 30) * test_scale();
 
 		for (unsigned i = 0; i < ops; i++)
 			random_op(rng, t, model);
