@@ -25,6 +25,7 @@
 
 #define BATCH 256
 #define SECTOR 512u
+#define DELTA_CACHE_BYTES (1024 * 1024)
 
 enum format { FORMAT_XML, FORMAT_JSON };
 
@@ -229,6 +230,9 @@ static int open_meta(struct invocation *inv, uint64_t source, thinp_io **io, thi
 		return fail(inv, e, "%s", inv->meta_path);
 	meta_options(inv, &mo);
 	mo.flags |= THINP_META_RDONLY;
+	/* A delta reads each node once, and again only the few on the path a
+	 * batch starts from: a small cache keeps reusing warm buffers. */
+	mo.cache_bytes = DELTA_CACHE_BYTES;
 	if (source == THINP_META_LIVE)
 		e = thinp_meta_open(meta, *io, &mo);
 	else
