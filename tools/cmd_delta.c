@@ -10,8 +10,8 @@
  *
  * With --metadata-snap the metadata device is read with O_DIRECT (where the
  * filesystem allows it), so a pool the kernel owns is read from the device,
- * not from a stale page cache; only the superblock is read from the live
- * area, once, to find the held root.
+ * not from a stale page cache, and through a handle on the snapshot alone:
+ * block 0 is read once to find the held root (not at all with =BLOCK).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +25,7 @@
 
 #define BATCH 256
 #define SECTOR 512u
+#define DELTA_CACHE_BYTES (1024 * 1024)
 
 enum format { FORMAT_XML, FORMAT_JSON };
 
@@ -214,48 +215,59 @@ static int open_io(struct invocation *inv, bool direct, thinp_io **io)
 
 /*
  * A read-only metadata handle on META. For a metadata snapshot the pool may
- * be live in another process or the kernel: the open reads the live
- * superblock and space-map roots, which a commit in flight can change under
- * it (a checksum that does not match), so it is tried again a few times;
- * the held root itself never changes while held.
+ * be live in another process or the kernel: the handle is opened on the
+ * snapshot alone (thinp_meta_open_snapshot), which reads block 0 once for
+ * the held root (none with --metadata-snap=BLOCK) and then only what the
+ * held root reaches, which never changes while held.
  */
-static int open_meta(struct invocation *inv, bool snapshot, thinp_io **io, thinp_meta **meta)
+static int open_meta(struct invocation *inv, uint64_t source, thinp_io **io, thinp_meta **meta)
 {
 	thinp_meta_options mo;
-	int e, tries = snapshot ? 20 : 1;
+	int e;
 
-	e = open_io(inv, snapshot, io);
+	e = open_io(inv, source != THINP_META_LIVE, io);
 	if (e)
 		return fail(inv, e, "%s", inv->meta_path);
 	meta_options(inv, &mo);
 	mo.flags |= THINP_META_RDONLY;
-	while ((e = thinp_meta_open(meta, *io, &mo)) && (e == -EILSEQ || e == -ENOTBLK) &&
-	       --tries > 0)
-		usleep(50000);
+	/* A delta reads each node once, and again only the few on the path a
+	 * batch starts from: a small cache keeps reusing warm buffers. */
+	mo.cache_bytes = DELTA_CACHE_BYTES;
+	if (source == THINP_META_LIVE)
+		e = thinp_meta_open(meta, *io, &mo);
+	else
+		e = thinp_meta_open_snapshot(meta, *io,
+					     source == THINP_META_HELD_ROOT ? 0 : source, &mo);
 	if (e) {
 		*meta = NULL;
-		return fail(inv, e, "%s: cannot open metadata", inv->meta_path);
+		return source_fail(inv, source, e);
 	}
 	return EXIT_OK;
 }
 
-/* The held root of the live superblock (0: none), read afresh. */
+/* The held root block 0 names now (0: none). */
 static int held_now(struct invocation *inv, uint64_t *held)
 {
 	thinp_meta_superblock sb;
+	thinp_meta_options mo;
 	thinp_meta *meta;
 	thinp_io *io = NULL;
-	int r = open_meta(inv, true, &io, &meta), e;
+	int e = open_io(inv, true, &io);
 
-	if (r) {
-		thinp_io_close(io);
-		return r;
+	*held = 0;
+	if (e)
+		return fail(inv, e, "%s", inv->meta_path);
+	meta_options(inv, &mo);
+	e = thinp_meta_open_snapshot(&meta, io, 0, &mo);
+	if (!e) {
+		STRUCT_INIT(sb);
+		e = thinp_meta_get_superblock(meta, THINP_META_HELD_ROOT, &sb);
+		*held = sb.blocknr;
+		thinp_meta_close(meta);
 	}
-	STRUCT_INIT(sb);
-	e = thinp_meta_get_superblock(meta, THINP_META_LIVE, &sb);
-	*held = sb.held_root;
-	thinp_meta_close(meta);
 	thinp_io_close(io);
+	if (e == -ENODATA)
+		e = 0;
 	return e ? fail(inv, e, "%s", inv->meta_path) : EXIT_OK;
 }
 
@@ -287,13 +299,12 @@ static int run(struct invocation *inv)
 	/* Our own io replaces the framework's (which has no O_DIRECT). */
 	thinp_io_close(inv->meta_io);
 	inv->meta_io = NULL;
-	if ((r = open_meta(inv, source != THINP_META_LIVE, &inv->meta_io, &inv->meta)))
+	if ((r = open_meta(inv, source, &inv->meta_io, &inv->meta)))
 		return r;
 	STRUCT_INIT(sb);
-	e = thinp_meta_get_superblock(inv->meta, THINP_META_LIVE, &sb);
-	held = sb.held_root;
-	if (!e)
-		e = thinp_meta_get_superblock(inv->meta, source, &sb);
+	e = thinp_meta_get_superblock(inv->meta, source, &sb);
+	/* A snapshot handle's superblock is the snapshot's, read from its block. */
+	held = sb.blocknr;
 	if (e)
 		return source_fail(inv, source, e);
 	o.block_bytes = (uint64_t)sb.data_block_size * SECTOR;
@@ -318,7 +329,9 @@ static int run(struct invocation *inv)
 	}
 	if (fflush(stdout) || ferror(stdout))
 		return r ? r : err("standard output: %s", strerror(errno));
-	if (!r && source != THINP_META_LIVE)
+	/* With --metadata-snap=BLOCK the caller took the block from the pool's
+	 * status and block 0 is never read: checking it is the caller's part. */
+	if (!r && source == THINP_META_HELD_ROOT)
 		r = still_held(inv, held);
 	return r;
 }

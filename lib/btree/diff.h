@@ -21,6 +21,8 @@
  *     step over it without reading it;
  *   - otherwise descend the current child of greater height (both if equal),
  *     so that a node shared at different depths is met at the same height;
+ *   - at two leaf entries whose keys and value bytes agree (without
+ *     expand_same): pass over the whole stretch that agrees, unreported;
  *   - at two leaf entries (or one, the other tree being past its last key),
  *     report the smaller key with its value(s) and move p past it.
  * Cost: O(depth) node reads to start, then reads only of nodes that differ
@@ -45,8 +47,9 @@
 #define BTREE_DIFF_END UINT64_MAX
 
 struct btree_diff_ops {
-	/* key is in a (va != NULL), b (vb != NULL) or both. With expand_same,
-	 * keys of shared nodes come here too (va and vb equal bytes). */
+	/* key is in a (va != NULL), b (vb != NULL) or both. Without
+	 * expand_same, a key whose value bytes are equal on both sides never
+	 * comes here; with it, every key does (shared nodes' too). */
 	int (*entry)(void *ctx, uint64_t key, const void *va, const void *vb);
 	/* Both trees hold exactly the same keys and values in [begin, end):
 	 * they share node `block`. Not called with expand_same. May be NULL. */

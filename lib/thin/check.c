@@ -985,7 +985,10 @@ int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
 int thinp_meta_check(thinp_meta *meta, thinp_meta_finding_fn fn, void *ctx)
 {
 	thinp_meta_options o = THINP_META_OPTIONS_INIT;
+	int r = thin_need_space_maps(meta);
 
+	if (r)
+		return r;
 	o.log_fn = meta->log.fn;
 	o.log_ctx = meta->log.ctx;
 	return thinp_meta_check_io(meta->io, &o, fn, ctx);

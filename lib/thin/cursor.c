@@ -48,10 +48,10 @@ static int resolve_side(struct thin_cursor *c, unsigned side, bool opening, uint
 
 	if (d->source == THINP_META_HELD_ROOT) {
 		if (opening)
-			c->held[side] = meta->sb.held_root;
+			c->held[side] = thin_held_block_locked(meta);
 		if (!c->held[side])
 			return thin_err(meta, -ENODATA, "no metadata snapshot is held");
-		if (meta->sb.held_root != c->held[side])
+		if (thin_held_block_locked(meta) != c->held[side])
 			return thin_err(meta, -ESTALE, "the metadata snapshot was released");
 	}
 	r = thin_read_source_sb_locked(meta, d->source, &sb);

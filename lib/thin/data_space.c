@@ -13,9 +13,10 @@
 static int check_range(struct thinp_meta *meta, uint64_t b)
 {
 	uint64_t nr;
-	int r;
+	int r = thin_need_space_maps(meta);
 
-	r = sm_get_nr_blocks(meta->data_sm, &nr);
+	if (!r)
+		r = sm_get_nr_blocks(meta->data_sm, &nr);
 	if (r)
 		return r;
 	if (b >= nr)

@@ -293,6 +293,48 @@ int thin_open_objects(struct thinp_meta *meta)
 	return 0;
 }
 
+/* The held root named by block 0: its checksum and block number are
+ * checked, and nothing else of it is used (a live pool may be mid-commit
+ * everywhere but block 0 and the held snapshot). */
+static int read_held_root(struct thinp_meta *meta, uint64_t *held)
+{
+	struct block *blk;
+	struct thin_sb sb;
+	int r;
+
+	if (bm_nr_blocks(meta->bm) < 1)
+		return thin_err(meta, -ENODATA, "metadata device is smaller than one block");
+	r = bm_read_lock(meta->bm, THIN_SUPERBLOCK_LOCATION, &thin_sb_validator, &blk);
+	if (r)
+		return thin_err(meta, r == -ENOTBLK ? -EILSEQ : r, "superblock: %s",
+				thinp_strerror(r));
+	thin_sb_decode(block_data(blk), &sb);
+	bm_unlock(blk);
+	if (sb.magic != THIN_SUPERBLOCK_MAGIC)
+		return thin_err(meta, -EILSEQ, "superblock: bad magic");
+	if (!sb.held_root)
+		return thin_err(meta, -ENODATA, "no metadata snapshot is held");
+	*held = sb.held_root;
+	return 0;
+}
+
+/* The snapshot's superblock becomes the handle's; no space map is opened. */
+static int open_snapshot_objects(struct thinp_meta *meta, uint64_t block)
+{
+	int r = new_bm_tm(meta);
+
+	if (r)
+		return thin_err(meta, r, "cannot create the block/transaction manager");
+	if (!block && (r = read_held_root(meta, &block)))
+		return r;
+	r = thin_read_snapshot_sb_locked(meta, block, &meta->sb);
+	if (r)
+		return r;
+	meta->snap_block = block;
+	thin_setup_infos(meta);
+	return 0;
+}
+
 static int meta_alloc(struct thinp_meta **out, thinp_io *io, const thinp_meta_options *opts)
 {
 	thinp_meta_options o = THINP_META_OPTIONS_INIT;
@@ -359,6 +401,38 @@ int thinp_meta_open(thinp_meta **out, thinp_io *io, const thinp_meta_options *op
 	}
 	*out = meta;
 	return 0;
+}
+
+int thinp_meta_open_snapshot(thinp_meta **out, thinp_io *io, uint64_t block,
+			      const thinp_meta_options *opts)
+{
+	struct thinp_meta *meta;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!io || block == THINP_META_HELD_ROOT)
+		return -EINVAL;
+	r = meta_alloc(&meta, io, opts);
+	if (r)
+		return r;
+	meta->read_only = meta->snapshot_only = true;
+	meta->mode = THINP_META_MODE_RO;
+	r = open_snapshot_objects(meta, block);
+	if (r) {
+		log_errmsg(meta);
+		meta_free(meta);
+		return r;
+	}
+	*out = meta;
+	return 0;
+}
+
+int thin_need_space_maps(struct thinp_meta *meta)
+{
+	return meta->snapshot_only ? thin_err(meta, -EOPNOTSUPP, "a handle opened on a "
+					      "metadata snapshot has no space maps") : 0;
 }
 
 void thinp_meta_close(thinp_meta *meta)
@@ -580,6 +654,11 @@ int thinp_meta_abort(thinp_meta *meta)
 	int r;
 
 	pthread_rwlock_wrlock(&meta->lock);
+	/* Reloading would read the live superblock this handle must not trust. */
+	if (meta->snapshot_only) {
+		pthread_rwlock_unlock(&meta->lock);
+		return thin_err(meta, -EROFS, "opened on a metadata snapshot: nothing to abort");
+	}
 	r = thin_abort_locked(meta);
 	if (r)
 		meta->mode = meta->read_only ? THINP_META_MODE_RO : THINP_META_MODE_FAIL;

@@ -45,6 +45,10 @@ struct thinp_meta {
 	struct tlog log;
 	uint64_t cache_bytes;
 	bool read_only;       /* opened read-only (or the io is) */
+	/* Opened on a metadata snapshot alone (thinp_meta_open_snapshot): sb is
+	 * the snapshot's superblock, read from block snap_block; no space maps. */
+	bool snapshot_only;
+	uint64_t snap_block;
 
 	pthread_rwlock_t lock;
 	int mode;             /* THINP_META_MODE_* (the public API's policy) */
@@ -129,6 +133,12 @@ struct thin_dev *thin_dev_cached(struct thinp_meta *meta, uint64_t dev);
 /* Read the superblock named by `source` (THINP_META_LIVE = the in-memory
  * one; THINP_META_HELD_ROOT; or a snapshot block), validated. */
 int thin_read_source_sb_locked(struct thinp_meta *meta, uint64_t source, struct thin_sb *sb);
+/* Read and check the snapshot superblock at block b (bounded by the device). */
+int thin_read_snapshot_sb_locked(struct thinp_meta *meta, uint64_t b, struct thin_sb *sb);
+/* The block of the held snapshot superblock (0: none held). */
+uint64_t thin_held_block_locked(const struct thinp_meta *meta);
+/* -EOPNOTSUPP on a snapshot-only handle (which has no space maps). */
+int thin_need_space_maps(struct thinp_meta *meta);
 
 /* The pool status as thinp_meta_get_status reports it (status.c). */
 int thin_status_locked(struct thinp_meta *meta, thinp_meta_status *x);

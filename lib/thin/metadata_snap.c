@@ -97,7 +97,7 @@ int thin_release_metadata_snap_locked(struct thinp_meta *meta)
 }
 
 /* A metadata-snapshot superblock at `b`, validated as such. */
-static int read_snapshot_sb(struct thinp_meta *meta, uint64_t b, struct thin_sb *sb)
+int thin_read_snapshot_sb_locked(struct thinp_meta *meta, uint64_t b, struct thin_sb *sb)
 {
 	struct block *blk;
 	const char *why = NULL;
@@ -123,9 +123,20 @@ static int read_snapshot_sb(struct thinp_meta *meta, uint64_t b, struct thin_sb 
 	return 0;
 }
 
+uint64_t thin_held_block_locked(const struct thinp_meta *meta)
+{
+	return meta->snapshot_only ? meta->snap_block : meta->sb.held_root;
+}
+
 int thin_read_source_sb_locked(struct thinp_meta *meta, uint64_t source, struct thin_sb *sb)
 {
-	if (source == THINP_META_LIVE) {
+	/* A snapshot-only handle's superblock is the snapshot's, read once at
+	 * open: it never changes while held. */
+	if (meta->snapshot_only && source != THINP_META_LIVE && source != THINP_META_HELD_ROOT &&
+	    source != meta->snap_block)
+		return thin_err(meta, -EINVAL, "this handle reads only the metadata snapshot at "
+				"block %" PRIu64, meta->snap_block);
+	if (source == THINP_META_LIVE || meta->snapshot_only) {
 		*sb = meta->sb;
 		return 0;
 	}
@@ -134,5 +145,5 @@ int thin_read_source_sb_locked(struct thinp_meta *meta, uint64_t source, struct 
 			return thin_err(meta, -ENODATA, "no metadata snapshot is held");
 		source = meta->sb.held_root;
 	}
-	return read_snapshot_sb(meta, source, sb);
+	return thin_read_snapshot_sb_locked(meta, source, sb);
 }

@@ -55,7 +55,7 @@ int thinp_meta_get_superblock(thinp_meta *meta, uint64_t source, thinp_meta_supe
 		return r;
 	r = thin_read_source_sb_locked(meta, source, &sb);
 	if (!r) {
-		fill_sb(meta, &sb, source == THINP_META_LIVE, &x);
+		fill_sb(meta, &sb, source == THINP_META_LIVE && !meta->snapshot_only, &x);
 		thinp_abi_copy_out(out, &x, sizeof(x), SUPERBLOCK_MIN_SIZE);
 	}
 	thin_unlock(meta);
@@ -93,8 +93,10 @@ static uint64_t metadata_reserve(uint64_t total)
 int thin_status_locked(struct thinp_meta *meta, thinp_meta_status *x)
 {
 	uint64_t free_data, free_meta;
-	int r;
+	int r = thin_need_space_maps(meta);
 
+	if (r)
+		return r;
 	memset(x, 0, sizeof(*x));
 	x->struct_size = sizeof(*x);
 	x->mode = meta->mode;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "thin/format.h"
 #include "thin/helpers.h"
 #include <libthinp/delta.h>
 #include <libthinp/testing.h>
@@ -579,6 +580,122 @@ static void test_live_written_between_batches(void **state)
 	pool_free(&p);
 }
 
+/* ---- a pool someone else owns: the snapshot-only handle ------------------- */
+
+static void scribble(thinp_io *io, uint64_t b)
+{
+	uint8_t buf[THINP_META_BLOCK_SIZE];
+
+	memset(buf, 0xa5, sizeof(buf));
+	assert_int_equal(thinp_io_write(io, buf, sizeof(buf), b * THINP_META_BLOCK_SIZE, 0), 0);
+}
+
+/*
+ * What a reader of a kernel-owned pool sees mid-transaction: the live
+ * mapping and details roots and both space maps' blocks overwritten, the
+ * live superblock's other fields nonsense (yet checksummed). Only the held
+ * root is left right.
+ */
+static void ruin_live_state(thinp_io *io, uint64_t snap_mapping_root)
+{
+	uint8_t buf[THINP_META_BLOCK_SIZE];
+	struct thin_sb sb;
+	uint64_t nr, alloc, bitmaps, refs;
+	const uint8_t *sm[2];
+	unsigned i;
+
+	assert_int_equal(thinp_io_read(io, buf, sizeof(buf), 0, 0), 0);
+	thin_sb_decode(buf, &sb);
+	assert_true(sb.held_root != 0);
+	assert_true(sb.data_mapping_root != snap_mapping_root);
+	scribble(io, sb.data_mapping_root);
+	scribble(io, sb.device_details_root);
+	sm[0] = sb.data_sm_root;
+	sm[1] = sb.metadata_sm_root;
+	for (i = 0; i < 2; i++) {
+		thin_sm_root_decode(sm[i], &nr, &alloc, &bitmaps, &refs);
+		scribble(io, bitmaps);
+		scribble(io, refs);
+	}
+	memset(sb.data_sm_root, 0xff, sizeof(sb.data_sm_root));
+	memset(sb.metadata_sm_root, 0xff, sizeof(sb.metadata_sm_root));
+	sb.data_mapping_root = sb.device_details_root = 1;
+	sb.data_block_size = 7;
+	sb.metadata_nr_blocks = 3;
+	sb.trans_id += 1000;
+	thin_sb_encode(&sb, buf);
+	thin_sb_seal(buf, 0);
+	assert_int_equal(thinp_io_write(io, buf, sizeof(buf), 0, 0), 0);
+}
+
+static void check_snapshot_handle(struct pool *p, uint64_t held)
+{
+	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
+	thinp_meta_status st = THINP_META_STATUS_INIT;
+	thinp_delta *d;
+	uint64_t data;
+	uint32_t time;
+
+	check_delta(p, 1, THINP_DELTA_HELD, 2, THINP_DELTA_HELD, 0, UINT64_MAX, true);
+	check_delta(p, 2, THINP_DELTA_HELD, 1, THINP_DELTA_HELD, 0, UINT64_MAX, false);
+	/* The handle's live metadata is the snapshot. */
+	check_delta(p, 1, THINP_DELTA_LIVE, 2, THINP_DELTA_LIVE, 10, 3000, true);
+	assert_int_equal(thinp_meta_get_superblock(p->meta, THINP_META_LIVE, &sb), 0);
+	assert_int_equal(sb.data_block_size, 128);
+	assert_int_equal(sb.blocknr, held);
+	assert_int_equal(thinp_meta_lookup(p->meta, 1, 4, &data, &time, NULL), 0);
+	assert_int_equal(data + 1, p->held.map[1][4]);
+	/* Nothing else is read, nothing changes. */
+	assert_int_equal(thinp_meta_delta_open(&d, p->meta, 1, 2, &(thinp_delta_options){
+		sizeof(thinp_delta_options), 0, held + 1, held + 1, 0, UINT64_MAX }), -EINVAL);
+	assert_int_equal(thinp_meta_create_thin(p->meta, 5), -EROFS);
+	assert_int_equal(thinp_meta_commit(p->meta), -EROFS);
+	assert_int_equal(thinp_meta_abort(p->meta), -EROFS);
+	assert_int_equal(thinp_meta_get_status(p->meta, &st), -EOPNOTSUPP);
+}
+
+/* A snapshot-only delta is right whatever the live state looks like. */
+static void test_snapshot_only_ignores_live_state(void **state)
+{
+	struct pool p;
+	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
+	thinp_meta *m;
+	uint64_t v, held, snap_root;
+
+	(void)state;
+	pool_new(&p);
+	create(&p, 1);
+	map_every(&p, 1, 20000, 1);
+	snap(&p, 2, 1);
+	for (v = 7; v < 20000; v += 97)
+		map_block(&p, 2, v, UINT64_MAX);
+	unmap_block(&p, 2, 19999);
+	hold(&p);
+	assert_int_equal(thinp_meta_get_superblock(p.meta, THINP_META_HELD_ROOT, &sb), 0);
+	snap_root = sb.data_mapping_root;
+	held = sb.blocknr;
+	/* The owner goes on: the live trees move away from the snapshot's. */
+	for (v = 0; v < 20000; v += 50)
+		map_block(&p, 1, v, UINT64_MAX);
+	create(&p, 3);
+	assert_int_equal(thinp_meta_commit(p.meta), 0);
+	thinp_meta_close(p.meta);
+	ruin_live_state(p.io, snap_root);
+	assert_int_not_equal(thinp_meta_open(&m, p.io, NULL), 0);
+
+	assert_int_equal(thinp_meta_open_snapshot(&p.meta, p.io, 0, NULL), 0);
+	p.live = p.held;
+	check_snapshot_handle(&p, held);
+	thinp_meta_close(p.meta);
+
+	/* Given the block (from the pool's status line), block 0 is not read. */
+	scribble(p.io, 0);
+	assert_int_equal(thinp_meta_open_snapshot(&m, p.io, 0, NULL), -EILSEQ);
+	assert_int_equal(thinp_meta_open_snapshot(&p.meta, p.io, held, NULL), 0);
+	check_snapshot_handle(&p, held);
+	pool_free(&p);
+}
+
 /* ---- cost: shared subtrees are not read ---------------------------------- */
 
 static uint64_t reads_of_delta(thinp_io *io, uint64_t l, uint64_t r, bool changes_only,
@@ -631,7 +748,8 @@ static void test_cost_is_changed_not_mapped(void **state)
 	assert_int_equal(runs, 3);
 	print_message("reads: changes-only %lu, with same runs %lu\n",
 		      (unsigned long)reads_changes, (unsigned long)reads_full);
-	/* 100000 mappings fill > 400 leaves; the changed path is a handful of
+	
+/* 100000 mappings fill > 400 leaves; the changed path is a handful of
 	 * nodes per side, plus the superblock and the top-level tree. */
 	assert_true(reads_changes <= 16);
 	assert_true(reads_full >= 400);
@@ -683,6 +801,7 @@ int main(void)
 		cmocka_unit_test(test_live_written_between_batches),
 		cmocka_unit_test(test_cost_is_changed_not_mapped),
 		cmocka_unit_test(test_cost_shared_at_different_depths),
+		cmocka_unit_test(test_snapshot_only_ignores_live_state),
 		cmocka_unit_test(test_random_model),
 	};
 
