@@ -199,19 +199,6 @@ static int parse_args(struct invocation *inv, uint64_t *left, uint64_t *right, s
 	return EXIT_OK;
 }
 
-/* A read-only io on META, with O_DIRECT when asked and the filesystem
- * allows it. */
-static int open_io(struct invocation *inv, bool direct, thinp_io **io)
-{
-	int e = -EINVAL;
-
-	if (direct)
-		e = thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY | THINP_IO_DIRECT);
-	if (e == -EINVAL)
-		e = thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY);
-	return e;
-}
-
 /*
  * A read-only metadata handle on META. For a metadata snapshot the pool may
  * be live in another process or the kernel: the open reads the live
@@ -224,7 +211,8 @@ static int open_meta(struct invocation *inv, bool snapshot, thinp_io **io, thinp
 	thinp_meta_options mo;
 	int e, tries = snapshot ? 20 : 1;
 
-	e = open_io(inv, snapshot, io);
+	e = snapshot ? open_file_direct(io, inv->meta_path)
+		     : thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY);
 	if (e)
 		return fail(inv, e, "%s", inv->meta_path);
 	meta_options(inv, &mo);

@@ -6,24 +6,6 @@
 
 #include "thinp.h"
 
-static int write_stdout(const void *buf, size_t len, void *ctx)
-{
-	const char *p = buf;
-
-	(void)ctx;
-	while (len) {
-		ssize_t n = write(STDOUT_FILENO, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int run(struct invocation *inv)
 {
 	const struct arg *from = opt(inv, "from");
@@ -42,7 +24,7 @@ static int run(struct invocation *inv)
 	o.resume_token = opt(inv, "resume")->str;
 	o.checkpoint_bytes = opt(inv, "checkpoint")->num;
 	r = thinp_send(inv->pool, cat, inv->operand[0].num,
-		       from->given ? from->num : THINP_SEND_FULL, write_stdout, NULL, &o);
+		       from->given ? from->num : THINP_SEND_FULL, stream_write_stdout, NULL, &o);
 	thinp_catalog_close(cat);
 	thinp_io_close(cio);
 	return r ? err("%s", *msg ? msg : thinp_strerror(r)) : EXIT_OK;

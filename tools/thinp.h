@@ -168,4 +168,11 @@ int attach_entry(struct invocation *inv, thinp_catalog *cat, const thinp_catalog
 /* --catalog FILE, for the commands that use the pool's catalog. */
 #define OPT_CATALOG { "catalog", 'c', "FILE", 0, NULL, "the catalog file (default META.vol, created\nif missing)" }
 
+/* The stream transport to standard output (stream.h's write callback). */
+int stream_write_stdout(const void *buf, size_t len, void *ctx);
+/* A read-only io on PATH with O_DIRECT, or without it where the filesystem
+ * refuses it: a pool someone else owns is read from the device, not from a
+ * stale page cache. */
+int open_file_direct(thinp_io **io, const char *path);
+
 #endif

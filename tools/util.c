@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "thinp.h"
 
@@ -187,4 +188,31 @@ int attach_entry(struct invocation *inv, thinp_catalog *cat, const thinp_catalog
 		return err("catalog: %s (device %" PRIu64 " was created without an entry)",
 			   thinp_strerror(r), e->id);
 	return EXIT_OK;
+}
+
+int stream_write_stdout(const void *buf, size_t len, void *ctx)
+{
+	const char *p = buf;
+
+	(void)ctx;
+	while (len) {
+		ssize_t n = write(STDOUT_FILENO, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int open_file_direct(thinp_io **io, const char *path)
+{
+	int e = thinp_io_open_file(io, path, THINP_IO_RDONLY | THINP_IO_DIRECT);
+
+	if (e == -EINVAL)
+		e = thinp_io_open_file(io, path, THINP_IO_RDONLY);
+	return e;
 }
