@@ -96,7 +96,7 @@ typedef struct thinp_backup_options {
  * -EINVAL (bad arguments or options), -ENOMEM, -EIO, -EILSEQ (the metadata
  * does not validate), and the write callback's errors; after an error the
  * stream is cut (a receiver sees it truncated).
- * Thread safety: reentrant; it shares nothing between calls. Since 1.0.
+ * Thread safety: reentrant; it shares nothing between calls. Since 1.1.
  */
 THINP_API int thinp_backup(thinp_io *meta_io, thinp_io *data_io, uint64_t dev, uint64_t base,
 			   thinp_stream_write_fn write, void *ctx,
@@ -105,7 +105,7 @@ THINP_API int thinp_backup(thinp_io *meta_io, thinp_io *data_io, uint64_t dev, u
 /*
  * thinp_backup_guid - the guid thinp_backup gives device @d of the pool named
  * @pool_id: a fixed mix of the pool id, the device id, its creation time and
- * creation transaction id. Never all zeroes. Thread-safe. Since 1.0.
+ * creation transaction id. Never all zeroes. Thread-safe. Since 1.1.
  */
 THINP_API void thinp_backup_guid(const uint8_t pool_id[16], const thinp_meta_device *d,
 				 uint8_t guid[16]);
