@@ -10,7 +10,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libthinp/backup.h>
@@ -40,27 +39,16 @@ static int pool_id(struct invocation *inv, uint8_t id[16])
 	return EXIT_OK;
 }
 
-struct progress {
-	time_t last;
-};
-
-static void progress(uint64_t done, uint64_t total, void *ctx)
+static void backup_progress(uint64_t done, uint64_t total, void *ctx)
 {
-	struct progress *p = ctx;
-	time_t now = time(NULL);
-
-	if (now == p->last && done != total)
-		return;
-	p->last = now;
-	fprintf(stderr, "\rthinp backup: %" PRIu64 " of %" PRIu64 " MiB%s", done >> 20,
-		total >> 20, done == total ? "\n" : "");
+	progress_update(ctx, done, total, done == total);
 }
 
 static int run(struct invocation *inv)
 {
 	const struct arg *from = opt(inv, "from");
 	thinp_backup_options o = THINP_BACKUP_OPTIONS_INIT;
-	struct progress p = { 0 };
+	struct progress p;
 	thinp_io *data = NULL;
 	char msg[512];
 	int r;
@@ -80,8 +68,9 @@ static int run(struct invocation *inv)
 	o.errbuf_size = sizeof(msg);
 	o.size = opt(inv, "size")->num;
 	o.checkpoint_bytes = opt(inv, "checkpoint")->num;
-	if (opt(inv, "progress")->given || isatty(STDERR_FILENO)) {
-		o.progress = progress;
+	progress_start(&p, inv, "backup");
+	if (p.on) {
+		o.progress = backup_progress;
 		o.progress_ctx = &p;
 	}
 	r = thinp_backup(inv->meta_io, data, opt(inv, "snap")->num,
@@ -102,8 +91,7 @@ static const struct option_spec options[] = {
 	  "names the pool in the stream's guids (default:\nthe canonical path of META); keep it for a chain" },
 	{ "checkpoint", 0, "SIZE", 0, parse_size,
 	  "a resume point every SIZE bytes of stream\n(default 64m)" },
-	{ "progress", 0, NULL, 0, NULL,
-	  "progress on stderr (the default when it is a\nterminal)" },
+	OPT_PROGRESS,
 	{ NULL },
 };
 

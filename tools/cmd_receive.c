@@ -7,17 +7,25 @@
 
 #include "thinp.h"
 
+struct counted {
+	struct progress p;
+	uint64_t bytes;
+};
+
+/* Standard input, counting the bytes for progress. */
 static int read_stdin(void *buf, size_t len, size_t *got, void *ctx)
 {
+	struct counted *c = ctx;
 	ssize_t n;
 
-	(void)ctx;
 	do
 		n = read(STDIN_FILENO, buf, len);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
 	*got = (size_t)n;
+	c->bytes += (size_t)n;
+	progress_update(&c->p, c->bytes, 0, false);
 	return 0;
 }
 
@@ -69,6 +77,7 @@ static int run(struct invocation *inv)
 	thinp_catalog *cat;
 	thinp_io *cio;
 	uint64_t id;
+	struct counted c = { .bytes = 0 };
 	char msg[512], token[THINP_STREAM_TOKEN_SIZE];
 	int r, manage_ops = opt(inv, "list")->given + opt(inv, "abort")->given +
 			    opt(inv, "resume-token")->given;
@@ -92,7 +101,9 @@ static int run(struct invocation *inv)
 		o.token = token;
 		o.token_size = sizeof(token);
 	}
-	r = thinp_receive(inv->pool, cat, read_stdin, NULL, &o, &id);
+	progress_start(&c.p, inv, "receive");
+	r = thinp_receive(inv->pool, cat, read_stdin, &c, &o, &id);
+	progress_update(&c.p, c.bytes, 0, true);
 	thinp_catalog_close(cat);
 	thinp_io_close(cio);
 	if (r && o.token && *token) {
@@ -116,6 +127,7 @@ static const struct option_spec options[] = {
 	  "give up partial receive ID instead: delete the\ndevice and its catalog entry" },
 	{ "resume-token", 't', "ID", 0, parse_u64,
 	  "print partial receive ID's resume token instead\n(for thinp send --resume)" },
+	OPT_PROGRESS,
 	OPT_CATALOG,
 	{ NULL },
 };

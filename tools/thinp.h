@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <libthinp/thinp.h>
 #include <libthinp/meta.h>
@@ -174,5 +175,18 @@ int stream_write_stdout(const void *buf, size_t len, void *ctx);
  * refuses it: a pool someone else owns is read from the device, not from a
  * stale page cache. */
 int open_file_direct(thinp_io **io, const char *path);
+
+/* Progress on stderr, at most once a second: with --progress (which the
+ * command must declare) or when stderr is a terminal. */
+struct progress {
+	const char *what;   /* the command's name in the line */
+	bool on;
+	time_t last;        /* time of the last line */
+};
+void progress_start(struct progress *p, const struct invocation *inv, const char *what);
+/* @done bytes (of @total, 0: unknown); @final ends the line. */
+void progress_update(struct progress *p, uint64_t done, uint64_t total, bool final);
+/* --progress, for the commands that report it. */
+#define OPT_PROGRESS { "progress", 0, NULL, 0, NULL, "progress on stderr (the default when it is a\nterminal)" }
 
 #endif

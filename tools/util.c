@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "thinp.h"
@@ -215,4 +216,26 @@ int open_file_direct(thinp_io **io, const char *path)
 	if (e == -EINVAL)
 		e = thinp_io_open_file(io, path, THINP_IO_RDONLY);
 	return e;
+}
+
+void progress_start(struct progress *p, const struct invocation *inv, const char *what)
+{
+	memset(p, 0, sizeof(*p));
+	p->what = what;
+	p->on = opt(inv, "progress")->given || isatty(STDERR_FILENO);
+}
+
+void progress_update(struct progress *p, uint64_t done, uint64_t total, bool final)
+{
+	time_t now = time(NULL);
+
+	if (!p->on || (!final && now == p->last))
+		return;
+	p->last = now;
+	if (total)
+		fprintf(stderr, "\rthinp %s: %" PRIu64 " of %" PRIu64 " MiB%s", p->what, done >> 20,
+			total >> 20, final ? "\n" : "");
+	else
+		fprintf(stderr, "\rthinp %s: %" PRIu64 " MiB%s", p->what, done >> 20,
+			final ? "\n" : "");
 }
