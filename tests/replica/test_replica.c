@@ -1080,6 +1080,88 @@ static void test_backup_refusals(void **state)
 	env_close(&b);
 }
 
+/* The first PARTIAL entry's device id. */
+static uint64_t partial_id(thinp_catalog *cat)
+{
+	thinp_catalog_entry *e = malloc(sizeof(*e));
+	uint64_t id = UINT64_MAX;
+
+	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	for (uint64_t next = 0; id == UINT64_MAX && thinp_catalog_next(cat, next, e) == 0;
+	     next = e->id + 1)
+		if (e->flags & THINP_CATALOG_PARTIAL)
+			id = e->id;
+	free(e);
+	return id;
+}
+
+/* A partial receive's token, made again from the catalog, is the one the
+ * interrupted receive gave and finishes it; abort deletes a partial device
+ * and its entry and refuses published ones. */
+static void test_partial_api(void **state)
+{
+	struct test_rng rng;
+	struct pool_env a, b;
+	uint8_t *models[MAX_SNAPS], *p;
+	char token[THINP_STREAM_TOKEN_SIZE], again[THINP_STREAM_TOKEN_SIZE];
+	uint64_t pid, q, id;
+	struct buf s;
+	(void)state;
+
+	test_rng_init(&rng, suite_seed + 7);
+	env_open(&a);
+	env_open(&b);
+	build_chain(&a, &rng, models);
+	assert_int_equal(send_opts(&a, LIVE + 3, THINP_SEND_FULL, NULL, &s), 0);
+	assert_int_equal(do_receive(&b, &s, &q, token, sizeof(token)), 0);
+	free(s.p);
+	assert_int_equal(send_opts(&a, LIVE + 1, THINP_SEND_FULL, NULL, &s), 0);
+	assert_int_equal(receive_cut(&b, &s, s.len - 1, token, &id), -EPROTO);
+	free(s.p);
+	assert_true(token[0] != '\0');
+	pid = partial_id(b.cat);
+	assert_int_not_equal(pid, UINT64_MAX);
+	assert_int_equal(thinp_receive_token(b.pool, b.cat, pid, again, sizeof(again)), 0);
+	assert_string_equal(again, token);
+	assert_int_equal(thinp_receive_token(b.pool, b.cat, pid, again, 10), -EINVAL);
+	assert_int_equal(thinp_receive_token(b.pool, b.cat, q, again, sizeof(again)), -EINVAL);
+	assert_int_equal(thinp_receive_abort(b.pool, b.cat, q), -EINVAL);
+	/* Resumed from the token made again: the device as sent. */
+	assert_int_equal(send_opts(&a, LIVE + 1, THINP_SEND_FULL, again, &s), 0);
+	assert_int_equal(receive_cut(&b, &s, s.len, token, &id), 0);
+	free(s.p);
+	assert_int_equal(id, pid);
+	p = read_dev(b.pool, id);
+	assert_memory_equal(p, models[0], DEV_BYTES);
+	free(p);
+	/* Another one cut, then aborted. */
+	assert_int_equal(send_opts(&a, LIVE + 5, THINP_SEND_FULL, NULL, &s), 0);
+	assert_int_equal(receive_cut(&b, &s, s.len / 2 + s.len / 4, token, &id), -EPROTO);
+	free(s.p);
+	assert_true(token[0] != '\0');
+	pid = partial_id(b.cat);
+	assert_int_equal(thinp_receive_abort(b.pool, b.cat, pid), 0);
+	assert_int_equal(partial_id(b.cat), UINT64_MAX);
+	{
+		thinp_thin_status st = THINP_THIN_STATUS_INIT;
+		thinp_catalog_entry *e = malloc(sizeof(*e));
+
+		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+		assert_int_equal(thinp_pool_get_thin_status(b.pool, pid, &st), -ENODATA);
+		assert_int_equal(thinp_catalog_get(b.cat, pid, e), -ENODATA);
+		free(e);
+	}
+	assert_int_equal(thinp_receive_abort(b.pool, b.cat, pid), -ENODATA);
+	assert_int_equal(thinp_receive_token(b.pool, b.cat, pid, again, sizeof(again)), -ENODATA);
+	p = read_dev(b.pool, q); /* the published device is untouched */
+	assert_memory_equal(p, models[2], DEV_BYTES);
+	free(p);
+	for (int k = 0; k < MAX_SNAPS; k++)
+		free(models[k]);
+	env_close(&a);
+	env_close(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1090,6 +1172,7 @@ int main(void)
 		cmocka_unit_test(test_crash),
 		cmocka_unit_test(test_resume),
 		cmocka_unit_test(test_shrinking_size),
+		cmocka_unit_test(test_partial_api),
 		cmocka_unit_test(test_backup_live),
 		cmocka_unit_test(test_backup_refusals),
 	};
