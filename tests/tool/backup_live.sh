@@ -9,14 +9,9 @@
 
 RANDOM=$SEED
 A=$T/a B=$T/b SIZE=$((4 << 20))
-for p in "$A" "$B"; do
-	truncate -s 8M "$p.meta"
-	truncate -s 64M "$p.data"
-	thinp format -m "$p.meta" -b 64k -n 1024 || fail "format $p"
-done
+new_pools "$A" "$B"
 pa() { thinp "$1" -m "$A.meta" -d "$A.data" "${@:2}"; }
 pb() { thinp "$1" -m "$B.meta" -d "$B.data" "${@:2}"; }
-dsum() { thinp read -m "$1.meta" -d "$1.data" "$2" 0 $SIZE | md5sum | cut -d' ' -f1; }
 scribble() {
 	for i in $(seq "$1"); do
 		head -c $((RANDOM * 4 + 1)) /dev/urandom |

@@ -7,14 +7,9 @@
 . "${THINP_SRCDIR:-${srcdir:-$(dirname "$0")/../..}}/tests/tool/common.sh"
 
 A=$T/a C=$T/c SIZE=$((4 << 20))
-for p in "$A" "$C"; do
-	truncate -s 8M "$p.meta"
-	truncate -s 64M "$p.data"
-	thinp format -m "$p.meta" -b 64k -n 1024 || fail "format $p"
-done
+new_pools "$A" "$C"
 pa() { thinp "$1" -m "$A.meta" -d "$A.data" "${@:2}"; }
 pc() { thinp "$1" -m "$C.meta" -d "$C.data" "${@:2}"; }
-dsum() { thinp read -m "$1.meta" -d "$1.data" "$2" 0 $SIZE | md5sum | cut -d' ' -f1; }
 # Receive the first 2/3 of stream $1 into C, resumable; the token printed.
 cut_receive() {
 	head -c $(($(stat -c %s "$1") * 2 / 3)) "$1" | pc receive --resumable 2>"$T/err" &&
