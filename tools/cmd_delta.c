@@ -200,19 +200,6 @@ static int parse_args(struct invocation *inv, uint64_t *left, uint64_t *right, s
 	return EXIT_OK;
 }
 
-/* A read-only io on META, with O_DIRECT when asked and the filesystem
- * allows it. */
-static int open_io(struct invocation *inv, bool direct, thinp_io **io)
-{
-	int e = -EINVAL;
-
-	if (direct)
-		e = thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY | THINP_IO_DIRECT);
-	if (e == -EINVAL)
-		e = thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY);
-	return e;
-}
-
 /*
  * A read-only metadata handle on META. For a metadata snapshot the pool may
  * be live in another process or the kernel: the handle is opened on the
@@ -225,7 +212,8 @@ static int open_meta(struct invocation *inv, uint64_t source, thinp_io **io, thi
 	thinp_meta_options mo;
 	int e;
 
-	e = open_io(inv, source != THINP_META_LIVE, io);
+	e = source != THINP_META_LIVE ? open_file_direct(io, inv->meta_path)
+				      : thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY);
 	if (e)
 		return fail(inv, e, "%s", inv->meta_path);
 	meta_options(inv, &mo);
@@ -252,7 +240,7 @@ static int held_now(struct invocation *inv, uint64_t *held)
 	thinp_meta_options mo;
 	thinp_meta *meta;
 	thinp_io *io = NULL;
-	int e = open_io(inv, true, &io);
+	int e = open_file_direct(&io, inv->meta_path);
 
 	*held = 0;
 	if (e)

@@ -6,22 +6,20 @@
 
 #include "thinp.h"
 
-static int write_stdout(const void *buf, size_t len, void *ctx)
+struct counted {
+	struct progress p;
+	uint64_t bytes;
+};
+
+/* Standard output, counting the bytes for progress. */
+static int write_counted(const void *buf, size_t len, void *ctx)
 {
-	const char *p = buf;
+	struct counted *c = ctx;
+	int r = stream_write_stdout(buf, len, NULL);
 
-	(void)ctx;
-	while (len) {
-		ssize_t n = write(STDOUT_FILENO, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	c->bytes += len;
+	progress_update(&c->p, c->bytes, 0, false);
+	return r;
 }
 
 static int run(struct invocation *inv)
@@ -30,6 +28,7 @@ static int run(struct invocation *inv)
 	thinp_send_options o = THINP_SEND_OPTIONS_INIT;
 	thinp_catalog *cat;
 	thinp_io *cio;
+	struct counted c = { .bytes = 0 };
 	char msg[512];
 	int r;
 
@@ -41,8 +40,10 @@ static int run(struct invocation *inv)
 	o.errbuf_size = sizeof(msg);
 	o.resume_token = opt(inv, "resume")->str;
 	o.checkpoint_bytes = opt(inv, "checkpoint")->num;
+	progress_start(&c.p, inv, "send");
 	r = thinp_send(inv->pool, cat, inv->operand[0].num,
-		       from->given ? from->num : THINP_SEND_FULL, write_stdout, NULL, &o);
+		       from->given ? from->num : THINP_SEND_FULL, write_counted, &c, &o);
+	progress_update(&c.p, c.bytes, 0, true);
 	thinp_catalog_close(cat);
 	thinp_io_close(cio);
 	return r ? err("%s", *msg ? msg : thinp_strerror(r)) : EXIT_OK;
@@ -55,6 +56,7 @@ static const struct option_spec options[] = {
 	  "a resume point every SIZE bytes of stream\n(default 64m)" },
 	{ "resume", 'r', "TOKEN", 0, NULL,
 	  "the rest of an interrupted stream, from the token\nthinp receive --resumable printed" },
+	OPT_PROGRESS,
 	OPT_CATALOG,
 	{ NULL },
 };

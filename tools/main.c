@@ -22,6 +22,7 @@
 	X(dump)     \
 	X(delta)    \
 	X(send)     \
+	X(backup)   \
 	X(receive)  \
 	X(export)   \
 	X(import)   \

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <libthinp/thinp.h>
 #include <libthinp/meta.h>
@@ -167,5 +168,25 @@ int open_catalog(struct invocation *inv, thinp_io **io, thinp_catalog **cat);
 int attach_entry(struct invocation *inv, thinp_catalog *cat, const thinp_catalog_entry *e);
 /* --catalog FILE, for the commands that use the pool's catalog. */
 #define OPT_CATALOG { "catalog", 'c', "FILE", 0, NULL, "the catalog file (default META.vol, created\nif missing)" }
+
+/* The stream transport to standard output (stream.h's write callback). */
+int stream_write_stdout(const void *buf, size_t len, void *ctx);
+/* A read-only io on PATH with O_DIRECT, or without it where the filesystem
+ * refuses it: a pool someone else owns is read from the device, not from a
+ * stale page cache. */
+int open_file_direct(thinp_io **io, const char *path);
+
+/* Progress on stderr, at most once a second: with --progress (which the
+ * command must declare) or when stderr is a terminal. */
+struct progress {
+	const char *what;   /* the command's name in the line */
+	bool on;
+	time_t last;        /* time of the last line */
+};
+void progress_start(struct progress *p, const struct invocation *inv, const char *what);
+/* @done bytes (of @total, 0: unknown); @final ends the line. */
+void progress_update(struct progress *p, uint64_t done, uint64_t total, bool final);
+/* --progress, for the commands that report it. */
+#define OPT_PROGRESS { "progress", 0, NULL, 0, NULL, "progress on stderr (the default when it is a\nterminal)" }
 
 #endif

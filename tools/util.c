@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "thinp.h"
 
@@ -187,4 +189,53 @@ int attach_entry(struct invocation *inv, thinp_catalog *cat, const thinp_catalog
 		return err("catalog: %s (device %" PRIu64 " was created without an entry)",
 			   thinp_strerror(r), e->id);
 	return EXIT_OK;
+}
+
+int stream_write_stdout(const void *buf, size_t len, void *ctx)
+{
+	const char *p = buf;
+
+	(void)ctx;
+	while (len) {
+		ssize_t n = write(STDOUT_FILENO, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int open_file_direct(thinp_io **io, const char *path)
+{
+	int e = thinp_io_open_file(io, path, THINP_IO_RDONLY | THINP_IO_DIRECT);
+
+	if (e == -EINVAL)
+		e = thinp_io_open_file(io, path, THINP_IO_RDONLY);
+	return e;
+}
+
+void progress_start(struct progress *p, const struct invocation *inv, const char *what)
+{
+	memset(p, 0, sizeof(*p));
+	p->what = what;
+	p->on = opt(inv, "progress")->given || isatty(STDERR_FILENO);
+}
+
+void progress_update(struct progress *p, uint64_t done, uint64_t total, bool final)
+{
+	time_t now = time(NULL);
+
+	if (!p->on || (!final && now == p->last))
+		return;
+	p->last = now;
+	if (total)
+		fprintf(stderr, "\rthinp %s: %" PRIu64 " of %" PRIu64 " MiB%s", p->what, done >> 20,
+			total >> 20, final ? "\n" : "");
+	else
+		fprintf(stderr, "\rthinp %s: %" PRIu64 " MiB%s", p->what, done >> 20,
+			final ? "\n" : "");
 }

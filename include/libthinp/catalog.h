@@ -55,7 +55,7 @@ extern "C" {
 typedef struct thinp_catalog thinp_catalog;
 
 /* The version of thinp_catalog_entry this header describes. */
-#define THINP_CATALOG_ENTRY_VERSION 1
+#define THINP_CATALOG_ENTRY_VERSION 2
 
 /* Longest external origin path, terminating NUL included. */
 #define THINP_CATALOG_ORIGIN_MAX 4096
@@ -99,12 +99,21 @@ typedef struct thinp_catalog_entry {
 	uint64_t recv_next_block;
 	/* External origin: a path (NUL-terminated), "" = none. */
 	char origin[THINP_CATALOG_ORIGIN_MAX];
+	/* Since version 2: the rest of a partial receive's resume point
+	 * (thinp_stream_position, stream.h): the records and stream bytes
+	 * before it and the running digest there, so that its resume token can
+	 * be made again later (thinp_receive_token). Zero otherwise. A caller of
+	 * version 1 (shorter struct_size) reads without them and sets them to 0. */
+	uint64_t recv_records;
+	uint64_t recv_bytes;
+	uint32_t recv_digest;
+	uint32_t reserved;    /* 0 */
 	/* Fields added in later versions go here, each marked "since version N". */
 } thinp_catalog_entry;
 
 #define THINP_CATALOG_ENTRY_INIT \
 	{ sizeof(thinp_catalog_entry), THINP_CATALOG_ENTRY_VERSION, 0, 0, 0, 0, 0, \
-	  { 0 }, { 0 }, { 0 }, 0, { 0 } }
+	  { 0 }, { 0 }, { 0 }, 0, { 0 }, 0, 0, 0, 0 }
 
 /*
  * thinp_catalog_open - read the catalog stored on @io.

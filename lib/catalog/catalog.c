@@ -65,7 +65,9 @@ static int entry_in(const thinp_catalog_entry *in, thinp_catalog_entry *e)
 {
 	size_t v1 = offsetof(thinp_catalog_entry, origin) + THINP_CATALOG_ORIGIN_MAX;
 
-	if (!in || in->version != THINP_CATALOG_ENTRY_VERSION || in->struct_size < v1 ||
+	/* Version 1 callers pass a shorter struct: its later fields become 0. */
+	if (!in || !in->version || in->version > THINP_CATALOG_ENTRY_VERSION ||
+	    in->struct_size < v1 ||
 	    in->id > CAT_MAX_ID || !memchr(in->origin, 0, THINP_CATALOG_ORIGIN_MAX))
 		return -EINVAL;
 	memset(e, 0, sizeof(*e));

@@ -41,7 +41,10 @@ enum {
 	R_BTRANS = 32, R_GUID = 40, R_PARENT = 56, R_RSTREAM = 72, R_RNEXT = 88,
 	R_OLEN = 96, R_RESERVED = 100, R_FIXED = 104,
 };
-#define CAT_RECORD_VERSION 1u
+/* Record v2 appends, after the origin padded to 8: the resume point's
+ * records (8), bytes (8), digest (4) and 4 zero bytes. */
+enum { R2_RECORDS = 0, R2_BYTES = 8, R2_DIGEST = 16, R2_TAIL = 24 };
+#define CAT_RECORD_VERSION 2u
 
 static uint32_t crc32c(const void *p, size_t len)
 {
@@ -53,9 +56,15 @@ static uint64_t round_up(uint64_t x, uint64_t a)
 	return (x + a - 1) / a * a;
 }
 
+/* Where a record's v2 fields begin: after the origin, padded to 8. */
+static uint64_t v2_offset(uint64_t olen)
+{
+	return round_up(R_FIXED + olen, 8);
+}
+
 static uint64_t record_len(const thinp_catalog_entry *e)
 {
-	return round_up(R_FIXED + strlen(e->origin), 8);
+	return v2_offset(strlen(e->origin)) + R2_TAIL;
 }
 
 static void encode_record(unsigned char *p, const thinp_catalog_entry *e)
@@ -76,6 +85,9 @@ static void encode_record(unsigned char *p, const thinp_catalog_entry *e)
 	store_le64(p + R_RNEXT, e->recv_next_block);
 	store_le32(p + R_OLEN, (uint32_t)olen);
 	memcpy(p + R_FIXED, e->origin, olen);
+	store_le64(p + v2_offset(olen) + R2_RECORDS, e->recv_records);
+	store_le64(p + v2_offset(olen) + R2_BYTES, e->recv_bytes);
+	store_le32(p + v2_offset(olen) + R2_DIGEST, e->recv_digest);
 }
 
 /* Decode the record at p (avail bytes left); its length through *len.
@@ -104,6 +116,12 @@ static int decode_record(const unsigned char *p, uint64_t avail, thinp_catalog_e
 	memcpy(e->recv_stream, p + R_RSTREAM, 16);
 	e->recv_next_block = load_le64(p + R_RNEXT);
 	memcpy(e->origin, p + R_FIXED, olen);
+	/* A version 1 record has no resume point past its block: zeroes. */
+	if (load_le32(p + R_VERSION) >= 2 && rlen >= v2_offset(olen) + R2_TAIL) {
+		e->recv_records = load_le64(p + v2_offset(olen) + R2_RECORDS);
+		e->recv_bytes = load_le64(p + v2_offset(olen) + R2_BYTES);
+		e->recv_digest = load_le32(p + v2_offset(olen) + R2_DIGEST);
+	}
 	*len = rlen;
 	return e->id > CAT_MAX_ID ? -EILSEQ : 0;
 }

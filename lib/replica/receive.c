@@ -169,6 +169,9 @@ static int create_device(struct receiver *rc, uint64_t want)
 	rc->entry->flags = THINP_CATALOG_PARTIAL;
 	rc->entry->size = rc->hdr->virtual_size;
 	memcpy(rc->entry->recv_stream, rc->hdr->stream_id, 16);
+	/* Hidden while PARTIAL (replica_find_guid skips it); kept for its token. */
+	memcpy(rc->entry->guid, rc->hdr->target_guid, 16);
+	memcpy(rc->entry->parent_guid, rc->hdr->base_guid, 16);
 	r = thinp_catalog_attach(rc->cat, rc->pool, rc->entry);
 	if (!r)
 		r = replica_commit_catalog(rc->cat, rc->pool);
@@ -185,6 +188,9 @@ static int checkpoint(struct receiver *rc, const thinp_stream_position *pos)
 	int r = thinp_thin_flush(rc->thin);
 
 	rc->entry->recv_next_block = pos->next_block;
+	rc->entry->recv_records = pos->records;
+	rc->entry->recv_bytes = pos->bytes;
+	rc->entry->recv_digest = pos->digest;
 	if (!r)
 		r = thinp_catalog_attach(rc->cat, rc->pool, rc->entry);
 	if (!r)
@@ -265,6 +271,8 @@ static int publish(struct receiver *rc)
 		rc->entry->flags = 0;
 		memset(rc->entry->recv_stream, 0, 16);
 		rc->entry->recv_next_block = 0;
+		rc->entry->recv_records = rc->entry->recv_bytes = 0;
+		rc->entry->recv_digest = 0;
 		memcpy(rc->entry->guid, rc->hdr->target_guid, 16);
 		memcpy(rc->entry->parent_guid, rc->hdr->base_guid, 16);
 		r = thinp_catalog_attach(rc->cat, rc->pool, rc->entry);
@@ -282,9 +290,7 @@ static void undo(struct receiver *rc)
 {
 	thinp_thin_close(rc->thin);
 	rc->thin = NULL;
-	if (thinp_catalog_remove(rc->cat, rc->id) == 0)
-		replica_commit_catalog(rc->cat, rc->pool);
-	thinp_pool_delete_thin(rc->pool, rc->id);
+	replica_drop_device(rc->cat, rc->pool, rc->id);
 }
 
 /* An interrupted resumable receive: the device stays PARTIAL, at its last
@@ -362,5 +368,69 @@ int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn
 	thinp_stream_reader_free(rc.rd);
 	free(rc.entry);
 	free(rc.base);
+	return r;
+}
+
+/* Device @id's current entry into @e, if it is a partial receive: 0,
+ * -ENODATA (no device, or no current entry), -EINVAL (not partial). */
+static int partial_entry(thinp_pool *pool, thinp_catalog *cat, uint64_t id,
+			 thinp_catalog_entry *e)
+{
+	thinp_thin_status st = THINP_THIN_STATUS_INIT;
+	int r;
+
+	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	r = thinp_catalog_get(cat, id, e);
+	if (!r)
+		r = thinp_pool_get_thin_status(pool, id, &st);
+	/* A stale entry (its device deleted, the id reused) describes nothing. */
+	if (!r && (e->birth_time != st.creation_time || e->birth_transaction != st.transaction_id))
+		r = -ENODATA;
+	if (!r && !(e->flags & THINP_CATALOG_PARTIAL))
+		r = -EINVAL;
+	return r;
+}
+
+int thinp_receive_abort(thinp_pool *pool, thinp_catalog *catalog, uint64_t id)
+{
+	thinp_catalog_entry *e;
+	int r;
+
+	if (!pool || !catalog)
+		return -EINVAL;
+	if (!(e = malloc(sizeof(*e))))
+		return -ENOMEM;
+	r = partial_entry(pool, catalog, id, e);
+	free(e);
+	return r ? r : replica_drop_device(catalog, pool, id);
+}
+
+int thinp_receive_token(thinp_pool *pool, thinp_catalog *catalog, uint64_t id, char *token,
+			size_t size)
+{
+	thinp_stream_header hdr = THINP_STREAM_HEADER_INIT;
+	thinp_stream_position pos = { 0, 0, 0, 0, 0 };
+	thinp_catalog_entry *e;
+	int r;
+
+	if (!pool || !catalog || !token || size < THINP_STREAM_TOKEN_SIZE)
+		return -EINVAL;
+	if (!(e = malloc(sizeof(*e))))
+		return -ENOMEM;
+	r = partial_entry(pool, catalog, id, e);
+	/* An entry a version 1 library wrote keeps no records count. */
+	if (!r && !e->recv_records)
+		r = -ENODATA;
+	if (!r) {
+		memcpy(hdr.stream_id, e->recv_stream, 16);
+		memcpy(hdr.target_guid, e->guid, 16);
+		memcpy(hdr.base_guid, e->parent_guid, 16);
+		pos.next_block = e->recv_next_block;
+		pos.records = e->recv_records;
+		pos.bytes = e->recv_bytes;
+		pos.digest = e->recv_digest;
+		r = thinp_stream_token_format(token, size, &hdr, &pos);
+	}
+	free(e);
 	return r;
 }

@@ -29,6 +29,10 @@ int replica_open_thin(thinp_pool *pool, uint64_t id, uint64_t size, bool rdonly,
 /* The pool's data block size in bytes, or 0 on error. */
 uint32_t replica_block_size(thinp_pool *pool);
 
+/* Device @id's entry removed and the catalog committed (if it had one),
+ * then the device deleted: the order catalog.h prescribes. */
+int replica_drop_device(thinp_catalog *cat, thinp_pool *pool, uint64_t id);
+
 /* Commit the catalog against the pool's current transaction id. */
 int replica_commit_catalog(thinp_catalog *cat, thinp_pool *pool);
 

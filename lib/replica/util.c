@@ -88,3 +88,15 @@ int replica_commit_catalog(thinp_catalog *cat, thinp_pool *pool)
 
 	return r ? r : thinp_catalog_commit(cat, st.transaction_id);
 }
+
+int replica_drop_device(thinp_catalog *cat, thinp_pool *pool, uint64_t id)
+{
+	int r = thinp_catalog_remove(cat, id);
+
+	/* The entry goes first (catalog.h): a crash leaves a device without one. */
+	if (!r)
+		r = replica_commit_catalog(cat, pool);
+	else if (r == -ENODATA)
+		r = 0;
+	return r ? r : thinp_pool_delete_thin(pool, id);
+}

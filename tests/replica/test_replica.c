@@ -14,6 +14,7 @@
 #include <libthinp/thinp.h>
 #include <libthinp/testing.h>
 #include <libthinp/meta.h>
+#include <libthinp/backup.h>
 
 #define BS (64u * 1024)   /* data block size */
 #define NB 40u            /* blocks per device */
@@ -900,6 +901,270 @@ static void test_shrinking_size(void **state)
 	env_close(&b);
 }
 
+/* ---- thinp_backup: a pool its owner keeps writing ---------------------- */
+
+#define OTHER 30u /* the owner's other device */
+
+/* The owner: every stream write of the backup is preceded by a random
+ * change of the snapshots' origin and of another device, committed, as the
+ * kernel would go on meanwhile; with `flip` set, the owner also releases
+ * and reserves the metadata snapshot again on the third write. */
+struct owner {
+	struct pool_env *e;
+	struct test_rng *rng;
+	thinp_thin *live, *other;
+	uint8_t *live_model, *other_model;
+	struct buf out;
+	unsigned writes;
+	bool flip;
+};
+
+static int owner_write(const void *p, size_t len, void *ctx)
+{
+	struct owner *o = ctx;
+
+	random_op(o->rng, o->live, o->live_model);
+	random_op(o->rng, o->other, o->other_model);
+	assert_int_equal(thinp_thin_flush(o->live), 0);
+	assert_int_equal(thinp_thin_flush(o->other), 0);
+	assert_int_equal(thinp_pool_commit(o->e->pool), 0);
+	if (o->flip && ++o->writes == 3) {
+		assert_int_equal(thinp_pool_release_metadata_snap(o->e->pool), 0);
+		assert_int_equal(thinp_pool_reserve_metadata_snap(o->e->pool), 0);
+	}
+	return buf_write(p, len, &o->out);
+}
+
+static void owner_open(struct owner *o, struct pool_env *e, struct test_rng *rng)
+{
+	thinp_thin_options to = THINP_THIN_OPTIONS_INIT;
+
+	memset(o, 0, sizeof(*o));
+	o->e = e;
+	o->rng = rng;
+	to.size = DEV_BYTES;
+	assert_int_equal(thinp_pool_create_thin(e->pool, LIVE), 0);
+	assert_int_equal(thinp_pool_create_thin(e->pool, OTHER), 0);
+	assert_int_equal(thinp_thin_open(&o->live, e->pool, LIVE, &to), 0);
+	assert_int_equal(thinp_thin_open(&o->other, e->pool, OTHER, &to), 0);
+	o->live_model = calloc(1, DEV_BYTES);
+	o->other_model = calloc(1, DEV_BYTES);
+	for (unsigned i = 0; i < test_ops(30); i++)
+		random_op(rng, o->live, o->live_model);
+	assert_int_equal(thinp_thin_flush(o->live), 0);
+}
+
+static void owner_close(struct owner *o)
+{
+	thinp_thin_close(o->live);
+	thinp_thin_close(o->other);
+	free(o->live_model);
+	free(o->other_model);
+}
+
+/* Snapshot @snap of A's origin, backed up (from @base) under a metadata
+ * snapshot the owner reserves and writes around; the model of @snap into
+ * @model. */
+static int owner_backup(struct owner *o, uint64_t snap, uint64_t base, uint8_t *model,
+			uint64_t *held)
+{
+	thinp_backup_options bo = THINP_BACKUP_OPTIONS_INIT;
+	char msg[256];
+	int r;
+
+	assert_int_equal(thinp_pool_create_snap(o->e->pool, snap, LIVE), 0);
+	memcpy(model, o->live_model, DEV_BYTES);
+	assert_int_equal(thinp_pool_reserve_metadata_snap(o->e->pool), 0);
+	memset(&o->out, 0, sizeof(o->out));
+	memcpy(bo.pool_id, "pool A, test", 12);
+	bo.size = DEV_BYTES;
+	bo.checkpoint_bytes = 3 * BS; /* many stream writes, many owner commits */
+	bo.errbuf = msg;
+	bo.errbuf_size = sizeof(msg);
+	r = thinp_backup(o->e->meta, o->e->data, snap, base, owner_write, o, &bo);
+	*held = bo.held_root;
+	assert_int_equal(thinp_pool_release_metadata_snap(o->e->pool), 0);
+	return r;
+}
+
+/* Full, then incremental backups of a pool written during each: every one
+ * received into B reads as its snapshot did, with the derived guids. */
+static void test_backup_live(void **state)
+{
+	struct test_rng rng;
+	(void)state;
+
+	test_rng_init(&rng, suite_seed ^ 0xb4c0);
+	for (unsigned round = 0; round < test_ops(3); round++) {
+		struct pool_env a, b;
+		struct owner o;
+		uint8_t *model = malloc(DEV_BYTES), *p, guid[16], gb[16];
+		uint8_t pool_id[16] = "pool A, test";
+		thinp_meta_device d = THINP_META_DEVICE_INIT;
+		thinp_thin_status ts = THINP_THIN_STATUS_INIT;
+		uint64_t got, held, base = THINP_BACKUP_FULL;
+		char msg[256];
+
+		env_open(&a);
+		env_open(&b);
+		owner_open(&o, &a, &rng);
+		for (uint64_t snap = 2; snap < 2 + 4; snap++) {
+			assert_int_equal(owner_backup(&o, snap, base, model, &held), 0);
+			assert_int_not_equal(held, 0);
+			assert_int_equal(do_receive(&b, &o.out, &got, msg, sizeof(msg)), 0);
+			p = read_dev(b.pool, got);
+			assert_memory_equal(p, model, DEV_BYTES);
+			free(p);
+			p = read_dev(a.pool, snap); /* the owner never touched it */
+			assert_memory_equal(p, model, DEV_BYTES);
+			free(p);
+			/* The stream named it by its derived guid. */
+			assert_int_equal(thinp_pool_get_thin_status(a.pool, snap, &ts), 0);
+			d.dev_id = snap;
+			d.creation_time = ts.creation_time;
+			d.transaction_id = ts.transaction_id;
+			thinp_backup_guid(pool_id, &d, guid);
+			guid_of(b.cat, got, gb);
+			assert_memory_equal(gb, guid, 16);
+			free(o.out.p);
+			base = snap;
+		}
+		owner_close(&o);
+		free(model);
+		env_close(&a);
+		env_close(&b);
+	}
+}
+
+/* A snapshot released (and another reserved) during the backup cuts the
+ * stream (-ESTALE, the receiver sees it truncated); nothing held and a
+ * device the held root does not have are refused before any output. */
+static void test_backup_refusals(void **state)
+{
+	thinp_backup_options bo = THINP_BACKUP_OPTIONS_INIT;
+	struct test_rng rng;
+	struct pool_env a, b;
+	struct owner o;
+	uint8_t *model = malloc(DEV_BYTES);
+	uint64_t got, held;
+	struct state before;
+	char msg[256];
+	(void)state;
+
+	test_rng_init(&rng, suite_seed ^ 0x57a1e);
+	env_open(&a);
+	env_open(&b);
+	owner_open(&o, &a, &rng);
+	o.flip = true;
+	assert_int_equal(owner_backup(&o, 2, THINP_BACKUP_FULL, model, &held), -ESTALE);
+	state_take(&b, &before);
+	assert_int_not_equal(do_receive(&b, &o.out, &got, msg, sizeof(msg)), 0);
+	state_assert_same(&b, &before);
+	state_free(&before);
+	free(o.out.p);
+
+	memset(&o.out, 0, sizeof(o.out));
+	bo.errbuf = msg;
+	bo.errbuf_size = sizeof(msg);
+	assert_int_equal(thinp_backup(a.meta, a.data, 2, THINP_BACKUP_FULL, buf_write, &o.out,
+				      &bo), -ENODATA);
+	assert_non_null(strstr(msg, "no metadata snapshot is held"));
+	assert_int_equal(thinp_pool_reserve_metadata_snap(a.pool), 0);
+	assert_int_equal(thinp_pool_create_snap(a.pool, 3, LIVE), 0);
+	assert_int_equal(thinp_backup(a.meta, a.data, 3, THINP_BACKUP_FULL, buf_write, &o.out,
+				      &bo), -ENODATA);
+	assert_non_null(strstr(msg, "not in the held metadata snapshot"));
+	assert_int_equal(thinp_backup(a.meta, a.data, 2, 3, buf_write, &o.out, &bo), -ENODATA);
+	assert_int_equal(o.out.len, 0);
+	assert_int_equal(thinp_pool_release_metadata_snap(a.pool), 0);
+	owner_close(&o);
+	free(model);
+	env_close(&a);
+	env_close(&b);
+}
+
+/* The first PARTIAL entry's device id. */
+static uint64_t partial_id(thinp_catalog *cat)
+{
+	thinp_catalog_entry *e = malloc(sizeof(*e));
+	uint64_t id = UINT64_MAX;
+
+	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	for (uint64_t next = 0; id == UINT64_MAX && thinp_catalog_next(cat, next, e) == 0;
+	     next = e->id + 1)
+		if (e->flags & THINP_CATALOG_PARTIAL)
+			id = e->id;
+	free(e);
+	return id;
+}
+
+/* A partial receive's token, made again from the catalog, is the one the
+ * interrupted receive gave and finishes it; abort deletes a partial device
+ * and its entry and refuses published ones. */
+static void test_partial_api(void **state)
+{
+	struct test_rng rng;
+	struct pool_env a, b;
+	uint8_t *models[MAX_SNAPS], *p;
+	char token[THINP_STREAM_TOKEN_SIZE], again[THINP_STREAM_TOKEN_SIZE];
+	uint64_t pid, q, id;
+	struct buf s;
+	(void)state;
+
+	test_rng_init(&rng, suite_seed + 7);
+	env_open(&a);
+	env_open(&b);
+	build_chain(&a, &rng, models);
+	assert_int_equal(send_opts(&a, LIVE + 3, THINP_SEND_FULL, NULL, &s), 0);
+	assert_int_equal(do_receive(&b, &s, &q, token, sizeof(token)), 0);
+	free(s.p);
+	assert_int_equal(send_opts(&a, LIVE + 1, THINP_SEND_FULL, NULL, &s), 0);
+	assert_int_equal(receive_cut(&b, &s, s.len - 1, token, &id), -EPROTO);
+	free(s.p);
+	assert_true(token[0] != '\0');
+	pid = partial_id(b.cat);
+	assert_int_not_equal(pid, UINT64_MAX);
+	assert_int_equal(thinp_receive_token(b.pool, b.cat, pid, again, sizeof(again)), 0);
+	assert_string_equal(again, token);
+	assert_int_equal(thinp_receive_token(b.pool, b.cat, pid, again, 10), -EINVAL);
+	assert_int_equal(thinp_receive_token(b.pool, b.cat, q, again, sizeof(again)), -EINVAL);
+	assert_int_equal(thinp_receive_abort(b.pool, b.cat, q), -EINVAL);
+	/* Resumed from the token made again: the device as sent. */
+	assert_int_equal(send_opts(&a, LIVE + 1, THINP_SEND_FULL, again, &s), 0);
+	assert_int_equal(receive_cut(&b, &s, s.len, token, &id), 0);
+	free(s.p);
+	assert_int_equal(id, pid);
+	p = read_dev(b.pool, id);
+	assert_memory_equal(p, models[0], DEV_BYTES);
+	free(p);
+	/* Another one cut, then aborted. */
+	assert_int_equal(send_opts(&a, LIVE + 5, THINP_SEND_FULL, NULL, &s), 0);
+	assert_int_equal(receive_cut(&b, &s, s.len / 2 + s.len / 4, token, &id), -EPROTO);
+	free(s.p);
+	assert_true(token[0] != '\0');
+	pid = partial_id(b.cat);
+	assert_int_equal(thinp_receive_abort(b.pool, b.cat, pid), 0);
+	assert_int_equal(partial_id(b.cat), UINT64_MAX);
+	{
+		thinp_thin_status st = THINP_THIN_STATUS_INIT;
+		thinp_catalog_entry *e = malloc(sizeof(*e));
+
+		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+		assert_int_equal(thinp_pool_get_thin_status(b.pool, pid, &st), -ENODATA);
+		assert_int_equal(thinp_catalog_get(b.cat, pid, e), -ENODATA);
+		free(e);
+	}
+	assert_int_equal(thinp_receive_abort(b.pool, b.cat, pid), -ENODATA);
+	assert_int_equal(thinp_receive_token(b.pool, b.cat, pid, again, sizeof(again)), -ENODATA);
+	p = read_dev(b.pool, q); /* the published device is untouched */
+	assert_memory_equal(p, models[2], DEV_BYTES);
+	free(p);
+	for (int k = 0; k < MAX_SNAPS; k++)
+		free(models[k]);
+	env_close(&a);
+	env_close(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -910,6 +1175,9 @@ int main(void)
 		cmocka_unit_test(test_crash),
 		cmocka_unit_test(test_resume),
 		cmocka_unit_test(test_shrinking_size),
+		cmocka_unit_test(test_partial_api),
+		cmocka_unit_test(test_backup_live),
+		cmocka_unit_test(test_backup_refusals),
 	};
 
 	suite_seed = test_seed("test_replica");

@@ -63,6 +63,22 @@ thinp() {
 	"$THINP" "$@"
 }
 
+# Pools for the stream tests: PREFIX.meta (8 MiB) and PREFIX.data (64 MiB,
+# 64 KiB blocks) for each PREFIX given, formatted.
+new_pools() {
+	local p
+	for p in "$@"; do
+		truncate -s 8M "$p.meta"
+		truncate -s 64M "$p.data"
+		"$THINP" format -m "$p.meta" -b 64k -n 1024 || fail "format $p"
+	done
+}
+
+# The md5 of the first SIZE bytes of device $2 of pool $1 (PREFIX as above).
+dsum() {
+	"$THINP" read -m "$1.meta" -d "$1.data" "$2" 0 "$SIZE" | md5sum | cut -d' ' -f1
+}
+
 # thin_check passes (exit 0 and nothing about errors in its output), and so
 # does thinp check, without even a warning (images thinp wrote).
 check_image() {

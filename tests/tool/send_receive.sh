@@ -8,15 +8,9 @@
 
 RANDOM=$SEED
 A=$T/a B=$T/b SIZE=$((4 << 20))
-for p in "$A" "$B"; do
-	truncate -s 8M "$p.meta"
-	truncate -s 64M "$p.data"
-	thinp format -m "$p.meta" -b 64k -n 1024 || fail "format $p"
-done
+new_pools "$A" "$B"
 pa() { thinp "$1" -m "$A.meta" -d "$A.data" "${@:2}"; }
 pb() { thinp "$1" -m "$B.meta" -d "$B.data" "${@:2}"; }
-# The md5 of a device's whole size.
-dsum() { thinp read -m "$1.meta" -d "$1.data" "$2" 0 $SIZE | md5sum | cut -d' ' -f1; }
 # Every device of B with its contents: what a failed receive must not change.
 bstate() { thinp ls -m "$B.meta" --no-headers | while read -r id _; do echo "$id $(dsum "$B" "$id")"; done; }
 
@@ -94,9 +88,7 @@ check_image "$B.meta"
 
 step "an interrupted resumable receive, resumed"
 C=$T/c
-truncate -s 8M "$C.meta"
-truncate -s 64M "$C.data"
-thinp format -m "$C.meta" -b 64k -n 1024 || fail "format c"
+new_pools "$C"
 pc() { thinp "$1" -m "$C.meta" -d "$C.data" "${@:2}"; }
 pa send 5 --checkpoint 128k >"$T/r5" || fail "send 5 with checkpoints"
 head -c $(($(stat -c %s "$T/r5") * 2 / 3)) "$T/r5" | pc receive --resumable 2>"$T/err" &&
