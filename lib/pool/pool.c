@@ -6,8 +6,9 @@
  * that data written to newly mapped blocks is durable before metadata points
  * at it, then commits the metadata. The data flush is skipped when nothing
  * was written to (or discarded from) the data device since the last one:
- * a message's commit then costs the metadata writes alone. Commits happen on every message, on
- * thinp_thin_flush()/thinp_pool_commit() (shared between concurrent callers),
+ * a message's commit then costs the metadata writes alone. Commits happen on
+ * every message, on thinp_thin_flush()/thinp_pool_commit() (shared between
+ * concurrent callers),
  * every commit_interval_ms if set, when space freed by the open transaction
  * is needed, and on close.
  *
