@@ -8,9 +8,8 @@
  * was written to (or discarded from) the data device since the last one:
  * a message's commit then costs the metadata writes alone. Commits happen on
  * every message, on thinp_thin_flush()/thinp_pool_commit() (shared between
- * concurrent callers),
- * every commit_interval_ms if set, when space freed by the open transaction
- * is needed, and on close.
+ * concurrent callers), every commit_interval_ms if set, when space freed by
+ * the open transaction is needed, and on close.
  *
  * Failure policy: a metadata operation that fails with an I/O or corruption
  * error puts the pool in FAIL mode for good (the in-memory state can no
