@@ -4,10 +4,12 @@
  *
  * Commit policy, as the kernel's: a commit flushes the data device first, so
  * that data written to newly mapped blocks is durable before metadata points
- * at it, then commits the metadata. Commits happen on every message, on
- * thinp_thin_flush()/thinp_pool_commit() (shared between concurrent callers),
- * every commit_interval_ms if set, when space freed by the open transaction
- * is needed, and on close.
+ * at it, then commits the metadata. The data flush is skipped when nothing
+ * was written to (or discarded from) the data device since the last one:
+ * a message's commit then costs the metadata writes alone. Commits happen on
+ * every message, on thinp_thin_flush()/thinp_pool_commit() (shared between
+ * concurrent callers), every commit_interval_ms if set, when space freed by
+ * the open transaction is needed, and on close.
  *
  * Failure policy: a metadata operation that fails with an I/O or corruption
  * error puts the pool in FAIL mode for good (the in-memory state can no
@@ -180,7 +182,7 @@ static void committed_locked(thinp_pool *pool)
  * the right to commit (pool->committing). Waits for in-flight operations. */
 static int do_commit(thinp_pool *pool)
 {
-	int r;
+	int r = 0;
 
 	pthread_mutex_lock(&pool->state_lock);
 	pool->commit_waiting++;
@@ -188,7 +190,10 @@ static int do_commit(thinp_pool *pool)
 		pthread_cond_wait(&pool->state_cond, &pool->state_lock);
 	pthread_mutex_unlock(&pool->state_lock);
 
-	r = thinp_io_flush(pool->data_io);
+	/* Cleared before the flush starts: a write returning later sets it
+	 * again, and the next commit flushes that write. */
+	if (atomic_exchange(&pool->data_written, false))
+		r = thinp_io_flush(pool->data_io);
 	if (r) {
 		set_mode(pool, THINP_POOL_MODE_FAIL);
 		pool_err(pool, r, "data device flush failed, pool is in fail mode");
@@ -567,6 +572,9 @@ int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *lo
 	pool->md = md;
 	pool->meta_io = meta;
 	pool->data_io = data;
+	/* What was written to the device before the pool opened it is made
+	 * durable by the first commit too. */
+	atomic_init(&pool->data_written, true);
 	pool->block_size = (uint64_t)info.data_block_sectors << SECTOR_SHIFT;
 	pool->data_align = thinp_io_align(data);
 	if (check_block_size(pool->block_size) || pool->block_size % pool->data_align) {

@@ -45,6 +45,7 @@
 #define THINP_POOL_POOL_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -95,6 +96,11 @@ struct thinp_pool {
 	bool txn_frees;                   /* the open transaction freed data blocks */
 
 	struct io_epoch epochs;           /* its own lock */
+
+	/* Set after every data device write or discard returns, cleared by
+	 * the commit that flushes it: a commit with nothing new to make
+	 * durable on the data device skips that flush. */
+	atomic_bool data_written;
 
 	/* Guarded by range_mutex. */
 	pthread_mutex_t range_mutex;

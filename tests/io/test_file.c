@@ -150,6 +150,47 @@ static void test_create_and_persist(void **state)
 	unlink(path);
 }
 
+/* Write-zeroes on a file reads back zeroes either way; without NO_UNMAP it
+ * leaves a hole (where holes can be punched: THINP_IO_CAP_DISCARD), with
+ * NO_UNMAP the blocks stay allocated. */
+static void test_write_zeroes_unmap(void **state)
+{
+	static char buf[65536], back[65536], zero[65536];
+	char path[512];
+	struct stat st;
+	blkcnt_t full;
+	thinp_io *io;
+	int fd;
+
+	path_in_tmp(path, sizeof(path), "zeroes");
+	assert_int_equal(thinp_io_open_file(&io, path, THINP_IO_CREATE), 0);
+	assert_int_equal(thinp_io_resize(io, 1 << 20), 0);
+	memset(buf, 0xA5, sizeof(buf));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (unsigned unmap = 0; unmap < 2; unmap++) {
+		assert_int_equal(thinp_io_write(io, buf, sizeof(buf), 65536, 0), 0);
+		assert_int_equal(thinp_io_flush(io), 0);
+		assert_int_equal(fstat(fd, &st), 0);
+		full = st.st_blocks;
+		assert_int_equal(thinp_io_write_zeroes(io, 61440, 69632,
+						       unmap ? 0 : THINP_IO_NO_UNMAP), 0);
+		assert_int_equal(thinp_io_flush(io), 0);
+		assert_int_equal(thinp_io_read(io, back, sizeof(back), 65536, 0), 0);
+		assert_memory_equal(back, buf, 4096);
+		assert_memory_equal(back + 4096, zero, 61440);
+		assert_int_equal(fstat(fd, &st), 0);
+		if (!unmap)
+			assert_true(st.st_blocks >= full);
+		else if (thinp_io_caps(io) & THINP_IO_CAP_DISCARD)
+			assert_true(st.st_blocks + 61440 / 512 <= full);
+	}
+	close(fd);
+	thinp_io_close(io);
+	unlink(path);
+	(void)state;
+}
+
 /* A file that shrinks under the handle: reads of the vanished tail fail
  * cleanly once the handle notices, and at worst with -EIO before. */
 static void test_shrunk_behind_back(void **state)
@@ -368,6 +409,7 @@ int main(void)
 		cmocka_unit_test(test_xfer_errors),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_create_and_persist),
+		cmocka_unit_test(test_write_zeroes_unmap),
 		cmocka_unit_test(test_shrunk_behind_back),
 		cmocka_unit_test(test_lock_between_handles),
 		cmocka_unit_test(test_lock_between_processes),

@@ -14,6 +14,12 @@
  *      volume vs a fresh sparse file (every first write to a block
  *      provisions it, every flush commits metadata), and into provisioned
  *      blocks vs an allocated file (both devices written through first).
+ *      Also printed for the fresh volume: the floor of the kernel's
+ *      two-phase commit, the same pwrite loop whose every 64th write is
+ *      followed by what any commit at least syncs (fdatasync of the data
+ *      file, one 4 KiB metadata block written and fdatasync'd, a 4 KiB
+ *      superblock written and fdatasync'd: three syncs against one) vs the
+ *      plain loop.
  *
  * Figures are medians over rounds in which raw and thin alternate (the one
  * going first alternating too), so that a burst of load elsewhere on the
@@ -184,8 +190,21 @@ static void bench_cow(const char *dir, unsigned rounds, void *buf)
 	thinp_io_close(io);
 }
 
-/* IOPS of RAND_WRITES random 4 KiB writes with a flush every FLUSH_EVERY. */
-static double random_flushed(thinp_thin *thin, thinp_io *io, const void *buf, uint64_t seed)
+/* The floor of a commit on meta: data flushed, then a metadata block
+ * written and flushed, then the superblock written and flushed. */
+static void commit_floor(thinp_io *io, thinp_io *meta, const void *buf)
+{
+	check("flush", thinp_io_flush(io));
+	check("write", thinp_io_write(meta, buf, IO4K, 16 * IO4K, 0));
+	check("flush", thinp_io_flush(meta));
+	check("write", thinp_io_write(meta, buf, IO4K, 0, 0));
+	check("flush", thinp_io_flush(meta));
+}
+
+/* IOPS of RAND_WRITES random 4 KiB writes with a flush every FLUSH_EVERY
+ * (for the raw file with meta: commit_floor instead of a flush). */
+static double random_flushed(thinp_thin *thin, thinp_io *io, thinp_io *meta, const void *buf,
+			     uint64_t seed)
 {
 	uint64_t x = seed | 1;
 	double t0 = bench_now();
@@ -197,15 +216,35 @@ static double random_flushed(thinp_thin *thin, thinp_io *io, const void *buf, ui
 		off = (x % ((uint64_t)VOL_BLOCKS * BS / IO4K)) * IO4K;
 		check("write", thin ? thinp_thin_write(thin, buf, IO4K, off)
 				    : thinp_io_write(io, buf, IO4K, off, 0));
-		if (i % FLUSH_EVERY == 0)
+		if (i % FLUSH_EVERY == 0 && meta)
+			commit_floor(io, meta, buf);
+		else if (i % FLUSH_EVERY == 0)
 			check("flush", thin ? thinp_thin_flush(thin) : thinp_io_flush(io));
 	}
 	return RAND_WRITES / (bench_now() - t0);
 }
 
+/* The plain loop and the commit floor's, each on a fresh sparse file, the
+ * floor's metadata file written through. */
+static void random_floor(const char *dir, void *buf, uint64_t seed, double *raw, double *floor)
+{
+	thinp_io *meta = open_written(dir, "bench-dp-floor-meta", META_BYTES);
+
+	for (unsigned k = 0; k < 2; k++) {
+		thinp_io *io = bench_open_file(dir, "bench-dp-floor", (uint64_t)VOL_BLOCKS * BS);
+
+		if ((seed + k) % 2 == 0)
+			*raw = random_flushed(NULL, io, NULL, buf, seed);
+		else
+			*floor = random_flushed(NULL, io, meta, buf, seed);
+		thinp_io_close(io);
+	}
+	thinp_io_close(meta);
+}
+
 static void bench_random(const char *dir, unsigned rounds, bool provisioned, void *buf)
 {
-	double raw[rounds], thin[rounds];
+	double raw[rounds], thin[rounds], raw2[rounds], floor[rounds];
 
 	for (unsigned i = 0; i < rounds; i++) {
 		thinp_io *io = provisioned ? open_written(dir, "bench-dp-raw", (uint64_t)VOL_BLOCKS * BS)
@@ -219,10 +258,13 @@ static void bench_random(const char *dir, unsigned rounds, bool provisioned, voi
 		}
 		for (unsigned k = 0; k < 2; k++) {
 			if ((i + k) % 2 == 0)
-				raw[i] = random_flushed(NULL, io, buf, 88172645463325252ull + i);
+				raw[i] = random_flushed(NULL, io, NULL, buf, 88172645463325252ull + i);
 			else
-				thin[i] = random_flushed(b.thin, NULL, buf, 88172645463325252ull + i);
+				thin[i] = random_flushed(b.thin, NULL, NULL, buf,
+							 88172645463325252ull + i);
 		}
+		if (!provisioned)
+			random_floor(dir, buf, 88172645463325252ull + i, &raw2[i], &floor[i]);
 		bench_close(&b);
 		thinp_io_close(io);
 	}
@@ -230,6 +272,9 @@ static void bench_random(const char *dir, unsigned rounds, bool provisioned, voi
 			     "file"
 			   : "random 4 KiB writes, flush every 64, fresh volume vs sparse file",
 	       raw, thin, rounds, 0.9);
+	if (!provisioned)
+		report_as("  floor: two-phase commit's syncs vs flush every 64", "floor", raw2, floor,
+			  rounds, 0.9);
 }
 
 int main(int argc, char **argv)

@@ -790,6 +790,72 @@ static void test_passdown_waits_for_older_read(void **state)
 	free(rd);
 }
 
+static uint64_t flushes(thinp_io_fault *f)
+{
+	uint64_t n;
+
+	assert_int_equal(thinp_io_fault_counters(f, THINP_IO_KIND_FLUSH, &n, NULL), 0);
+	thinp_io_fault_reset_counters(f);
+	return n;
+}
+
+/*
+ * A commit flushes the data device only when something was written to or
+ * discarded from it since the last flush (and the first commit always):
+ * messages and flushes with no data I/O commit the metadata alone, and a
+ * failed data flush still fails the commit, the pool going to FAIL mode
+ * without committing the metadata that points at the data.
+ */
+static void test_commit_flushes_data_only_after_data_io(void **state)
+{
+	thinp_pool_status st = THINP_POOL_STATUS_INIT;
+	uint8_t w[4096];
+	struct iopool p;
+	thinp_thin *thin;
+	uint64_t commits;
+
+	iopool_open(&p, NULL);
+	thinp_io_fault_reset_counters(p.fault);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 0), 0);
+	assert_int_equal(flushes(p.fault), 1);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 1), 0);
+	assert_int_equal(flushes(p.fault), 0);
+	thin = topen(p.pool, 0, VSIZE, NULL);
+	assert_int_equal(thinp_thin_flush(thin), 0);
+	assert_int_equal(flushes(p.fault), 0);
+
+	fill(w, sizeof(w), 3);
+	assert_int_equal(thinp_thin_write(thin, w, sizeof(w), BS), 0);
+	assert_int_equal(thinp_thin_flush(thin), 0);
+	assert_int_equal(flushes(p.fault), 1);
+	assert_int_equal(thinp_pool_create_snap(p.pool, 2, 0), 0);
+	assert_int_equal(flushes(p.fault), 0);
+	/* An unshared block's discard reaches the device. */
+	assert_int_equal(thinp_thin_write(thin, w, sizeof(w), 4 * BS), 0);
+	assert_int_equal(thinp_thin_flush(thin), 0);
+	assert_int_equal(flushes(p.fault), 1);
+	assert_int_equal(thinp_thin_discard(thin, BS, 4 * BS), 0);
+	assert_int_equal(thinp_thin_flush(thin), 0);
+	assert_int_equal(flushes(p.fault), 1);
+
+	/* A failed data flush: no metadata commit, FAIL mode. */
+	assert_int_equal(thinp_thin_write(thin, w, sizeof(w), 5 * BS), 0);
+	commits = md_store_commits(p.store);
+	assert_int_equal(thinp_io_fault_fail_nth(p.fault, THINP_IO_KIND_BIT(THINP_IO_KIND_FLUSH), 1,
+					       -EIO, 0), 0);
+	assert_int_not_equal(thinp_thin_flush(thin), 0);
+	assert_int_equal(md_store_commits(p.store), commits);
+	assert_int_equal(thinp_pool_get_status(p.pool, &st), 0);
+	assert_int_equal(st.mode, THINP_POOL_MODE_FAIL);
+	thinp_thin_close(thin);
+	thinp_pool_close(p.pool);
+	thinp_io_close(p.data);
+	thinp_io_fault_free(p.fault);
+	thinp_io_close(p.mem);
+	md_store_free(p.store);
+	(void)state;
+}
+
 /*
  * A block freed (discard without passdown) and committed while a read of it
  * is in flight is not handed to a new write before the read is done: the
@@ -898,6 +964,7 @@ int main(void)
 		cmocka_unit_test(test_passdown_waits_for_older_read),
 		cmocka_unit_test(test_freed_block_not_reused_under_a_read),
 		cmocka_unit_test(test_commit_between_discard_batches),
+		cmocka_unit_test(test_commit_flushes_data_only_after_data_io),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -503,7 +503,9 @@ static void *flusher_main(void *p)
 /*
  * One flush's commit is held in the data device's flush; the other
  * flushers arrive and wait. They need a commit that starts after they
- * arrived, and one is enough for all of them: two commits in all.
+ * arrived, and one is enough for all of them: two commits in all. Every
+ * write returned before the first data flush began, so the second commit
+ * has no data to flush: one data flush in all.
  */
 static void flushes_share_commits(bool real)
 {
@@ -535,7 +537,7 @@ static void flushes_share_commits(bool real)
 		thinp_thin_close(f[i].thin);
 	}
 	assert_int_equal(pool_commits_done(t.pool) - commits, 2);
-	assert_int_equal(crashdev_flushes(t.dev) - flushes, 2);
+	assert_int_equal(crashdev_flushes(t.dev) - flushes, 1);
 	/* And each flusher's write is durable. */
 	tpool_crash(&t);
 	tpool_open(&t);
