@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -33,7 +32,6 @@
 struct server srv = {
 	.commit_interval_ms = 1000,
 	.admin_lock = PTHREAD_MUTEX_INITIALIZER,
-	.lock_fd = -1,
 };
 
 struct handle {
@@ -115,27 +113,6 @@ static void close_pool(void)
 	srv.cat = NULL;
 	srv.pool = NULL;
 	srv.cio = srv.data = srv.meta = NULL;
-	if (srv.lock_fd >= 0)
-		close(srv.lock_fd);
-	srv.lock_fd = -1;
-}
-
-/* Two processes running one pool would corrupt it: hold an exclusive
- * flock(2) on the metadata file while it is open (advisory: other
- * libthinp programs may take it too). */
-static int lock_pool(void)
-{
-	srv.lock_fd = open(srv.meta_path, O_RDONLY | O_CLOEXEC);
-	if (srv.lock_fd < 0) {
-		nbdkit_error("%s: %m", srv.meta_path);
-		return -1;
-	}
-	if (flock(srv.lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		nbdkit_error("%s: %s", srv.meta_path, errno == EWOULDBLOCK
-					? "the pool is in use by another process" : strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 /* A device opened read-write if it may be, else read-only. */
@@ -162,16 +139,21 @@ static int open_pool(int check_only)
 	int r;
 
 	srv.pool_rdonly = 0;
-	if (lock_pool() || open_dev(&srv.meta, srv.meta_path, 0, &srv.pool_rdonly) ||
+	if (open_dev(&srv.meta, srv.meta_path, 0, &srv.pool_rdonly) ||
 	    open_dev(&srv.data, srv.data_path, 0, &srv.pool_rdonly) ||
 	    open_dev(&srv.cio, srv.catalog_path, THINP_IO_CREATE, NULL))
 		goto fail;
 	po.commit_interval_ms = check_only ? 0 : srv.commit_interval_ms;
 	if (check_only || srv.pool_rdonly)
 		po.features |= THINP_POOL_READ_ONLY;
+	/* Two servers on one pool would corrupt it: a pool open for writing
+	 * owns its metadata device (thinp_io_lock), and a second one is
+	 * refused with -EBUSY. */
 	r = thinp_pool_open(&srv.pool, srv.meta, srv.data, &po);
 	if (r) {
-		nbdkit_error("%s: %s", srv.meta_path, thinp_strerror(r));
+		nbdkit_error("%s: %s", srv.meta_path, r == -EBUSY
+			     ? "the pool is in use by another process (its metadata is locked)"
+			     : thinp_strerror(r));
 		goto fail;
 	}
 	r = thinp_catalog_open(&srv.cat, srv.cio, 0);
