@@ -200,14 +200,17 @@ static void thinp_cleanup(void)
 	srv.catalog_default = NULL;
 }
 
-/* The entry of a device that may be served: one with a size, not a partial
- * receive, whose device exists. */
+/* The entry of a device that may be served: one with a size, neither a
+ * partial receive nor an anchor (the hidden snapshot thinp receive keeps
+ * for incrementals: checked by its flag, not only by its size of 0), whose
+ * device exists. */
 static int servable(uint64_t id, thinp_catalog_entry *e)
 {
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
 
 	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-	if (thinp_catalog_get(srv.cat, id, e) || !e->size || (e->flags & THINP_CATALOG_PARTIAL))
+	if (thinp_catalog_get(srv.cat, id, e) || !e->size ||
+	    (e->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR)))
 		return 0;
 	return thinp_pool_get_thin_status(srv.pool, id, &st) == 0 &&
 	       st.creation_time == e->birth_time && st.transaction_id == e->birth_transaction;
@@ -276,7 +279,10 @@ static void *open_handle(struct handle *h, int readonly, thinp_catalog_entry *e)
 	int r;
 
 	if (!servable(h->id, e)) {
-		nbdkit_error("no thin device '%" PRIu64 "' with a catalog entry", h->id);
+		nbdkit_error("thin device %" PRIu64 " is not served: %s", h->id,
+			     e->flags & THINP_CATALOG_ANCHOR    ? "an anchor (kept by thinp receive)"
+			     : e->flags & THINP_CATALOG_PARTIAL ? "a receive into it is not finished"
+								: "no such device with a catalog entry");
 		return NULL;
 	}
 	h->rdonly = readonly || srv.pool_rdonly || (e->flags & THINP_CATALOG_READ_ONLY);
