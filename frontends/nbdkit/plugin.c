@@ -147,9 +147,13 @@ static int open_pool(int check_only)
 	if (check_only || srv.pool_rdonly)
 		po.features |= THINP_POOL_READ_ONLY;
 	/* Two servers on one pool would corrupt it: a pool open for writing
-	 * owns its metadata device (thinp_io_lock), and a second one is
-	 * refused with -EBUSY. */
-	r = thinp_pool_open(&srv.pool, srv.meta, srv.data, &po);
+	 * owns its metadata device (thinp_io_lock) and a second one gets
+	 * -EBUSY. The check open is read-only and takes no lock, so it asks
+	 * for the same lock itself: a refusal in .after_fork does not stop
+	 * nbdkit (--run would still run its command). */
+	r = check_only && !srv.pool_rdonly ? thinp_io_lock(srv.meta, THINP_IO_LOCK_EXCLUSIVE) : 0;
+	if (!r)
+		r = thinp_pool_open(&srv.pool, srv.meta, srv.data, &po);
 	if (r) {
 		nbdkit_error("%s: %s", srv.meta_path, r == -EBUSY
 			     ? "the pool is in use by another process (its metadata is locked)"
