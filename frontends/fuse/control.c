@@ -3,8 +3,9 @@
  * `dmsetup status` are to the kernel's thin-pool target.
  *
  * A write to MNT/.control is one message per line, in the kernel's grammar
- * (create_thin ID, create_snap ID ORIGIN, delete ID, set_transaction_id OLD
- * NEW, reserve_metadata_snap, release_metadata_snap); write() fails with the
+ * (create_thin ID [SIZE], create_snap ID ORIGIN, delete ID, set_transaction_id
+ * OLD NEW, reserve_metadata_snap, release_metadata_snap: the library's
+ * thinp_catalog_message, which keeps the volume table in step); write() fails with the
  * message's errno, and reading the file back gives "ok" or the error. Each
  * message runs through the pool, which commits it, and the volume set
  * follows: a created volume appears as a file, a deleted one goes.
@@ -15,173 +16,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "thinp_fuse.h"
 
-#define MAX_WORDS 4
 #define MAX_LINE 256
 
-struct words {
-	char buf[MAX_LINE];
-	char *w[MAX_WORDS];
-	int n;
-};
-
-/* Split one line on blanks; -EINVAL if empty, too long or too many words. */
-static int split(const char *line, size_t len, struct words *m)
+/* The volume set follows the pool after a message: a device that appeared
+ * is served if the volume table says how (anchors and partial receives are
+ * not), one that went is dropped. Opening a volume the pool has just
+ * deleted fails in thinp_thin_open, so the window between is harmless. */
+static int follow_pool(struct tfs *fs)
 {
-	char *p, *save;
+	uint64_t *pool_ids = NULL, *served = NULL;
+	size_t np = 0, ns = 0, i = 0, j = 0;
+	int r = pool_device_ids(fs, &pool_ids, &np);
 
-	if (len >= sizeof(m->buf))
-		return -EINVAL;
-	memcpy(m->buf, line, len);
-	m->buf[len] = '\0';
-	m->n = 0;
-	for (p = strtok_r(m->buf, " \t\r", &save); p; p = strtok_r(NULL, " \t\r", &save)) {
-		if (m->n == MAX_WORDS)
-			return -EINVAL;
-		m->w[m->n++] = p;
-	}
-	return m->n ? 0 : -EINVAL;
-}
+	if (!r)
+		r = volset_ids(&fs->vols, &served, &ns);
+	/* Both lists are sorted: walk them side by side. */
+	while (!r && (i < np || j < ns)) {
+		if (j == ns || (i < np && pool_ids[i] < served[j])) {
+			struct volume v = { 0 };
 
-/* A decimal number as the kernel reads it (kstrtoull base 10). */
-static int number(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-
-	if (!isdigit((unsigned char)*s) && *s != '+')
-		return -EINVAL;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	if (*end || errno || *out > max)
-		return -EINVAL;
-	return 0;
-}
-
-int parse_size(const char *s, uint64_t *out)
-{
-	static const char units[] = "kmgt";
-	const char *u;
-	char *end;
-	uint64_t v;
-
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	if (*end && (u = strchr(units, *end | 0x20)) && !end[1]) {
-		for (int i = 0; i <= u - units; i++) {
-			if (v > UINT64_MAX / 1024)
-				return -EINVAL;
-			v *= 1024;
+			if (!table_describe(fs, pool_ids[i], &v) && volset_add(&fs->vols, &v))
+				thinp_io_close(v.origin);
+			i++;
+		} else if (i == np || served[j] < pool_ids[i]) {
+			volset_remove(&fs->vols, served[j++]);
+		} else {
+			i++, j++;
 		}
-	} else if (*end) {
-		return -EINVAL;
 	}
-	if (!v || v % 512)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-/* Serve device @id, just created in the pool and the catalog. */
-static int serve_new(struct tfs *fs, uint64_t id)
-{
-	struct volume v = { 0 };
-	int r = table_describe(fs, id, &v);
-
-	if (!r && (r = volset_add(&fs->vols, &v)))
-		thinp_io_close(v.origin);
+	free(pool_ids);
+	free(served);
 	return r;
 }
 
-/* create_thin ID [SIZE]: the size is an extension of the kernel's grammar
- * (whose table, not its message, sizes a volume); without it, -o size=. */
-static int create_thin(struct tfs *fs, uint64_t id, uint64_t size)
+/* Run one message line through the library (thinp_catalog_message: the
+ * kernel's grammar plus create_thin ID SIZE; without SIZE, -o size=). */
+static int run(struct tfs *fs, const char *line, size_t len)
 {
+	char buf[MAX_LINE];
 	int r;
 
-	if (!size)
+	if (len >= sizeof(buf))
 		return -EINVAL;
-	r = thinp_pool_create_thin(fs->pool, id);
-	if (!r)
-		r = table_created(fs, id, NULL, size);
-	return r ? r : serve_new(fs, id);
-}
-
-/* A snapshot is served as its origin is (size, read-only, external origin). */
-static int create_snap(struct tfs *fs, uint64_t id, uint64_t origin)
-{
-	struct volume *o = volset_find(&fs->vols, origin);
-	int r;
-
-	if (!o)
-		return -ENODATA;
-	r = thinp_pool_create_snap(fs->pool, id, origin);
-	if (!r)
-		r = table_created(fs, id, o, 0);
-	return r ? r : serve_new(fs, id);
-}
-
-/* The file goes first, so nobody opens the volume while the pool deletes
- * it; it comes back if the pool refuses. A device not served (no size
- * known) is deleted all the same. */
-static int delete_thin(struct tfs *fs, uint64_t id)
-{
-	int r = volset_remove(&fs->vols, id);
-
-	if (r && r != -ENODATA)
-		return r;
-	r = table_delete(fs, id);
-	if (r && r != -ENODATA)
-		serve_new(fs, id);
-	return r;
-}
-
-/* Run one parsed message. */
-static int run(struct tfs *fs, const struct words *m)
-{
-	const char *name = m->w[0];
-	uint64_t a = 0, b = 0;
-	int want, r;
-
-	if (!strcasecmp(name, "create_thin") && m->n == 3) {
-		if ((r = number(m->w[1], MAX_VOLUME_ID, &a)) || (r = parse_size(m->w[2], &b)))
-			return r;
-		return create_thin(fs, a, b);
-	}
-	if (!strcasecmp(name, "create_thin") || !strcasecmp(name, "delete"))
-		want = 1;
-	else if (!strcasecmp(name, "create_snap") || !strcasecmp(name, "set_transaction_id"))
-		want = 2;
-	else if (!strcasecmp(name, "reserve_metadata_snap") ||
-		 !strcasecmp(name, "release_metadata_snap"))
-		want = 0;
-	else
-		return -EINVAL;
-	if (m->n != want + 1)
-		return -EINVAL;
-	if (!strcasecmp(name, "set_transaction_id")) {
-		if ((r = number(m->w[1], UINT64_MAX, &a)) || (r = number(m->w[2], UINT64_MAX, &b)))
-			return r;
-		return thinp_pool_set_transaction_id(fs->pool, a, b);
-	}
-	if ((want > 0 && (r = number(m->w[1], MAX_VOLUME_ID, &a))) ||
-	    (want > 1 && (r = number(m->w[2], MAX_VOLUME_ID, &b))))
-		return r;
-	if (!strcasecmp(name, "create_thin"))
-		return create_thin(fs, a, fs->default_size);
-	if (!strcasecmp(name, "create_snap"))
-		return create_snap(fs, a, b);
-	if (!strcasecmp(name, "delete"))
-		return delete_thin(fs, a);
-	if (!strcasecmp(name, "reserve_metadata_snap"))
-		return thinp_pool_reserve_metadata_snap(fs->pool);
-	return thinp_pool_release_metadata_snap(fs->pool);
+	memcpy(buf, line, len);
+	buf[len] = '\0';
+	r = thinp_catalog_message(fs->catalog, fs->pool, buf, fs->default_size);
+	return r ? r : follow_pool(fs);
 }
 
 static void set_reply(struct tfs *fs, const char *msg, size_t len, int r)
@@ -206,7 +89,6 @@ static bool blank(const char *s, size_t n)
 int control_message(struct tfs *fs, const char *buf, size_t len)
 {
 	const char *end = buf + len;
-	struct words m;
 	int r = 0;
 
 	while (!r && buf < end) {
@@ -214,12 +96,9 @@ int control_message(struct tfs *fs, const char *buf, size_t len)
 		size_t n = (size_t)((nl ? nl : end) - buf);
 
 		if (!blank(buf, n)) {
-			r = split(buf, n, &m);
-			if (!r) {
-				pthread_mutex_lock(&fs->msg_lock);
-				r = run(fs, &m);
-				pthread_mutex_unlock(&fs->msg_lock);
-			}
+			pthread_mutex_lock(&fs->msg_lock);
+			r = run(fs, buf, n);
+			pthread_mutex_unlock(&fs->msg_lock);
 			set_reply(fs, buf, n, r);
 		}
 		buf += n + (nl != NULL);

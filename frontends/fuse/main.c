@@ -135,10 +135,11 @@ static int load_volume(struct tfs *fs, uint64_t id)
 	struct volume v = { 0 };
 	int r = table_describe(fs, id, &v);
 
-	if (r == -ENODATA || r == -EAGAIN) {
+	if (r == -ENODATA || r == -EAGAIN || r == -EPERM) {
 		fprintf(stderr, "thinp-fuse: device %" PRIu64 " not served: %s\n", id,
 			r == -EAGAIN ? "a receive into it is not finished"
-				     : "no size in the volume table (-o size=)");
+			: r == -EPERM ? "an anchor (a hidden snapshot thinp receive keeps)"
+				      : "no size in the volume table (-o size=)");
 		return 0;
 	}
 	if (!r && (r = volset_add(&fs->vols, &v)))
@@ -180,6 +181,26 @@ static int prepare(struct tfs *fs)
 	fs->pool = NULL;
 	free(ids);
 	return r;
+}
+
+/* -o size=: bytes with an optional k/m/g/t (binary) suffix, a non-zero
+ * multiple of 512 (as create_thin ID SIZE takes it). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "kmgt";
+	const char *u = NULL;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	if (errno || (*end && (end[1] || !(u = strchr(units, *end | 0x20)))))
+		return -EINVAL;
+	for (int i = 0; u && i <= u - units; i++)
+		if (__builtin_mul_overflow(*out, 1024, out))
+			return -EINVAL;
+	return *out && *out % 512 == 0 ? 0 : -EINVAL;
 }
 
 static int check_args(struct cli *c, struct fuse_cmdline_opts *co, struct tfs *fs)

@@ -6,12 +6,14 @@
  * The order of the two commits is the catalog's rule (docs/CATALOG.md): a
  * device is created in the pool (committed) before its entry is attached and
  * the catalog committed; an entry is removed and the catalog committed
- * before the device is deleted. A crash between the two leaves a device
- * without an entry, never an entry describing another device.
+ * before the device is deleted (thinp_catalog_message does both). A crash
+ * between the two leaves a device without an entry, never an entry
+ * describing another device.
  *
  * A device without an entry is served with the size given by -o size=, or
  * not at all without that option. An entry marked partial (a receive in
- * progress) is not served.
+ * progress) or anchor (a hidden snapshot `thinp receive` keeps, see
+ * docs/REPLICA.md) is not served.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -54,6 +56,9 @@ static int describe(struct tfs *fs, const thinp_catalog_entry *e, struct volume 
 
 	v->size = e && e->size ? e->size : fs->default_size;
 	v->rdonly = e && (e->flags & THINP_CATALOG_READ_ONLY);
+	/* Before the size: an anchor's entry has none. */
+	if (e && (e->flags & THINP_CATALOG_ANCHOR))
+		return -EPERM;
 	if (!v->size)
 		return -ENODATA;
 	if (e && (e->flags & THINP_CATALOG_PARTIAL))
@@ -95,54 +100,4 @@ int table_reconcile(struct tfs *fs)
 	int r = thinp_catalog_reconcile(fs->catalog, fs->pool);
 
 	return r > 0 ? commit(fs) : r;
-}
-
-/*
- * The entry of new device @id: a snapshot's is inherited from its origin's
- * (size, flags, external origin; the origin as parent), or has the served
- * origin's size when the origin has no entry; a new thin's has @size. Then
- * attached and committed.
- */
-int table_created(struct tfs *fs, uint64_t id, const struct volume *snap_of, uint64_t size)
-{
-	thinp_catalog_entry *e = entry_new();
-	int r = -ENODATA;
-
-	if (!e)
-		return -ENOMEM;
-	if (snap_of)
-		r = thinp_catalog_inherit(fs->catalog, snap_of->id, e);
-	if (r == -ENODATA) {
-		e->size = snap_of ? snap_of->size : size;
-		r = thinp_catalog_new_guid(e->guid);
-	}
-	e->id = id;
-	if (!r)
-		r = thinp_catalog_attach(fs->catalog, fs->pool, e);
-	if (!r)
-		r = commit(fs);
-	free(e);
-	return r;
-}
-
-/* Delete device @id: its entry goes (committed) first; if the pool then
- * refuses, the entry comes back. */
-int table_delete(struct tfs *fs, uint64_t id)
-{
-	thinp_catalog_entry *e = entry_new();
-	bool had;
-	int r;
-
-	if (!e)
-		return -ENOMEM;
-	had = thinp_catalog_get(fs->catalog, id, e) == 0;
-	r = had ? thinp_catalog_remove(fs->catalog, id) : 0;
-	if (!r && had)
-		r = commit(fs);
-	if (!r)
-		r = thinp_pool_delete_thin(fs->pool, id);
-	if (r && had && thinp_catalog_set(fs->catalog, e) == 0)
-		commit(fs);
-	free(e);
-	return r;
 }

@@ -100,18 +100,11 @@ void table_close(struct tfs *fs);
 /* Drop entries of devices gone behind the catalog's back (committed). */
 int table_reconcile(struct tfs *fs);
 /* How device @id is served, into @v (id, size, rdonly, origin opened):
- * -ENODATA when no size is known, -EAGAIN for a partial receive. */
+ * -ENODATA when no size is known, -EAGAIN for a partial receive, -EPERM
+ * for an anchor: these are not served. */
 int table_describe(struct tfs *fs, uint64_t id, struct volume *v);
-/* Record new device @id (created in the pool): a snapshot of @snap_of, or
- * a new thin of @size bytes. Commits the catalog. */
-int table_created(struct tfs *fs, uint64_t id, const struct volume *snap_of, uint64_t size);
-/* Delete device @id from the catalog, then from the pool. */
-int table_delete(struct tfs *fs, uint64_t id);
 
 /* control.c */
-/* SIZE in bytes with an optional k/m/g/t (binary) suffix, a non-zero
- * multiple of 512: 0 or -EINVAL. */
-int parse_size(const char *s, uint64_t *out);
 /* Run the pool message(s) in @buf (one per line), as `dmsetup message`
  * does for the kernel's pool: 0 or the first failing message's -errno. */
 int control_message(struct tfs *fs, const char *buf, size_t len);

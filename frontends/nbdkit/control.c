@@ -5,10 +5,13 @@
  * A unix stream socket at control=PATH, mode 0600. A client connects,
  * sends one line, gets one line back and is disconnected:
  *
- *   create_thin ID SIZE      a new device of SIZE bytes (k/m/g/... suffixes)
+ *   create_thin ID SIZE      a new device of SIZE bytes (k/m/g/t suffixes)
  *   create_snap ID ORIGIN    a snapshot of ORIGIN (served or not), with the
  *                            origin's size, flags and external origin
  *   delete ID                delete a device no connection has open
+ *   set_transaction_id, reserve_metadata_snap, release_metadata_snap
+ *                            (these and the three above are the library's
+ *                            grammar: thinp_catalog_message)
  *   commit                   commit the pool
  *   ls                       "ID:SIZE" for every entry
  *   status                   transaction id, used/total data blocks
@@ -51,105 +54,6 @@ static int reply_err(char *reply, size_t n, int r, const char *what)
 	snprintf(reply, n, "error: %s: %s", what,
 		 thinp_pool_errmsg(srv.pool, m, sizeof(m)) ? m : thinp_strerror(r));
 	return r;
-}
-
-static int parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	return errno || *end ? -EINVAL : 0;
-}
-
-/* Attach e (for device e->id, just created) and commit the catalog. The
- * device exists either way: on failure it is served without an entry
- * (docs/CATALOG.md). */
-static int record(thinp_catalog_entry *e, char *reply, size_t n)
-{
-	thinp_pool_status st = THINP_POOL_STATUS_INIT;
-	int r = thinp_catalog_attach(srv.cat, srv.pool, e);
-
-	if (!r)
-		r = thinp_pool_get_status(srv.pool, &st);
-	if (!r)
-		r = thinp_catalog_commit(srv.cat, st.transaction_id);
-	if (r) {
-		snprintf(reply, n, "error: device %" PRIu64 " created, catalog: %s", e->id,
-			 thinp_strerror(r));
-		return r;
-	}
-	snprintf(reply, n, "ok");
-	return 0;
-}
-
-static int do_create(uint64_t id, const char *arg, int snap, char *reply, size_t n)
-{
-	thinp_catalog_entry *e = malloc(sizeof(*e));
-	uint64_t origin = 0;
-	int64_t size = 0;
-	int r = e ? 0 : -ENOMEM;
-
-	if (!r) {
-		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-		if (snap)
-			r = parse_u64(arg, &origin);
-		else if ((size = nbdkit_parse_size(arg)) <= 0)
-			r = -EINVAL;
-	}
-	if (r) {
-		snprintf(reply, n, "error: %s", r == -EINVAL ? (snap ? "bad ORIGIN" : "bad SIZE")
-							     : thinp_strerror(r));
-		free(e);
-		return r;
-	}
-	/* The entry comes first, so a snapshot of a device without one fails
-	 * before the pool changes. */
-	if (snap && (r = thinp_catalog_inherit(srv.cat, origin, e))) {
-		snprintf(reply, n, "error: device %" PRIu64 " has no catalog entry: %s", origin,
-			 thinp_strerror(r));
-		free(e);
-		return r;
-	}
-	if (!snap && (r = thinp_catalog_new_guid(e->guid)) == 0)
-		e->size = (uint64_t)size;
-	e->id = id;
-	if (!r)
-		r = snap ? thinp_pool_create_snap(srv.pool, id, origin)
-			 : thinp_pool_create_thin(srv.pool, id);
-	if (r)
-		reply_err(reply, n, r, snap ? "create_snap" : "create_thin");
-	else
-		r = record(e, reply, n);
-	free(e);
-	return r;
-}
-
-/* The entry goes first (docs/CATALOG.md): a crash then leaves a device
- * without an entry, never an entry without its device. */
-static int do_delete(uint64_t id, char *reply, size_t n)
-{
-	thinp_thin_status ts = THINP_THIN_STATUS_INIT;
-	thinp_pool_status st = THINP_POOL_STATUS_INIT;
-	int r = thinp_pool_get_thin_status(srv.pool, id, &ts);
-
-	if (!r && ts.open_count)
-		r = -EBUSY;
-	if (r)
-		return reply_err(reply, n, r, "delete");
-	r = thinp_catalog_remove(srv.cat, id);
-	if (!r || r == -ENODATA)
-		r = thinp_pool_get_status(srv.pool, &st);
-	if (!r)
-		r = thinp_catalog_commit(srv.cat, st.transaction_id);
-	if (!r)
-		r = thinp_pool_delete_thin(srv.pool, id);
-	if (r)
-		return reply_err(reply, n, r, "delete");
-	snprintf(reply, n, "ok");
-	return 0;
 }
 
 static int do_ls(char *reply, size_t n)
@@ -197,38 +101,28 @@ static int do_commit(char *reply, size_t n)
 	return 0;
 }
 
+/* The pool's messages (create_thin, create_snap, delete, ...) are the
+ * library's, the catalog kept in step (thinp_catalog_message); commit, ls
+ * and status are the socket's own. */
 int control_execute(const char *line, char *reply, size_t n)
 {
-	char buf[LINE_MAX_BYTES], *w[4] = { NULL }, *save = NULL;
-	unsigned nw = 0;
-	uint64_t id = 0;
-	int r;
+	char cmd[16] = "";
+	int r, extra = -1;
 
-	snprintf(buf, sizeof(buf), "%s", line);
-	for (char *t = strtok_r(buf, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save))
-		w[nw < 4 ? nw++ : 3] = t;
-	if (nw >= 2 && parse_u64(w[1], &id)) {
-		snprintf(reply, n, "error: bad ID '%s'", w[1]);
-		return -EINVAL;
-	}
+	sscanf(line, " %15s %n", cmd, &extra);
 	pthread_mutex_lock(&srv.admin_lock);
-	if (nw == 3 && !strcmp(w[0], "create_thin"))
-		r = do_create(id, w[2], 0, reply, n);
-	else if (nw == 3 && !strcmp(w[0], "create_snap"))
-		r = do_create(id, w[2], 1, reply, n);
-	else if (nw == 2 && !strcmp(w[0], "delete"))
-		r = do_delete(id, reply, n);
-	else if (nw == 1 && !strcmp(w[0], "commit"))
+	if (!strcmp(cmd, "commit") && line[extra] == '\0')
 		r = do_commit(reply, n);
-	else if (nw == 1 && !strcmp(w[0], "ls"))
+	else if (!strcmp(cmd, "ls") && line[extra] == '\0')
 		r = do_ls(reply, n);
-	else if (nw == 1 && !strcmp(w[0], "status"))
+	else if (!strcmp(cmd, "status") && line[extra] == '\0')
 		r = do_status(reply, n);
-	else {
-		snprintf(reply, n, "error: unknown command (create_thin ID SIZE, "
-				   "create_snap ID ORIGIN, delete ID, commit, ls, status)");
-		r = -EINVAL;
-	}
+	else if ((r = thinp_catalog_message(srv.cat, srv.pool, line, 0)))
+		/* Not thinp_pool_errmsg: the failure may be the catalog's, and
+		 * the pool's message then an older one. */
+		snprintf(reply, n, "error: %s: %s", cmd, thinp_strerror(r));
+	else
+		snprintf(reply, n, "ok");
 	pthread_mutex_unlock(&srv.admin_lock);
 	return r;
 }

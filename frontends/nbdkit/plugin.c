@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -33,7 +32,6 @@
 struct server srv = {
 	.commit_interval_ms = 1000,
 	.admin_lock = PTHREAD_MUTEX_INITIALIZER,
-	.lock_fd = -1,
 };
 
 struct handle {
@@ -115,27 +113,6 @@ static void close_pool(void)
 	srv.cat = NULL;
 	srv.pool = NULL;
 	srv.cio = srv.data = srv.meta = NULL;
-	if (srv.lock_fd >= 0)
-		close(srv.lock_fd);
-	srv.lock_fd = -1;
-}
-
-/* Two processes running one pool would corrupt it: hold an exclusive
- * flock(2) on the metadata file while it is open (advisory: other
- * libthinp programs may take it too). */
-static int lock_pool(void)
-{
-	srv.lock_fd = open(srv.meta_path, O_RDONLY | O_CLOEXEC);
-	if (srv.lock_fd < 0) {
-		nbdkit_error("%s: %m", srv.meta_path);
-		return -1;
-	}
-	if (flock(srv.lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		nbdkit_error("%s: %s", srv.meta_path, errno == EWOULDBLOCK
-					? "the pool is in use by another process" : strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 /* A device opened read-write if it may be, else read-only. */
@@ -162,16 +139,25 @@ static int open_pool(int check_only)
 	int r;
 
 	srv.pool_rdonly = 0;
-	if (lock_pool() || open_dev(&srv.meta, srv.meta_path, 0, &srv.pool_rdonly) ||
+	if (open_dev(&srv.meta, srv.meta_path, 0, &srv.pool_rdonly) ||
 	    open_dev(&srv.data, srv.data_path, 0, &srv.pool_rdonly) ||
 	    open_dev(&srv.cio, srv.catalog_path, THINP_IO_CREATE, NULL))
 		goto fail;
 	po.commit_interval_ms = check_only ? 0 : srv.commit_interval_ms;
 	if (check_only || srv.pool_rdonly)
 		po.features |= THINP_POOL_READ_ONLY;
-	r = thinp_pool_open(&srv.pool, srv.meta, srv.data, &po);
+	/* Two servers on one pool would corrupt it: a pool open for writing
+	 * owns its metadata device (thinp_io_lock) and a second one gets
+	 * -EBUSY. The check open is read-only and takes no lock, so it asks
+	 * for the same lock itself: a refusal in .after_fork does not stop
+	 * nbdkit (--run would still run its command). */
+	r = check_only && !srv.pool_rdonly ? thinp_io_lock(srv.meta, THINP_IO_LOCK_EXCLUSIVE) : 0;
+	if (!r)
+		r = thinp_pool_open(&srv.pool, srv.meta, srv.data, &po);
 	if (r) {
-		nbdkit_error("%s: %s", srv.meta_path, thinp_strerror(r));
+		nbdkit_error("%s: %s", srv.meta_path, r == -EBUSY
+			     ? "the pool is in use by another process (its metadata is locked)"
+			     : thinp_strerror(r));
 		goto fail;
 	}
 	r = thinp_catalog_open(&srv.cat, srv.cio, 0);
@@ -218,14 +204,17 @@ static void thinp_cleanup(void)
 	srv.catalog_default = NULL;
 }
 
-/* The entry of a device that may be served: one with a size, not a partial
- * receive, whose device exists. */
+/* The entry of a device that may be served: one with a size, neither a
+ * partial receive nor an anchor (the hidden snapshot thinp receive keeps
+ * for incrementals: checked by its flag, not only by its size of 0), whose
+ * device exists. */
 static int servable(uint64_t id, thinp_catalog_entry *e)
 {
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
 
 	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-	if (thinp_catalog_get(srv.cat, id, e) || !e->size || (e->flags & THINP_CATALOG_PARTIAL))
+	if (thinp_catalog_get(srv.cat, id, e) || !e->size ||
+	    (e->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR)))
 		return 0;
 	return thinp_pool_get_thin_status(srv.pool, id, &st) == 0 &&
 	       st.creation_time == e->birth_time && st.transaction_id == e->birth_transaction;
@@ -294,7 +283,10 @@ static void *open_handle(struct handle *h, int readonly, thinp_catalog_entry *e)
 	int r;
 
 	if (!servable(h->id, e)) {
-		nbdkit_error("no thin device '%" PRIu64 "' with a catalog entry", h->id);
+		nbdkit_error("thin device %" PRIu64 " is not served: %s", h->id,
+			     e->flags & THINP_CATALOG_ANCHOR    ? "an anchor (kept by thinp receive)"
+			     : e->flags & THINP_CATALOG_PARTIAL ? "a receive into it is not finished"
+								: "no such device with a catalog entry");
 		return NULL;
 	}
 	h->rdonly = readonly || srv.pool_rdonly || (e->flags & THINP_CATALOG_READ_ONLY);

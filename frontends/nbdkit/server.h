@@ -24,7 +24,6 @@ struct server {
 	thinp_catalog *cat;
 	uint32_t block_size;
 	int pool_rdonly;
-	int lock_fd;      /* flock(2)ed on the metadata file: one server per pool */
 
 	/* Serializes changes of the device set (control commands) so that a
 	 * pool change and its catalog commit are not interleaved with another;
