@@ -55,7 +55,7 @@ extern "C" {
 typedef struct thinp_catalog thinp_catalog;
 
 /* The version of thinp_catalog_entry this header describes. */
-#define THINP_CATALOG_ENTRY_VERSION 1
+#define THINP_CATALOG_ENTRY_VERSION 2
 
 /* Longest external origin path, terminating NUL included. */
 #define THINP_CATALOG_ORIGIN_MAX 4096
@@ -99,12 +99,21 @@ typedef struct thinp_catalog_entry {
 	uint64_t recv_next_block;
 	/* External origin: a path (NUL-terminated), "" = none. */
 	char origin[THINP_CATALOG_ORIGIN_MAX];
+	/* Since version 2: the rest of a partial receive's resume point
+	 * (thinp_stream_position, stream.h): the records and stream bytes
+	 * before it and the running digest there, so that its resume token can
+	 * be made again later (thinp_receive_token). Zero otherwise. A caller of
+	 * version 1 (shorter struct_size) reads without them and sets them to 0. */
+	uint64_t recv_records;
+	uint64_t recv_bytes;
+	uint32_t recv_digest;
+	uint32_t reserved;    /* 0 */
 	/* Fields added in later versions go here, each marked "since version N". */
 } thinp_catalog_entry;
 
 #define THINP_CATALOG_ENTRY_INIT \
 	{ sizeof(thinp_catalog_entry), THINP_CATALOG_ENTRY_VERSION, 0, 0, 0, 0, 0, \
-	  { 0 }, { 0 }, { 0 }, 0, { 0 } }
+	  { 0 }, { 0 }, { 0 }, 0, { 0 }, 0, 0, 0, 0 }
 
 /*
  * thinp_catalog_open - read the catalog stored on @io.
@@ -206,6 +215,40 @@ THINP_API uint64_t thinp_catalog_transaction_id(thinp_catalog *cat);
 
 /* thinp_catalog_count - how many entries the catalog holds now. Since 1.0. */
 THINP_API uint64_t thinp_catalog_count(thinp_catalog *cat);
+
+/*
+ * thinp_catalog_message - run one pool message on @pool and keep @cat in
+ * step: the create/snapshot/delete grammar front-ends offer while serving.
+ * @msg: one message, words separated by blanks (a trailing newline is
+ *       allowed), in the kernel's thin-pool grammar with one extension:
+ *   create_thin ID [SIZE]    a new device with a new entry of SIZE bytes
+ *                            (k/m/g/t suffixes, powers of 1024; a multiple
+ *                            of 512), @default_size without SIZE
+ *   create_snap ID ORIGIN    a snapshot of ORIGIN with the entry
+ *                            thinp_catalog_inherit() gives, or one of
+ *                            @default_size when ORIGIN has no entry
+ *   delete ID                the device and its entry
+ *   set_transaction_id CUR NEW, reserve_metadata_snap,
+ *   release_metadata_snap    as thinp_pool_set_transaction_id() etc.
+ * @default_size: bytes; 0 = none (then SIZE is required and a snapshot's
+ *       origin must have an entry).
+ * A new device is created in @pool (committed) before its entry is attached
+ * and @cat committed; an entry is removed and @cat committed before the
+ * device is deleted, and put back (committed) if @pool refuses the delete.
+ * If creating succeeds and the catalog commit fails, the device stays,
+ * without an entry, and the catalog's error is returned.
+ * Errors: -EINVAL (NULL argument, unknown message, wrong word count, bad
+ * number or size, an id above THINP_META_MAX_DEV_ID, no size for
+ * create_thin); -ENODATA (create_snap: ORIGIN has no entry and
+ * @default_size is 0, or no such device); -EPERM (create_snap of an anchor
+ * or partial device, THINP_CATALOG_ANCHOR/PARTIAL); -EBUSY (delete of an
+ * open device); -EEXIST; those of the pool functions named above and of
+ * thinp_catalog_commit(). Details of pool errors: thinp_pool_errmsg().
+ * Not thread-safe against other changes of @cat or of @pool's device set:
+ * callers serialize messages. Since 1.0.
+ */
+THINP_API int thinp_catalog_message(thinp_catalog *cat, thinp_pool *pool, const char *msg,
+				    uint64_t default_size);
 
 /*
  * thinp_catalog_new_guid - fill @guid with 16 random bytes (getrandom(2)),

@@ -20,7 +20,8 @@
  * Cost. With THINP_DELTA_CHANGES_ONLY, metadata subtrees the two devices
  * share (a snapshot and its origin share every node not written since) are
  * skipped without being read: the cost grows with what changed, not with
- * what is mapped. Without it, the shared ranges are read to report them as
+ * what is mapped. Changes scattered one block per leaf make every leaf
+ * differ: each is then read once per side and compared entry by entry. Without it, the shared ranges are read to report them as
  * THINP_DELTA_SAME runs: O(mapped).
  *
  * Consistency. Runs are produced in batches (thinp_delta_next); each batch
@@ -32,6 +33,13 @@
  * -ESTALE when the write is seen (the device's mapping tree moved); a write
  * in the same metadata transaction as an earlier one may go unseen, so use
  * the held snapshot for devices that are being written.
+ *
+ * A pool the kernel or another process owns: reserve a metadata snapshot
+ * there, open the metadata device read-only with THINP_IO_DIRECT and then
+ * thinp_meta_open_snapshot (meta.h), which reads only the held snapshot and
+ * what it reaches (never the live space maps or trees, which the owner
+ * changes meanwhile); a delta on that handle reads the snapshot whatever
+ * the sources say.
  *
  * Threading: one iterator is used by one thread at a time; several
  * iterators may run in parallel with each other and with the pool's I/O.

@@ -264,6 +264,40 @@ THINP_API int thinp_meta_open(thinp_meta **out, thinp_io *io,
 			      const thinp_meta_options *opts);
 
 /*
+ * thinp_meta_open_snapshot - open a metadata snapshot alone, read-only: for
+ * a pool that the kernel or another process owns and writes meanwhile
+ * (after `dmsetup message POOL 0 reserve_metadata_snap`).
+ * @out:   receives the handle (thinp_meta_close()); NULL on error.
+ * @io:    the metadata device, read-only; open it with THINP_IO_DIRECT so
+ *         that what the owner wrote is read from the device, not from a
+ *         stale page cache. Not owned, must outlive the handle.
+ * @block: the snapshot superblock's block (the pool status line's held
+ *         metadata root, or `thin_dump -m BLOCK`'s), or 0: read block 0
+ *         once, checksum and magic checked, for its held root, and use
+ *         nothing else of it.
+ * @opts:  may be NULL; THINP_META_RDONLY is implied.
+ * Only the snapshot superblock and the blocks its trees reach are ever
+ * read: no space map is opened (the live ones change under a reader), and
+ * the live superblock's roots, time and transaction are ignored. The
+ * handle's superblock is the snapshot's: THINP_META_LIVE,
+ * THINP_META_HELD_ROOT and its block all name the snapshot (any other
+ * block: -EINVAL), for lookups, walks (thinp_meta_walk_*),
+ * thinp_meta_get_superblock (whose blocknr then tells the snapshot's block)
+ * and thinp_meta_delta_open.
+ * Every change, commit and abort returns -EROFS; what needs the space maps
+ * (thinp_meta_get_status, thinp_meta_check, data block counts) returns
+ * -EOPNOTSUPP. The snapshot must stay held until the handle is closed:
+ * once released its blocks may be reused, which this handle cannot see
+ * (read the held root again afterwards to know the results were good).
+ * Errors: -ENODATA (block 0 holds no held root), -EILSEQ (block 0 or the
+ * snapshot superblock is invalid), -EINVAL (block 0 or beyond the device,
+ * THINP_META_HELD_ROOT, bad options), -EIO, -ENOMEM.
+ * Thread safety: as thinp_meta_open's handles. Since 1.0.
+ */
+THINP_API int thinp_meta_open_snapshot(thinp_meta **out, thinp_io *io, uint64_t block,
+				       const thinp_meta_options *opts);
+
+/*
  * thinp_meta_close - close the handle. The open transaction, if any, is
  * dropped (NOT committed). NULL is a no-op. Not to be called concurrently
  * with anything else on the handle. Since 1.0.
@@ -295,7 +329,8 @@ THINP_API int thinp_meta_commit(thinp_meta *meta);
  * thinp_meta_abort - drop every change since the last commit and re-read the
  * committed state. Allowed in every mode; it leaves NO_SPACE for RW, never
  * FAIL.
- * Errors: -EIO, -EILSEQ (the committed superblock no longer validates).
+ * Errors: -EIO, -EILSEQ (the committed superblock no longer validates),
+ * -EROFS (a handle of thinp_meta_open_snapshot: it has no live state).
  * Since 1.0.
  */
 THINP_API int thinp_meta_abort(thinp_meta *meta);

@@ -152,6 +152,34 @@ THINP_API int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev,
 THINP_API int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn read,
 			    void *ctx, const thinp_receive_options *opts, uint64_t *new_id);
 
+/*
+ * thinp_receive_abort - give up partial receive @id (a device whose catalog
+ * entry is THINP_CATALOG_PARTIAL, kept by an interrupted resumable receive):
+ * its entry is removed and the catalog committed, then the device deleted
+ * (and the pool committed). Its resume token is useless afterwards.
+ * Find partial receives by walking the catalog (thinp_catalog_next) for
+ * entries with THINP_CATALOG_PARTIAL.
+ * Errors: -ENODATA (no such device, or no current entry for it), -EINVAL
+ * (not a partial receive: published devices are deleted as any other), and
+ * the errors of thinp_catalog_commit and thinp_pool_delete_thin.
+ * Thread safety: as thinp_receive. Since 1.0.
+ */
+THINP_API int thinp_receive_abort(thinp_pool *pool, thinp_catalog *catalog, uint64_t id);
+
+/*
+ * thinp_receive_token - the resume token of partial receive @id, made again
+ * from what its catalog entry keeps (stream id, target and base guids, the
+ * whole resume point: catalog entry version 2): the token the interrupted
+ * receive handed out, for `thinp send --resume` at any later time.
+ * @token, @size: receives the NUL-terminated token; size >=
+ * THINP_STREAM_TOKEN_SIZE.
+ * Errors: -ENODATA (no such device, no current entry, or an entry written
+ * by a library without catalog entry version 2), -EINVAL (not a partial
+ * receive, a bad argument). Thread safety: as thinp_receive. Since 1.0.
+ */
+THINP_API int thinp_receive_token(thinp_pool *pool, thinp_catalog *catalog, uint64_t id,
+				  char *token, size_t size);
+
 #ifdef __cplusplus
 }
 #endif
