@@ -27,19 +27,11 @@ command -v nbdkit >/dev/null || skip "nbdkit not installed (apt-get install nbdk
 [ -f "$PLUGIN" ] || skip "the plugin was not built (configure did not find nbdkit-plugin-dev)"
 [ -x "$THINP" ] || { echo "FAIL: thinp not found at $THINP"; exit 1; }
 
-# In an ASan build the plugin needs the ASan runtime loaded first, which an
-# uninstrumented nbdkit does not do: preload it into every nbdkit these
-# scripts start (and what those start). Leak checking is off there: nbdkit
-# itself keeps allocations to its exit.
-case "${THINP_SAN_FLAGS:-}" in
-*address*)
-	asan_lib=$(${CC:-cc} -print-file-name=libasan.so)
-	nbdkit() {
-		LD_PRELOAD="$asan_lib${LD_PRELOAD:+:$LD_PRELOAD}" \
-			ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" command nbdkit "$@"
-	}
-	;;
-esac
+# Not in a sanitizer build: an ASan-built plugin cannot load into the
+# uninstrumented nbdkit without preloading the ASan runtime, and a preload
+# reaches the clients nbdkit runs too (qemu-io then hangs). The library code
+# the plugin calls runs under the sanitizers in every other test.
+[ -z "${THINP_SAN_FLAGS:-}" ] || skip "sanitizer build: nbdkit and its clients are not instrumented"
 
 requires() {
 	local c
