@@ -13,8 +13,16 @@
 #include <libthinp/backup.h>
 #include "replica.h"
 
+/* Which snapshot is held: its block and the roots it holds. A release and a
+ * new reserve can land on the same block; the owner's changes in between
+ * then show in the roots. */
+struct held_id {
+	uint64_t block, mapping_root, details_root;
+};
+
 struct backup {
 	thinp_meta *meta;
+	struct held_id held;  /* the snapshot the backup reads */
 	thinp_io *data;
 	thinp_stream_writer *w;
 	uint64_t block_bytes;
@@ -38,23 +46,28 @@ static int open_meta(thinp_io *io, thinp_meta **out)
 	return thinp_meta_open_snapshot(out, io, 0, &mo);
 }
 
-/* The block of the snapshot held now (0: none), and its superblock. */
-static int held_snapshot(thinp_meta *meta, uint64_t *held, thinp_meta_superblock *sb)
+/* The snapshot a snapshot-only handle reads, and its superblock. */
+static int held_snapshot(thinp_meta *meta, struct held_id *held, thinp_meta_superblock *sb)
 {
 	int r = thinp_meta_get_superblock(meta, THINP_META_LIVE, sb);
 
-	*held = r ? 0 : sb->blocknr;
+	memset(held, 0, sizeof(*held));
+	if (!r) {
+		held->block = sb->blocknr;
+		held->mapping_root = sb->data_mapping_root;
+		held->details_root = sb->device_details_root;
+	}
 	return r;
 }
 
-/* The block of the snapshot held now, read afresh (0: none). */
-static int held_root_now(thinp_io *io, uint64_t *held)
+/* The snapshot held now, read afresh (all zero: none). */
+static int held_snapshot_now(thinp_io *io, struct held_id *held)
 {
 	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
 	thinp_meta *meta;
 	int r = open_meta(io, &meta);
 
-	*held = 0;
+	memset(held, 0, sizeof(*held));
 	if (r == -ENODATA)
 		return 0;
 	if (r)
@@ -277,7 +290,7 @@ static int run_backup(struct backup *b, thinp_io *meta_io, uint64_t dev, uint64_
 	thinp_stream_header hdr = THINP_STREAM_HEADER_INIT;
 	thinp_delta_run *delta = NULL;
 	size_t nr_delta = 0;
-	uint64_t held;
+	struct held_id held;
 	int r = 0;
 
 	/* DEV's runs: a full stream sends them; without a size they give it. */
@@ -300,13 +313,13 @@ static int run_backup(struct backup *b, thinp_io *meta_io, uint64_t dev, uint64_
 		goto out;
 	}
 	r = base == THINP_BACKUP_FULL ? send_full(b) : send_delta(b, delta, nr_delta);
-	if (!r && (r = held_root_now(meta_io, &held)))
+	if (!r && (r = held_snapshot_now(meta_io, &held)))
 		fail(b, r, "re-reading the superblock");
-	if (!r && held != b->o->held_root)
+	if (!r && memcmp(&held, &b->held, sizeof(held)))
 		r = replica_fail(b->o->errbuf, b->o->errbuf_size, -ESTALE,
 				 "the metadata snapshot at block %" PRIu64 " was released during "
-				 "the backup (now %" PRIu64 "): the stream is cut", b->o->held_root,
-				 held);
+				 "the backup (now %" PRIu64 "): the stream is cut", b->held.block,
+				 held.block);
 	if (!r && (r = thinp_stream_writer_end(b->w)))
 		replica_fail(b->o->errbuf, b->o->errbuf_size, r, "writing the stream: %s",
 			     thinp_stream_writer_errmsg(b->w));
@@ -337,7 +350,8 @@ int thinp_backup(thinp_io *meta_io, thinp_io *data_io, uint64_t dev, uint64_t ba
 	if (r)
 		return replica_fail(b.o->errbuf, b.o->errbuf_size, r,
 				    "cannot open the metadata snapshot: %s", thinp_strerror(r));
-	r = held_snapshot(b.meta, &b.o->held_root, &sb);
+	r = held_snapshot(b.meta, &b.held, &sb);
+	b.o->held_root = b.held.block;
 	if (r)
 		fail(&b, r, "the superblock");
 	b.block_bytes = (uint64_t)sb.data_block_size * 512;

@@ -908,7 +908,9 @@ static void test_shrinking_size(void **state)
 /* The owner: every stream write of the backup is preceded by a random
  * change of the snapshots' origin and of another device, committed, as the
  * kernel would go on meanwhile; with `flip` set, the owner also releases
- * and reserves the metadata snapshot again on the third write. */
+ * the metadata snapshot on the first write, changes the other device for
+ * certain (a random change may change nothing, and an unchanged pool's new
+ * snapshot would be the same one), and reserves a snapshot again. */
 struct owner {
 	struct pool_env *e;
 	struct test_rng *rng;
@@ -928,8 +930,11 @@ static int owner_write(const void *p, size_t len, void *ctx)
 	assert_int_equal(thinp_thin_flush(o->live), 0);
 	assert_int_equal(thinp_thin_flush(o->other), 0);
 	assert_int_equal(thinp_pool_commit(o->e->pool), 0);
-	if (o->flip && ++o->writes == 3) {
+	if (o->flip && ++o->writes == 1) {
 		assert_int_equal(thinp_pool_release_metadata_snap(o->e->pool), 0);
+		memset(o->other_model, 0xee, BS);
+		assert_int_equal(thinp_thin_write(o->other, o->other_model, BS, 0), 0);
+		assert_int_equal(thinp_thin_flush(o->other), 0);
 		assert_int_equal(thinp_pool_reserve_metadata_snap(o->e->pool), 0);
 	}
 	return buf_write(p, len, &o->out);
