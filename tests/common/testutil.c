@@ -1,6 +1,8 @@
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,4 +85,26 @@ void test_tmpdir_cleanup(void)
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", tmpdir);
 	tmpdir[0] = 0;
+}
+
+int thin_check_path(const char *path)
+{
+	pid_t pid;
+	int status;
+
+	if (access("/usr/sbin/thin_check", X_OK)) {
+		print_message("thin_check not installed: image not checked\n");
+		return -1;
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		execl("/usr/sbin/thin_check", "thin_check", "-q", path, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }

@@ -40,4 +40,8 @@ unsigned test_ops(unsigned n);
 const char *test_tmpdir(void);
 void test_tmpdir_cleanup(void);
 
+/* Run /usr/sbin/thin_check -q on a metadata image file: its exit status,
+ * or -1 (with a message) if it is not installed. */
+int thin_check_path(const char *path);
+
 #endif

@@ -65,9 +65,6 @@ void tpool_wait_commit_waiters(struct tpool *t, unsigned n);
 /* Run /usr/sbin/thin_check on the real metadata's current image; returns
  * its exit status, or -1 (with a message) if thin_check is not installed. */
 int tpool_thin_check(struct tpool *t);
-/* (pool_test_real.c) Run /usr/sbin/thin_check -q on a metadata image file:
- * its exit status, or -1 (with a message) if it is not installed. */
-int thin_check_path(const char *path);
 
 /* Open the pool again from the store (after tpool_close or a crash). */
 void tpool_open(struct tpool *t);

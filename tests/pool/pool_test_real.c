@@ -1,12 +1,9 @@
 /* The pool test helpers' real-metadata half (see pool_test.h): linked only
  * into the tests that run over libthinp/meta.h. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <libthinp/meta.h>
 #include "common/testutil.h"
@@ -45,28 +42,6 @@ void tpool_setup_real(struct tpool *t, uint64_t blocks, uint64_t meta_bytes,
 	assert_int_equal(thinp_pool_format(&t->pool, t->meta, t->data, &t->opts), 0);
 	t->open_real = real_open;
 	t->check_real = real_check;
-}
-
-int thin_check_path(const char *path)
-{
-	pid_t pid;
-	int status;
-
-	if (access("/usr/sbin/thin_check", X_OK)) {
-		print_message("thin_check not installed: image not checked\n");
-		return -1;
-	}
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 1);
-		execl("/usr/sbin/thin_check", "thin_check", "-q", path, (char *)NULL);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 int tpool_thin_check(struct tpool *t)

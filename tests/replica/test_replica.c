@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/testutil.h"
 #include <libthinp/thinp.h>
@@ -1170,6 +1171,186 @@ static void test_partial_api(void **state)
 	env_close(&b);
 }
 
+/* ---- Power cuts during a resumable receive, then the resume ----------- */
+
+/* The entry id of the visible device with @guid, or UINT64_MAX. */
+static uint64_t visible_id(thinp_catalog *cat, const uint8_t guid[16])
+{
+	thinp_catalog_entry *e = malloc(sizeof(*e));
+	uint64_t id = UINT64_MAX;
+
+	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	for (uint64_t next = 0; id == UINT64_MAX && thinp_catalog_next(cat, next, e) == 0;
+	     next = e->id + 1)
+		if (!(e->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR)) &&
+		    !memcmp(e->guid, guid, 16))
+			id = e->id;
+	free(e);
+	return id;
+}
+
+/* thin_check on the metadata image @meta holds (skipped if not installed). */
+static void assert_thin_check(thinp_io *meta, uint64_t n)
+{
+	char path[512];
+	uint64_t size;
+	uint8_t *img;
+	FILE *f;
+	int r;
+
+	if (access("/usr/sbin/thin_check", X_OK))
+		return;
+	assert_int_equal(thinp_io_size(meta, &size), 0);
+	img = malloc(size);
+	assert_int_equal(thinp_io_read(meta, img, size, 0, 0), 0);
+	snprintf(path, sizeof(path), "%s/crash_resume.img", test_tmpdir());
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(img, 1, size, f), size);
+	fclose(f);
+	free(img);
+	r = thin_check_path(path);
+	if (r)
+		fail_msg("cut at %llu: thin_check failed (%d) on %s", (unsigned long long)n, r, path);
+}
+
+struct resume_count {
+	uint64_t resumed, restarted, landed;
+};
+
+/*
+ * After a cut during the resumable receive of A's @dev (from @base) into B,
+ * finish it as a user does: nothing to do if it was published; else resume
+ * the partial receive from the token its entry keeps; else (no resume point
+ * was durable) abort the partial device, if one was kept, and send again.
+ * Returns the published device's id.
+ */
+static uint64_t finish_receive(struct pool_env *a, struct pool_env *b, uint64_t dev,
+			       uint64_t base, const uint8_t guid[16], struct resume_count *rc)
+{
+	char token[THINP_STREAM_TOKEN_SIZE], again[THINP_STREAM_TOKEN_SIZE];
+	uint64_t pid = partial_id(b->cat), id = visible_id(b->cat, guid);
+	struct buf s;
+	int r;
+
+	if (id != UINT64_MAX) {
+		assert_int_equal(pid, UINT64_MAX);
+		rc->landed++;
+		return id;
+	}
+	r = pid == UINT64_MAX ? -ENODATA : thinp_receive_token(b->pool, b->cat, pid, token,
+								sizeof(token));
+	if (r == 0) {
+		assert_int_equal(send_opts(a, dev, base, token, &s), 0);
+		assert_int_equal(receive_cut(b, &s, s.len, again, &id), 0);
+		assert_int_equal(id, pid);
+		rc->resumed++;
+	} else {
+		assert_int_equal(r, -ENODATA);
+		if (pid != UINT64_MAX)
+			assert_int_equal(thinp_receive_abort(b->pool, b->cat, pid), 0);
+		assert_int_equal(send_opts(a, dev, base, NULL, &s), 0);
+		assert_int_equal(receive_cut(b, &s, s.len, again, &id), 0);
+		rc->restarted++;
+	}
+	free(s.p);
+	return id;
+}
+
+/*
+ * A power cut at every write, flush, discard or write-zeroes of B's
+ * metadata, data and catalog devices during a resumable receive (a
+ * checkpoint after every block), full and incremental, in a random fault
+ * mode each: after the reboot the visible devices are B's old ones (or the
+ * new one complete), the metadata is thin_check clean, and finishing the
+ * receive (resume, or restart if no resume point was durable) gives the
+ * sent device, its guid, no partial receive left, and A's sharing (B's data
+ * blocks used are the distinct blocks A's chain maps). THINP_TEST_SHORT
+ * cuts at every test_short()-th request (from a random first one).
+ */
+static void test_crash_resume(void **state)
+{
+	static const int modes[] = { THINP_IO_FAULT_CUT_DROP, THINP_IO_FAULT_CUT_KEEP,
+				     THINP_IO_FAULT_CUT_RANDOM, THINP_IO_FAULT_CUT_TORN };
+	struct test_rng rng;
+	struct pool_env a;
+	struct resume_count rc = { 0, 0, 0 };
+	uint8_t *models[MAX_SNAPS], guid[2][16];
+	uint64_t used[2], step = test_short();
+	struct buf s[2];
+	(void)state;
+
+	test_rng_init(&rng, suite_seed + 8);
+	env_open(&a);
+	build_chain(&a, &rng, models);
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(send_opts(&a, LIVE + 1 + k, k ? LIVE + 1 : THINP_SEND_FULL, NULL,
+					   &s[k]), 0);
+		guid_of(a.cat, LIVE + 1 + k, guid[k]);
+		used[k] = distinct_blocks(a.pool, LIVE + 1, LIVE + 1 + k);
+	}
+	for (int k = 0; k < 2; k++) {
+		uint64_t dev = LIVE + 1 + k, base = k ? LIVE + 1 : THINP_SEND_FULL;
+		bool fired = true;
+
+		for (uint64_t n = 1 + test_rng_below(&rng, step); fired; n += step) {
+			thinp_pool_status st = THINP_POOL_STATUS_INIT;
+			char token[THINP_STREAM_TOKEN_SIZE], msg[256];
+			struct crash_env ce;
+			struct pool_env after;
+			struct state before;
+			uint64_t id;
+			uint8_t *p;
+			int r;
+
+			crash_env_open(&ce);
+			if (k)
+				assert_int_equal(do_receive(&ce.b, &s[0], &id, msg, sizeof(msg)), 0);
+			state_take(&ce.b, &before);
+			ce.pw.mode = modes[test_rng_below(&rng, 4)];
+			ce.pw.seed = test_rng_next(&rng);
+			ce.pw.count = 0;
+			ce.pw.n = n;
+			r = receive_cut(&ce.b, &s[k], s[k].len, token, &id);
+			fired = ce.pw.cut;
+			if (!fired) {
+				assert_int_equal(r, 0); /* it ran to the end before request n */
+				ce.pw.n = ce.pw.count + 1;
+				assert_int_equal(tick(&ce.pw), -EIO);
+			}
+			crash_env_reopen(&ce, &after);
+			assert_crash_outcome(&after, &before, guid[k], models[k]);
+			if (n % (4 * step) < step)
+				assert_thin_check(after.meta, n);
+			id = finish_receive(&a, &after, dev, base, guid[k], &rc);
+			p = read_dev(after.pool, id);
+			assert_memory_equal(p, models[k], DEV_BYTES);
+			free(p);
+			assert_int_equal(visible_id(after.cat, guid[k]), id);
+			assert_int_equal(partial_id(after.cat), UINT64_MAX);
+			assert_int_equal(thinp_pool_get_status(after.pool, &st), 0);
+			if (st.data_used != used[k])
+				fail_msg("cut at %llu of the %s receive: %llu data blocks used, "
+					 "%llu expected", (unsigned long long)n, k ? "incremental" : "full",
+					 (unsigned long long)st.data_used, (unsigned long long)used[k]);
+			if (n % (4 * step) < step)
+				assert_thin_check(after.meta, n);
+			state_free(&before);
+			env_close(&after);
+		}
+	}
+	print_message("crash_resume: %llu resumed, %llu restarted, %llu published before the cut\n",
+		      (unsigned long long)rc.resumed, (unsigned long long)rc.restarted,
+		      (unsigned long long)rc.landed);
+	assert_true(rc.resumed > 0);
+	assert_true(rc.restarted > 0);
+	for (int i = 0; i < MAX_SNAPS; i++)
+		free(models[i]);
+	free(s[0].p);
+	free(s[1].p);
+	env_close(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1181,6 +1362,7 @@ int main(void)
 		cmocka_unit_test(test_resume),
 		cmocka_unit_test(test_shrinking_size),
 		cmocka_unit_test(test_partial_api),
+		cmocka_unit_test(test_crash_resume),
 		cmocka_unit_test(test_backup_live),
 		cmocka_unit_test(test_backup_refusals),
 	};
