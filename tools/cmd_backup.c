@@ -74,7 +74,7 @@ static int run(struct invocation *inv)
 		o.progress_ctx = &p;
 	}
 	r = thinp_backup(inv->meta_io, data, opt(inv, "snap")->num,
-			 from->given ? from->num : THINP_BACKUP_FULL, stream_write_stdout, NULL, &o);
+			 from->given ? from->num : THINP_BACKUP_FULL, stream_write_stdout, NULL, &o, NULL);
 	thinp_io_close(data);
 	return r ? err("%s", *msg ? msg : thinp_strerror(r)) : EXIT_OK;
 }

@@ -11,7 +11,12 @@
 #include <string.h>
 
 #include <libthinp/backup.h>
+#include "util/abi_struct.h"
 #include "replica.h"
+
+/* Every field of the 1.0 structs: later versions append. */
+#define OPTIONS_MIN_SIZE sizeof(thinp_backup_options)
+#define RESULT_MIN_SIZE sizeof(thinp_backup_result)
 
 /* Which snapshot is held: its block and the roots it holds. A release and a
  * new reserve can land on the same block; the owner's changes in between
@@ -29,7 +34,7 @@ struct backup {
 	uint64_t chunk_blocks;
 	uint64_t done, total;  /* data bytes, for progress */
 	void *buf;
-	thinp_backup_options *o;
+	thinp_backup_options o; /* the caller's, copied in */
 	/* Full backups: DEV's runs in the held root, gathered by the walk. */
 	thinp_meta_run *runs;
 	size_t nr_runs, cap_runs;
@@ -82,8 +87,8 @@ static int fail(struct backup *b, int e, const char *what)
 	char msg[256];
 
 	if (b->meta && thinp_meta_errmsg(b->meta, msg, sizeof(msg)) && e != -ESTALE)
-		return replica_fail(b->o->errbuf, b->o->errbuf_size, e, "%s: %s", what, msg);
-	return replica_fail(b->o->errbuf, b->o->errbuf_size, e, "%s: %s", what,
+		return replica_fail(b->o.errbuf, b->o.errbuf_size, e, "%s: %s", what, msg);
+	return replica_fail(b->o.errbuf, b->o.errbuf_size, e, "%s: %s", what,
 			    thinp_strerror(e));
 }
 
@@ -98,12 +103,12 @@ static int send_run(struct backup *b, uint64_t virt, uint64_t data, uint64_t len
 		if (r)
 			return fail(b, r, "reading the data device");
 		if ((r = thinp_stream_writer_data(b->w, virt, n, b->buf)))
-			return replica_fail(b->o->errbuf, b->o->errbuf_size, r,
+			return replica_fail(b->o.errbuf, b->o.errbuf_size, r,
 					    "writing the stream: %s",
 					    thinp_stream_writer_errmsg(b->w));
 		b->done += n * b->block_bytes;
-		if (b->o->progress)
-			b->o->progress(b->done, b->total, b->o->progress_ctx);
+		if (b->o.progress)
+			b->o.progress(b->done, b->total, b->o.progress_ctx);
 		virt += n;
 		data += n;
 		len -= n;
@@ -188,7 +193,7 @@ static int send_delta(struct backup *b, const thinp_delta_run *runs, size_t nr)
 			continue;
 		}
 		if ((r = thinp_stream_writer_unmap(b->w, d->virt_begin, d->length)))
-			replica_fail(b->o->errbuf, b->o->errbuf_size, r, "writing the stream: %s",
+			replica_fail(b->o.errbuf, b->o.errbuf_size, r, "writing the stream: %s",
 				     thinp_stream_writer_errmsg(b->w));
 	}
 	return r;
@@ -211,7 +216,7 @@ static int find_device(const thinp_meta_device *d, void *ctx)
 
 static int not_held(struct backup *b, uint64_t id)
 {
-	return replica_fail(b->o->errbuf, b->o->errbuf_size, -ENODATA,
+	return replica_fail(b->o.errbuf, b->o.errbuf_size, -ENODATA,
 			    "device %" PRIu64 " is not in the held metadata snapshot", id);
 }
 
@@ -260,17 +265,17 @@ void thinp_backup_guid(const uint8_t pool_id[16], const thinp_meta_device *d, ui
 static int make_header(struct backup *b, uint64_t dev, uint64_t base, thinp_stream_header *hdr)
 {
 	thinp_meta_device d = THINP_META_DEVICE_INIT;
-	uint64_t size = b->o->size;
+	uint64_t size = b->o.size;
 	int r;
 
 	if (base != THINP_BACKUP_FULL) {
 		if ((r = held_device(b, base, &d)))
 			return r;
-		thinp_backup_guid(b->o->pool_id, &d, hdr->base_guid);
+		thinp_backup_guid(b->o.pool_id, &d, hdr->base_guid);
 	}
 	if ((r = held_device(b, dev, &d)))
 		return r;
-	thinp_backup_guid(b->o->pool_id, &d, hdr->target_guid);
+	thinp_backup_guid(b->o.pool_id, &d, hdr->target_guid);
 	if (!size && b->nr_runs) {
 		const thinp_meta_run *last = &b->runs[b->nr_runs - 1];
 
@@ -294,7 +299,7 @@ static int run_backup(struct backup *b, thinp_io *meta_io, uint64_t dev, uint64_
 	int r = 0;
 
 	/* DEV's runs: a full stream sends them; without a size they give it. */
-	if (base == THINP_BACKUP_FULL || !b->o->size)
+	if (base == THINP_BACKUP_FULL || !b->o.size)
 		r = thinp_meta_walk_mappings(b->meta, THINP_META_HELD_ROOT, dev, gather_run, b);
 	if (r == -ENODATA)
 		return not_held(b, dev);
@@ -307,8 +312,8 @@ static int run_backup(struct backup *b, thinp_io *meta_io, uint64_t dev, uint64_
 	if (base != THINP_BACKUP_FULL &&
 	    (r = gather_delta(b, base, dev, hdr.virtual_size / b->block_bytes, &delta, &nr_delta)))
 		goto out;
-	if ((r = thinp_stream_writer_begin(&b->w, &hdr, b->o->checkpoint_bytes, write, ctx))) {
-		replica_fail(b->o->errbuf, b->o->errbuf_size, r, "starting the stream: %s",
+	if ((r = thinp_stream_writer_begin(&b->w, &hdr, b->o.checkpoint_bytes, write, ctx))) {
+		replica_fail(b->o.errbuf, b->o.errbuf_size, r, "starting the stream: %s",
 			     thinp_strerror(r));
 		goto out;
 	}
@@ -316,42 +321,59 @@ static int run_backup(struct backup *b, thinp_io *meta_io, uint64_t dev, uint64_
 	if (!r && (r = held_snapshot_now(meta_io, &held)))
 		fail(b, r, "re-reading the superblock");
 	if (!r && memcmp(&held, &b->held, sizeof(held)))
-		r = replica_fail(b->o->errbuf, b->o->errbuf_size, -ESTALE,
+		r = replica_fail(b->o.errbuf, b->o.errbuf_size, -ESTALE,
 				 "the metadata snapshot at block %" PRIu64 " was released during "
 				 "the backup (now %" PRIu64 "): the stream is cut", b->held.block,
 				 held.block);
 	if (!r && (r = thinp_stream_writer_end(b->w)))
-		replica_fail(b->o->errbuf, b->o->errbuf_size, r, "writing the stream: %s",
+		replica_fail(b->o.errbuf, b->o.errbuf_size, r, "writing the stream: %s",
 			     thinp_stream_writer_errmsg(b->w));
 out:
 	free(delta);
 	return r;
 }
 
-int thinp_backup(thinp_io *meta_io, thinp_io *data_io, uint64_t dev, uint64_t base,
-		 thinp_stream_write_fn write, void *ctx, thinp_backup_options *opts)
+/* The result (if wanted) as far as the backup got. */
+static int report(const struct backup *b, thinp_backup_result *result, int r)
+{
+	thinp_backup_result x = THINP_BACKUP_RESULT_INIT;
+
+	x.held_root = b->held.block;
+	x.data_bytes = b->done;
+	if (result)
+		thinp_abi_copy_out(result, &x, sizeof(x), RESULT_MIN_SIZE);
+	return r;
+}
+
+/* The caller's options (or the defaults) into b->o. */
+static int take_options(struct backup *b, const thinp_backup_options *opts)
 {
 	thinp_backup_options defaults = THINP_BACKUP_OPTIONS_INIT;
+
+	return thinp_abi_copy_in(&b->o, sizeof(b->o), opts ? opts : &defaults, OPTIONS_MIN_SIZE,
+				 THINP_BACKUP_OPTIONS_VERSION);
+}
+
+int thinp_backup(thinp_io *meta_io, thinp_io *data_io, uint64_t dev, uint64_t base,
+		 thinp_stream_write_fn write, void *ctx, const thinp_backup_options *opts,
+		 thinp_backup_result *result)
+{
 	thinp_meta_superblock sb = THINP_META_SUPERBLOCK_INIT;
-	struct backup b = { .data = data_io, .o = opts ? opts : &defaults };
+	struct backup b = { .data = data_io };
 	int r;
 
-	if (!meta_io || !data_io || !write || dev == base)
+	if (!meta_io || !data_io || !write || dev == base || take_options(&b, opts) ||
+	    (result && thinp_abi_copy_out(result, NULL, 0, RESULT_MIN_SIZE)))
 		return -EINVAL;
-	if (opts && (opts->struct_size < sizeof(*opts) ||
-		     opts->version != THINP_BACKUP_OPTIONS_VERSION))
-		return -EINVAL;
-	replica_fail(b.o->errbuf, b.o->errbuf_size, 0, "%s", "");
-	b.o->held_root = 0;
+	replica_fail(b.o.errbuf, b.o.errbuf_size, 0, "%s", "");
 	r = open_meta(meta_io, &b.meta);
 	if (r == -ENODATA)
-		return replica_fail(b.o->errbuf, b.o->errbuf_size, r,
-				    "no metadata snapshot is held: reserve one first");
+		return report(&b, result, replica_fail(b.o.errbuf, b.o.errbuf_size, r,
+				    "no metadata snapshot is held: reserve one first"));
 	if (r)
-		return replica_fail(b.o->errbuf, b.o->errbuf_size, r,
-				    "cannot open the metadata snapshot: %s", thinp_strerror(r));
+		return report(&b, result, replica_fail(b.o.errbuf, b.o.errbuf_size, r,
+				    "cannot open the metadata snapshot: %s", thinp_strerror(r)));
 	r = held_snapshot(b.meta, &b.held, &sb);
-	b.o->held_root = b.held.block;
 	if (r)
 		fail(&b, r, "the superblock");
 	b.block_bytes = (uint64_t)sb.data_block_size * 512;
@@ -367,5 +389,5 @@ int thinp_backup(thinp_io *meta_io, thinp_io *data_io, uint64_t dev, uint64_t ba
 	thinp_meta_close(b.meta);
 	free(b.runs);
 	free(b.buf);
-	return r;
+	return report(&b, result, r);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <libthinp/delta.h>
+#include "util/abi_struct.h"
 #include "replica.h"
 
 struct receiver {
@@ -345,11 +346,9 @@ int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn
 
 	if (!pool || !catalog || !read || !new_id)
 		return -EINVAL;
-	if (opts) {
-		if (opts->struct_size < sizeof(o) || opts->version != THINP_REPLICA_OPTIONS_VERSION)
-			return -EINVAL;
-		o = *opts;
-	}
+	/* Every field of the 1.0 struct is required: later versions append. */
+	if (opts && thinp_abi_copy_in(&o, sizeof(o), opts, sizeof(o), THINP_REPLICA_OPTIONS_VERSION))
+		return -EINVAL;
 	if ((o.flags & ~THINP_RECEIVE_RESUMABLE) || (o.token && o.token_size < THINP_STREAM_TOKEN_SIZE))
 		return -EINVAL;
 	rc.errbuf = o.errbuf;

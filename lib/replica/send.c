@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <libthinp/delta.h>
+#include "util/abi_struct.h"
 #include "replica.h"
 
 struct sender {
@@ -200,11 +201,9 @@ int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev, uint64_t 
 
 	if (!pool || !catalog || !write || dev == base)
 		return -EINVAL;
-	if (opts) {
-		if (opts->struct_size < sizeof(o) || opts->version != THINP_REPLICA_OPTIONS_VERSION)
-			return -EINVAL;
-		o = *opts;
-	}
+	/* Every field of the 1.0 struct is required: later versions append. */
+	if (opts && thinp_abi_copy_in(&o, sizeof(o), opts, sizeof(o), THINP_REPLICA_OPTIONS_VERSION))
+		return -EINVAL;
 	s.errbuf = o.errbuf;
 	s.errsize = o.errbuf_size;
 	replica_fail(s.errbuf, s.errsize, 0, "%s", "");

@@ -970,9 +970,9 @@ static void owner_close(struct owner *o)
 
 /* Snapshot @snap of A's origin, backed up (from @base) under a metadata
  * snapshot the owner reserves and writes around; the model of @snap into
- * @model. */
+ * @model, what thinp_backup reported into @res. */
 static int owner_backup(struct owner *o, uint64_t snap, uint64_t base, uint8_t *model,
-			uint64_t *held)
+			thinp_backup_result *res)
 {
 	thinp_backup_options bo = THINP_BACKUP_OPTIONS_INIT;
 	char msg[256];
@@ -987,8 +987,9 @@ static int owner_backup(struct owner *o, uint64_t snap, uint64_t base, uint8_t *
 	bo.checkpoint_bytes = 3 * BS; /* many stream writes, many owner commits */
 	bo.errbuf = msg;
 	bo.errbuf_size = sizeof(msg);
-	r = thinp_backup(o->e->meta, o->e->data, snap, base, owner_write, o, &bo);
-	*held = bo.held_root;
+	*res = (thinp_backup_result)THINP_BACKUP_RESULT_INIT;
+	r = thinp_backup(o->e->meta, o->e->data, snap, base, owner_write, o, &bo, res);
+	assert_int_equal(res->struct_size, sizeof(*res));
 	assert_int_equal(thinp_pool_release_metadata_snap(o->e->pool), 0);
 	return r;
 }
@@ -1008,15 +1009,21 @@ static void test_backup_live(void **state)
 		uint8_t pool_id[16] = "pool A, test";
 		thinp_meta_device d = THINP_META_DEVICE_INIT;
 		thinp_thin_status ts = THINP_THIN_STATUS_INIT;
-		uint64_t got, held, base = THINP_BACKUP_FULL;
+		thinp_backup_result res;
+		uint64_t got, base = THINP_BACKUP_FULL;
 		char msg[256];
 
 		env_open(&a);
 		env_open(&b);
 		owner_open(&o, &a, &rng);
 		for (uint64_t snap = 2; snap < 2 + 4; snap++) {
-			assert_int_equal(owner_backup(&o, snap, base, model, &held), 0);
-			assert_int_not_equal(held, 0);
+			assert_int_equal(owner_backup(&o, snap, base, model, &res), 0);
+			assert_int_not_equal(res.held_root, 0);
+			/* A full backup sends every block the snapshot maps. */
+			if (base == THINP_BACKUP_FULL)
+				assert_int_equal(res.data_bytes,
+						 distinct_blocks(a.pool, snap, snap) * BS);
+			assert_true(res.data_bytes < o.out.len);
 			assert_int_equal(do_receive(&b, &o.out, &got, msg, sizeof(msg)), 0);
 			p = read_dev(b.pool, got);
 			assert_memory_equal(p, model, DEV_BYTES);
@@ -1052,7 +1059,8 @@ static void test_backup_refusals(void **state)
 	struct pool_env a, b;
 	struct owner o;
 	uint8_t *model = malloc(DEV_BYTES);
-	uint64_t got, held;
+	thinp_backup_result res;
+	uint64_t got;
 	struct state before;
 	char msg[256];
 	(void)state;
@@ -1062,7 +1070,8 @@ static void test_backup_refusals(void **state)
 	env_open(&b);
 	owner_open(&o, &a, &rng);
 	o.flip = true;
-	assert_int_equal(owner_backup(&o, 2, THINP_BACKUP_FULL, model, &held), -ESTALE);
+	assert_int_equal(owner_backup(&o, 2, THINP_BACKUP_FULL, model, &res), -ESTALE);
+	assert_int_not_equal(res.held_root, 0); /* filled after an error too */
 	state_take(&b, &before);
 	assert_int_not_equal(do_receive(&b, &o.out, &got, msg, sizeof(msg)), 0);
 	state_assert_same(&b, &before);
@@ -1072,15 +1081,30 @@ static void test_backup_refusals(void **state)
 	memset(&o.out, 0, sizeof(o.out));
 	bo.errbuf = msg;
 	bo.errbuf_size = sizeof(msg);
+	res.held_root = 1;
 	assert_int_equal(thinp_backup(a.meta, a.data, 2, THINP_BACKUP_FULL, buf_write, &o.out,
-				      &bo), -ENODATA);
+				      &bo, &res), -ENODATA);
 	assert_non_null(strstr(msg, "no metadata snapshot is held"));
+	assert_int_equal(res.held_root, 0);
+	/* Structs of another version or too small: refused, the result untouched. */
+	res.struct_size = sizeof(res) - 1;
+	assert_int_equal(thinp_backup(a.meta, a.data, 2, THINP_BACKUP_FULL, buf_write, &o.out,
+				      &bo, &res), -EINVAL);
+	res.struct_size = sizeof(res);
+	bo.version++;
+	assert_int_equal(thinp_backup(a.meta, a.data, 2, THINP_BACKUP_FULL, buf_write, &o.out,
+				      &bo, &res), -EINVAL);
+	bo.version--;
+	bo.struct_size--;
+	assert_int_equal(thinp_backup(a.meta, a.data, 2, THINP_BACKUP_FULL, buf_write, &o.out,
+				      &bo, &res), -EINVAL);
+	bo.struct_size++;
 	assert_int_equal(thinp_pool_reserve_metadata_snap(a.pool), 0);
 	assert_int_equal(thinp_pool_create_snap(a.pool, 3, LIVE), 0);
 	assert_int_equal(thinp_backup(a.meta, a.data, 3, THINP_BACKUP_FULL, buf_write, &o.out,
-				      &bo), -ENODATA);
+				      &bo, NULL), -ENODATA);
 	assert_non_null(strstr(msg, "not in the held metadata snapshot"));
-	assert_int_equal(thinp_backup(a.meta, a.data, 2, 3, buf_write, &o.out, &bo), -ENODATA);
+	assert_int_equal(thinp_backup(a.meta, a.data, 2, 3, buf_write, &o.out, &bo, NULL), -ENODATA);
 	assert_int_equal(o.out.len, 0);
 	assert_int_equal(thinp_pool_release_metadata_snap(a.pool), 0);
 	owner_close(&o);

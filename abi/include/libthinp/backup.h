@@ -66,14 +66,30 @@ typedef struct thinp_backup_options {
 	/* If not NULL, called after each chunk of data read. */
 	thinp_backup_progress_fn progress;
 	void *progress_ctx;
-	/* Out: the held root (metadata block) the backup read. */
-	uint64_t held_root;
 	/* Fields added in later versions go here. */
 } thinp_backup_options;
 
 #define THINP_BACKUP_OPTIONS_INIT \
 	{ sizeof(thinp_backup_options), THINP_BACKUP_OPTIONS_VERSION, 0, 0, {0}, NULL, 0, \
-	  NULL, NULL, 0 }
+	  NULL, NULL }
+
+/* What thinp_backup() did, filled on return (after an error too, as far as
+ * it got). Output struct: set struct_size (THINP_BACKUP_RESULT_INIT); the
+ * library fills at most struct_size bytes and sets struct_size to what it
+ * filled. */
+typedef struct thinp_backup_result {
+	uint32_t struct_size; /* sizeof(thinp_backup_result) as compiled by the caller */
+	uint32_t reserved;    /* 0 */
+	/* The held metadata snapshot's block the backup read: what
+	 * `dmsetup status` shows as the pool's held metadata root. 0 if the
+	 * backup found none held. */
+	uint64_t held_root;
+	/* Data bytes read from the data device and sent (DATA records). */
+	uint64_t data_bytes;
+	/* Fields added in later versions go here. */
+} thinp_backup_result;
+
+#define THINP_BACKUP_RESULT_INIT { sizeof(thinp_backup_result), 0, 0, 0 }
 
 /*
  * thinp_backup - write device @dev, as the held metadata snapshot of the
@@ -87,20 +103,23 @@ typedef struct thinp_backup_options {
  * @base:   THINP_BACKUP_FULL, or the device the receiver already has (the
  *          previous backup's @dev), also a snapshot nobody writes.
  * @write, @ctx: the transport (stream.h).
- * @opts:   may be NULL; held_root is set on return.
+ * @opts:   may be NULL (the defaults); only read, copied at the start.
+ * @result: may be NULL; else filled on return, whatever it returns (except
+ *          -EINVAL for bad arguments, before any work).
  * The caller holds the metadata snapshot during the whole call: it reserved
  * it (kernel: `dmsetup message POOL 0 reserve_metadata_snap`; a libthinp
  * owner: thinp_pool_reserve_metadata_snap) and releases it afterwards.
  * Errors: -ENODATA (no metadata snapshot held, or @dev / @base not in it),
  * -ESTALE (the held root changed during the backup: the stream is cut),
- * -EINVAL (bad arguments or options), -ENOMEM, -EIO, -EILSEQ (the metadata
- * does not validate), and the write callback's errors; after an error the
+ * -EINVAL (bad arguments: options of another version or too small a
+ * struct_size, a result whose struct_size is too small), -ENOMEM, -EIO,
+ * -EILSEQ (the metadata does not validate), and the write callback's errors; after an error the
  * stream is cut (a receiver sees it truncated).
  * Thread safety: reentrant; it shares nothing between calls. Since 1.0.
  */
 THINP_API int thinp_backup(thinp_io *meta_io, thinp_io *data_io, uint64_t dev, uint64_t base,
 			   thinp_stream_write_fn write, void *ctx,
-			   thinp_backup_options *opts);
+			   const thinp_backup_options *opts, thinp_backup_result *result);
 
 /*
  * thinp_backup_guid - the guid thinp_backup gives device @d of the pool named
