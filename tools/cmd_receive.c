@@ -49,7 +49,8 @@ static int list_partial(thinp_catalog *cat)
 	return EXIT_OK;
 }
 
-/* --list, --abort, --resume-token: the partial receives, not a stream. */
+/* --list, --abort, --resume-token: the partial receives; --prune: the
+ * anchors. Not a stream. */
 static int manage(struct invocation *inv, thinp_catalog *cat)
 {
 	const struct arg *abort_id = opt(inv, "abort"), *tok_id = opt(inv, "resume-token");
@@ -59,6 +60,14 @@ static int manage(struct invocation *inv, thinp_catalog *cat)
 
 	if (opt(inv, "list")->given)
 		return list_partial(cat);
+	if (opt(inv, "prune")->given) {
+		uint64_t dropped;
+
+		if ((r = thinp_receive_prune(inv->pool, cat, &dropped)))
+			return fail(inv, r, "pruning anchors");
+		printf("%" PRIu64 "\n", dropped);
+		return EXIT_OK;
+	}
 	if (abort_id->given)
 		r = thinp_receive_abort(inv->pool, cat, id);
 	else if (!(r = thinp_receive_token(inv->pool, cat, id, token, sizeof(token))))
@@ -80,10 +89,10 @@ static int run(struct invocation *inv)
 	struct counted c = { .bytes = 0 };
 	char msg[512], token[THINP_STREAM_TOKEN_SIZE];
 	int r, manage_ops = opt(inv, "list")->given + opt(inv, "abort")->given +
-			    opt(inv, "resume-token")->given;
+			    opt(inv, "resume-token")->given + opt(inv, "prune")->given;
 
 	if (manage_ops > 1)
-		return usage_err("--list, --abort and --resume-token exclude each other");
+		return usage_err("--list, --abort, --resume-token and --prune exclude each other");
 	if (open_catalog(inv, &cio, &cat))
 		return EXIT_FAIL;
 	if (manage_ops) {
@@ -127,6 +136,8 @@ static const struct option_spec options[] = {
 	  "give up partial receive ID instead: delete the\ndevice and its catalog entry" },
 	{ "resume-token", 't', "ID", 0, parse_u64,
 	  "print partial receive ID's resume token instead\n(for thinp send --resume)" },
+	{ "prune", 0, NULL, 0, NULL,
+	  "delete the anchors that serve no one instead (their\ndevice gone or modified); print how many" },
 	OPT_PROGRESS,
 	OPT_CATALOG,
 	{ NULL },
@@ -146,7 +157,9 @@ const struct command cmd_receive = {
 		"its hidden device and prints a token; `thinp send --resume TOKEN` sends\n"
 		"the rest, which this command then receives. --list shows the partial\n"
 		"receives kept, --abort ID deletes one, --resume-token ID prints its\n"
-		"token again.\n",
+		"token again. --prune deletes the anchors (hidden snapshots of received\n"
+		"devices) whose device was deleted behind the library's back or was\n"
+		"modified.\n",
 	.options = options,
 	.open = OPEN_POOL,
 	.run = run,

@@ -232,8 +232,7 @@ int thinp_catalog_remove(thinp_catalog *cat, uint64_t id)
 	return r;
 }
 
-/* 1 if the entry describes a device @pool does not have (any more). */
-static int entry_stale(thinp_pool *pool, const thinp_catalog_entry *e)
+int catalog_entry_stale(thinp_pool *pool, const thinp_catalog_entry *e)
 {
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
 	int r = thinp_pool_get_thin_status(pool, e->id, &st);
@@ -259,7 +258,7 @@ int thinp_catalog_reconcile(thinp_catalog *cat, thinp_pool *pool)
 	if (!stale)
 		r = -ENOMEM;
 	for (i = 0; !r && i < cat->table.n; i++) {
-		int s = entry_stale(pool, &cat->table.e[i]);
+		int s = catalog_entry_stale(pool, &cat->table.e[i]);
 
 		if (s < 0)
 			r = s;

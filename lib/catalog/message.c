@@ -18,6 +18,7 @@
 #include <libthinp/catalog.h>
 #include <libthinp/meta.h>
 #include <libthinp/pool.h>
+#include "catalog/catalog_internal.h"
 
 #define MSG_WORDS 4
 #define MSG_LINE 256
@@ -163,15 +164,48 @@ static int create_snap(thinp_catalog *cat, thinp_pool *pool, uint64_t id, uint64
 	return r;
 }
 
-/* If the pool then refuses (the device is open, say), the entry comes back. */
+/* Device @e's anchors, when it was the last visible device with its guid
+ * (an anchor then serves no one): their entries removed and committed,
+ * then the devices deleted. */
+static int drop_anchors(thinp_catalog *cat, thinp_pool *pool, const thinp_catalog_entry *e)
+{
+	static const uint8_t none[16];
+	struct catalog_ids anchors;
+	thinp_catalog_entry *other;
+	int r;
+
+	if ((e->flags & (THINP_CATALOG_ANCHOR | THINP_CATALOG_PARTIAL)) || !memcmp(e->guid, none, 16))
+		return 0;
+	if (!(other = entry_new()))
+		return -ENOMEM;
+	r = catalog_find_guid(cat, 0, e->guid, false, other);
+	free(other);
+	if (r == 0)
+		return 0; /* another visible device has the guid: its anchors serve it */
+	if ((r = catalog_ids_init(&anchors, cat)))
+		return r;
+	r = catalog_take_anchors(cat, pool, e->guid, UINT64_MAX, &anchors);
+	if (r > 0)
+		r = commit_catalog(cat, pool);
+	if (!r)
+		return catalog_ids_delete(pool, &anchors);
+	free(anchors.id);
+	return r;
+}
+
+/* If the pool then refuses (the device is open, say), the entry comes back.
+ * A crash before the anchors go leaves them for thinp_receive_prune. */
 static int delete_thin(thinp_catalog *cat, thinp_pool *pool, uint64_t id)
 {
 	thinp_catalog_entry *e = entry_new();
+	bool current;
 	int had, r;
 
 	if (!e)
 		return -ENOMEM;
 	had = thinp_catalog_get(cat, id, e) == 0;
+	/* A stale entry (of another device that had the id) has no anchors. */
+	current = had && catalog_entry_stale(pool, e) == 0;
 	r = had ? thinp_catalog_remove(cat, id) : 0;
 	if (!r && had)
 		r = commit_catalog(cat, pool);
@@ -179,6 +213,8 @@ static int delete_thin(thinp_catalog *cat, thinp_pool *pool, uint64_t id)
 		r = thinp_pool_delete_thin(pool, id);
 	if (r && had && thinp_catalog_set(cat, e) == 0)
 		commit_catalog(cat, pool);
+	if (!r && current)
+		r = drop_anchors(cat, pool, e);
 	free(e);
 	return r;
 }

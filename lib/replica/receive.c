@@ -68,34 +68,26 @@ static int check_header(struct receiver *rc)
 static int find_base(struct receiver *rc, uint64_t *anchor)
 {
 	thinp_catalog_entry *a = malloc(sizeof(*a));
-	thinp_delta_options o = THINP_DELTA_OPTIONS_INIT;
-	thinp_delta_run run;
-	thinp_delta *d = NULL;
-	size_t nr = 0;
 	int r;
 
 	if (!a)
 		return -ENOMEM;
-	if (replica_find_guid(rc->cat, rc->hdr->base_guid, false, rc->base)) {
+	if (catalog_find_guid(rc->cat, 0, rc->hdr->base_guid, false, rc->base)) {
 		free(a);
 		return FAIL(rc, -ENODATA, "no device here has the stream's base guid: the stream "
 			    "applies to another device");
 	}
-	r = replica_find_guid(rc->cat, rc->hdr->base_guid, true, a);
+	r = catalog_find_guid(rc->cat, 0, rc->hdr->base_guid, true, a);
 	*anchor = a->id;
 	free(a);
 	if (r)
 		return FAIL(rc, -ESTALE, "base device %" PRIu64 " was not received here: cannot "
 			    "tell whether it was modified", rc->base->id);
-	o.flags = THINP_DELTA_CHANGES_ONLY;
-	r = thinp_pool_delta_open(&d, rc->pool, *anchor, rc->base->id, &o);
-	if (!r)
-		r = thinp_delta_next(d, &run, 1, &nr);
-	thinp_delta_close(d);
-	if (r)
+	r = replica_unmodified(rc->pool, *anchor, rc->base->id);
+	if (r < 0)
 		return FAIL(rc, r, "comparing base device %" PRIu64 " with its anchor: %s",
 			    rc->base->id, thinp_strerror(r));
-	if (nr)
+	if (!r)
 		return FAIL(rc, -ESTALE, "base device %" PRIu64 " was modified since it was "
 			    "received", rc->base->id);
 	return 0;
@@ -245,6 +237,30 @@ static int apply_all(struct receiver *rc)
 	return 0;
 }
 
+/*
+ * Anchors of the target guid older than the new one @keep: their device
+ * went without the library (a delete by the kernel, say) and they serve
+ * no one now; find_base would take the first. Removed (a catalog commit),
+ * then deleted. The device is published already: a failure or a crash here
+ * leaves them to thinp_receive_prune, and the receive succeeds.
+ */
+static void drop_replaced_anchors(struct receiver *rc, uint64_t keep)
+{
+	struct catalog_ids old;
+	int r = catalog_ids_init(&old, rc->cat);
+
+	if (r)
+		return;
+	r = catalog_take_anchors(rc->cat, rc->pool, rc->hdr->target_guid, keep, &old);
+
+	if (r > 0)
+		r = replica_commit_catalog(rc->cat, rc->pool);
+	if (!r)
+		catalog_ids_delete(rc->pool, &old);
+	else
+		free(old.id);
+}
+
 /* Step 3: durable data, the anchor, then one catalog commit. */
 static int publish(struct receiver *rc)
 {
@@ -283,6 +299,8 @@ static int publish(struct receiver *rc)
 	if (r && anchor >= 0 && thinp_catalog_remove(rc->cat, (uint64_t)anchor) != -ENODATA)
 		thinp_pool_delete_thin(rc->pool, (uint64_t)anchor);
 	free(a);
+	if (!r)
+		drop_replaced_anchors(rc, (uint64_t)anchor);
 	return r ? FAIL(rc, r, "publishing device %" PRIu64 ": %s", rc->id, thinp_strerror(r)) : 0;
 }
 
@@ -305,13 +323,14 @@ static int keep_partial(struct receiver *rc, int e)
 	return e;
 }
 
-/* A replay: the target is here already. */
+/* A replay: the target is here already (an entry whose device went without
+ * the library describes nothing). */
 static bool replayed(struct receiver *rc, uint64_t *id)
 {
-	int r = replica_find_guid(rc->cat, rc->hdr->target_guid, false, rc->entry);
+	int r = catalog_find_guid(rc->cat, 0, rc->hdr->target_guid, false, rc->entry);
 
 	*id = rc->entry->id;
-	return r == 0;
+	return r == 0 && catalog_entry_stale(rc->pool, rc->entry) == 0;
 }
 
 static int receive(struct receiver *rc, uint64_t want, uint64_t *new_id)
@@ -375,16 +394,13 @@ int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn
 static int partial_entry(thinp_pool *pool, thinp_catalog *cat, uint64_t id,
 			 thinp_catalog_entry *e)
 {
-	thinp_thin_status st = THINP_THIN_STATUS_INIT;
-	int r;
+	int r, stale;
 
 	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
 	r = thinp_catalog_get(cat, id, e);
-	if (!r)
-		r = thinp_pool_get_thin_status(pool, id, &st);
 	/* A stale entry (its device deleted, the id reused) describes nothing. */
-	if (!r && (e->birth_time != st.creation_time || e->birth_transaction != st.transaction_id))
-		r = -ENODATA;
+	if (!r && (stale = catalog_entry_stale(pool, e)))
+		r = stale < 0 ? stale : -ENODATA;
 	if (!r && !(e->flags & THINP_CATALOG_PARTIAL))
 		r = -EINVAL;
 	return r;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <libthinp/replica.h>
 #include <libthinp/thin.h>
+#include "catalog/catalog_internal.h"
 
 /* A failure's description into a caller's buffer (may be NULL); returns e. */
 int replica_fail(char *buf, size_t size, int e, const char *fmt, ...)
@@ -13,11 +14,10 @@ int replica_fail(char *buf, size_t size, int e, const char *fmt, ...)
 
 bool replica_guid_is_zero(const uint8_t guid[16]);
 
-/* The first entry (from id 0) whose guid, or with anchor set whose parent
- * guid, is @guid, among visible devices (anchor false: neither PARTIAL nor
- * ANCHOR) or anchors (anchor true). 0, or -ENODATA. */
-int replica_find_guid(thinp_catalog *cat, const uint8_t guid[16], bool anchor,
-		      thinp_catalog_entry *out);
+/* 1 if device @dev maps every block as its anchor @anchor does (changes-only
+ * delta empty: it was not modified since the anchor was taken), 0 if not,
+ * or a negative errno. Reads only the subtrees the two do not share. */
+int replica_unmodified(thinp_pool *pool, uint64_t anchor, uint64_t dev);
 
 /* The lowest device id the pool does not use, or a negative errno. */
 int64_t replica_free_id(thinp_pool *pool);

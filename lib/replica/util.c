@@ -28,25 +28,6 @@ bool replica_guid_is_zero(const uint8_t guid[16])
 	return !memcmp(guid, zero, 16);
 }
 
-int replica_find_guid(thinp_catalog *cat, const uint8_t guid[16], bool anchor,
-		      thinp_catalog_entry *out)
-{
-	uint64_t id = 0;
-
-	*out = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-	while (thinp_catalog_next(cat, id, out) == 0) {
-		bool is_anchor = out->flags & THINP_CATALOG_ANCHOR;
-
-		if (anchor && is_anchor && !memcmp(out->parent_guid, guid, 16))
-			return 0;
-		if (!anchor && !is_anchor && !(out->flags & THINP_CATALOG_PARTIAL) &&
-		    !memcmp(out->guid, guid, 16))
-			return 0;
-		id = out->id + 1;
-	}
-	return -ENODATA;
-}
-
 int64_t replica_free_id(thinp_pool *pool)
 {
 	for (uint64_t id = 0; id < MAX_DEVICE_ID; id++) {

@@ -1375,6 +1375,161 @@ static void test_crash_resume(void **state)
 	env_close(&a);
 }
 
+/* ---- Anchors: kept while they serve, dropped after ------------------- */
+
+/* Data blocks the visible devices of @e map, each counted once. */
+static uint64_t visible_blocks(struct pool_env *e)
+{
+	thinp_catalog_entry *ce = malloc(sizeof(*ce));
+	uint8_t *seen = calloc(DATA_BLOCKS, 1);
+	thinp_mapping m = THINP_MAPPING_INIT;
+	uint64_t n = 0, vb;
+
+	*ce = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	for (uint64_t id = 0; thinp_catalog_next(e->cat, id, ce) == 0; id = ce->id + 1) {
+		if (ce->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR))
+			continue;
+		for (uint64_t v = 0; thinp_pool_thin_next_map(e->pool, ce->id, v, &vb, &m) == 0;
+		     v = vb + 1)
+			if (!seen[m.data_block]++)
+				n++;
+	}
+	free(seen);
+	free(ce);
+	return n;
+}
+
+/* How many anchor entries B has, and how many of them are anchors of @guid
+ * (NULL: all). */
+static uint64_t anchors(thinp_catalog *cat, const uint8_t *guid)
+{
+	thinp_catalog_entry *ce = malloc(sizeof(*ce));
+	uint64_t n = 0;
+
+	*ce = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	for (uint64_t id = 0; thinp_catalog_next(cat, id, ce) == 0; id = ce->id + 1)
+		n += (ce->flags & THINP_CATALOG_ANCHOR) &&
+		     (!guid || !memcmp(ce->parent_guid, guid, 16));
+	free(ce);
+	return n;
+}
+
+/* B's data blocks are those its visible devices map: no anchor holds any
+ * block of its own. */
+static void assert_no_leak(struct pool_env *b)
+{
+	thinp_pool_status st = THINP_POOL_STATUS_INIT;
+
+	assert_int_equal(thinp_pool_get_status(b->pool, &st), 0);
+	assert_int_equal(st.data_used, visible_blocks(b));
+}
+
+static void delete_msg(struct pool_env *b, uint64_t id)
+{
+	char msg[64];
+
+	snprintf(msg, sizeof(msg), "delete %llu", (unsigned long long)id);
+	assert_int_equal(thinp_catalog_message(b->cat, b->pool, msg, 0), 0);
+}
+
+/*
+ * The anchor lifecycle (docs/REPLICA.md, "Anchors"): kept while their
+ * device is there unmodified (prune drops none, incrementals go on); a
+ * modified device's anchor is pruned, a device deleted through the catalog
+ * takes its anchor along, one deleted behind the library's back leaves it
+ * to prune, and a device received again after such a delete drops the old
+ * anchor of its guid; in the end, everything deleted, the pool is empty.
+ */
+static void test_anchor_lifecycle(void **state)
+{
+	thinp_thin_options to = THINP_THIN_OPTIONS_INIT;
+	thinp_pool_status st = THINP_POOL_STATUS_INIT;
+	struct test_rng rng;
+	struct fixture f;
+	uint8_t g[MAX_SNAPS][16], blk[512], *p;
+	uint64_t dropped, id;
+	struct buf s;
+	thinp_thin *t;
+	char msg[256];
+	(void)state;
+
+	test_rng_init(&rng, suite_seed + 9);
+	fixture_open(&f, &rng);
+	for (int k = 0; k < MAX_SNAPS; k++)
+		guid_of(f.b.cat, f.got[k], g[k]);
+	assert_int_equal(anchors(f.b.cat, NULL), MAX_SNAPS);
+	assert_no_leak(&f.b);
+	assert_int_equal(thinp_receive_prune(f.b.pool, f.b.cat, &dropped), 0);
+	assert_int_equal(dropped, 0);
+
+	/* The last one modified: refused as a base, its anchor pruned. */
+	memset(blk, 0xa5, sizeof(blk));
+	to.size = DEV_BYTES;
+	assert_int_equal(thinp_thin_open(&t, f.b.pool, f.got[MAX_SNAPS - 1], &to), 0);
+	assert_int_equal(thinp_thin_write(t, blk, sizeof(blk), 0), 0);
+	thinp_thin_close(t);
+	assert_int_equal(thinp_pool_create_snap(f.a.pool, 40, LIVE + MAX_SNAPS), 0);
+	assert_int_equal(do_send(&f.a, 40, LIVE + MAX_SNAPS, &s), 0);
+	assert_int_equal(do_receive(&f.b, &s, &id, msg, sizeof(msg)), -ESTALE);
+	assert_int_equal(thinp_receive_prune(f.b.pool, f.b.cat, &dropped), 0);
+	assert_int_equal(dropped, 1);
+	assert_int_equal(anchors(f.b.cat, g[MAX_SNAPS - 1]), 0);
+	assert_no_leak(&f.b);
+	assert_int_equal(do_receive(&f.b, &s, &id, msg, sizeof(msg)), -ESTALE);
+	free(s.p);
+
+	/* Deleted through the catalog: the anchor goes along. */
+	delete_msg(&f.b, f.got[4]);
+	assert_int_equal(anchors(f.b.cat, g[4]), 0);
+	assert_int_equal(anchors(f.b.cat, NULL), MAX_SNAPS - 2);
+	assert_no_leak(&f.b);
+
+	/* Deleted behind the library's back: prune drops its anchor. */
+	assert_int_equal(thinp_pool_delete_thin(f.b.pool, f.got[3]), 0);
+	assert_int_equal(anchors(f.b.cat, g[3]), 1);
+	assert_int_equal(thinp_receive_prune(f.b.pool, f.b.cat, &dropped), 0);
+	assert_int_equal(dropped, 1);
+	assert_int_equal(anchors(f.b.cat, g[3]), 0);
+	assert_no_leak(&f.b);
+
+	/* Deleted so, then received again: the stale entry is no replay, the
+	 * new device's anchor replaces the old one, and the next incremental
+	 * applies onto it. */
+	assert_int_equal(thinp_pool_delete_thin(f.b.pool, f.got[2]), 0);
+	assert_int_equal(do_send(&f.a, LIVE + 3, THINP_SEND_FULL, &s), 0);
+	assert_int_equal(do_receive(&f.b, &s, &id, msg, sizeof(msg)), 0);
+	free(s.p);
+	p = read_dev(f.b.pool, id); /* received, not taken for a replay */
+	assert_memory_equal(p, f.models[2], DEV_BYTES);
+	free(p);
+	assert_int_equal(anchors(f.b.cat, g[2]), 1);
+	assert_int_equal(do_send(&f.a, LIVE + 4, LIVE + 3, &s), 0);
+	assert_int_equal(do_receive(&f.b, &s, &f.got[3], msg, sizeof(msg)), 0);
+	free(s.p);
+	p = read_dev(f.b.pool, f.got[3]);
+	assert_memory_equal(p, f.models[3], DEV_BYTES);
+	free(p);
+	f.got[2] = id;
+	assert_int_equal(thinp_catalog_reconcile(f.b.cat, f.b.pool), 0);
+	assert_no_leak(&f.b);
+	assert_int_equal(thinp_receive_prune(f.b.pool, f.b.cat, &dropped), 0);
+	assert_int_equal(dropped, 0);
+
+	/* Everything deleted through the catalog: nothing left, no block used. */
+	for (int k = 0; k < MAX_SNAPS; k++)
+		if (k != 4)
+			delete_msg(&f.b, f.got[k]);
+	assert_int_equal(thinp_catalog_count(f.b.cat), 0);
+	assert_int_equal(thinp_pool_get_status(f.b.pool, &st), 0);
+	assert_int_equal(st.data_used, 0);
+	for (uint64_t i = 0; i < 64; i++) {
+		thinp_thin_status ts = THINP_THIN_STATUS_INIT;
+
+		assert_int_equal(thinp_pool_get_thin_status(f.b.pool, i, &ts), -ENODATA);
+	}
+	fixture_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1387,6 +1542,7 @@ int main(void)
 		cmocka_unit_test(test_shrinking_size),
 		cmocka_unit_test(test_partial_api),
 		cmocka_unit_test(test_crash_resume),
+		cmocka_unit_test(test_anchor_lifecycle),
 		cmocka_unit_test(test_backup_live),
 		cmocka_unit_test(test_backup_refusals),
 	};

@@ -111,6 +111,15 @@ id=$(pa send 9 | pc receive) || fail "send/receive 9"
 	fail "device 9's size in C: $(thinp ls -m "$C.meta")"
 [ "$(pa send 9 | pc receive)" = "$id" ] || fail "the guid given to 9 changed between sends"
 
+step "an anchor whose device was deleted behind the library's back is pruned"
+n0=$(thinp ls -m "$C.meta" --no-headers | wc -l)
+thinp message -m "$C.meta" delete "$id" || fail "delete $id"
+[ "$(pc receive --prune)" = 1 ] || fail "prune did not drop the anchor of $id"
+[ "$(thinp ls -m "$C.meta" --no-headers | wc -l)" -eq $((n0 - 2)) ] ||
+	fail "devices left: $(thinp ls -m "$C.meta")"
+[ "$(pc receive --prune)" = 0 ] || fail "a second prune dropped more"
+check_image "$C.meta"
+
 step "export to a sparse image, import it back"
 pa export 5 "$T/img" || fail "export"
 [ "$(stat -c %s "$T/img")" -eq $SIZE ] || fail "image size $(stat -c %s "$T/img")"

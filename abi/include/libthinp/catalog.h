@@ -227,7 +227,9 @@ THINP_API uint64_t thinp_catalog_count(thinp_catalog *cat);
  *   create_snap ID ORIGIN    a snapshot of ORIGIN with the entry
  *                            thinp_catalog_inherit() gives, or one of
  *                            @default_size when ORIGIN has no entry
- *   delete ID                the device and its entry
+ *   delete ID                the device and its entry; when it was the
+ *                            last visible device with its guid, its
+ *                            anchors too (replica.h, thinp_receive_prune)
  *   set_transaction_id CUR NEW, reserve_metadata_snap,
  *   release_metadata_snap    as thinp_pool_set_transaction_id() etc.
  * @default_size: bytes; 0 = none (then SIZE is required and a snapshot's

@@ -180,6 +180,29 @@ THINP_API int thinp_receive_abort(thinp_pool *pool, thinp_catalog *catalog, uint
 THINP_API int thinp_receive_token(thinp_pool *pool, thinp_catalog *catalog, uint64_t id,
 				  char *token, size_t size);
 
+/*
+ * thinp_receive_prune - delete the anchors that serve no one. Every
+ * received device keeps an anchor (a hidden snapshot, THINP_CATALOG_ANCHOR,
+ * its parent guid the device's guid) that lets a later incremental check
+ * the device was not modified. An anchor is kept exactly while a visible
+ * device has its parent guid and maps every block as the anchor does; it
+ * is dropped (entry removed, catalog committed, then the device deleted,
+ * its blocks freed unless shared) when that device is gone -- deleted
+ * without the library, by the kernel or another tool -- or was modified:
+ * a modified base is refused forever, and its anchor only keeps the
+ * device's old blocks allocated. The library drops anchors by itself
+ * when it can: a device deleted with thinp_catalog_message("delete ID")
+ * takes its anchors along, and a receive that publishes a device drops
+ * the older anchors of its guid. Prune is for the rest.
+ * @dropped: if not NULL, receives the number of anchors dropped (entries of
+ *          anchors whose device was already gone included).
+ * Errors: -EINVAL (NULL pool or catalog), -ENOMEM, and the errors of the
+ * pool's delta and delete and of thinp_catalog_commit; after an error in
+ * the decisions nothing is dropped.
+ * Thread safety: as thinp_receive. Since 1.0.
+ */
+THINP_API int thinp_receive_prune(thinp_pool *pool, thinp_catalog *catalog, uint64_t *dropped);
+
 #ifdef __cplusplus
 }
 #endif
