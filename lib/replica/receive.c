@@ -252,7 +252,6 @@ static void drop_replaced_anchors(struct receiver *rc, uint64_t keep)
 	if (r)
 		return;
 	r = catalog_take_anchors(rc->cat, rc->pool, rc->hdr->target_guid, keep, &old);
-
 	if (r > 0)
 		r = replica_commit_catalog(rc->cat, rc->pool);
 	if (!r)
