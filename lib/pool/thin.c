@@ -75,6 +75,7 @@
 #include <string.h>
 
 #include <libthinp/meta.h>
+#include "pool/origin_ops.h"
 #include "pool/pool_internal.h"
 #include "util/abi_struct.h"
 #include "util/compiler.h"
@@ -813,11 +814,9 @@ static int discard_batch(thinp_thin *thin, struct discard_batch *b, uint64_t *cu
 	return r;
 }
 
-static int discard_blocks(thinp_thin *thin, uint64_t begin, uint64_t end)
+/* Unmap [begin, end) under its range lock, in batches. */
+static int discard_blocks(thinp_thin *thin, uint64_t begin, uint64_t end, bool passdown)
 {
-	thinp_pool *pool = thin->pool;
-	bool passdown = !(pool->features & THINP_POOL_NO_DISCARD_PASSDOWN) &&
-			(thinp_io_caps(pool->data_io) & THINP_IO_CAP_DISCARD);
 	struct discard_batch *b = malloc(sizeof(*b));
 	uint64_t cursor = begin;
 	bool done = false;
@@ -855,9 +854,69 @@ int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off)
 	r = range_lock(pool, thin->id, begin, end);
 	if (r)
 		return r;
-	r = discard_blocks(thin, begin, end);
+	r = discard_blocks(thin, begin, end,
+			   !(pool->features & THINP_POOL_NO_DISCARD_PASSDOWN) &&
+				   (thinp_io_caps(pool->data_io) & THINP_IO_CAP_DISCARD));
 	range_unlock(pool, thin->id, begin, end);
 	return pool_done(pool, r);
+}
+
+/* ---- operations of the origin workflows (pool/origin_ops.h) ---- */
+
+int pool_thin_fill_hole(thinp_thin *thin, uint64_t vblock, const void *block)
+{
+	thinp_pool *pool = thin->pool;
+	struct pool_md_mapping m;
+	int r;
+
+	if (thin->flags & THINP_THIN_RDONLY)
+		return -EROFS;
+	r = range_lock(pool, thin->id, vblock, vblock + 1);
+	if (r)
+		return r;
+	/* Under the range lock no provisioning write can map the block; a
+	 * lookup that finds it mapped means a write came first and won. */
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = pool->md->ops->lookup(pool->md, thin->id, vblock, &m);
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (r == -ENODATA) {
+		r = provision(thin, vblock, NULL, 0, pool->block_size, block);
+		r = r ? r : 1;
+	} else if (r) {
+		r = md_read_failed(pool, r, "mapping lookup");
+	}
+	range_unlock(pool, thin->id, vblock, vblock + 1);
+	if (r == 1)
+		pool_check_low_water(pool);
+	return pool_done(pool, r);
+}
+
+int pool_thin_unmap(thinp_thin *thin, uint64_t begin, uint64_t end)
+{
+	thinp_pool *pool = thin->pool;
+	int r;
+
+	if (thin->flags & THINP_THIN_RDONLY)
+		return -EROFS;
+	r = pool_check_writable(pool);
+	if (r || begin >= end)
+		return r;
+	r = range_lock(pool, thin->id, begin, end);
+	if (r)
+		return r;
+	r = discard_blocks(thin, begin, end, false);
+	range_unlock(pool, thin->id, begin, end);
+	return pool_done(pool, r);
+}
+
+thinp_io *pool_thin_origin(const thinp_thin *thin)
+{
+	return thin->origin;
+}
+
+thinp_pool *pool_thin_pool(const thinp_thin *thin)
+{
+	return thin->pool;
 }
 
 /* ---- flush ---- */
