@@ -611,7 +611,7 @@ struct race {
 	bool injecting;           /* an injected write is running (its own origin reads) */
 	atomic_bool stop;
 	struct test_rng rng, inject_rng;
-	uint64_t writes, injected;
+	uint64_t injected;        /* the hydrating thread's own count */
 };
 
 static void race_write(struct race *rc, struct test_rng *rng, uint64_t off, uint64_t len)
@@ -622,7 +622,6 @@ static void race_write(struct race *rc, struct test_rng *rng, uint64_t off, uint
 	pthread_mutex_lock(&rc->lock);
 	assert_int_equal(thinp_thin_write(rc->t, p, len, off), 0);
 	memcpy(rc->model + off, p, len);
-	rc->writes++;
 	pthread_mutex_unlock(&rc->lock);
 	free(p);
 }
@@ -631,7 +630,7 @@ static void *race_writer(void *arg)
 {
 	struct race *rc = arg;
 
-	while (!atomic_load(&rc->stop) || rc->writes < 64) {
+	for (unsigned n = 0; !atomic_load(&rc->stop) || n < 64; n++) {
 		uint64_t off = test_rng_below(&rc->rng, RACE_BYTES - 1);
 
 		race_write(rc, &rc->rng, off,
