@@ -20,7 +20,11 @@
 #include "pool/origin_ops.h"
 #include "util/abi_struct.h"
 #include "workflow/job.h"
+#include "util/compiler.h"
 #include "workflow/origin_copy.h"
+
+/* Consecutive blocks are read and written a run at a time. */
+#define RUN_BYTES (1u << 20)
 
 struct merge {
 	thinp_pool *pool;
@@ -33,7 +37,8 @@ struct merge {
 	uint64_t *siblings;    /* ids of the other devices on the same origin */
 	size_t nr_siblings;
 	thinp_thin *dev;
-	void *buf;
+	uint64_t run_blocks;   /* blocks copied at once: RUN_BYTES, at least one */
+	void *buf;             /* run_blocks blocks */
 };
 
 static int add_sibling(struct merge *mg, uint64_t id)
@@ -130,34 +135,55 @@ static int hydrate_sibling(struct merge *mg, uint64_t sid)
 	return r == -ENODATA || r == 1 ? 0 : r;
 }
 
-/* Write the next batch of mapped blocks from *vb on to the origin and
- * flush it. The batch is [*first, *vb), *count blocks. */
-static int copy_batch(struct merge *mg, uint64_t *vb, uint64_t *first, uint64_t *count)
+/* The next run of consecutive mapped blocks at or after vb, below end:
+ * [*start, *start + *n), at most max blocks (*n 0: none left). */
+static int next_run(struct merge *mg, uint64_t vb, uint64_t max, uint64_t *start, uint64_t *n)
 {
 	thinp_mapping m = THINP_MAPPING_INIT;
-	uint64_t bs = mg->ov.block_size, at;
-	int r = 0;
+	uint64_t at;
 
-	for (*count = 0; !mg->o.batch_blocks || *count < mg->o.batch_blocks; (*count)++) {
-		r = thinp_pool_thin_next_map(mg->pool, mg->id, *vb, &at, &m);
-		if (r == -ENODATA || (!r && at >= mg->end)) {
-			r = 0;
+	for (*n = 0; *n < max; (*n)++) {
+		int r = thinp_pool_thin_next_map(mg->pool, mg->id, *n ? *start + *n : vb, &at, &m);
+
+		if (r == -ENODATA || (!r && (at >= mg->end || (*n && at != *start + *n))))
 			break;
-		}
-		if (!*count)
-			*first = at;
-		if (!r)
-			r = thinp_thin_read(mg->dev, mg->buf, bs, at * bs);
-		if (!r && (r = thinp_io_write(mg->ov.io, mg->buf, bs, at * bs, 0)))
-			r = pool_report(mg->pool, r, "merge: origin write at block %llu",
-					(unsigned long long)at);
-		if (!r)
-			r = job_checkpoint(mg->job, bs);
 		if (r)
 			return r;
-		*vb = at + 1;
+		if (!*n)
+			*start = at;
 	}
-	if (*count && (r = thinp_io_flush(mg->ov.io)))
+	return 0;
+}
+
+/* Write the next batch of mapped blocks from *vb on to the origin, a run
+ * of up to RUN_BYTES at a time, and flush it. The batch is [*first, *vb),
+ * *count blocks. */
+static int copy_batch(struct merge *mg, uint64_t *vb, uint64_t *first, uint64_t *count)
+{
+	uint64_t bs = mg->ov.block_size, start, n;
+	int r = 0;
+
+	for (*count = 0; !mg->o.batch_blocks || *count < mg->o.batch_blocks; *count += n) {
+		uint64_t max = mg->run_blocks;
+
+		if (mg->o.batch_blocks)
+			max = THINP_MIN(max, mg->o.batch_blocks - *count);
+		r = next_run(mg, *vb, max, &start, &n);
+		if (r || !n)
+			break;
+		if (!*count)
+			*first = start;
+		r = thinp_thin_read(mg->dev, mg->buf, n * bs, start * bs);
+		if (!r && (r = thinp_io_write(mg->ov.io, mg->buf, n * bs, start * bs, 0)))
+			r = pool_report(mg->pool, r, "merge: origin write at block %llu",
+					(unsigned long long)start);
+		if (!r)
+			r = job_checkpoint(mg->job, n * bs);
+		if (r)
+			return r;
+		*vb = start + n;
+	}
+	if (!r && *count && (r = thinp_io_flush(mg->ov.io)))
 		r = pool_report(mg->pool, r, "merge: origin flush");
 	return r;
 }
@@ -196,8 +222,8 @@ static int merge_run(struct merge *mg)
 	if (r || !mg->end || !mapped)
 		return r;
 	job_add_total(mg->job, (mg->nr_siblings + 1) * mapped * mg->ov.block_size);
-	mg->buf = origin_block_buffer(&mg->ov);
-	if (!mg->buf)
+	mg->run_blocks = THINP_MAX(1, RUN_BYTES / mg->ov.block_size);
+	if (posix_memalign(&mg->buf, 4096, mg->run_blocks * mg->ov.block_size))
 		return -ENOMEM;
 	for (size_t i = 0; i < mg->nr_siblings && !r; i++)
 		r = hydrate_sibling(mg, mg->siblings[i]);
