@@ -26,6 +26,10 @@
  *           each removed block is held by an extra reference while the
  *           others are dropped, and discarded on the data device only if the
  *           hold is then its only reference.
+ *   fill    (hydration, pool_thin_fill_hole) a whole block written only if
+ *           the block is still unprovisioned once its range lock is held:
+ *           the provisioning path of a write, with "a write came first"
+ *           meaning "do nothing".
  *
  * No metadata lock is held across data I/O, so provisioning, snapshots and
  * commits never wait for the reads and writes of other volumes. What the
@@ -830,10 +834,28 @@ static int discard_blocks(thinp_thin *thin, uint64_t begin, uint64_t end, bool p
 	return r;
 }
 
+/* Unmap [begin, end) under its range lock (discard and pool_thin_unmap). */
+static int unmap_range(thinp_thin *thin, uint64_t begin, uint64_t end, bool passdown)
+{
+	thinp_pool *pool = thin->pool;
+	int r;
+
+	if (begin >= end)
+		return 0;
+	r = pool_check_writable(pool);
+	if (r)
+		return r;
+	r = range_lock(pool, thin->id, begin, end);
+	if (r)
+		return r;
+	r = discard_blocks(thin, begin, end, passdown);
+	range_unlock(pool, thin->id, begin, end);
+	return pool_done(pool, r);
+}
+
 int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off)
 {
 	thinp_pool *pool;
-	uint64_t begin, end;
 	int r;
 
 	if (!thin)
@@ -844,21 +866,10 @@ int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off)
 	r = check_write(thin, len, off);
 	if (r)
 		return r;
-	begin = (off + pool->block_size - 1) / pool->block_size;
-	end = (off + len) / pool->block_size;
-	if (begin >= end)
-		return 0;
-	r = pool_check_writable(pool);
-	if (r)
-		return r;
-	r = range_lock(pool, thin->id, begin, end);
-	if (r)
-		return r;
-	r = discard_blocks(thin, begin, end,
+	return unmap_range(thin, (off + pool->block_size - 1) / pool->block_size,
+			   (off + len) / pool->block_size,
 			   !(pool->features & THINP_POOL_NO_DISCARD_PASSDOWN) &&
 				   (thinp_io_caps(pool->data_io) & THINP_IO_CAP_DISCARD));
-	range_unlock(pool, thin->id, begin, end);
-	return pool_done(pool, r);
 }
 
 /* ---- operations of the origin workflows (pool/origin_ops.h) ---- */
@@ -893,20 +904,9 @@ int pool_thin_fill_hole(thinp_thin *thin, uint64_t vblock, const void *block)
 
 int pool_thin_unmap(thinp_thin *thin, uint64_t begin, uint64_t end)
 {
-	thinp_pool *pool = thin->pool;
-	int r;
-
 	if (thin->flags & THINP_THIN_RDONLY)
 		return -EROFS;
-	r = pool_check_writable(pool);
-	if (r || begin >= end)
-		return r;
-	r = range_lock(pool, thin->id, begin, end);
-	if (r)
-		return r;
-	r = discard_blocks(thin, begin, end, false);
-	range_unlock(pool, thin->id, begin, end);
-	return pool_done(pool, r);
+	return unmap_range(thin, begin, end, false);
 }
 
 thinp_io *pool_thin_origin(const thinp_thin *thin)
