@@ -451,6 +451,7 @@ static void run_cuts(const struct cut_case *c)
 		if (!cut)
 			assert_int_equal(r, 0);
 		env_reboot(&e);
+		assert_thin_check(&e);
 		if (cut) {
 			/* Reads as before the job, whatever the job did. */
 			assert_reads(&e, &m, X, e.lower[ORIG]);
@@ -461,8 +462,6 @@ static void run_cuts(const struct cut_case *c)
 		}
 		c->model_end(&m);
 		c->assert_end(&e, &m, c->with_y);
-		if (!cut)
-			assert_thin_check(&e);
 		env_destroy(&e);
 		model_free(&m);
 		if (!cut)
