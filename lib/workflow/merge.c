@@ -111,28 +111,35 @@ static int check_device(struct merge *mg)
 	return r;
 }
 
+struct sibling_fill {
+	struct merge *mg;
+	thinp_thin *sibling;
+};
+
+static int fill_sibling_block(uint64_t vblock, void *ctx)
+{
+	struct sibling_fill *sf = ctx;
+	int r = origin_fill_hole(sf->sibling, &sf->mg->ov, vblock, false, sf->mg->buf);
+
+	return r < 0 ? r : job_checkpoint(sf->mg->job, sf->mg->ov.block_size);
+}
+
 /* Copy into sibling @sid's holes the origin's data of every block the
- * merge will overwrite (the device's mapped blocks below end). */
+ * merge will overwrite (the device's mapped blocks below end), zeroes
+ * included: the origin will not hold them any more. */
 static int hydrate_sibling(struct merge *mg, uint64_t sid)
 {
 	thinp_thin_options to = THINP_THIN_OPTIONS_INIT;
-	thinp_mapping m = THINP_MAPPING_INIT;
-	thinp_thin *s;
-	uint64_t vb = 0, at;
+	struct sibling_fill sf = { mg, NULL };
 	int r;
 
 	to.size = mg->end * mg->ov.block_size;
 	to.origin = mg->ov.io;
-	r = thinp_thin_open(&s, mg->pool, sid, &to);
-	while (!r && vb < mg->end &&
-	       !(r = thinp_pool_thin_next_map(mg->pool, mg->id, vb, &at, &m)) && at < mg->end) {
-		r = origin_fill_hole(s, &mg->ov, at, false, mg->buf);
-		if (r >= 0)
-			r = job_checkpoint(mg->job, mg->ov.block_size);
-		vb = at + 1;
-	}
-	thinp_thin_close(s);
-	return r == -ENODATA || r == 1 ? 0 : r;
+	r = thinp_thin_open(&sf.sibling, mg->pool, sid, &to);
+	if (!r)
+		r = origin_walk_mapped(mg->pool, mg->id, mg->end, fill_sibling_block, &sf);
+	thinp_thin_close(sf.sibling);
+	return r;
 }
 
 /* The next run of consecutive mapped blocks at or after vb, below end:

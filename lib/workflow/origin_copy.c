@@ -68,19 +68,34 @@ void *origin_block_buffer(const struct origin_view *ov)
 	return posix_memalign(&buf, 4096, ov->block_size) ? NULL : buf;
 }
 
-int origin_count_mapped(thinp_pool *pool, uint64_t id, uint64_t end, uint64_t *count)
+int origin_walk_mapped(thinp_pool *pool, uint64_t id, uint64_t end,
+		       int (*fn)(uint64_t vblock, void *ctx), void *ctx)
 {
 	thinp_mapping m = THINP_MAPPING_INIT;
-	uint64_t vb = 0, at;
+	uint64_t at;
 
-	for (*count = 0; vb < end; vb = at + 1) {
+	for (uint64_t vb = 0; vb < end; vb = at + 1) {
 		int r = thinp_pool_thin_next_map(pool, id, vb, &at, &m);
 
 		if (r == -ENODATA || (!r && at >= end))
 			break;
+		if (!r)
+			r = fn(at, ctx);
 		if (r)
 			return r;
-		(*count)++;
 	}
 	return 0;
+}
+
+static int count_one(uint64_t vblock, void *ctx)
+{
+	(void)vblock;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+int origin_count_mapped(thinp_pool *pool, uint64_t id, uint64_t end, uint64_t *count)
+{
+	*count = 0;
+	return origin_walk_mapped(pool, id, end, count_one, count);
 }

@@ -41,7 +41,12 @@ int origin_fill_hole(thinp_thin *thin, const struct origin_view *ov, uint64_t vb
 /* A block-aligned buffer of one block, or NULL. */
 void *origin_block_buffer(const struct origin_view *ov);
 
-/* Blocks @id maps in [0, end): a walk of its mappings. */
+/* Call @fn(vblock, @ctx) for each block @id maps in [0, end), ascending;
+ * stops at and returns the first non-zero return. 0 or a negative errno. */
+int origin_walk_mapped(thinp_pool *pool, uint64_t id, uint64_t end,
+		       int (*fn)(uint64_t vblock, void *ctx), void *ctx);
+
+/* Blocks @id maps in [0, end). */
 int origin_count_mapped(thinp_pool *pool, uint64_t id, uint64_t end, uint64_t *count);
 
 #endif
