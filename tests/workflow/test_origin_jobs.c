@@ -347,6 +347,15 @@ static void test_merge_model(void **state)
 		model_init(&m, &rng);
 		env_create(&e, 256);
 		scenario(&e, &m, &rng, false);
+		if (batch) {
+			/* A pool that ignores discards still unmaps what it merged. */
+			thinp_pool_options po = THINP_POOL_OPTIONS_INIT;
+
+			env_close_pool(&e, true);
+			po.features = THINP_POOL_IGNORE_DISCARD;
+			assert_int_equal(thinp_pool_open(&e.pool, e.lower[META], e.lower[DATA], &po), 0);
+			assert_int_equal(thinp_catalog_open(&e.cat, e.lower[CAT], 0), 0);
+		}
 		assert_int_equal(thinp_job_new(&job), 0);
 		assert_int_equal(merge(&e, 0, batch, job), 0);
 		pr = progress(job);
