@@ -24,6 +24,8 @@
 	X(send)     \
 	X(backup)   \
 	X(receive)  \
+	X(merge)    \
+	X(hydrate)  \
 	X(export)   \
 	X(import)   \
 	X(restore)  \

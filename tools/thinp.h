@@ -189,4 +189,28 @@ void progress_update(struct progress *p, uint64_t done, uint64_t total, bool fin
 /* --progress, for the commands that report it. */
 #define OPT_PROGRESS { "progress", 0, NULL, 0, NULL, "progress on stderr (the default when it is a\nterminal)" }
 
+/* What thinp merge and thinp hydrate share (origin_job.c). */
+struct origin_job {
+	thinp_catalog *cat;
+	thinp_io *cio, *origin;
+	thinp_catalog_entry *entry; /* DEV's (the first operand) */
+	thinp_job *job;
+	struct progress p;
+};
+/* Open the catalog, DEV's entry and the origin it names (--origin FILE
+ * instead), writable or read-only, and a job with --rate and progress.
+ * Prints the error. EXIT_*; origin_job_close() in every case. */
+int origin_job_open(struct invocation *inv, struct origin_job *oj, bool writable,
+		    const char *what);
+/* End the progress line, report the workflow's result @r and close
+ * everything. EXIT_*. */
+int origin_job_close(struct invocation *inv, struct origin_job *oj, int r);
+/* The options every origin job has. */
+#define OPT_ORIGIN_JOB(batch_help)                                                          \
+	{ "origin", 'o', "FILE", 0, NULL,                                                   \
+	  "the external origin (default: the path in DEV's\ncatalog entry)" },             \
+	{ "batch", 'b', "BLOCKS", 0, parse_u64, batch_help },                               \
+	{ "rate", 0, "SIZE", 0, parse_size, "copy at most SIZE bytes per second (k/m/g)" }, \
+	OPT_PROGRESS, OPT_CATALOG
+
 #endif

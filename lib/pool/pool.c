@@ -26,6 +26,7 @@
 
 #include "pool/map_cache.h"
 #include "pool/mode.h"
+#include "pool/origin_ops.h"
 #include "pool/pool_internal.h"
 #include "util/abi_struct.h"
 #include "util/compiler.h"
@@ -36,19 +37,36 @@
 
 /* ---- errors and modes ---- */
 
-int pool_err(thinp_pool *pool, int err, const char *fmt, ...)
+static int pool_verr(thinp_pool *pool, int err, const char *fmt, va_list ap)
 {
 	char msg[160];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	pthread_mutex_lock(&pool->state_lock);
 	snprintf(pool->errmsg, sizeof(pool->errmsg), "%s: %s", msg, thinp_strerror(err));
 	pthread_mutex_unlock(&pool->state_lock);
 	tlog(&pool->log, THINP_LOG_ERROR, "%s: %s", msg, thinp_strerror(err));
 	return err;
+}
+
+int pool_err(thinp_pool *pool, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = pool_verr(pool, err, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int pool_report(thinp_pool *pool, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = pool_verr(pool, err, fmt, ap);
+	va_end(ap);
+	return pool_done(pool, err);
 }
 
 static void set_mode(thinp_pool *pool, uint32_t mode)

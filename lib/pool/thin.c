@@ -26,6 +26,10 @@
  *           each removed block is held by an extra reference while the
  *           others are dropped, and discarded on the data device only if the
  *           hold is then its only reference.
+ *   fill    (hydration, pool_thin_fill_hole) a whole block written only if
+ *           the block is still unprovisioned once its range lock is held:
+ *           the provisioning path of a write, with "a write came first"
+ *           meaning "do nothing".
  *
  * No metadata lock is held across data I/O, so provisioning, snapshots and
  * commits never wait for the reads and writes of other volumes. What the
@@ -75,6 +79,7 @@
 #include <string.h>
 
 #include <libthinp/meta.h>
+#include "pool/origin_ops.h"
 #include "pool/pool_internal.h"
 #include "util/abi_struct.h"
 #include "util/compiler.h"
@@ -813,11 +818,9 @@ static int discard_batch(thinp_thin *thin, struct discard_batch *b, uint64_t *cu
 	return r;
 }
 
-static int discard_blocks(thinp_thin *thin, uint64_t begin, uint64_t end)
+/* Unmap [begin, end) under its range lock, in batches. */
+static int discard_blocks(thinp_thin *thin, uint64_t begin, uint64_t end, bool passdown)
 {
-	thinp_pool *pool = thin->pool;
-	bool passdown = !(pool->features & THINP_POOL_NO_DISCARD_PASSDOWN) &&
-			(thinp_io_caps(pool->data_io) & THINP_IO_CAP_DISCARD);
 	struct discard_batch *b = malloc(sizeof(*b));
 	uint64_t cursor = begin;
 	bool done = false;
@@ -831,10 +834,28 @@ static int discard_blocks(thinp_thin *thin, uint64_t begin, uint64_t end)
 	return r;
 }
 
+/* Unmap [begin, end) under its range lock (discard and pool_thin_unmap). */
+static int unmap_range(thinp_thin *thin, uint64_t begin, uint64_t end, bool passdown)
+{
+	thinp_pool *pool = thin->pool;
+	int r;
+
+	if (begin >= end)
+		return 0;
+	r = pool_check_writable(pool);
+	if (r)
+		return r;
+	r = range_lock(pool, thin->id, begin, end);
+	if (r)
+		return r;
+	r = discard_blocks(thin, begin, end, passdown);
+	range_unlock(pool, thin->id, begin, end);
+	return pool_done(pool, r);
+}
+
 int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off)
 {
 	thinp_pool *pool;
-	uint64_t begin, end;
 	int r;
 
 	if (!thin)
@@ -845,19 +866,57 @@ int thinp_thin_discard(thinp_thin *thin, uint64_t len, uint64_t off)
 	r = check_write(thin, len, off);
 	if (r)
 		return r;
-	begin = (off + pool->block_size - 1) / pool->block_size;
-	end = (off + len) / pool->block_size;
-	if (begin >= end)
-		return 0;
-	r = pool_check_writable(pool);
+	return unmap_range(thin, (off + pool->block_size - 1) / pool->block_size,
+			   (off + len) / pool->block_size,
+			   !(pool->features & THINP_POOL_NO_DISCARD_PASSDOWN) &&
+				   (thinp_io_caps(pool->data_io) & THINP_IO_CAP_DISCARD));
+}
+
+/* ---- operations of the origin workflows (pool/origin_ops.h) ---- */
+
+int pool_thin_fill_hole(thinp_thin *thin, uint64_t vblock, const void *block)
+{
+	thinp_pool *pool = thin->pool;
+	struct pool_md_mapping m;
+	int r;
+
+	if (thin->flags & THINP_THIN_RDONLY)
+		return -EROFS;
+	r = range_lock(pool, thin->id, vblock, vblock + 1);
 	if (r)
 		return r;
-	r = range_lock(pool, thin->id, begin, end);
-	if (r)
-		return r;
-	r = discard_blocks(thin, begin, end);
-	range_unlock(pool, thin->id, begin, end);
+	/* Under the range lock no provisioning write can map the block; a
+	 * lookup that finds it mapped means a write came first and won. */
+	pthread_rwlock_rdlock(&pool->md_lock);
+	r = pool->md->ops->lookup(pool->md, thin->id, vblock, &m);
+	pthread_rwlock_unlock(&pool->md_lock);
+	if (r == -ENODATA) {
+		r = provision(thin, vblock, NULL, 0, pool->block_size, block);
+		r = r ? r : 1;
+	} else if (r) {
+		r = md_read_failed(pool, r, "mapping lookup");
+	}
+	range_unlock(pool, thin->id, vblock, vblock + 1);
+	if (r == 1)
+		pool_check_low_water(pool);
 	return pool_done(pool, r);
+}
+
+int pool_thin_unmap(thinp_thin *thin, uint64_t begin, uint64_t end)
+{
+	if (thin->flags & THINP_THIN_RDONLY)
+		return -EROFS;
+	return unmap_range(thin, begin, end, false);
+}
+
+thinp_io *pool_thin_origin(const thinp_thin *thin)
+{
+	return thin->origin;
+}
+
+thinp_pool *pool_thin_pool(const thinp_thin *thin)
+{
+	return thin->pool;
 }
 
 /* ---- flush ---- */
