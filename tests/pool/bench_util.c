@@ -20,6 +20,13 @@ void bench_die(const char *what, int r)
 	exit(1);
 }
 
+static uint32_t open_flags;
+
+void bench_set_open_flags(uint32_t flags)
+{
+	open_flags = flags;
+}
+
 thinp_io *bench_open_file(const char *dir, const char *name, uint64_t size)
 {
 	char path[512];
@@ -28,7 +35,7 @@ thinp_io *bench_open_file(const char *dir, const char *name, uint64_t size)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	unlink(path);
-	r = thinp_io_open_file(&io, path, THINP_IO_CREATE);
+	r = thinp_io_open_file(&io, path, THINP_IO_CREATE | open_flags);
 	if (r)
 		bench_die(path, r);
 	r = thinp_io_resize(io, size);

@@ -15,12 +15,19 @@ SEED=${THINP_TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}
 echo "seed $SEED (replay with THINP_TEST_SEED=$SEED)"
 RANDOM=$SEED
 
-# kill_daemon: kill -9, then get rid of the dead mount.
+# kill_daemon [WRITER]: kill -9, wait for WRITER (a pid) if given, then get
+# rid of the dead mount. The writer must be gone before the mount is: while
+# the dead mount is there its next open fails (ENOTCONN), but once it is
+# unmounted "$MNT/0" would be a new file in the directory underneath, whose
+# fsyncs succeed (a writer descheduled between two chunks under load went on
+# to log all 128 chunks that way, none of them in the pool).
 kill_daemon() {
 	kill -9 "$FUSE_PID"
 	wait "$FUSE_PID" 2>/dev/null
 	FUSE_PID=
+	[ $# -eq 0 ] || wait "$1"
 	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" || fail "cannot unmount the dead mount"
+	[ -z "$(ls -A "$MNT")" ] || fail "something was written under the mount point after the kill"
 }
 
 step "fsynced chunks survive kill -9"
@@ -44,8 +51,7 @@ for _ in $(seq 600); do
 	[ "$(wc -l <"$T/done")" -ge $want ] && break
 	sleep 0.05
 done
-kill_daemon
-wait $writer
+kill_daemon $writer
 n=$(wc -l <"$T/done")
 echo "killed after $n fsynced chunks"
 [ "$n" -ge 4 ] || fail "the writer did not get going"
