@@ -458,6 +458,20 @@ void pool_check_low_water(thinp_pool *pool)
 
 /* ---- periodic commits ---- */
 
+/* A timed commit is for the metadata: with none changed there is nothing to
+ * commit, and the data device is not flushed either (overwrites are made
+ * durable by a flush, as on any disk with a write cache; syncing them every
+ * interval cost front-ends a data sync per second of overwrites). */
+static bool metadata_dirty(thinp_pool *pool)
+{
+	bool dirty;
+
+	pthread_rwlock_rdlock(&pool->md_lock);
+	dirty = pool->md_dirty;
+	pthread_rwlock_unlock(&pool->md_lock);
+	return dirty;
+}
+
 static void *commit_thread(void *arg)
 {
 	thinp_pool *pool = arg;
@@ -473,7 +487,8 @@ static void *commit_thread(void *arg)
 		if (pool->stopping || pool->mode != THINP_POOL_MODE_RW)
 			continue;
 		pthread_mutex_unlock(&pool->state_lock);
-		pool_done(pool, pool_flush_and_commit(pool));
+		if (metadata_dirty(pool))
+			pool_done(pool, pool_flush_and_commit(pool));
 		pthread_mutex_lock(&pool->state_lock);
 	}
 	pthread_mutex_unlock(&pool->state_lock);

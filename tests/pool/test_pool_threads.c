@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/testutil.h"
 #include "pool/pool_test.h"
@@ -610,6 +611,46 @@ static void test_periodic_commit_real_metadata(void **state)
 	periodic_commit(true);
 }
 
+static uint64_t commits_started(struct tpool *t)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&t->pool->state_lock);
+	n = t->pool->commits_started;
+	pthread_mutex_unlock(&t->pool->state_lock);
+	return n;
+}
+
+/* Timed commits are for the metadata: overwrites of provisioned blocks
+ * start none (no data sync every interval), a provisioning write does. */
+static void test_periodic_commit_needs_metadata_change(void **state)
+{
+	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
+	uint8_t buf[512] = { 1 };
+	struct tpool t;
+	thinp_thin *a;
+	uint64_t n;
+
+	o.commit_interval_ms = 2;
+	setup(&t, false, 16, &o);
+	assert_int_equal(thinp_pool_create_thin(t.pool, 0), 0);
+	a = topen(t.pool, 0, 8 * (uint64_t)TEST_BS, NULL);
+	assert_int_equal(thinp_thin_write(a, buf, sizeof(buf), 0), 0);
+	tpool_wait_commit(&t);
+	n = commits_started(&t);
+	for (int i = 0; i < 20; i++) {
+		buf[0] = (uint8_t)i;
+		assert_int_equal(thinp_thin_write(a, buf, sizeof(buf), 0), 0);
+		usleep(2000);
+	}
+	assert_int_equal(commits_started(&t), n);
+	assert_int_equal(thinp_thin_write(a, buf, sizeof(buf), TEST_BS), 0);
+	tpool_wait_commit(&t);
+	assert_true(commits_started(&t) > n);
+	thinp_thin_close(a);
+	tpool_teardown(&t);
+}
+
 struct io_thread {
 	pthread_t th;
 	thinp_thin *thin;
@@ -701,6 +742,7 @@ int main(void)
 		cmocka_unit_test(test_flushes_share_commits_real_metadata),
 		cmocka_unit_test(test_periodic_commit),
 		cmocka_unit_test(test_periodic_commit_real_metadata),
+		cmocka_unit_test(test_periodic_commit_needs_metadata_change),
 		cmocka_unit_test(test_commit_thread_stops_on_close),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
