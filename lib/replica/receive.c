@@ -41,7 +41,7 @@ struct receiver {
 	size_t token_size;
 	struct replica_origin_claim claim; /* opts->origin, opts->origin_guid */
 	thinp_io *origin;          /* the stream's external origin, opened */
-	char *origin_path;         /* ... found there (THINP_CATALOG_ORIGIN_MAX) */
+	char *origin_path;         /* ... and its path (THINP_CATALOG_ORIGIN_MAX bytes) */
 };
 
 #define FAIL(rc, e, ...) replica_fail((rc)->errbuf, (rc)->errsize, (e), __VA_ARGS__)
