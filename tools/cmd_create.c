@@ -12,6 +12,28 @@
 
 #include "thinp.h"
 
+/*
+ * --origin FILE[=GUID]: the entry's origin, with the identity a send puts
+ * in its streams (catalog.h, entry version 3): GUID, or a new random one,
+ * and FILE's size now. The same FILE=GUID on another host registers its
+ * copy of the origin under the same identity.
+ */
+static int set_origin(const char *arg, thinp_catalog_entry *e)
+{
+	thinp_io *io = NULL;
+	int r;
+
+	if (parse_origin(arg, e->origin, e->origin_guid))
+		return EXIT_FAIL;
+	r = thinp_io_open_file(&io, e->origin, THINP_IO_RDONLY);
+	if (!r)
+		r = thinp_io_size(io, &e->origin_size);
+	thinp_io_close(io);
+	if (!r && !e->origin_guid[0] && !memcmp(e->origin_guid, e->origin_guid + 1, 15))
+		r = thinp_catalog_new_guid(e->origin_guid);
+	return r ? err("origin %s: %s", e->origin, thinp_strerror(r)) : EXIT_OK;
+}
+
 /* The new entry: a snapshot inherits its origin's (thinp_catalog_inherit),
  * then the options override. */
 static int fill_entry(struct invocation *inv, thinp_catalog *cat, thinp_catalog_entry *e)
@@ -29,8 +51,8 @@ static int fill_entry(struct invocation *inv, thinp_catalog *cat, thinp_catalog_
 	e->id = inv->operand[0].num;
 	if (size->given)
 		e->size = size->num;
-	if (origin->given)
-		strcpy(e->origin, origin->str);
+	if (origin->given && set_origin(origin->str, e))
+		return EXIT_FAIL;
 	if (opt(inv, "read-only")->given)
 		e->flags |= THINP_CATALOG_READ_ONLY;
 	return EXIT_OK;
@@ -53,7 +75,6 @@ static int create(struct invocation *inv, thinp_catalog *cat, thinp_catalog_entr
 
 static int run(struct invocation *inv)
 {
-	const struct arg *origin = opt(inv, "origin");
 	thinp_catalog_entry *e = malloc(sizeof(*e));
 	thinp_catalog *cat = NULL;
 	thinp_io *cio = NULL;
@@ -61,8 +82,6 @@ static int run(struct invocation *inv)
 
 	if (!opt(inv, "size")->given && !opt(inv, "snapshot-of")->given)
 		rc = usage_err("--size is required (a snapshot may take its origin's)");
-	else if (origin->given && strlen(origin->str) >= THINP_CATALOG_ORIGIN_MAX)
-		rc = usage_err("--origin path too long");
 	else if (!e)
 		err("out of memory");
 	else if (open_catalog(inv, &cio, &cat) == EXIT_OK) {
@@ -85,8 +104,9 @@ static const char *parse_nonzero_size(const char *s, uint64_t *bytes)
 static const struct option_spec options[] = {
 	{ "size", 's', "SIZE", 0, parse_nonzero_size,
 	  "virtual size in bytes, k/m/g suffixes allowed;\na snapshot takes its origin's when not given" },
-	{ "origin", 'o', "FILE", 0, NULL,
-	  "read-only external origin: unprovisioned blocks\nread from FILE (a snapshot inherits its origin's)" },
+	{ "origin", 'o', "FILE[=GUID]", 0, NULL,
+	  "read-only external origin: unprovisioned blocks\nread from FILE (a snapshot inherits its origin's);\n"
+	  "its origin guid is GUID (32 hex digits), or new" },
 	{ "snapshot-of", 'S', "ID", 0, parse_u64, "make a snapshot of device ID" },
 	{ "read-only", 'r', NULL, 0, NULL, "mark the device read-only for front-ends" },
 	OPT_CATALOG,

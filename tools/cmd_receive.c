@@ -87,12 +87,17 @@ static int run(struct invocation *inv)
 	thinp_io *cio;
 	uint64_t id;
 	struct counted c = { .bytes = 0 };
-	char msg[512], token[THINP_STREAM_TOKEN_SIZE];
+	char msg[512], token[THINP_STREAM_TOKEN_SIZE], origin[THINP_CATALOG_ORIGIN_MAX];
 	int r, manage_ops = opt(inv, "list")->given + opt(inv, "abort")->given +
 			    opt(inv, "resume-token")->given + opt(inv, "prune")->given;
 
 	if (manage_ops > 1)
 		return usage_err("--list, --abort, --resume-token and --prune exclude each other");
+	if (opt(inv, "origin")->given) {
+		if (parse_origin(opt(inv, "origin")->str, origin, o.origin_guid))
+			return EXIT_FAIL;
+		o.origin = origin;
+	}
 	if (open_catalog(inv, &cio, &cat))
 		return EXIT_FAIL;
 	if (manage_ops) {
@@ -128,6 +133,9 @@ static int run(struct invocation *inv)
 
 static const struct option_spec options[] = {
 	{ "name", 'n', "ID", 0, parse_u64, "the new device's id (default: the lowest free)" },
+	{ "origin", 'o', "FILE[=GUID]", 0, NULL,
+	  "FILE holds the stream's external origin (the same\nbytes as the sender's; GUID, 32 hex digits, must\n"
+	  "then be the stream's origin guid)" },
 	{ "resumable", 'r', NULL, 0, NULL,
 	  "if the stream breaks off after a checkpoint, keep\nthe hidden device and print a resume token" },
 	{ "list", 'l', NULL, 0, NULL,

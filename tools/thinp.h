@@ -169,6 +169,12 @@ int attach_entry(struct invocation *inv, thinp_catalog *cat, const thinp_catalog
 /* --catalog FILE, for the commands that use the pool's catalog. */
 #define OPT_CATALOG { "catalog", 'c', "FILE", 0, NULL, "the catalog file (default META.vol, created\nif missing)" }
 
+/* --origin FILE[=GUID] (create, receive): the path into @path
+ * (THINP_CATALOG_ORIGIN_MAX bytes) and GUID, 32 hex digits, into @guid
+ * (zeroes without it). Only a trailing "=" and 32 hex digits are a GUID:
+ * any other '=' belongs to the path. Prints the error. EXIT_*. */
+int parse_origin(const char *arg, char *path, uint8_t guid[16]);
+
 /* The stream transport to standard output (stream.h's write callback). */
 int stream_write_stdout(const void *buf, size_t len, void *ctx);
 /* A read-only io on PATH with O_DIRECT, or without it where the filesystem

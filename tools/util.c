@@ -3,6 +3,7 @@
  * a user can cause ends up as exactly one line on stderr, prefixed with the
  * command's name.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -238,4 +239,32 @@ void progress_update(struct progress *p, uint64_t done, uint64_t total, bool fin
 	else
 		fprintf(stderr, "\rthinp %s: %" PRIu64 " MiB%s", p->what, done >> 20,
 			final ? "\n" : "");
+}
+
+/* 32 hex digits (either case) into @guid: 0, or -1. */
+static int parse_guid(const char *s, uint8_t guid[16])
+{
+	for (int i = 0; i < 32; i++) {
+		int c = tolower((unsigned char)s[i]);
+		int v = isdigit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+
+		if (v < 0)
+			return -1;
+		guid[i / 2] = (uint8_t)(i % 2 ? guid[i / 2] | v : v << 4);
+	}
+	return s[32] ? -1 : 0;
+}
+
+int parse_origin(const char *arg, char *path, uint8_t guid[16])
+{
+	size_t len = strlen(arg);
+
+	memset(guid, 0, 16);
+	if (len > 33 && arg[len - 33] == '=' && !parse_guid(arg + len - 32, guid))
+		len -= 33;
+	if (!len || len >= THINP_CATALOG_ORIGIN_MAX)
+		return usage_err("--origin: %s", len ? "path too long" : "no path");
+	memcpy(path, arg, len);
+	path[len] = '\0';
+	return EXIT_OK;
 }

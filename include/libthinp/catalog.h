@@ -55,7 +55,7 @@ extern "C" {
 typedef struct thinp_catalog thinp_catalog;
 
 /* The version of thinp_catalog_entry this header describes. */
-#define THINP_CATALOG_ENTRY_VERSION 2
+#define THINP_CATALOG_ENTRY_VERSION 3
 
 /* Longest external origin path, terminating NUL included. */
 #define THINP_CATALOG_ORIGIN_MAX 4096
@@ -108,12 +108,23 @@ typedef struct thinp_catalog_entry {
 	uint64_t recv_bytes;
 	uint32_t recv_digest;
 	uint32_t reserved;    /* 0 */
+	/* Since version 3: the external origin's identity, set by whoever
+	 * attaches the origin (`thinp create --origin` picks a random guid
+	 * and records the file's size; a receive records the stream's):
+	 * origin_guid names the bytes the origin held when the device was
+	 * made, origin_size their count. A send puts them in the stream's
+	 * header, and a receiver takes the stream only onto an origin
+	 * registered here with the same guid and size (replica.h). All
+	 * zeroes with an origin: one attached by a library without version 3
+	 * (such a device is not sent). Zero without an origin. */
+	uint8_t origin_guid[16];
+	uint64_t origin_size;
 	/* Fields added in later versions go here, each marked "since version N". */
 } thinp_catalog_entry;
 
 #define THINP_CATALOG_ENTRY_INIT \
 	{ sizeof(thinp_catalog_entry), THINP_CATALOG_ENTRY_VERSION, 0, 0, 0, 0, 0, \
-	  { 0 }, { 0 }, { 0 }, 0, { 0 }, 0, 0, 0, 0 }
+	  { 0 }, { 0 }, { 0 }, 0, { 0 }, 0, 0, 0, 0, { 0 }, 0 }
 
 /*
  * thinp_catalog_open - read the catalog stored on @io.

@@ -31,8 +31,19 @@
  * the token (thinp_send_options.resume_token), and the resumed stream
  * finishes that partial device.
  *
+ * External origins: a device whose unprovisioned blocks read from an
+ * external origin (catalog entry origin, origin_guid, origin_size) is sent
+ * with the stream header's unmapped = THINP_STREAM_UNMAPPED_ORIGIN and the
+ * origin's guid and size; the receiver takes it only onto a local origin
+ * registered with that guid and size (thinp_receive_options.origin, or a
+ * catalog entry that has it), and the received device reads the same:
+ * provisioned blocks as sent, the others from its origin. Nothing checks
+ * the origin's bytes: registering a file as an origin guid is the caller's
+ * claim that it holds the sender's origin's bytes.
+ *
  * Version 1 limits: the stream's block size must equal the receiving pool's
- * data block size; devices with an external origin are not sent.
+ * data block size; a device whose origin has no origin guid (attached by a
+ * library before catalog entry version 3) is not sent.
  *
  * Threading: a send reads the devices while other threads may use the pool,
  * but the devices sent must not be written meanwhile (send snapshots); a
@@ -98,12 +109,24 @@ typedef struct thinp_receive_options {
 	 * token_size >= THINP_STREAM_TOKEN_SIZE. */
 	char *token;
 	size_t token_size;
+	/* A stream of a device with an external origin (its unmapped blocks
+	 * read as the origin) names the origin by guid and size. If not NULL:
+	 * the path of this host's copy of it, the caller's claim that the file
+	 * holds the same bytes as the sender's origin (its size must be the
+	 * stream's origin size, and origin_guid, unless all zeroes, the
+	 * stream's origin guid). NULL: the origin of a catalog entry with the
+	 * stream's origin guid (a device received before, or an incremental's
+	 * base). The new device's entry records the path, guid and size.
+	 * Refused (-EINVAL) for a stream without an external origin. Appended
+	 * in 1.0: a caller's shorter struct reads as NULL and zeroes. */
+	const char *origin;
+	uint8_t origin_guid[16];
 	/* Fields added in later versions go here. */
 } thinp_receive_options;
 
 #define THINP_RECEIVE_OPTIONS_INIT \
 	{ sizeof(thinp_receive_options), THINP_REPLICA_OPTIONS_VERSION, THINP_RECEIVE_ANY_ID, \
-	  NULL, 0, 0, 0, NULL, 0 }
+	  NULL, 0, 0, 0, NULL, 0, NULL, { 0 } }
 
 /*
  * thinp_send - write device @dev of @pool as a stream.
@@ -118,9 +141,13 @@ typedef struct thinp_receive_options {
  * @write, @ctx: the transport (stream.h).
  * The virtual size sent is @dev's catalog size, or, without one, its
  * highest mapped block's end (at least one block).
- * Errors: -ENODATA (no such device), -EOPNOTSUPP (a device with an external
- * origin), -EINVAL (a resume token that is malformed or names other
- * devices), -ESTALE (a device was written during the send), -ENOMEM,
+ * With an external origin (catalog entry origin), the header says
+ * unmapped = THINP_STREAM_UNMAPPED_ORIGIN with the entry's origin_guid and
+ * origin_size; mapped blocks that hold only zeroes go as ZERO records
+ * (provisioned zeroes that hide the origin), the others as DATA.
+ * Errors: -ENODATA (no such device), -EOPNOTSUPP (a device whose external
+ * origin has no origin guid), -EINVAL (a resume token that is malformed or
+ * names other devices; a base whose origin guid is not @dev's), -ESTALE (a device was written during the send), -ENOMEM,
  * -EIO and the errors of the catalog and of the write callback; after an
  * error the stream is cut (a receiver sees it truncated).
  * Thread safety: see above. Since 1.0.
@@ -141,6 +168,11 @@ THINP_API int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev,
  *                received, the device is kept PARTIAL and opts->token set;
  *   -EINVAL      a stream this pool cannot hold (block size), a bad argument;
  *   -ENODATA     an incremental stream whose base guid no visible device has;
+ *                a stream with an external origin that no file here is
+ *                registered as (opts->origin, or a catalog entry with its
+ *                origin guid), or one whose size, or the given guid,
+ *                differs; an incremental whose base has another origin;
+ *   -EINVAL      also: opts->origin given for a stream without one;
  *   -ESTALE      the base was modified since it was received, or was not
  *                received (no anchor to tell); a resumed stream that no
  *                partial device here is waiting for (stream id and resume

@@ -44,7 +44,9 @@ enum {
 /* Record v2 appends, after the origin padded to 8: the resume point's
  * records (8), bytes (8), digest (4) and 4 zero bytes. */
 enum { R2_RECORDS = 0, R2_BYTES = 8, R2_DIGEST = 16, R2_TAIL = 24 };
-#define CAT_RECORD_VERSION 2u
+/* Record v3 appends, after those: the origin's guid (16) and size (8). */
+enum { R3_OGUID = R2_TAIL, R3_OSIZE = R2_TAIL + 16, R3_TAIL = R2_TAIL + 24 };
+#define CAT_RECORD_VERSION 3u
 
 static uint32_t crc32c(const void *p, size_t len)
 {
@@ -64,7 +66,7 @@ static uint64_t v2_offset(uint64_t olen)
 
 static uint64_t record_len(const thinp_catalog_entry *e)
 {
-	return v2_offset(strlen(e->origin)) + R2_TAIL;
+	return v2_offset(strlen(e->origin)) + R3_TAIL;
 }
 
 static void encode_record(unsigned char *p, const thinp_catalog_entry *e)
@@ -88,6 +90,8 @@ static void encode_record(unsigned char *p, const thinp_catalog_entry *e)
 	store_le64(p + v2_offset(olen) + R2_RECORDS, e->recv_records);
 	store_le64(p + v2_offset(olen) + R2_BYTES, e->recv_bytes);
 	store_le32(p + v2_offset(olen) + R2_DIGEST, e->recv_digest);
+	memcpy(p + v2_offset(olen) + R3_OGUID, e->origin_guid, 16);
+	store_le64(p + v2_offset(olen) + R3_OSIZE, e->origin_size);
 }
 
 /* Decode the record at p (avail bytes left); its length through *len.
@@ -121,6 +125,11 @@ static int decode_record(const unsigned char *p, uint64_t avail, thinp_catalog_e
 		e->recv_records = load_le64(p + v2_offset(olen) + R2_RECORDS);
 		e->recv_bytes = load_le64(p + v2_offset(olen) + R2_BYTES);
 		e->recv_digest = load_le32(p + v2_offset(olen) + R2_DIGEST);
+	}
+	/* Nor has a version 2 record an origin identity: none. */
+	if (load_le32(p + R_VERSION) >= 3 && rlen >= v2_offset(olen) + R3_TAIL) {
+		memcpy(e->origin_guid, p + v2_offset(olen) + R3_OGUID, 16);
+		e->origin_size = load_le64(p + v2_offset(olen) + R3_OSIZE);
 	}
 	*len = rlen;
 	return e->id > CAT_MAX_ID ? -EILSEQ : 0;

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,9 @@ struct receiver {
 	size_t errsize;
 	char *token;
 	size_t token_size;
+	struct replica_origin_claim claim; /* opts->origin, opts->origin_guid */
+	thinp_io *origin;          /* the stream's external origin, opened */
+	char *origin_path;         /* ... and its path (THINP_CATALOG_ORIGIN_MAX bytes) */
 };
 
 #define FAIL(rc, e, ...) replica_fail((rc)->errbuf, (rc)->errsize, (e), __VA_ARGS__)
@@ -49,7 +53,7 @@ static int stream_fail(struct receiver *rc, int e)
 	return FAIL(rc, e, "stream: %s", *m ? m : thinp_strerror(e));
 }
 
-/* What this pool can take: its block size, zeroes for unmapped blocks. */
+/* What this pool can take: its block size. */
 static int check_header(struct receiver *rc)
 {
 	uint32_t bs = replica_block_size(rc->pool);
@@ -57,10 +61,19 @@ static int check_header(struct receiver *rc)
 	if (rc->hdr->block_size != bs)
 		return FAIL(rc, -EINVAL, "the stream's block size %" PRIu32
 			    " is not the pool's data block size %" PRIu32, rc->hdr->block_size, bs);
-	if (rc->hdr->unmapped != THINP_STREAM_UNMAPPED_ZERO)
-		return FAIL(rc, -EOPNOTSUPP, "streams of devices with an external origin are not "
-			    "supported");
 	return 0;
+}
+
+/* Unmapped blocks read as an external origin: the local file registered as
+ * it, opened for the new device (a ZERO record must provision zeroes over
+ * it, an UNMAP expose it). */
+static int open_origin(struct receiver *rc)
+{
+	if (rc->hdr->unmapped == THINP_STREAM_UNMAPPED_ZERO)
+		return rc->claim.path ? FAIL(rc, -EINVAL, "an origin was given, but the stream's "
+					     "device has no external origin") : 0;
+	return replica_find_origin(rc->cat, rc->hdr, &rc->claim, rc->origin_path, &rc->origin,
+				   rc->errbuf, rc->errsize);
 }
 
 /* The base device, unmodified since it was received: its anchor's delta
@@ -76,6 +89,11 @@ static int find_base(struct receiver *rc, uint64_t *anchor)
 		free(a);
 		return FAIL(rc, -ENODATA, "no device here has the stream's base guid: the stream "
 			    "applies to another device");
+	}
+	if (memcmp(rc->base->origin_guid, rc->hdr->origin_guid, 16)) {
+		free(a);
+		return FAIL(rc, -ENODATA, "base device %" PRIu64 " reads through another external "
+			    "origin than the stream's", rc->base->id);
 	}
 	r = catalog_find_guid(rc->cat, 0, rc->hdr->base_guid, true, a);
 	*anchor = a->id;
@@ -113,7 +131,8 @@ static int find_partial(struct receiver *rc)
 	rc->created = true;
 	rc->pos = rc->hdr->resume;
 	rc->have_point = true;
-	r = replica_open_thin(rc->pool, rc->id, rc->hdr->virtual_size, false, &rc->thin);
+	r = replica_open_thin(rc->pool, rc->id, rc->hdr->virtual_size, false, rc->origin,
+			      &rc->thin);
 	return r ? FAIL(rc, r, "device %" PRIu64 ": %s", rc->id, thinp_strerror(r)) : 0;
 }
 
@@ -131,12 +150,22 @@ static int drop_tail(struct receiver *rc)
 
 	if (r || st.highest_mapped <= end)
 		return r;
-	r = replica_open_thin(rc->pool, rc->id, st.highest_mapped * bs, false, &t);
+	r = replica_open_thin(rc->pool, rc->id, st.highest_mapped * bs, false, NULL, &t);
 	if (!r) {
 		r = thinp_thin_discard(t, (st.highest_mapped - end) * bs, end * bs);
 		thinp_thin_close(t);
 	}
 	return r;
+}
+
+/* The stream's external origin (none: zeroes) into @e. */
+static void set_origin(struct receiver *rc, thinp_catalog_entry *e)
+{
+	if (!rc->origin)
+		return;
+	strcpy(e->origin, rc->origin_path);
+	memcpy(e->origin_guid, rc->hdr->origin_guid, 16);
+	e->origin_size = rc->hdr->origin_size;
 }
 
 /* Step 1: the new device and its PARTIAL entry, committed. */
@@ -165,11 +194,13 @@ static int create_device(struct receiver *rc, uint64_t want)
 	/* Hidden while PARTIAL (replica_find_guid skips it); kept for its token. */
 	memcpy(rc->entry->guid, rc->hdr->target_guid, 16);
 	memcpy(rc->entry->parent_guid, rc->hdr->base_guid, 16);
+	set_origin(rc, rc->entry);
 	r = thinp_catalog_attach(rc->cat, rc->pool, rc->entry);
 	if (!r)
 		r = replica_commit_catalog(rc->cat, rc->pool);
 	if (!r)
-		r = replica_open_thin(rc->pool, rc->id, rc->hdr->virtual_size, false, &rc->thin);
+		r = replica_open_thin(rc->pool, rc->id, rc->hdr->virtual_size, false, rc->origin,
+				      &rc->thin);
 	if (!r && incremental)
 		r = drop_tail(rc);
 	return r ? FAIL(rc, r, "device %" PRIu64 ": %s", rc->id, thinp_strerror(r)) : 0;
@@ -279,6 +310,7 @@ static int publish(struct receiver *rc)
 		a->id = (uint64_t)anchor;
 		a->flags = THINP_CATALOG_ANCHOR | THINP_CATALOG_READ_ONLY;
 		memcpy(a->parent_guid, rc->hdr->target_guid, 16);
+		set_origin(rc, a);
 		r = thinp_catalog_new_guid(a->guid);
 	}
 	if (!r)
@@ -342,6 +374,8 @@ static int receive(struct receiver *rc, uint64_t want, uint64_t *new_id)
 		return r;
 	if (replayed(rc, new_id))
 		return 0;
+	if ((r = open_origin(rc)))
+		return r;
 	if (rc->hdr->incompat & THINP_STREAM_INCOMPAT_RESUMING)
 		r = find_partial(rc);
 	else
@@ -364,8 +398,9 @@ int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn
 
 	if (!pool || !catalog || !read || !new_id)
 		return -EINVAL;
-	/* Every field of the 1.0 struct is required: later versions append. */
-	if (opts && thinp_abi_copy_in(&o, sizeof(o), opts, sizeof(o), THINP_REPLICA_OPTIONS_VERSION))
+	/* The fields up to the token are required; later ones are appended. */
+	if (opts && thinp_abi_copy_in(&o, sizeof(o), opts, offsetof(thinp_receive_options, origin),
+				      THINP_REPLICA_OPTIONS_VERSION))
 		return -EINVAL;
 	if ((o.flags & ~THINP_RECEIVE_RESUMABLE) || (o.token && o.token_size < THINP_STREAM_TOKEN_SIZE))
 		return -EINVAL;
@@ -374,15 +409,21 @@ int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn
 	rc.resumable = o.flags & THINP_RECEIVE_RESUMABLE;
 	rc.token = o.token;
 	rc.token_size = o.token_size;
+	rc.claim.path = o.origin;
+	rc.claim.guid = o.origin_guid;
 	if (rc.token)
 		rc.token[0] = '\0';
 	replica_fail(rc.errbuf, rc.errsize, 0, "%s", "");
 	rc.entry = malloc(sizeof(*rc.entry));
 	rc.base = malloc(sizeof(*rc.base));
-	r = rc.entry && rc.base ? thinp_stream_reader_new(&rc.rd, read, ctx) : -ENOMEM;
+	rc.origin_path = malloc(THINP_CATALOG_ORIGIN_MAX);
+	r = rc.entry && rc.base && rc.origin_path ? thinp_stream_reader_new(&rc.rd, read, ctx)
+						  : -ENOMEM;
 	if (!r)
 		r = receive(&rc, o.id, new_id);
 	thinp_stream_reader_free(rc.rd);
+	thinp_io_close(rc.origin);
+	free(rc.origin_path);
 	free(rc.entry);
 	free(rc.base);
 	return r;

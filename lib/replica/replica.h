@@ -22,9 +22,13 @@ int replica_unmodified(thinp_pool *pool, uint64_t anchor, uint64_t dev);
 /* The lowest device id the pool does not use, or a negative errno. */
 int64_t replica_free_id(thinp_pool *pool);
 
-/* Open device @id for I/O over whole blocks covering @size bytes. */
+/* @guid as 32 lowercase hex digits and a NUL, for messages. */
+void replica_guid_hex(const uint8_t guid[16], char hex[33]);
+
+/* Open device @id for I/O over whole blocks covering @size bytes, reading
+ * unprovisioned blocks from @origin (NULL: none). */
 int replica_open_thin(thinp_pool *pool, uint64_t id, uint64_t size, bool rdonly,
-		      thinp_thin **out);
+		      thinp_io *origin, thinp_thin **out);
 
 /* The pool's data block size in bytes, or 0 on error. */
 uint32_t replica_block_size(thinp_pool *pool);
@@ -32,6 +36,25 @@ uint32_t replica_block_size(thinp_pool *pool);
 /* Device @id's entry removed and the catalog committed (if it had one),
  * then the device deleted: the order catalog.h prescribes. */
 int replica_drop_device(thinp_catalog *cat, thinp_pool *pool, uint64_t id);
+
+/* A caller's claim that a local file holds a stream's external origin:
+ * @path NULL = none; @guid zeroes = whatever the stream's origin guid is. */
+struct replica_origin_claim {
+	const char *path;
+	const uint8_t *guid;
+};
+
+/* The local file that holds @hdr's external origin (@hdr->unmapped is
+ * THINP_STREAM_UNMAPPED_ORIGIN): @claim's path if given (its guid, unless
+ * zeroes, must be the stream's), else the origin of a catalog entry with
+ * the stream's origin guid; its size must be the stream's origin size.
+ * Opened read-only into *@io, its path into @path (of
+ * THINP_CATALOG_ORIGIN_MAX bytes). 0, or -ENODATA (no such origin here, a
+ * guid or size that differs), -EINVAL, the file's errors, a message in
+ * @errbuf. */
+int replica_find_origin(thinp_catalog *cat, const thinp_stream_header *hdr,
+			const struct replica_origin_claim *claim, char *path, thinp_io **io,
+			char *errbuf, size_t errsize);
 
 /* Commit the catalog against the pool's current transaction id. */
 int replica_commit_catalog(thinp_catalog *cat, thinp_pool *pool);

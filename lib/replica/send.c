@@ -20,10 +20,42 @@ struct sender {
 	uint64_t nr_blocks;     /* blocks of the virtual size */
 	uint64_t chunk_blocks;  /* blocks per read */
 	uint64_t start;         /* first block to send (a resumed stream) */
+	bool zero_runs;         /* an external origin: all-zero blocks go as ZERO */
 	void *buf;
 	char *errbuf;
 	size_t errsize;
 };
+
+static bool block_is_zero(const unsigned char *p, uint32_t len)
+{
+	return p[0] == 0 && !memcmp(p, p + 1, len - 1);
+}
+
+/*
+ * The @n blocks from @first read into s->buf. With an external origin, the
+ * all-zero ones go as ZERO records: the pool does not tell a block
+ * provisioned by a write-zeroes from one written with zeroes, but either
+ * way the block reads as zeroes and must hide the origin, which is what ZERO
+ * says, without the bytes. Without an origin, DATA as ever.
+ */
+static int write_chunk(struct sender *s, uint64_t first, uint64_t n)
+{
+	const unsigned char *p = s->buf;
+	uint32_t bs = s->block_size;
+	int r = 0;
+
+	if (!s->zero_runs)
+		return thinp_stream_writer_data(s->w, first, n, p);
+	for (uint64_t i = 0, j; !r && i < n; i = j) {
+		bool zero = block_is_zero(p + i * bs, bs);
+
+		for (j = i + 1; j < n && block_is_zero(p + j * bs, bs) == zero; j++)
+			;
+		r = zero ? thinp_stream_writer_zero(s->w, first + i, j - i)
+			 : thinp_stream_writer_data(s->w, first + i, j - i, p + i * bs);
+	}
+	return r;
+}
 
 /* Blocks [first, first + nr) of the device as DATA, read a chunk at a time. */
 static int send_data(struct sender *s, uint64_t first, uint64_t nr)
@@ -35,7 +67,7 @@ static int send_data(struct sender *s, uint64_t first, uint64_t nr)
 		if (r)
 			return replica_fail(s->errbuf, s->errsize, r, "reading block %" PRIu64 ": %s",
 					    first, thinp_strerror(r));
-		r = thinp_stream_writer_data(s->w, first, n, s->buf);
+		r = write_chunk(s, first, n);
 		if (r)
 			return replica_fail(s->errbuf, s->errsize, r, "writing the stream: %s",
 					    thinp_stream_writer_errmsg(s->w));
@@ -135,9 +167,12 @@ static int device_guid(struct sender *s, thinp_catalog *cat, uint64_t id, thinp_
 {
 	int r = identify(s->pool, cat, id, e);
 
-	if (!r && e->origin[0])
+	/* An origin attached without an identity (catalog entry version 2)
+	 * gives a receiver nothing to check its own copy against. */
+	if (!r && e->origin[0] && replica_guid_is_zero(e->origin_guid))
 		r = replica_fail(s->errbuf, s->errsize, -EOPNOTSUPP, "device %" PRIu64
-				 ": devices with an external origin are not sent", id);
+				 ": its external origin %s has no origin guid (attached by an "
+				 "older libthinp): it cannot be sent", id, e->origin);
 	else if (r)
 		replica_fail(s->errbuf, s->errsize, r, "device %" PRIu64 ": %s", id,
 			     thinp_strerror(r));
@@ -146,18 +181,37 @@ static int device_guid(struct sender *s, thinp_catalog *cat, uint64_t id, thinp_
 	return r;
 }
 
+/* With an external origin, unmapped blocks read as the origin: the header
+ * names it by guid and size. A base must read through the same one. */
+static int set_origin(struct sender *s, const thinp_catalog_entry *target,
+		      const uint8_t base_origin[16], thinp_stream_header *hdr)
+{
+	if (base_origin && memcmp(base_origin, target->origin_guid, 16))
+		return replica_fail(s->errbuf, s->errsize, -EINVAL, "device %" PRIu64
+				    " and its base have different external origins", target->id);
+	if (!target->origin[0])
+		return 0;
+	hdr->unmapped = THINP_STREAM_UNMAPPED_ORIGIN;
+	memcpy(hdr->origin_guid, target->origin_guid, 16);
+	hdr->origin_size = target->origin_size;
+	return 0;
+}
+
 /* The stream's header for @dev, incremental from @base unless THINP_SEND_FULL. */
 static int make_header(struct sender *s, thinp_catalog *cat, uint64_t dev, uint64_t base,
 		       thinp_stream_header *hdr)
 {
 	thinp_catalog_entry *e = malloc(sizeof(*e));
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
+	uint8_t base_origin[16];
 	int r = e ? 0 : -ENOMEM;
 
-	if (!r && base != THINP_SEND_FULL)
-		r = device_guid(s, cat, base, e, hdr->base_guid);
+	if (!r && base != THINP_SEND_FULL && !(r = device_guid(s, cat, base, e, hdr->base_guid)))
+		memcpy(base_origin, e->origin_guid, 16);
 	if (!r)
 		r = device_guid(s, cat, dev, e, hdr->target_guid);
+	if (!r)
+		r = set_origin(s, e, base != THINP_SEND_FULL ? base_origin : NULL, hdr);
 	if (!r && !(r = thinp_pool_get_thin_status(s->pool, dev, &st))) {
 		hdr->block_size = s->block_size;
 		/* A stream's size is in sectors. */
@@ -212,6 +266,7 @@ int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev, uint64_t 
 	if ((r = make_header(&s, catalog, dev, base, &hdr)))
 		return r;
 	s.nr_blocks = (hdr.virtual_size + s.block_size - 1) / s.block_size;
+	s.zero_runs = hdr.unmapped == THINP_STREAM_UNMAPPED_ORIGIN;
 	if (o.resume_token && (r = apply_token(&s, o.resume_token, &hdr)))
 		return r;
 	s.chunk_blocks = THINP_STREAM_DATA_RECORD_BYTES / s.block_size;
@@ -220,7 +275,7 @@ int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev, uint64_t 
 	s.buf = malloc(s.chunk_blocks * s.block_size);
 	if (!s.buf)
 		return -ENOMEM;
-	r = replica_open_thin(pool, dev, hdr.virtual_size, true, &s.thin);
+	r = replica_open_thin(pool, dev, hdr.virtual_size, true, NULL, &s.thin);
 	if (!r && (r = thinp_stream_writer_begin(&s.w, &hdr, o.checkpoint_bytes, write, ctx)))
 		replica_fail(s.errbuf, s.errsize, r, "starting the stream: %s", thinp_strerror(r));
 	if (!r)

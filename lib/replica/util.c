@@ -28,6 +28,12 @@ bool replica_guid_is_zero(const uint8_t guid[16])
 	return !memcmp(guid, zero, 16);
 }
 
+void replica_guid_hex(const uint8_t guid[16], char hex[33])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", guid[i]);
+}
+
 int64_t replica_free_id(thinp_pool *pool)
 {
 	for (uint64_t id = 0; id < MAX_DEVICE_ID; id++) {
@@ -50,7 +56,7 @@ uint32_t replica_block_size(thinp_pool *pool)
 }
 
 int replica_open_thin(thinp_pool *pool, uint64_t id, uint64_t size, bool rdonly,
-		      thinp_thin **out)
+		      thinp_io *origin, thinp_thin **out)
 {
 	thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
 	uint32_t bs = replica_block_size(pool);
@@ -59,6 +65,7 @@ int replica_open_thin(thinp_pool *pool, uint64_t id, uint64_t size, bool rdonly,
 		return -EIO;
 	o.size = (size + bs - 1) / bs * bs;
 	o.flags = rdonly ? THINP_THIN_RDONLY : 0;
+	o.origin = origin;
 	return thinp_thin_open(out, pool, id, &o);
 }
 

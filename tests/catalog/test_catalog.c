@@ -571,6 +571,58 @@ static void test_entry_v2(void **state)
 	free(old);
 }
 
+/* Entry version 3's origin identity survives a commit and a reopen; a
+ * version 2 caller (struct up to recv_digest's tail) sets an entry whose
+ * origin guid and size are 0, and reads without them. */
+static void test_entry_v3(void **state)
+{
+	size_t v2 = offsetof(thinp_catalog_entry, origin_guid);
+	thinp_catalog_entry e = THINP_CATALOG_ENTRY_INIT, *old = malloc(sizeof(e)), got;
+	thinp_io *io;
+	thinp_catalog *cat;
+	(void)state;
+
+	assert_int_equal(thinp_io_open_memory(&io, 0, 0), 0);
+	assert_int_equal(thinp_catalog_open(&cat, io, 0), 0);
+	e.id = 5;
+	strcpy(e.origin, "/an/origin/of/odd/length");
+	e.recv_digest = 0x1234;
+	assert_int_equal(thinp_catalog_new_guid(e.origin_guid), 0);
+	e.origin_size = 123456789;
+	assert_int_equal(thinp_catalog_set(cat, &e), 0);
+	memset(old, 0x5a, sizeof(*old));
+	memcpy(old, &e, v2);
+	old->struct_size = (uint32_t)v2;
+	old->version = 2;
+	old->id = 6;
+	assert_int_equal(thinp_catalog_set(cat, old), 0);
+	assert_int_equal(thinp_catalog_commit(cat, 1), 0);
+	thinp_catalog_close(cat);
+	assert_int_equal(thinp_catalog_open(&cat, io, 0), 0);
+	got = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	assert_int_equal(thinp_catalog_get(cat, 5, &got), 0);
+	assert_memory_equal(got.origin_guid, e.origin_guid, 16);
+	assert_int_equal(got.origin_size, 123456789);
+	assert_int_equal(got.recv_digest, 0x1234);
+	assert_string_equal(got.origin, e.origin);
+	assert_int_equal(thinp_catalog_get(cat, 6, &got), 0);
+	assert_int_equal(got.origin_size, 0);
+	assert_true(got.origin_guid[0] == 0 && !memcmp(got.origin_guid, got.origin_guid + 1, 15));
+	assert_int_equal(got.recv_digest, 0x1234);
+	memset(old, 0x5a, sizeof(*old));
+	old->struct_size = (uint32_t)v2;
+	assert_int_equal(thinp_catalog_get(cat, 5, old), 0);
+	assert_int_equal(old->recv_digest, 0x1234);
+	assert_int_equal(old->origin_size, 0x5a5a5a5a5a5a5a5aull); /* not written */
+	/* A snapshot's entry reads through the same origin. */
+	assert_int_equal(thinp_catalog_inherit(cat, 5, &got), 0);
+	assert_memory_equal(got.origin_guid, e.origin_guid, 16);
+	assert_int_equal(got.origin_size, 123456789);
+	thinp_catalog_close(cat);
+	thinp_io_close(io);
+	free(old);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -579,6 +631,7 @@ int main(void)
 		cmocka_unit_test(test_empty_and_foreign),
 		cmocka_unit_test(test_bad_entries),
 		cmocka_unit_test(test_entry_v2),
+		cmocka_unit_test(test_entry_v3),
 		cmocka_unit_test(test_incompat_and_rdonly),
 		cmocka_unit_test(test_fallback_to_older),
 		cmocka_unit_test(test_reconcile_with_pool),

@@ -84,7 +84,9 @@ static void env_close(struct pool_env *e)
 	thinp_io_close(e->meta);
 }
 
-static uint8_t *read_dev(thinp_pool *pool, uint64_t id)
+/* Device @id's bytes, its unprovisioned blocks read from @origin (NULL:
+ * zeroes). */
+static uint8_t *read_dev_via(thinp_pool *pool, uint64_t id, thinp_io *origin)
 {
 	thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
 	uint8_t *p = malloc(DEV_BYTES);
@@ -92,14 +94,22 @@ static uint8_t *read_dev(thinp_pool *pool, uint64_t id)
 
 	assert_non_null(p);
 	o.size = DEV_BYTES;
+	o.origin = origin;
 	assert_int_equal(thinp_thin_open(&t, pool, id, &o), 0);
 	assert_int_equal(thinp_thin_read(t, p, DEV_BYTES, 0), 0);
 	thinp_thin_close(t);
 	return p;
 }
 
-/* One random change of A's live device and the model. */
-static void random_op(struct test_rng *rng, thinp_thin *t, uint8_t *model)
+static uint8_t *read_dev(thinp_pool *pool, uint64_t id)
+{
+	return read_dev_via(pool, id, NULL);
+}
+
+/* One random change of A's live device and the model; @under is what an
+ * unprovisioned block reads as (the origin's bytes; NULL: zeroes). */
+static void random_op_over(struct test_rng *rng, thinp_thin *t, uint8_t *model,
+			   const uint8_t *under)
 {
 	uint64_t off = test_rng_below(rng, DEV_BYTES), len = 1 + test_rng_below(rng, 3 * BS);
 	uint64_t b0 = test_rng_below(rng, NB), nb = 1 + test_rng_below(rng, 4);
@@ -111,7 +121,10 @@ static void random_op(struct test_rng *rng, thinp_thin *t, uint8_t *model)
 	switch (test_rng_below(rng, 6)) {
 	case 0: /* discard whole blocks */
 		assert_int_equal(thinp_thin_discard(t, nb * BS, b0 * BS), 0);
-		memset(model + b0 * BS, 0, nb * BS);
+		if (under)
+			memcpy(model + b0 * BS, under + b0 * BS, nb * BS);
+		else
+			memset(model + b0 * BS, 0, nb * BS);
 		break;
 	case 1:
 		assert_int_equal(thinp_thin_write_zeroes(t, len, off), 0);
@@ -122,6 +135,11 @@ static void random_op(struct test_rng *rng, thinp_thin *t, uint8_t *model)
 			model[off + i] = (uint8_t)test_rng_next(rng);
 		assert_int_equal(thinp_thin_write(t, model + off, len, off), 0);
 	}
+}
+
+static void random_op(struct test_rng *rng, thinp_thin *t, uint8_t *model)
+{
+	random_op_over(rng, t, model, NULL);
 }
 
 /* Device id's guid in the catalog (the test's devices all have one). */
@@ -199,14 +217,25 @@ static int do_send(struct pool_env *e, uint64_t dev, uint64_t base, struct buf *
 	return thinp_send(e->pool, e->cat, dev, base, buf_write, b, &o);
 }
 
-static int do_receive(struct pool_env *e, struct buf *b, uint64_t *id, char *msg, size_t size)
+/* A receive claiming that @origin (NULL: none) holds the stream's external
+ * origin, of origin guid @guid (NULL: whichever the stream names). */
+static int receive_origin(struct pool_env *e, struct buf *b, const char *origin,
+			  const uint8_t *guid, uint64_t *id, char *msg, size_t size)
 {
 	thinp_receive_options o = THINP_RECEIVE_OPTIONS_INIT;
 
 	o.errbuf = msg;
 	o.errbuf_size = size;
+	o.origin = origin;
+	if (guid)
+		memcpy(o.origin_guid, guid, 16);
 	b->pos = 0;
 	return thinp_receive(e->pool, e->cat, buf_read, b, &o, id);
+}
+
+static int do_receive(struct pool_env *e, struct buf *b, uint64_t *id, char *msg, size_t size)
+{
+	return receive_origin(e, b, NULL, NULL, id, msg, size);
 }
 
 /* Distinct data blocks mapped by A's devices [first, last]. */
@@ -1549,6 +1578,235 @@ static void test_anchor_lifecycle(void **state)
 	fixture_close(&f);
 }
 
+/* ---- External origins ------------------------------------------------ */
+
+/* Ends inside a block: the origin reads as zeroes past it. */
+#define ORIGIN_BYTES ((uint64_t)DEV_BYTES - 5 * BS + 1536)
+
+/* A file @name in the test directory of @size bytes from seed @seed, its
+ * path into @path; returns its bytes zero-padded to DEV_BYTES. */
+static uint8_t *origin_file(const char *name, uint64_t size, uint64_t seed, char *path,
+			    size_t psize)
+{
+	uint8_t *p = calloc(1, DEV_BYTES);
+	struct test_rng rng;
+	FILE *f;
+
+	assert_non_null(p);
+	test_rng_init(&rng, seed);
+	for (uint64_t i = 0; i < size; i++)
+		p[i] = (uint8_t)test_rng_next(&rng);
+	snprintf(path, psize, "%s/%s", test_tmpdir(), name);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, size, f), size);
+	fclose(f);
+	return p;
+}
+
+/* The records of each type in stream @b (its header into @hdr). */
+static void count_records(struct buf *b, thinp_stream_header *hdr, uint64_t counts[6])
+{
+	const thinp_stream_header *h;
+	const thinp_stream_record *rec;
+	thinp_stream_reader *rd;
+
+	memset(counts, 0, 6 * sizeof(counts[0]));
+	b->pos = 0;
+	assert_int_equal(thinp_stream_reader_new(&rd, buf_read, b), 0);
+	assert_int_equal(thinp_stream_reader_header(rd, &h), 0);
+	*hdr = *h;
+	do {
+		assert_int_equal(thinp_stream_reader_next(rd, &rec), 0);
+		counts[rec->type]++;
+	} while (rec->type != THINP_STREAM_END);
+	thinp_stream_reader_free(rd);
+}
+
+/* A: device LIVE over the origin at @path (@under its bytes), three
+ * snapshots (entries inherited: the same origin) modelled in models[]:
+ * random changes, and blocks 2-3 zeroed whole (provisioned zeroes hiding
+ * the origin), then block 2 discarded again (the origin exposed). */
+static void build_origin_chain(struct pool_env *a, struct test_rng *rng, const char *path,
+			       const uint8_t *under, uint8_t **models)
+{
+	thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
+	thinp_catalog_entry *ce = malloc(sizeof(*ce));
+	uint8_t *model = malloc(DEV_BYTES);
+	thinp_io *origin;
+	thinp_thin *t;
+	uint8_t *got;
+
+	memcpy(model, under, DEV_BYTES);
+	assert_int_equal(thinp_io_open_file(&origin, path, THINP_IO_RDONLY), 0);
+	assert_int_equal(thinp_pool_create_thin(a->pool, LIVE), 0);
+	*ce = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	ce->id = LIVE;
+	ce->size = DEV_BYTES;
+	strcpy(ce->origin, path);
+	ce->origin_size = ORIGIN_BYTES;
+	assert_int_equal(thinp_catalog_new_guid(ce->guid), 0);
+	assert_int_equal(thinp_catalog_new_guid(ce->origin_guid), 0);
+	assert_int_equal(thinp_catalog_attach(a->cat, a->pool, ce), 0);
+	o.size = DEV_BYTES;
+	o.origin = origin;
+	assert_int_equal(thinp_thin_open(&t, a->pool, LIVE, &o), 0);
+	for (int s = 0; s < 3; s++) {
+		for (unsigned i = 0; i < 8 * test_scale(); i++)
+			random_op_over(rng, t, model, under);
+		if (s == 0) {
+			assert_int_equal(thinp_thin_write_zeroes(t, 2 * BS, 2 * BS), 0);
+			memset(model + 2 * BS, 0, 2 * BS);
+		} else if (s == 1) {
+			assert_int_equal(thinp_thin_discard(t, BS, 2 * BS), 0);
+			memcpy(model + 2 * BS, under + 2 * BS, BS);
+		}
+		assert_int_equal(thinp_thin_flush(t), 0);
+		assert_int_equal(thinp_pool_create_snap(a->pool, LIVE + 1 + s, LIVE), 0);
+		assert_int_equal(thinp_catalog_inherit(a->cat, LIVE, ce), 0);
+		ce->id = LIVE + 1 + s;
+		assert_int_equal(thinp_catalog_attach(a->cat, a->pool, ce), 0);
+		models[s] = malloc(DEV_BYTES);
+		memcpy(models[s], model, DEV_BYTES);
+		got = read_dev_via(a->pool, LIVE + 1 + s, origin);
+		assert_memory_equal(got, model, DEV_BYTES);
+		free(got);
+	}
+	assert_int_equal(thinp_pool_commit(a->pool), 0);
+	thinp_thin_close(t);
+	thinp_io_close(origin);
+	free(model);
+	free(ce);
+}
+
+/* Device @id's entry in @cat. */
+static void entry_of(thinp_catalog *cat, uint64_t id, thinp_catalog_entry *e)
+{
+	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	assert_int_equal(thinp_catalog_get(cat, id, e), 0);
+}
+
+/* The origin-backed chain sent full and incrementally into B, where a copy
+ * of the origin is registered: refused (nothing changes) without an origin,
+ * with another guid, with another size; then each received device reads as
+ * its model through B's copy; and a device whose origin has no guid is not
+ * sent. */
+static void test_origin(void **state)
+{
+	struct pool_env a, b;
+	struct test_rng rng;
+	char pa[512], pb[512], pshort[512], msg[256];
+	uint8_t *under, *copy, *shortb, *models[3], wrong[16];
+	uint64_t got[3], counts[6], id;
+	thinp_stream_header hdr;
+	thinp_catalog_entry *src = malloc(sizeof(*src)), *dst = malloc(sizeof(*dst));
+	struct state before;
+	struct buf st;
+	thinp_io *ob;
+
+	(void)state;
+	test_rng_init(&rng, suite_seed ^ 0x0519);
+	under = origin_file("origin_a", ORIGIN_BYTES, suite_seed, pa, sizeof(pa));
+	copy = origin_file("origin_b", ORIGIN_BYTES, suite_seed, pb, sizeof(pb));
+	shortb = origin_file("origin_short", ORIGIN_BYTES - 512, suite_seed, pshort, sizeof(pshort));
+	env_open(&a);
+	env_open(&b);
+	build_origin_chain(&a, &rng, pa, under, models);
+	entry_of(a.cat, LIVE + 1, src);
+
+	assert_int_equal(do_send(&a, LIVE + 1, THINP_SEND_FULL, &st), 0);
+	count_records(&st, &hdr, counts);
+	assert_int_equal(hdr.unmapped, THINP_STREAM_UNMAPPED_ORIGIN);
+	assert_memory_equal(hdr.origin_guid, src->origin_guid, 16);
+	assert_int_equal(hdr.origin_size, ORIGIN_BYTES);
+	assert_true(counts[THINP_STREAM_ZERO] >= 1); /* blocks 2-3: zeroes over the origin */
+
+	/* Refusals: no origin, another guid, another size. */
+	state_take(&b, &before);
+	assert_int_equal(do_receive(&b, &st, &id, msg, sizeof(msg)), -ENODATA);
+	assert_non_null(strstr(msg, "no origin here"));
+	state_assert_same(&b, &before);
+	assert_int_equal(thinp_catalog_new_guid(wrong), 0);
+	assert_int_equal(receive_origin(&b, &st, pb, wrong, &id, msg, sizeof(msg)), -ENODATA);
+	assert_non_null(strstr(msg, "origin guid"));
+	state_assert_same(&b, &before);
+	assert_int_equal(receive_origin(&b, &st, pshort, NULL, &id, msg, sizeof(msg)), -ENODATA);
+	assert_non_null(strstr(msg, "bytes"));
+	state_assert_same(&b, &before);
+	state_free(&before);
+
+	/* Full with B's copy named, then the incrementals, which find it by
+	 * its guid in B's catalog. */
+	assert_int_equal(receive_origin(&b, &st, pb, src->origin_guid, &got[0], msg, sizeof(msg)), 0);
+	free(st.p);
+	for (int s = 1; s < 3; s++) {
+		assert_int_equal(do_send(&a, LIVE + 1 + s, LIVE + s, &st), 0);
+		assert_int_equal(do_receive(&b, &st, &got[s], msg, sizeof(msg)), 0);
+		free(st.p);
+	}
+	assert_int_equal(thinp_io_open_file(&ob, pb, THINP_IO_RDONLY), 0);
+	for (int s = 0; s < 3; s++) {
+		uint8_t *p = read_dev_via(b.pool, got[s], ob);
+
+		assert_memory_equal(p, models[s], DEV_BYTES);
+		free(p);
+		entry_of(b.cat, got[s], dst);
+		assert_string_equal(dst->origin, pb);
+		assert_memory_equal(dst->origin_guid, src->origin_guid, 16);
+		assert_int_equal(dst->origin_size, ORIGIN_BYTES);
+	}
+	thinp_io_close(ob);
+
+	/* An origin attached without an identity (entry version 2) is not sent. */
+	entry_of(a.cat, LIVE, src);
+	memset(src->origin_guid, 0, 16);
+	assert_int_equal(thinp_catalog_set(a.cat, src), 0);
+	assert_int_equal(do_send(&a, LIVE, THINP_SEND_FULL, &st), -EOPNOTSUPP);
+	free(st.p);
+
+	assert_int_equal(thinp_pool_commit(b.pool), 0);
+	assert_thin_check(a.meta, 0);
+	assert_thin_check(b.meta, 1);
+	for (int s = 0; s < 3; s++)
+		free(models[s]);
+	free(under);
+	free(copy);
+	free(shortb);
+	free(src);
+	free(dst);
+	env_close(&a);
+	env_close(&b);
+}
+
+/* An origin named for a stream without one is refused: the claim would be
+ * recorded for a device that never reads it. */
+static void test_origin_not_needed(void **state)
+{
+	struct pool_env a, b;
+	char path[512], msg[256];
+	uint8_t *bytes;
+	struct state before;
+	struct buf st;
+	uint64_t id;
+
+	(void)state;
+	bytes = origin_file("origin_unused", ORIGIN_BYTES, 3, path, sizeof(path));
+	env_open(&a);
+	env_open(&b);
+	assert_int_equal(thinp_pool_create_thin(a.pool, LIVE), 0);
+	assert_int_equal(do_send(&a, LIVE, THINP_SEND_FULL, &st), 0);
+	state_take(&b, &before);
+	assert_int_equal(receive_origin(&b, &st, path, NULL, &id, msg, sizeof(msg)), -EINVAL);
+	assert_non_null(strstr(msg, "no external origin"));
+	state_assert_same(&b, &before);
+	state_free(&before);
+	assert_int_equal(do_receive(&b, &st, &id, msg, sizeof(msg)), 0);
+	free(st.p);
+	free(bytes);
+	env_close(&a);
+	env_close(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1564,6 +1822,8 @@ int main(void)
 		cmocka_unit_test(test_anchor_lifecycle),
 		cmocka_unit_test(test_backup_live),
 		cmocka_unit_test(test_backup_refusals),
+		cmocka_unit_test(test_origin),
+		cmocka_unit_test(test_origin_not_needed),
 	};
 
 	suite_seed = test_seed("test_replica");
