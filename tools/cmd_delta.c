@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "thinp.h"
+#include "xml.h"
 
 #define BATCH 256
 #define SECTOR 512u
@@ -31,6 +32,7 @@ enum format { FORMAT_XML, FORMAT_JSON };
 
 struct out {
 	enum format format;
+	struct xml_writer *xml; /* XML goes through the tools' buffered writer */
 	bool verbose;
 	uint64_t block_bytes;
 	bool open;             /* simple XML: a merged run is pending */
@@ -54,9 +56,13 @@ static const char *kind_name(uint32_t kind)
 
 static void simple_flush(struct out *o)
 {
-	if (o->open)
-		printf("    <%s begin=\"%" PRIu64 "\" length=\"%" PRIu64 "\"/>\n",
-		       kind_name(o->kind), o->begin, o->end - o->begin);
+	if (o->open) {
+		xml_put_str(o->xml, "    <");
+		xml_put_str(o->xml, kind_name(o->kind));
+		xml_put_attr(o->xml, "begin", o->begin);
+		xml_put_attr(o->xml, "length", o->end - o->begin);
+		xml_put_str(o->xml, "/>\n");
+	}
 	o->open = false;
 }
 
@@ -75,10 +81,18 @@ static void simple_run(struct out *o, const thinp_delta_run *r)
 
 /* ---- --verbose: every run a <range>, grouped by kind ----------------------- */
 
+/* `    <kind>` or, closing, `    </kind>` */
+static void group_tag(struct out *o, const char *open)
+{
+	xml_put_str(o->xml, open);
+	xml_put_str(o->xml, kind_name(o->kind));
+	xml_put_str(o->xml, ">\n");
+}
+
 static void verbose_close(struct out *o)
 {
 	if (o->kind)
-		printf("    </%s>\n", kind_name(o->kind));
+		group_tag(o, "    </");
 	o->kind = 0;
 }
 
@@ -87,16 +101,19 @@ static void verbose_run(struct out *o, const thinp_delta_run *r)
 	if (o->kind != r->kind) {
 		verbose_close(o);
 		o->kind = r->kind;
-		printf("    <%s>\n", kind_name(o->kind));
+		group_tag(o, "    <");
 	}
-	printf("      <range begin=\"%" PRIu64 "\"", r->virt_begin);
-	if (r->kind == THINP_DELTA_DIFFERENT)
-		printf(" left_data_begin=\"%" PRIu64 "\" right_data_begin=\"%" PRIu64 "\"",
-		       r->left_data, r->right_data);
-	else
-		printf(" data_begin=\"%" PRIu64 "\"",
-		       r->kind == THINP_DELTA_RIGHT_ONLY ? r->right_data : r->left_data);
-	printf(" length=\"%" PRIu64 "\"/>\n", r->length);
+	xml_put_str(o->xml, "      <range");
+	xml_put_attr(o->xml, "begin", r->virt_begin);
+	if (r->kind == THINP_DELTA_DIFFERENT) {
+		xml_put_attr(o->xml, "left_data_begin", r->left_data);
+		xml_put_attr(o->xml, "right_data_begin", r->right_data);
+	} else {
+		xml_put_attr(o->xml, "data_begin",
+			     r->kind == THINP_DELTA_RIGHT_ONLY ? r->right_data : r->left_data);
+	}
+	xml_put_attr(o->xml, "length", r->length);
+	xml_put_str(o->xml, "/>\n");
 }
 
 /* ---- JSON lines: one object per run -------------------------------------- */
@@ -143,14 +160,29 @@ static void progress(struct out *o, uint64_t position, bool done)
 
 /* ---- the command ------------------------------------------------------------ */
 
-static void superblock_line(const thinp_meta_superblock *sb)
+static void xml_begin(struct xml_writer *w, const thinp_meta_superblock *sb, uint64_t left,
+		      uint64_t right)
 {
-	printf("<superblock uuid=\"\" time=\"%" PRIu32 "\" transaction=\"%" PRIu64
-	       "\" data_block_size=\"%" PRIu32 "\" nr_data_blocks=\"%" PRIu64 "\"",
-	       sb->time, sb->transaction_id, sb->data_block_size, sb->nr_data_blocks);
+	xml_put_str(w, "<superblock uuid=\"\"");
+	xml_put_attr(w, "time", sb->time);
+	xml_put_attr(w, "transaction", sb->transaction_id);
+	xml_put_attr(w, "data_block_size", sb->data_block_size);
+	xml_put_attr(w, "nr_data_blocks", sb->nr_data_blocks);
 	if (sb->held_root)
-		printf(" metadata_snap=\"%" PRIu64 "\"", sb->held_root);
-	printf(">\n");
+		xml_put_attr(w, "metadata_snap", sb->held_root);
+	xml_put_str(w, ">\n  <diff");
+	xml_put_attr(w, "left", left);
+	xml_put_attr(w, "right", right);
+	xml_put_str(w, ">\n");
+}
+
+static void xml_end(struct out *o)
+{
+	if (o->verbose)
+		verbose_close(o);
+	else
+		simple_flush(o);
+	xml_put_str(o->xml, "  </diff>\n</superblock>\n");
 }
 
 static int walk(struct invocation *inv, thinp_delta *d, struct out *o)
@@ -303,20 +335,27 @@ static int run(struct invocation *inv)
 	if (e)
 		return fail(inv, e, NULL);
 	if (o.format == FORMAT_XML) {
-		superblock_line(&sb);
-		printf("  <diff left=\"%" PRIu64 "\" right=\"%" PRIu64 "\">\n", left, right);
+		/* JSON goes through stdio; XML alone through the writer on fd 1. */
+		o.xml = malloc(sizeof(*o.xml));
+		if (!o.xml) {
+			thinp_delta_close(d);
+			return fail(inv, -ENOMEM, NULL);
+		}
+		xml_writer_init(o.xml, STDOUT_FILENO);
+		xml_begin(o.xml, &sb, left, right);
 	}
 	r = walk(inv, d, &o);
 	thinp_delta_close(d);
-	if (!r && o.format == FORMAT_XML) {
-		if (o.verbose)
-			verbose_close(&o);
-		else
-			simple_flush(&o);
-		printf("  </diff>\n</superblock>\n");
+	if (o.xml) {
+		if (!r)
+			xml_end(&o);
+		e = xml_writer_finish(o.xml);
+		free(o.xml);
+	} else {
+		e = fflush(stdout) || ferror(stdout) ? (errno ? -errno : -EIO) : 0;
 	}
-	if (fflush(stdout) || ferror(stdout))
-		return r ? r : err("standard output: %s", strerror(errno));
+	if (e)
+		return r ? r : err("standard output: %s", strerror(-e));
 	/* With --metadata-snap=BLOCK the caller took the block from the pool's
 	 * status and block 0 is never read: checking it is the caller's part. */
 	if (!r && source == THINP_META_HELD_ROOT)
