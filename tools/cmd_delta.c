@@ -232,79 +232,6 @@ static int parse_args(struct invocation *inv, uint64_t *left, uint64_t *right, s
 	return EXIT_OK;
 }
 
-/*
- * A read-only metadata handle on META. For a metadata snapshot the pool may
- * be live in another process or the kernel: the handle is opened on the
- * snapshot alone (thinp_meta_open_snapshot), which reads block 0 once for
- * the held root (none with --metadata-snap=BLOCK) and then only what the
- * held root reaches, which never changes while held.
- */
-static int open_meta(struct invocation *inv, uint64_t source, thinp_io **io, thinp_meta **meta)
-{
-	thinp_meta_options mo;
-	int e;
-
-	e = source != THINP_META_LIVE ? open_file_direct(io, inv->meta_path)
-				      : thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY);
-	if (e)
-		return fail(inv, e, "%s", inv->meta_path);
-	meta_options(inv, &mo);
-	mo.flags |= THINP_META_RDONLY;
-	/* A delta reads each node once, and again only the few on the path a
-	 * batch starts from: a small cache keeps reusing warm buffers. */
-	mo.cache_bytes = DELTA_CACHE_BYTES;
-	if (source == THINP_META_LIVE)
-		e = thinp_meta_open(meta, *io, &mo);
-	else
-		e = thinp_meta_open_snapshot(meta, *io,
-					     source == THINP_META_HELD_ROOT ? 0 : source, &mo);
-	if (e) {
-		*meta = NULL;
-		return source_fail(inv, source, e);
-	}
-	return EXIT_OK;
-}
-
-/* The held root block 0 names now (0: none). */
-static int held_now(struct invocation *inv, uint64_t *held)
-{
-	thinp_meta_superblock sb;
-	thinp_meta_options mo;
-	thinp_meta *meta;
-	thinp_io *io = NULL;
-	int e = open_file_direct(&io, inv->meta_path);
-
-	*held = 0;
-	if (e)
-		return fail(inv, e, "%s", inv->meta_path);
-	meta_options(inv, &mo);
-	e = thinp_meta_open_snapshot(&meta, io, 0, &mo);
-	if (!e) {
-		STRUCT_INIT(sb);
-		e = thinp_meta_get_superblock(meta, THINP_META_HELD_ROOT, &sb);
-		*held = sb.blocknr;
-		thinp_meta_close(meta);
-	}
-	thinp_io_close(io);
-	if (e == -ENODATA)
-		e = 0;
-	return e ? fail(inv, e, "%s", inv->meta_path) : EXIT_OK;
-}
-
-/* Whoever owns the pool may release the snapshot while we read it, and the
- * blocks we read may then be reused: the output is good only if the
- * snapshot held at the start (`before`) is still held after the walk. */
-static int still_held(struct invocation *inv, uint64_t before)
-{
-	uint64_t held;
-	int r = held_now(inv, &held);
-
-	if (!r && held != before)
-		r = err("the metadata snapshot was released during the delta (held root %"
-			PRIu64 ", now %" PRIu64 "): the output is not valid", before, held);
-	return r;
-}
-
 static int run(struct invocation *inv)
 {
 	thinp_delta_options dopts = THINP_DELTA_OPTIONS_INIT;
@@ -316,10 +243,9 @@ static int run(struct invocation *inv)
 
 	if ((r = parse_args(inv, &left, &right, &o)))
 		return r;
-	/* Our own io replaces the framework's (which has no O_DIRECT). */
-	thinp_io_close(inv->meta_io);
-	inv->meta_io = NULL;
-	if ((r = open_meta(inv, source, &inv->meta_io, &inv->meta)))
+	/* A delta reads each node once, and again only the few on the path a
+	 * batch starts from: a small cache keeps reusing warm buffers. */
+	if ((r = open_meta_source(inv, source, DELTA_CACHE_BYTES)))
 		return r;
 	STRUCT_INIT(sb);
 	e = thinp_meta_get_superblock(inv->meta, source, &sb);
@@ -359,7 +285,7 @@ static int run(struct invocation *inv)
 	/* With --metadata-snap=BLOCK the caller took the block from the pool's
 	 * status and block 0 is never read: checking it is the caller's part. */
 	if (!r && source == THINP_META_HELD_ROOT)
-		r = still_held(inv, held);
+		r = snapshot_still_held(inv, held);
 	return r;
 }
 
