@@ -357,16 +357,18 @@ static int lock_cached_locked(struct bm *bm, struct block *blk, const struct val
 		memset(blk->data, 0, THINP_BLOCK_SIZE);
 	} else if (v && v != blk->v) {
 		r = recheck_locked(bm, blk, v);
+		/* Unchecked read-ahead: forgotten, as a miss's bad block. */
 		if (r && blk->read_ahead && !blk->read_locks && !blk->dirty)
 			evict_locked(bm, blk);
 		if (r)
 			return r;
-		blk->read_ahead = false;
 	}
 	/* A read lock without a validator says nothing about the contents'
 	 * type; a write lock decides how the block will be stamped. */
-	if (v || mode != LOCK_READ)
+	if (v || mode != LOCK_READ) {
 		blk->v = v;
+		blk->read_ahead = false;
+	}
 	take_lock_locked(bm, blk, mode);
 	return 0;
 }
