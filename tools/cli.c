@@ -290,12 +290,14 @@ static int lock_meta(struct invocation *inv)
 	return e ? fail(inv, e, "%s: cannot lock", inv->meta_path) : EXIT_OK;
 }
 
-static int open_meta(struct invocation *inv)
+int open_meta_live(struct invocation *inv, size_t cache_bytes)
 {
 	thinp_meta_options o;
 	int e;
 
 	meta_options(inv, &o);
+	if (cache_bytes)
+		o.cache_bytes = cache_bytes;
 	if (inv->cmd->rdonly)
 		o.flags |= THINP_META_RDONLY;
 	e = thinp_meta_open(&inv->meta, inv->meta_io, &o);
@@ -370,7 +372,7 @@ static int open_all(struct invocation *inv)
 		r = lock_meta(inv);
 
 	if (!r && level == OPEN_META)
-		r = open_meta(inv);
+		r = open_meta_live(inv, 0);
 	if (!r && level >= OPEN_POOL)
 		r = open_pool(inv);
 	if (!r && level >= OPEN_THIN)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "thinp.h"
+#include "xml.h"
 
 #define BATCH 256
 #define SECTOR 512u
@@ -31,6 +32,7 @@ enum format { FORMAT_XML, FORMAT_JSON };
 
 struct out {
 	enum format format;
+	struct xml_writer *xml; /* XML goes through the tools' buffered writer */
 	bool verbose;
 	uint64_t block_bytes;
 	bool open;             /* simple XML: a merged run is pending */
@@ -54,9 +56,13 @@ static const char *kind_name(uint32_t kind)
 
 static void simple_flush(struct out *o)
 {
-	if (o->open)
-		printf("    <%s begin=\"%" PRIu64 "\" length=\"%" PRIu64 "\"/>\n",
-		       kind_name(o->kind), o->begin, o->end - o->begin);
+	if (o->open) {
+		xml_put_str(o->xml, "    <");
+		xml_put_str(o->xml, kind_name(o->kind));
+		xml_put_attr(o->xml, "begin", o->begin);
+		xml_put_attr(o->xml, "length", o->end - o->begin);
+		xml_put_str(o->xml, "/>\n");
+	}
 	o->open = false;
 }
 
@@ -75,10 +81,18 @@ static void simple_run(struct out *o, const thinp_delta_run *r)
 
 /* ---- --verbose: every run a <range>, grouped by kind ----------------------- */
 
+/* `    <kind>` or, closing, `    </kind>` */
+static void group_tag(struct out *o, const char *open)
+{
+	xml_put_str(o->xml, open);
+	xml_put_str(o->xml, kind_name(o->kind));
+	xml_put_str(o->xml, ">\n");
+}
+
 static void verbose_close(struct out *o)
 {
 	if (o->kind)
-		printf("    </%s>\n", kind_name(o->kind));
+		group_tag(o, "    </");
 	o->kind = 0;
 }
 
@@ -87,16 +101,19 @@ static void verbose_run(struct out *o, const thinp_delta_run *r)
 	if (o->kind != r->kind) {
 		verbose_close(o);
 		o->kind = r->kind;
-		printf("    <%s>\n", kind_name(o->kind));
+		group_tag(o, "    <");
 	}
-	printf("      <range begin=\"%" PRIu64 "\"", r->virt_begin);
-	if (r->kind == THINP_DELTA_DIFFERENT)
-		printf(" left_data_begin=\"%" PRIu64 "\" right_data_begin=\"%" PRIu64 "\"",
-		       r->left_data, r->right_data);
-	else
-		printf(" data_begin=\"%" PRIu64 "\"",
-		       r->kind == THINP_DELTA_RIGHT_ONLY ? r->right_data : r->left_data);
-	printf(" length=\"%" PRIu64 "\"/>\n", r->length);
+	xml_put_str(o->xml, "      <range");
+	xml_put_attr(o->xml, "begin", r->virt_begin);
+	if (r->kind == THINP_DELTA_DIFFERENT) {
+		xml_put_attr(o->xml, "left_data_begin", r->left_data);
+		xml_put_attr(o->xml, "right_data_begin", r->right_data);
+	} else {
+		xml_put_attr(o->xml, "data_begin",
+			     r->kind == THINP_DELTA_RIGHT_ONLY ? r->right_data : r->left_data);
+	}
+	xml_put_attr(o->xml, "length", r->length);
+	xml_put_str(o->xml, "/>\n");
 }
 
 /* ---- JSON lines: one object per run -------------------------------------- */
@@ -143,14 +160,29 @@ static void progress(struct out *o, uint64_t position, bool done)
 
 /* ---- the command ------------------------------------------------------------ */
 
-static void superblock_line(const thinp_meta_superblock *sb)
+static void xml_begin(struct xml_writer *w, const thinp_meta_superblock *sb, uint64_t left,
+		      uint64_t right)
 {
-	printf("<superblock uuid=\"\" time=\"%" PRIu32 "\" transaction=\"%" PRIu64
-	       "\" data_block_size=\"%" PRIu32 "\" nr_data_blocks=\"%" PRIu64 "\"",
-	       sb->time, sb->transaction_id, sb->data_block_size, sb->nr_data_blocks);
+	xml_put_str(w, "<superblock uuid=\"\"");
+	xml_put_attr(w, "time", sb->time);
+	xml_put_attr(w, "transaction", sb->transaction_id);
+	xml_put_attr(w, "data_block_size", sb->data_block_size);
+	xml_put_attr(w, "nr_data_blocks", sb->nr_data_blocks);
 	if (sb->held_root)
-		printf(" metadata_snap=\"%" PRIu64 "\"", sb->held_root);
-	printf(">\n");
+		xml_put_attr(w, "metadata_snap", sb->held_root);
+	xml_put_str(w, ">\n  <diff");
+	xml_put_attr(w, "left", left);
+	xml_put_attr(w, "right", right);
+	xml_put_str(w, ">\n");
+}
+
+static void xml_end(struct out *o)
+{
+	if (o->verbose)
+		verbose_close(o);
+	else
+		simple_flush(o);
+	xml_put_str(o->xml, "  </diff>\n</superblock>\n");
 }
 
 static int walk(struct invocation *inv, thinp_delta *d, struct out *o)
@@ -200,79 +232,6 @@ static int parse_args(struct invocation *inv, uint64_t *left, uint64_t *right, s
 	return EXIT_OK;
 }
 
-/*
- * A read-only metadata handle on META. For a metadata snapshot the pool may
- * be live in another process or the kernel: the handle is opened on the
- * snapshot alone (thinp_meta_open_snapshot), which reads block 0 once for
- * the held root (none with --metadata-snap=BLOCK) and then only what the
- * held root reaches, which never changes while held.
- */
-static int open_meta(struct invocation *inv, uint64_t source, thinp_io **io, thinp_meta **meta)
-{
-	thinp_meta_options mo;
-	int e;
-
-	e = source != THINP_META_LIVE ? open_file_direct(io, inv->meta_path)
-				      : thinp_io_open_file(io, inv->meta_path, THINP_IO_RDONLY);
-	if (e)
-		return fail(inv, e, "%s", inv->meta_path);
-	meta_options(inv, &mo);
-	mo.flags |= THINP_META_RDONLY;
-	/* A delta reads each node once, and again only the few on the path a
-	 * batch starts from: a small cache keeps reusing warm buffers. */
-	mo.cache_bytes = DELTA_CACHE_BYTES;
-	if (source == THINP_META_LIVE)
-		e = thinp_meta_open(meta, *io, &mo);
-	else
-		e = thinp_meta_open_snapshot(meta, *io,
-					     source == THINP_META_HELD_ROOT ? 0 : source, &mo);
-	if (e) {
-		*meta = NULL;
-		return source_fail(inv, source, e);
-	}
-	return EXIT_OK;
-}
-
-/* The held root block 0 names now (0: none). */
-static int held_now(struct invocation *inv, uint64_t *held)
-{
-	thinp_meta_superblock sb;
-	thinp_meta_options mo;
-	thinp_meta *meta;
-	thinp_io *io = NULL;
-	int e = open_file_direct(&io, inv->meta_path);
-
-	*held = 0;
-	if (e)
-		return fail(inv, e, "%s", inv->meta_path);
-	meta_options(inv, &mo);
-	e = thinp_meta_open_snapshot(&meta, io, 0, &mo);
-	if (!e) {
-		STRUCT_INIT(sb);
-		e = thinp_meta_get_superblock(meta, THINP_META_HELD_ROOT, &sb);
-		*held = sb.blocknr;
-		thinp_meta_close(meta);
-	}
-	thinp_io_close(io);
-	if (e == -ENODATA)
-		e = 0;
-	return e ? fail(inv, e, "%s", inv->meta_path) : EXIT_OK;
-}
-
-/* Whoever owns the pool may release the snapshot while we read it, and the
- * blocks we read may then be reused: the output is good only if the
- * snapshot held at the start (`before`) is still held after the walk. */
-static int still_held(struct invocation *inv, uint64_t before)
-{
-	uint64_t held;
-	int r = held_now(inv, &held);
-
-	if (!r && held != before)
-		r = err("the metadata snapshot was released during the delta (held root %"
-			PRIu64 ", now %" PRIu64 "): the output is not valid", before, held);
-	return r;
-}
-
 static int run(struct invocation *inv)
 {
 	thinp_delta_options dopts = THINP_DELTA_OPTIONS_INIT;
@@ -284,10 +243,9 @@ static int run(struct invocation *inv)
 
 	if ((r = parse_args(inv, &left, &right, &o)))
 		return r;
-	/* Our own io replaces the framework's (which has no O_DIRECT). */
-	thinp_io_close(inv->meta_io);
-	inv->meta_io = NULL;
-	if ((r = open_meta(inv, source, &inv->meta_io, &inv->meta)))
+	/* A delta reads each node once, and again only the few on the path a
+	 * batch starts from: a small cache keeps reusing warm buffers. */
+	if ((r = open_meta_source(inv, source, DELTA_CACHE_BYTES)))
 		return r;
 	STRUCT_INIT(sb);
 	e = thinp_meta_get_superblock(inv->meta, source, &sb);
@@ -303,24 +261,31 @@ static int run(struct invocation *inv)
 	if (e)
 		return fail(inv, e, NULL);
 	if (o.format == FORMAT_XML) {
-		superblock_line(&sb);
-		printf("  <diff left=\"%" PRIu64 "\" right=\"%" PRIu64 "\">\n", left, right);
+		/* JSON goes through stdio; XML alone through the writer on fd 1. */
+		o.xml = malloc(sizeof(*o.xml));
+		if (!o.xml) {
+			thinp_delta_close(d);
+			return fail(inv, -ENOMEM, NULL);
+		}
+		xml_writer_init(o.xml, STDOUT_FILENO);
+		xml_begin(o.xml, &sb, left, right);
 	}
 	r = walk(inv, d, &o);
 	thinp_delta_close(d);
-	if (!r && o.format == FORMAT_XML) {
-		if (o.verbose)
-			verbose_close(&o);
-		else
-			simple_flush(&o);
-		printf("  </diff>\n</superblock>\n");
+	if (o.xml) {
+		if (!r)
+			xml_end(&o);
+		e = xml_writer_finish(o.xml);
+		free(o.xml);
+	} else {
+		e = fflush(stdout) || ferror(stdout) ? (errno ? -errno : -EIO) : 0;
 	}
-	if (fflush(stdout) || ferror(stdout))
-		return r ? r : err("standard output: %s", strerror(errno));
+	if (e)
+		return r ? r : err("standard output: %s", strerror(-e));
 	/* With --metadata-snap=BLOCK the caller took the block from the pool's
 	 * status and block 0 is never read: checking it is the caller's part. */
 	if (!r && source == THINP_META_HELD_ROOT)
-		r = still_held(inv, held);
+		r = snapshot_still_held(inv, held);
 	return r;
 }
 

@@ -181,6 +181,21 @@ int stream_write_stdout(const void *buf, size_t len, void *ctx);
  * refuses it: a pool someone else owns is read from the device, not from a
  * stale page cache. */
 int open_file_direct(thinp_io **io, const char *path);
+/* inv->meta on inv->meta_io, as OPEN_META opens it (read-only for a
+ * read-only command); cache_bytes 0: the default cache. Prints the error.
+ * EXIT_*. */
+int open_meta_live(struct invocation *inv, size_t cache_bytes);
+/* Open inv->meta read-only on the metadata of `source` (snap_source) for a
+ * command declared OPEN_META_IO: the live superblock's (open_meta_live), or
+ * a snapshot's through a handle on the snapshot alone, on an io of its own
+ * read with O_DIRECT (open_file_direct) that replaces the framework's.
+ * cache_bytes 0: the default cache. Prints the error. EXIT_*. */
+int open_meta_source(struct invocation *inv, uint64_t source, size_t cache_bytes);
+/* For output read through the held snapshot (source THINP_META_HELD_ROOT):
+ * EXIT_OK if the snapshot at block `before` is still the held one, else
+ * an error saying the output is not valid (it may have been released and
+ * its blocks reused meanwhile). */
+int snapshot_still_held(struct invocation *inv, uint64_t before);
 
 /* Progress on stderr, at most once a second: with --progress (which the
  * command must declare) or when stderr is a terminal. */

@@ -219,6 +219,82 @@ int open_file_direct(thinp_io **io, const char *path)
 	return e;
 }
 
+/*
+ * For a metadata snapshot the pool may be live in another process or the
+ * kernel: the handle is opened on the snapshot alone
+ * (thinp_meta_open_snapshot), which reads block 0 once for the held root
+ * (not at all with --metadata-snap=BLOCK) and then only what the held root
+ * reaches, which never changes while held.
+ */
+int open_meta_source(struct invocation *inv, uint64_t source, size_t cache_bytes)
+{
+	thinp_meta_options mo;
+	int e;
+
+	if (source == THINP_META_LIVE)
+		return open_meta_live(inv, cache_bytes);
+	/* Our own io replaces the framework's (which has no O_DIRECT). */
+	thinp_io_close(inv->meta_io);
+	inv->meta_io = NULL;
+	e = open_file_direct(&inv->meta_io, inv->meta_path);
+	if (e) {
+		inv->meta_io = NULL;
+		return fail(inv, e, "%s", inv->meta_path);
+	}
+	meta_options(inv, &mo);
+	mo.flags |= THINP_META_RDONLY;
+	if (cache_bytes)
+		mo.cache_bytes = cache_bytes;
+	e = thinp_meta_open_snapshot(&inv->meta, inv->meta_io,
+				     source == THINP_META_HELD_ROOT ? 0 : source, &mo);
+	if (e) {
+		inv->meta = NULL;
+		return source_fail(inv, source, e);
+	}
+	return EXIT_OK;
+}
+
+/* The held root block 0 names now (0: none). */
+static int held_now(struct invocation *inv, uint64_t *held)
+{
+	thinp_meta_superblock sb;
+	thinp_meta_options mo;
+	thinp_meta *meta;
+	thinp_io *io = NULL;
+	int e = open_file_direct(&io, inv->meta_path);
+
+	*held = 0;
+	if (e)
+		return fail(inv, e, "%s", inv->meta_path);
+	meta_options(inv, &mo);
+	e = thinp_meta_open_snapshot(&meta, io, 0, &mo);
+	if (!e) {
+		STRUCT_INIT(sb);
+		e = thinp_meta_get_superblock(meta, THINP_META_HELD_ROOT, &sb);
+		*held = sb.blocknr;
+		thinp_meta_close(meta);
+	}
+	thinp_io_close(io);
+	if (e == -ENODATA)
+		e = 0;
+	return e ? fail(inv, e, "%s", inv->meta_path) : EXIT_OK;
+}
+
+/* Whoever owns the pool may release the snapshot while we read it, and the
+ * blocks we read may then be reused: the output is good only if the
+ * snapshot held at the start (`before`) is still held after the walk. */
+int snapshot_still_held(struct invocation *inv, uint64_t before)
+{
+	uint64_t held;
+	int r = held_now(inv, &held);
+
+	if (!r && held != before)
+		r = err("the metadata snapshot was released during the %s (held root %"
+			PRIu64 ", now %" PRIu64 "): the output is not valid", inv->cmd->name,
+			before, held);
+	return r;
+}
+
 void progress_start(struct progress *p, const struct invocation *inv, const char *what)
 {
 	memset(p, 0, sizeof(*p));

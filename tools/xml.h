@@ -70,6 +70,10 @@ void xml_begin_device(struct xml_writer *w, const struct xml_device *dev);
 void xml_mapping_run(struct xml_writer *w, const struct xml_run *run);
 void xml_end_device(struct xml_writer *w);
 void xml_end_superblock(struct xml_writer *w);
+/* Raw output for other elements (thin_delta's): a string, and
+ * ` name="value"` with value in decimal. */
+void xml_put_str(struct xml_writer *w, const char *s);
+void xml_put_attr(struct xml_writer *w, const char *name, uint64_t v);
 /* Flush the buffer; returns 0 or the first negative errno seen. */
 int xml_writer_finish(struct xml_writer *w);
 

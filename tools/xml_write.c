@@ -48,7 +48,7 @@ static char *reserve(struct xml_writer *w, size_t n)
 	return w->buf + w->used;
 }
 
-static void put_str(struct xml_writer *w, const char *s)
+void xml_put_str(struct xml_writer *w, const char *s)
 {
 	size_t n = strlen(s);
 
@@ -72,54 +72,53 @@ static void put_u64(struct xml_writer *w, uint64_t v)
 	w->used += n;
 }
 
-/* ` name="value"` */
-static void put_attr(struct xml_writer *w, const char *name, uint64_t v)
+void xml_put_attr(struct xml_writer *w, const char *name, uint64_t v)
 {
-	put_str(w, " ");
-	put_str(w, name);
-	put_str(w, "=\"");
+	xml_put_str(w, " ");
+	xml_put_str(w, name);
+	xml_put_str(w, "=\"");
 	put_u64(w, v);
-	put_str(w, "\"");
+	xml_put_str(w, "\"");
 }
 
 void xml_begin_superblock(struct xml_writer *w, const struct xml_superblock *sb)
 {
-	put_str(w, "<superblock uuid=\"\"");
-	put_attr(w, "time", sb->time);
-	put_attr(w, "transaction", sb->transaction);
-	put_attr(w, "flags", sb->flags);
-	put_attr(w, "version", sb->version);
-	put_attr(w, "data_block_size", sb->data_block_size);
-	put_attr(w, "nr_data_blocks", sb->nr_data_blocks);
-	put_str(w, ">\n");
+	xml_put_str(w, "<superblock uuid=\"\"");
+	xml_put_attr(w, "time", sb->time);
+	xml_put_attr(w, "transaction", sb->transaction);
+	xml_put_attr(w, "flags", sb->flags);
+	xml_put_attr(w, "version", sb->version);
+	xml_put_attr(w, "data_block_size", sb->data_block_size);
+	xml_put_attr(w, "nr_data_blocks", sb->nr_data_blocks);
+	xml_put_str(w, ">\n");
 }
 
 void xml_begin_device(struct xml_writer *w, const struct xml_device *dev)
 {
-	put_str(w, "  <device");
-	put_attr(w, "dev_id", dev->dev_id);
-	put_attr(w, "mapped_blocks", dev->mapped_blocks);
-	put_attr(w, "transaction", dev->transaction);
-	put_attr(w, "creation_time", dev->creation_time);
-	put_attr(w, "snap_time", dev->snap_time);
-	put_str(w, ">\n");
+	xml_put_str(w, "  <device");
+	xml_put_attr(w, "dev_id", dev->dev_id);
+	xml_put_attr(w, "mapped_blocks", dev->mapped_blocks);
+	xml_put_attr(w, "transaction", dev->transaction);
+	xml_put_attr(w, "creation_time", dev->creation_time);
+	xml_put_attr(w, "snap_time", dev->snap_time);
+	xml_put_str(w, ">\n");
 	w->in_run = false;
 }
 
 static void emit_run(struct xml_writer *w, const struct xml_run *r)
 {
 	if (r->len == 1) {
-		put_str(w, "    <single_mapping");
-		put_attr(w, "origin_block", r->origin);
-		put_attr(w, "data_block", r->data);
+		xml_put_str(w, "    <single_mapping");
+		xml_put_attr(w, "origin_block", r->origin);
+		xml_put_attr(w, "data_block", r->data);
 	} else {
-		put_str(w, "    <range_mapping");
-		put_attr(w, "origin_begin", r->origin);
-		put_attr(w, "data_begin", r->data);
-		put_attr(w, "length", r->len);
+		xml_put_str(w, "    <range_mapping");
+		xml_put_attr(w, "origin_begin", r->origin);
+		xml_put_attr(w, "data_begin", r->data);
+		xml_put_attr(w, "length", r->len);
 	}
-	put_attr(w, "time", r->time);
-	put_str(w, "/>\n");
+	xml_put_attr(w, "time", r->time);
+	xml_put_str(w, "/>\n");
 }
 
 void xml_mapping_run(struct xml_writer *w, const struct xml_run *run)
@@ -146,12 +145,12 @@ void xml_end_device(struct xml_writer *w)
 	if (w->in_run)
 		emit_run(w, &w->run);
 	w->in_run = false;
-	put_str(w, "  </device>\n");
+	xml_put_str(w, "  </device>\n");
 }
 
 void xml_end_superblock(struct xml_writer *w)
 {
-	put_str(w, "</superblock>\n");
+	xml_put_str(w, "</superblock>\n");
 }
 
 int xml_writer_finish(struct xml_writer *w)

@@ -57,6 +57,8 @@ struct bm {
 	size_t nr_locked;            /* entries with at least one lock */
 	struct block *spare;         /* an evicted entry kept for the next miss */
 	void *scratch;               /* a block buffer for checking dirty blocks */
+	char *ahead;                 /* BM_PREFETCH_MAX blocks for bm_prefetch, lazily */
+	bool ahead_busy;             /* a prefetch is reading into `ahead` */
 	struct bm_stats stats;
 };
 
@@ -118,6 +120,7 @@ void bm_destroy(struct bm *bm)
 	cache_exit(&bm->cache);
 	block_free(bm->spare);
 	free(bm->scratch);
+	free(bm->ahead);
 	pthread_mutex_destroy(&bm->lock);
 	pthread_cond_destroy(&bm->loaded);
 	free(bm);
@@ -354,13 +357,18 @@ static int lock_cached_locked(struct bm *bm, struct block *blk, const struct val
 		memset(blk->data, 0, THINP_BLOCK_SIZE);
 	} else if (v && v != blk->v) {
 		r = recheck_locked(bm, blk, v);
+		/* Unchecked read-ahead: forgotten, as a miss's bad block. */
+		if (r && blk->read_ahead && !blk->read_locks && !blk->dirty)
+			evict_locked(bm, blk);
 		if (r)
 			return r;
 	}
 	/* A read lock without a validator says nothing about the contents'
 	 * type; a write lock decides how the block will be stamped. */
-	if (v || mode != LOCK_READ)
+	if (v || mode != LOCK_READ) {
 		blk->v = v;
+		blk->read_ahead = false;
+	}
 	take_lock_locked(bm, blk, mode);
 	return 0;
 }
@@ -483,6 +491,99 @@ int bm_write_lock_zero(struct bm *bm, uint64_t b, const struct validator *v,
 		       struct block **out)
 {
 	return lock_block(bm, b, v, LOCK_WRITE_ZERO, out);
+}
+
+/* Under the mutex: how many of [b, b + n) qualify for a prefetch, and
+ * the buffer for them. */
+static size_t prefetch_count_locked(struct bm *bm, uint64_t b, size_t n)
+{
+	size_t k;
+
+	n = THINP_MIN(n, THINP_MIN((size_t)BM_PREFETCH_MAX, bm->max_blocks / 4));
+	if (bm->ahead_busy || b >= bm->nr_blocks)
+		return 0;
+	n = (size_t)THINP_MIN((uint64_t)n, bm->nr_blocks - b);
+	for (k = 0; k < n && !cache_lookup(&bm->cache, b + k); k++)
+		;
+	if (k < 2)
+		return 0;
+	if (!bm->ahead && posix_memalign((void **)&bm->ahead, THINP_BLOCK_SIZE,
+					 BM_PREFETCH_MAX * THINP_BLOCK_SIZE)) {
+		bm->ahead = NULL;
+		return 0;
+	}
+	return k;
+}
+
+/* Insert entries for blocks b.. marked loading and read-locked (so that
+ * nothing evicts them or reads them meanwhile); returns how many. */
+static size_t prefetch_insert_locked(struct bm *bm, uint64_t b, size_t n, struct block **v)
+{
+	size_t k;
+
+	for (k = 0; k < n; k++) {
+		struct block *blk = new_entry_locked(bm);
+		void *data;
+
+		if (!blk)
+			break;
+		data = blk->data;
+		*blk = (struct block){ .nr = b + k, .data = data, .bm = bm, .loading = true,
+				       .read_ahead = true };
+		if (cache_insert(&bm->cache, blk)) {
+			drop_entry_locked(bm, blk);
+			break;
+		}
+		take_lock_locked(bm, blk, LOCK_READ);
+		v[k] = blk;
+	}
+	update_resident(bm);
+	return k;
+}
+
+/* End a prefetch's loads: each entry unlocked (kept) or, the read failed,
+ * removed. */
+static void prefetch_finish_locked(struct bm *bm, struct block **v, size_t n, int r)
+{
+	for (size_t k = 0; k < n; k++) {
+		v[k]->loading = false;
+		if (r) {
+			unload_locked(bm, v[k]);
+			continue;
+		}
+		v[k]->read_locks = 0;
+		bm->nr_locked--;
+		lru_push_mru(&bm->cache, v[k]);
+	}
+	if (!r)
+		bm->stats.reads += n;
+	bm->ahead_busy = false;
+	pthread_cond_broadcast(&bm->loaded);
+}
+
+void bm_prefetch(struct bm *bm, uint64_t b, size_t n)
+{
+	struct block *v[BM_PREFETCH_MAX];
+	int r;
+
+	if (!bm)
+		return;
+	pthread_mutex_lock(&bm->lock);
+	n = prefetch_count_locked(bm, b, n);
+	n = n ? prefetch_insert_locked(bm, b, n, v) : 0;
+	if (!n) {
+		pthread_mutex_unlock(&bm->lock);
+		return;
+	}
+	/* As a miss: read with the mutex dropped; the entries are ours. */
+	bm->ahead_busy = true;
+	pthread_mutex_unlock(&bm->lock);
+	r = thinp_io_read(bm->io, bm->ahead, n * THINP_BLOCK_SIZE, b << THINP_BLOCK_SHIFT, 0);
+	for (size_t k = 0; !r && k < n; k++)
+		memcpy(v[k]->data, bm->ahead + k * THINP_BLOCK_SIZE, THINP_BLOCK_SIZE);
+	pthread_mutex_lock(&bm->lock);
+	prefetch_finish_locked(bm, v, n, r);
+	pthread_mutex_unlock(&bm->lock);
 }
 
 void bm_unlock(struct block *blk)

@@ -83,6 +83,18 @@ int bm_write_lock(struct bm *bm, uint64_t b, const struct validator *v, struct b
 /* Lock block b for writing without reading it: its data is zeroed. */
 int bm_write_lock_zero(struct bm *bm, uint64_t b, const struct validator *v,
 		       struct block **out);
+/*
+ * Read ahead blocks [b, b + n) with one device read: up to the first one
+ * already cached, at most BM_PREFETCH_MAX and a quarter of the cache. They
+ * enter the cache unlocked and unchecked; each is checked by the validator
+ * of its first lock, as a miss would be, and dropped if that check fails. A
+ * hint: nothing is read if too few blocks qualify or another prefetch is
+ * under way, and a failed read is forgotten (the locks read each block
+ * again and report it). The caller must know the blocks can be read (e.g.
+ * a node's own children): nothing here decides what is safe to read.
+ */
+#define BM_PREFETCH_MAX 64u
+void bm_prefetch(struct bm *bm, uint64_t b, size_t n);
 /* Release a lock of either kind. NULL, or a block not locked, is ignored. */
 void bm_unlock(struct block *blk);
 

@@ -29,6 +29,9 @@ struct block {
 	/* Being read by the thread that missed it, with the bm mutex dropped;
 	 * it holds the lock it asked for, so nobody else touches data. */
 	bool loading;
+	/* Read ahead (bm_prefetch) and not yet checked by any validator: if its
+	 * first check fails it leaves the cache, as a miss's block would. */
+	bool read_ahead;
 	struct block *hash_next;
 	struct block *lru_prev, *lru_next; /* on the LRU only while unlocked */
 	struct block *dirty_prev, *dirty_next; /* on the dirty list iff dirty */

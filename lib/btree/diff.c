@@ -124,6 +124,52 @@ static uint64_t child_hi(const struct frame *f)
 	return f->i + 1 < f->nr ? node_key(f->n, f->i + 1) : f->hi;
 }
 
+/* Whether node g points at `block` for `key` (the walk then steps over
+ * it). *j is g's entry for the previous, smaller key (-1: before g's first
+ * entry), moved on to key's. */
+static bool points_at(const struct frame *g, int *j, uint64_t key, uint64_t block)
+{
+	while ((uint32_t)(*j + 1) < g->nr && node_key(g->n, (uint32_t)(*j + 1)) <= key)
+		++*j;
+	return *j >= 0 && node_value64(g->n, (uint32_t)*j) == block;
+}
+
+/*
+ * Before descending into the current child of s: the children after it
+ * whose blocks follow it on disk and that the walk will read too are read
+ * with it in one device read (bm_prefetch), instead of one read each. A
+ * snapshot's origin keeps its nodes where they were written, side by side,
+ * so a delta where nearly every leaf differs reads the origin's leaves in
+ * long runs. Without expand_same, a child the other side's node at this
+ * height also points at will be stepped over unread, so the run stops
+ * there; when the other side's node is at another height that is not
+ * known, and nothing is read ahead. Called for both sides before either
+ * descends. Only this node's own children are read,
+ * so every block read is reachable from the root being walked (a snapshot-
+ * only handle reads nothing else), and each is checked when locked.
+ */
+static void read_ahead(const struct diff *d, const struct side *s)
+{
+	const struct frame *f = &s->f[s->top];
+	const struct side *o = &d->s[s == &d->s[0]];
+	const struct frame *g = o->top >= 0 ? &o->f[o->top] : NULL;
+	uint64_t first = node_value64(f->n, f->i);
+	uint32_t n = 1;
+	int j;
+
+	if (!d->expand_same && g && g->height != f->height)
+		return;
+	if (d->expand_same)
+		g = NULL;
+	j = g ? node_lower(g->n, node_key(f->n, f->i)) : -1;
+	while (n < BM_PREFETCH_MAX && f->i + n < f->nr && node_key(f->n, f->i + n) < d->end &&
+	       node_value64(f->n, f->i + n) == first + n &&
+	       !(g && points_at(g, &j, node_key(f->n, f->i + n), first + n)))
+		n++;
+	if (n > 1)
+		bm_prefetch(tm_bm(s->lv->tm), first, n);
+}
+
 static int descend(struct side *s)
 {
 	const struct frame *f = &s->f[s->top];
@@ -257,11 +303,36 @@ static int merge_keys(struct diff *d, bool a_key, bool b_key)
 }
 
 /*
+ * How many of the n entries of `size` bytes at a and b are byte for byte
+ * equal, in order. Whole chunks go through memcmp (vectorised in libc): the
+ * leaves compared are copies with a few entries changed, so most chunks agree.
+ */
+static uint32_t equal_prefix(const char *a, const char *b, uint32_t n, uint32_t size)
+{
+	const size_t chunk = 256;
+	size_t len = (size_t)n * size, off = 0;
+
+	while (off + chunk <= len && !memcmp(a + off, b + off, chunk))
+		off += chunk;
+	for (uint64_t x, y; off + 8 <= len; off += 8) {
+		memcpy(&x, a + off, 8);
+		memcpy(&y, b + off, 8);
+		if (x != y)
+			break;
+	}
+	while (off < len && a[off] == b[off])
+		off++;
+	return (uint32_t)(off / size);
+}
+
+/*
  * Both sides at leaf entries in leaves that differ (a leaf a snapshot copied
  * and then changed in a few entries): pass over the stretch whose keys and
- * value bytes agree, with no callback per entry. Keys increase within a
- * validated node, so checking the first against the previous leaf's orders
- * the whole stretch. *moved says whether it passed over anything.
+ * value bytes agree, with no callback per entry. Equal keys are equal bytes
+ * (one encoding), so keys and values are compared as byte arrays. Keys
+ * increase within a validated node, so checking the first against the
+ * previous leaf's orders the whole stretch. *moved says whether it passed
+ * over anything.
  */
 static int skip_identical(struct diff *d, bool *moved)
 {
@@ -273,17 +344,15 @@ static int skip_identical(struct diff *d, bool *moved)
 	*moved = false;
 	if (vsize != node_vsize(fb->n))
 		return 0;
-	for (k = 0; k < n; k++) {
-		uint64_t key = node_key(fa->n, fa->i + k);
-
-		if (key != node_key(fb->n, fb->i + k) || key >= d->end)
-			break;
-		/* Mapping values are 8 bytes: one load, not a call per entry. */
-		if (vsize == 8 ? node_value64(fa->n, fa->i + k) != node_value64(fb->n, fb->i + k)
-			       : memcmp(node_value(fa->n, fa->i + k), node_value(fb->n, fb->i + k),
-					vsize) != 0)
-			break;
-	}
+	/* Values first: they are what a copied leaf changed, so they bound
+	 * the stretch soonest, and keys are compared only that far. */
+	k = equal_prefix(node_value(fa->n, fa->i), node_value(fb->n, fb->i), n, vsize);
+	if (k)
+		k = equal_prefix((const char *)fa->n + BTREE_HEADER_SIZE + 8u * fa->i,
+				 (const char *)fb->n + BTREE_HEADER_SIZE + 8u * fb->i, k, 8);
+	/* Keys increase: only a stretch reaching the clip needs cutting. */
+	if (k && node_key(fa->n, fa->i + k - 1) >= d->end)
+		k = node_first_ge(fa->n, d->end) - fa->i;
 	if (!k)
 		return 0;
 	r = check_order(&d->s[0], node_key(fa->n, fa->i));
@@ -334,6 +403,11 @@ static int step(struct diff *d)
 			return r;
 	}
 	if (h >= 0) {
+		/* Both before either descends: each looks at the other's node. */
+		if (ha == h)
+			read_ahead(d, &d->s[0]);
+		if (hb == h)
+			read_ahead(d, &d->s[1]);
 		if (ha == h)
 			r = descend(&d->s[0]);
 		if (!r && hb == h)

@@ -82,6 +82,7 @@ struct fail_dev {
 	pthread_cond_t gate_cond;
 	size_t nr_writes;
 	unsigned flushes;
+	unsigned nr_reads;           /* read requests, failed ones included */
 };
 
 static int fd_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
@@ -89,6 +90,8 @@ static int fd_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t fl
 	struct fail_dev *d = ctx;
 	/* decided on entry, so a test can clear it while this read waits */
 	int fail = d->fail_read_block >= 0 && off / BS == (uint64_t)d->fail_read_block;
+
+	__atomic_add_fetch(&d->nr_reads, 1, __ATOMIC_RELAXED);
 
 	if (d->gate_block >= 0 && off / BS == (uint64_t)d->gate_block) {
 		pthread_mutex_lock(&d->gate_lock);
@@ -1049,6 +1052,71 @@ static void test_file_backend_direct(void **state)
 	test_tmpdir_cleanup();
 }
 
+/* Read-ahead: one request for a run, up to the first cached block and the
+ * device's end; each block checked at its first lock, a bad one reported
+ * then and dropped (the next lock reads it again); a failed read forgotten. */
+static void test_prefetch(void **state)
+{
+	struct test_validator va = TEST_VALIDATOR("test-node", 1111);
+	thinp_io *io;
+	struct fail_dev *d = fail_dev_open(&io, 64, 0);
+	struct bm *bm = open_bm(io, 1 << 20, NULL);
+	struct bm_stats st;
+	struct block *a;
+	unsigned reads;
+
+	(void)state;
+	for (uint64_t b = 0; b < 64; b++)
+		make_block(d->mem + b * BS, b, 1111, b);
+	d->mem[12 * BS + 100] ^= 1;
+	assert_int_equal(bm_read_lock(bm, 20, &va.v, &a), 0);
+	bm_unlock(a);
+	reads = d->nr_reads;
+	va.checks = 0;
+	bm_prefetch(bm, 10, 30);                 /* 10..19: 20 is cached */
+	assert_int_equal(d->nr_reads, reads + 1);
+	assert_int_equal(va.checks, 0);          /* checked at the lock, not here */
+	bm_get_stats(bm, &st);
+	assert_int_equal(st.reads, 11);
+	assert_int_equal(bm_read_lock(bm, 11, &va.v, &a), 0);
+	assert_memory_equal(block_data(a), d->mem + 11 * BS, BS);
+	assert_int_equal(va.checks, 1);
+	bm_unlock(a);
+	assert_int_equal(bm_read_lock(bm, 19, &va.v, &a), 0);
+	bm_unlock(a);
+	assert_int_equal(d->nr_reads, reads + 1);
+	/* the bad block fails its first check and leaves the cache */
+	assert_int_equal(bm_read_lock(bm, 12, &va.v, &a), -EILSEQ);
+	make_block(d->mem + 12 * BS, 12, 1111, 12);
+	assert_int_equal(bm_read_lock(bm, 12, &va.v, &a), 0);
+	bm_unlock(a);
+	assert_int_equal(d->nr_reads, reads + 2);
+	/* nothing for fewer than two blocks, cut at the device's end */
+	bm_prefetch(bm, 19, 8);
+	assert_int_equal(d->nr_reads, reads + 2);
+	bm_prefetch(bm, 60, 30);
+	assert_int_equal(d->nr_reads, reads + 3);
+	assert_int_equal(bm_read_lock(bm, 63, &va.v, &a), 0);
+	bm_unlock(a);
+	assert_int_equal(d->nr_reads, reads + 3);
+	/* a failed read leaves nothing behind */
+	bm_get_stats(bm, &st);
+	d->fail_read_block = 45;
+	bm_prefetch(bm, 45, 5);
+	d->fail_read_block = -1;
+	{
+		struct bm_stats st2;
+
+		bm_get_stats(bm, &st2);
+		assert_int_equal(st2.resident_bytes, st.resident_bytes);
+	}
+	assert_int_equal(bm_read_lock(bm, 46, &va.v, &a), 0);
+	bm_unlock(a);
+	assert_int_equal(d->nr_reads, reads + 5);
+	bm_destroy(bm);
+	fail_dev_free(io, d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1068,6 +1136,7 @@ int main(void)
 		cmocka_unit_test(test_power_cut_keeps_flushed_state),
 		cmocka_unit_test(test_fault_backend_bad_sector),
 		cmocka_unit_test(test_file_backend_direct),
+		cmocka_unit_test(test_prefetch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

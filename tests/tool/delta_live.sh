@@ -3,7 +3,8 @@
 # live pool: writers (thinp write) and snapshots/deletes (thinp message) run
 # in a loop while thinp delta --metadata-snap reads the same metadata file
 # (read-only, O_DIRECT) again and again; every delta must equal the one
-# taken before the writer started, and thin_delta -m's.
+# taken before the writer started, and thin_delta -m's. thinp dump
+# --metadata-snap (snapshot-only handle, O_DIRECT too) likewise.
 . "${THINP_SRCDIR:-${srcdir:-$(dirname "$0")/../..}}/tests/tool/common.sh"
 
 THIN_DELTA=${THIN_DELTA:-$(command -v thin_delta 2>/dev/null)}
@@ -26,6 +27,7 @@ for mode in "" --verbose --changes-only; do
 		fail "delta $mode before the writer"
 done
 "$THIN_DELTA" -m --snap1 2 --snap2 1 "$M" | cmp -s - "$T/want" || fail "thin_delta -m differs"
+thinp dump -m "$M" --metadata-snap >"$T/want.dump" || fail "dump --metadata-snap before the writer"
 grep -q '<different begin="50" length="3"/>' "$T/want" || fail "unexpected delta: $(cat "$T/want")"
 
 step "writer running"
@@ -54,6 +56,8 @@ for n in $(seq 40); do
 	done
 	thinp delta -m "$M" --metadata-snap="$held" --snap1 2 --snap2 1 >"$T/got" &&
 		cmp -s "$T/want" "$T/got" || { touch "$T/stop"; wait $writer; fail "delta at block $held"; }
+	thinp dump -m "$M" --metadata-snap >"$T/got" && cmp -s "$T/want.dump" "$T/got" ||
+		{ touch "$T/stop"; wait $writer; fail "dump --metadata-snap changed while the pool changed"; }
 done
 touch "$T/stop"
 wait $writer
