@@ -36,4 +36,9 @@ int replica_drop_device(thinp_catalog *cat, thinp_pool *pool, uint64_t id);
 /* Commit the catalog against the pool's current transaction id. */
 int replica_commit_catalog(thinp_catalog *cat, thinp_pool *pool);
 
+/* Device @id's current catalog entry into @e, given a guid (and an entry)
+ * if it has none, committed at once so the guid is the one the catalog
+ * keeps. */
+int replica_identify(thinp_pool *pool, thinp_catalog *cat, uint64_t id, thinp_catalog_entry *e);
+
 #endif
