@@ -24,6 +24,7 @@
 	X(send)     \
 	X(backup)   \
 	X(receive)  \
+	X(replicate) \
 	X(export)   \
 	X(import)   \
 	X(restore)  \
