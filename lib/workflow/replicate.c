@@ -263,7 +263,8 @@ static int deliver(struct sender *s)
 	int r;
 
 	while ((r = replicate_target(s))) {
-		bool retry = s->ses.failed && r != -ECANCELED;
+		/* -ENOTCONN from connect: no more connections (a pipe). */
+		bool retry = s->ses.failed && r != -ECANCELED && r != -ENOTCONN;
 
 		session_close(&s->ses);
 		if (!retry)

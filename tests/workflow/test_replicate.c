@@ -721,6 +721,9 @@ static void test_cut_resume(void **state)
 		/* Half, then the rest from the last resume point: at most one
 		 * checkpoint interval and the session messages again. */
 		assert_true(l.sent - before < full + (128u << 10) + 4096);
+		print_message("%s stream of %" PRIu64 " bytes cut at half: %" PRIu64
+			      " bytes sent in all\n", incremental ? "incremental" : "full", full,
+			      l.sent - before);
 	}
 	assert_int_equal(receiver_stop(&rv, true), -ECANCELED);
 	assert_meta_clean(&b);

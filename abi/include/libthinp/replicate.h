@@ -143,6 +143,7 @@ typedef struct thinp_replicate_serve_options {
  * device @dev); the receiver's refusal of a stream (its thinp_receive error,
  * e.g. -ESTALE when its replica was modified); -EPROTO (the peer does not
  * speak the session protocol); the last connection error after max_retries;
+ * -ENOTCONN (connect has no more connections: a pipe that broke);
  * the errors of thinp_pool_create_snap, the catalog and thinp_send.
  * Thread safety: @dev's snapshots are the caller's to keep; one sender per
  * device. Since 1.0.
