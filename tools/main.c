@@ -26,6 +26,7 @@
 	X(receive)  \
 	X(merge)    \
 	X(hydrate)  \
+	X(replicate) \
 	X(export)   \
 	X(import)   \
 	X(restore)  \

@@ -71,6 +71,11 @@ typedef struct thinp_catalog thinp_catalog;
  * (replica.h): parent_guid is that device's guid, size 0. Front-ends should
  * not serve it; deleting it only stops incrementals onto that device. */
 #define THINP_CATALOG_ANCHOR (1u << 2)
+/* A snapshot a replication sender keeps of its source device (replicate.h):
+ * parent_guid is the source's guid. The newest is the one being replicated
+ * or last acknowledged; older ones are deleted once the receiver
+ * acknowledged a newer one. Since 1.0. */
+#define THINP_CATALOG_REPLICATION (1u << 8)
 
 /*
  * One device's entry. Fill from THINP_CATALOG_ENTRY_INIT. The library copies

@@ -21,5 +21,6 @@
 #include <libthinp/replica.h>
 #include <libthinp/job.h>
 #include <libthinp/origin_jobs.h>
+#include <libthinp/replicate.h>
 
 #endif

@@ -191,7 +191,7 @@ static int create_device(struct receiver *rc, uint64_t want)
 	rc->entry->flags = THINP_CATALOG_PARTIAL;
 	rc->entry->size = rc->hdr->virtual_size;
 	memcpy(rc->entry->recv_stream, rc->hdr->stream_id, 16);
-	/* Hidden while PARTIAL (replica_find_guid skips it); kept for its token. */
+	/* Hidden while PARTIAL (catalog_find_guid skips it); kept for its token. */
 	memcpy(rc->entry->guid, rc->hdr->target_guid, 16);
 	memcpy(rc->entry->parent_guid, rc->hdr->base_guid, 16);
 	set_origin(rc, rc->entry);

@@ -59,4 +59,9 @@ int replica_find_origin(thinp_catalog *cat, const thinp_stream_header *hdr,
 /* Commit the catalog against the pool's current transaction id. */
 int replica_commit_catalog(thinp_catalog *cat, thinp_pool *pool);
 
+/* Device @id's current catalog entry into @e, given a guid (and an entry)
+ * if it has none, committed at once so the guid is the one the catalog
+ * keeps. */
+int replica_identify(thinp_pool *pool, thinp_catalog *cat, uint64_t id, thinp_catalog_entry *e);
+
 #endif

@@ -160,6 +160,8 @@ bool power_is_cut(const struct power *pw)
 
 void power_free(struct power *pw)
 {
+	if (!pw)
+		return;
 	for (unsigned i = 0; i < pw->nr; i++) {
 		thinp_io_close(pw->top[i]);
 		thinp_io_close(pw->fault_io[i]);
