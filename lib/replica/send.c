@@ -101,38 +101,11 @@ static int send_incremental(struct sender *s, uint64_t base, uint64_t dev)
 	return r;
 }
 
-/*
- * Device @id's catalog entry, given a guid (and an entry) if it has none;
- * committed at once so the guid sent is the one the catalog keeps.
- */
-static int identify(thinp_pool *pool, thinp_catalog *cat, uint64_t id, thinp_catalog_entry *e)
-{
-	thinp_thin_status st = THINP_THIN_STATUS_INIT;
-	int r = thinp_pool_get_thin_status(pool, id, &st);
-
-	if (r)
-		return r;
-	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-	r = thinp_catalog_get(cat, id, e);
-	if (r == -ENODATA || (!r && (e->birth_time != st.creation_time ||
-				     e->birth_transaction != st.transaction_id))) {
-		/* None, or a stale one of a deleted device with the same id. */
-		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-		e->id = id;
-		r = 0;
-	}
-	if (r || !replica_guid_is_zero(e->guid))
-		return r;
-	if ((r = thinp_catalog_new_guid(e->guid)) || (r = thinp_catalog_attach(cat, pool, e)))
-		return r;
-	return replica_commit_catalog(cat, pool);
-}
-
 /* Device @id's guid into @guid, and its entry into @e. */
 static int device_guid(struct sender *s, thinp_catalog *cat, uint64_t id, thinp_catalog_entry *e,
 		       uint8_t guid[16])
 {
-	int r = identify(s->pool, cat, id, e);
+	int r = replica_identify(s->pool, cat, id, e);
 
 	if (!r && e->origin[0])
 		r = replica_fail(s->errbuf, s->errsize, -EOPNOTSUPP, "device %" PRIu64

@@ -100,3 +100,40 @@ int replica_drop_device(thinp_catalog *cat, thinp_pool *pool, uint64_t id)
 		r = 0;
 	return r ? r : thinp_pool_delete_thin(pool, id);
 }
+
+int replica_current_entry(thinp_catalog *cat, thinp_pool *pool, uint64_t id,
+			  thinp_catalog_entry *e)
+{
+	thinp_thin_status st = THINP_THIN_STATUS_INIT;
+	int r;
+
+	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	r = thinp_catalog_get(cat, id, e);
+	if (!r)
+		r = thinp_pool_get_thin_status(pool, id, &st);
+	/* A stale entry (its device deleted, the id reused) describes nothing. */
+	if (!r && (e->birth_time != st.creation_time || e->birth_transaction != st.transaction_id))
+		r = -ENODATA;
+	return r;
+}
+
+int replica_identify(thinp_pool *pool, thinp_catalog *cat, uint64_t id, thinp_catalog_entry *e)
+{
+	thinp_thin_status st = THINP_THIN_STATUS_INIT;
+	int r = thinp_pool_get_thin_status(pool, id, &st);
+
+	if (r)
+		return r;
+	r = replica_current_entry(cat, pool, id, e);
+	if (r == -ENODATA) {
+		/* None, or a stale one of a deleted device with the same id. */
+		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+		e->id = id;
+		r = 0;
+	}
+	if (r || !replica_guid_is_zero(e->guid))
+		return r;
+	if ((r = thinp_catalog_new_guid(e->guid)) || (r = thinp_catalog_attach(cat, pool, e)))
+		return r;
+	return replica_commit_catalog(cat, pool);
+}
