@@ -545,13 +545,15 @@ struct count {
 	uint64_t blocks;
 };
 
+/* Blocks sent as data (an unmap carries none). */
 static int count_run(const thinp_delta_run *run, void *ctx)
 {
-	((struct count *)ctx)->blocks += run->length;
+	if (run->kind != THINP_DELTA_LEFT_ONLY)
+		((struct count *)ctx)->blocks += run->length;
 	return 0;
 }
 
-/* The blocks a send of @dev from @base (NONE: full) carries. */
+/* The data blocks a send of @dev from @base (NONE: full) carries. */
 static int64_t send_blocks(struct mig *mg, uint64_t dev, uint64_t base)
 {
 	thinp_delta_options o = THINP_DELTA_OPTIONS_INIT;
@@ -602,8 +604,35 @@ static int choose_base(struct mig *mg, struct member *m, uint64_t *base, uint64_
 	return 0;
 }
 
-/* One round: a snapshot of every member (unless one is pending from an
- * interrupted run), then each copied; superseded snapshots dropped. */
+/* @m's pending snapshot copied from @base (NONE: full), @blocks of data;
+ * then it is done and the one it supersedes dropped. */
+static int copy_member(struct mig *mg, struct member *m, uint64_t base, uint64_t blocks)
+{
+	struct snap old = m->done;
+	int r;
+
+	job_add_total(mg->job, blocks * mg->block_size);
+	r = copy_snap(mg, m, base == NONE ? THINP_SEND_FULL : base);
+	if (!r) {
+		m->done = m->pending;
+		m->pending.id = NONE;
+	}
+	if (!r && old.id != NONE)
+		r = drop_snap(mg, &old);
+	if (!r)
+		r = job_checkpoint(mg->job, mg->unseen);
+	mg->unseen = 0;
+	return r;
+}
+
+/*
+ * One round: a snapshot of every member (unless one is pending from an
+ * interrupted run), then each copied. A member copied before goes from its
+ * own last copy; the others (a family's first round) one at a time, always
+ * the one the fewest data blocks away from what is copied already (or from
+ * nothing: a full copy), so a chain of snapshots goes as a chain and each
+ * block they share is copied once.
+ */
 static int run_round(struct mig *mg, uint32_t phase)
 {
 	int r = 0;
@@ -614,25 +643,28 @@ static int run_round(struct mig *mg, uint32_t phase)
 		if (mg->m[i].pending.id == NONE)
 			r = take_snap(mg, &mg->m[i]);
 	for (size_t i = 0; !r && i < mg->n; i++) {
-		struct member *m = &mg->m[i];
 		uint64_t base, blocks = 0;
-		struct snap old = m->done;
 
-		if ((r = choose_base(mg, m, &base, &blocks)))
-			break;
-		job_add_total(mg->job, blocks * mg->block_size);
-		r = copy_snap(mg, m, base == NONE ? THINP_SEND_FULL : base);
-		if (!r) {
-			m->done = m->pending;
-			m->pending.id = NONE;
-		}
-		if (!r && old.id != NONE)
-			r = drop_snap(mg, &old);
-		if (!r)
-			r = job_checkpoint(mg->job, mg->unseen);
-		mg->unseen = 0;
+		if (mg->m[i].done.id != NONE && !(r = choose_base(mg, &mg->m[i], &base, &blocks)))
+			r = copy_member(mg, &mg->m[i], base, blocks);
 	}
-	return r;
+	for (;;) {
+		struct member *next = NULL;
+		uint64_t base, blocks, best_base = NONE, best = UINT64_MAX;
+
+		for (size_t i = 0; !r && i < mg->n; i++) {
+			if (mg->m[i].pending.id == NONE ||
+			    (r = choose_base(mg, &mg->m[i], &base, &blocks)) || blocks >= best)
+				continue;
+			next = &mg->m[i];
+			best = blocks;
+			best_base = base;
+		}
+		if (r || !next)
+			return r;
+		if ((r = copy_member(mg, next, best_base, best)))
+			return r;
+	}
 }
 
 /* ---- Switch and clean-up -------------------------------------------------- */
