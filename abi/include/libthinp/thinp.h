@@ -20,5 +20,6 @@
 #include <libthinp/delta.h>
 #include <libthinp/replica.h>
 #include <libthinp/job.h>
+#include <libthinp/migrate.h>
 
 #endif
