@@ -171,7 +171,7 @@ static bool candidate(struct mig *mg, uint64_t id)
 
 	if (r)
 		return !mg->retired;
-	return !entry_is_hidden(mg->e) && !(mg->e->flags & THINP_CATALOG_MIGRATED) == !mg->retired;
+	return !entry_is_hidden(mg->e) && (!(mg->e->flags & THINP_CATALOG_MIGRATED) == !mg->retired);
 }
 
 /* Every device sharing blocks with a member, until none is left to add. */
@@ -718,6 +718,29 @@ static int retire(struct mig *mg)
 	return r ? r : replica_commit_catalog(mg->scat, mg->src);
 }
 
+/* The entries of retired devices an interrupted clean-up deleted (stale:
+ * the device is gone) whose copies switched: removed, in one commit. */
+static int forget_retired(struct mig *mg)
+{
+	bool removed = false;
+	uint8_t guid[16];
+	int r = 0;
+
+	*mg->e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	for (uint64_t id = 0; !r && thinp_catalog_next(mg->scat, id, mg->e) == 0; id++) {
+		id = mg->e->id;
+		memcpy(guid, mg->e->guid, 16);
+		if (!(mg->e->flags & THINP_CATALOG_MIGRATED) ||
+		    replica_current_entry(mg->scat, mg->src, id, mg->e) != -ENODATA)
+			continue;
+		if (on_dst(mg, guid, NULL) && !(mg->e->flags & THINP_CATALOG_MIGRATING)) {
+			r = thinp_catalog_remove(mg->scat, id);
+			removed = true;
+		}
+	}
+	return r || !removed ? r : replica_commit_catalog(mg->scat, mg->src);
+}
+
 /* After the switch: the source retired, the round snapshots and the
  * intermediate copies dropped, then the members deleted, @dev last (a rerun
  * starting from it finds the others while it exists). The device goes
@@ -736,6 +759,8 @@ static int clean_up(struct mig *mg)
 		if (!r && mg->m[i].pending.id != NONE)
 			r = drop_snap(mg, &mg->m[i].pending);
 	}
+	if (!r)
+		r = forget_retired(mg);
 	for (size_t k = 0; !r && k <= mg->n; k++) {
 		/* Every member but @dev, then @dev. */
 		uint64_t id = k < mg->n ? mg->m[k].id : mg->dev;

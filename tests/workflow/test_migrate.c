@@ -4,9 +4,12 @@
  * after the switch; a family arrives with its sharing; a power cut at every
  * write and flush of either pool, then a rerun, ends at the same result with
  * the source usable and at most the complete copy visible in between;
- * cancel, stop and rerun; the rate limit as a lower bound on the time.
+ * the same for a family, whose copies become visible together; pause and
+ * resume from another thread; cancel, stop and rerun; the rate limit as a
+ * lower bound on the time.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -639,7 +642,7 @@ static void test_power_cut(void **state)
 			assert_int_equal(thinp_catalog_count(g.src.cat), 0);
 			assert_tidy(&g.src, "src");
 			assert_tidy(&g.dst, "dst");
-			if (n % 16 == 1) {
+			if (n % 32 == 1) {
 				assert_checked(&g.src);
 				assert_checked(&g.dst);
 			}
@@ -652,6 +655,146 @@ static void test_power_cut(void **state)
 			cuts++;
 		}
 	assert_true(cuts > 20 / test_short());
+}
+
+/*
+ * The same with a family (LIVE and its snapshot 2), every third request:
+ * in between, both copies are visible or neither (one switch commit), each
+ * complete; after the rerun both are there, sharing blocks.
+ */
+static void test_power_cut_family(void **state)
+{
+	uint64_t step = test_short() > 1 ? 29 : 3, cuts = 0;
+	(void)state;
+
+	for (uint64_t n = 1;; n += step) {
+		struct rig g;
+		struct live l = { .rounds = 1 };
+		uint8_t guid[2][16], *snap = calloc(1, DEV_BYTES), *want, *got;
+		uint64_t ids[2], nr, live_copy;
+		thinp_thin *t;
+		int r, finished;
+
+		rig_open(&g);
+		test_rng_init(&l.rng, suite_seed + 6);
+		l.src = &g.src;
+		l.model = calloc(1, DEV_BYTES);
+		make_dev(&g.src, LIVE, &l.rng, 12, l.model);
+		assert_int_equal(thinp_catalog_message(g.src.cat, g.src.pool, "create_snap 2 1", 0), 0);
+		memcpy(snap, l.model, DEV_BYTES);
+		t = open_dev(g.src.pool, LIVE);
+		for (int k = 0; k < 4; k++)
+			assert_int_equal(random_op(&l.rng, t, l.model), 0);
+		assert_int_equal(thinp_thin_flush(t), 0);
+		thinp_thin_close(t);
+		guid_of(g.src.cat, LIVE, guid[0]);
+		guid_of(g.src.cat, 2, guid[1]);
+		g.pw.mode = THINP_IO_FAULT_CUT_TORN;
+		g.pw.seed = suite_seed + n;
+		g.pw.count = 0;
+		g.pw.n = n;
+		r = run(&g, LIVE, THINP_MIGRATE_FAMILY, live_next, &l, NULL, &ids[0]);
+		assert_true(r == 0 || g.pw.cut);
+		finished = !g.pw.cut;
+		rig_reboot(&g);
+		live_copy = find_visible(&g.dst, guid[0], &nr);
+		assert_true(nr == 0 || nr == 2);
+		if (nr) {
+			got = read_dev(g.dst.pool, find_visible(&g.dst, guid[1], NULL));
+			assert_memory_equal(got, snap, DEV_BYTES);
+			free(got);
+			got = read_dev(g.dst.pool, live_copy);
+			assert_memory_equal(got, l.model, DEV_BYTES);
+			free(got);
+			want = calloc(1, DEV_BYTES);
+			memcpy(want, l.model, DEV_BYTES);
+		} else {
+			/* Not switched: the source as it survived is the result. */
+			want = read_dev(g.src.pool, LIVE);
+			got = read_dev(g.src.pool, 2);
+			assert_memory_equal(got, snap, DEV_BYTES);
+			free(got);
+		}
+		r = run(&g, LIVE, THINP_MIGRATE_FAMILY, NULL, NULL, NULL, &ids[0]);
+		assert_true(r == 0 || r == -ENODATA);
+		for (int i = 0; i < 2; i++) {
+			ids[i] = find_visible(&g.dst, guid[i], NULL);
+			assert_int_not_equal(ids[i], NONE);
+			got = read_dev(g.dst.pool, ids[i]);
+			assert_memory_equal(got, i ? snap : want, DEV_BYTES);
+			free(got);
+		}
+		assert_true(distinct_blocks(g.dst.pool, ids, 2) <
+			    mapped_blocks(g.dst.pool, ids[0]) + mapped_blocks(g.dst.pool, ids[1]));
+		assert_int_equal(thinp_catalog_count(g.src.cat), 0);
+		assert_tidy(&g.src, "src");
+		assert_tidy(&g.dst, "dst");
+		free(want);
+		free(snap);
+		free(l.model);
+		rig_close(&g);
+		if (finished)
+			break;
+		cuts++;
+	}
+	assert_true(cuts > 10 / test_short());
+}
+
+/* Pause from another thread: the run waits (PAUSED) and goes on after the
+ * resume. */
+struct pauser {
+	thinp_job *job;
+	int seen_paused;
+};
+
+static void *pause_thread(void *arg)
+{
+	struct pauser *p = arg;
+	thinp_job_progress pr = { .struct_size = sizeof(pr) };
+	struct timespec ms = { 0, 1000 * 1000 };
+
+	do {
+		nanosleep(&ms, NULL);
+		assert_int_equal(thinp_job_get_progress(p->job, &pr), 0);
+	} while (pr.state != THINP_JOB_RUNNING || !pr.done);
+	assert_int_equal(thinp_job_pause(p->job), 0);
+	for (int i = 0; i < 2000 && pr.state != THINP_JOB_PAUSED; i++) {
+		nanosleep(&ms, NULL);
+		assert_int_equal(thinp_job_get_progress(p->job, &pr), 0);
+	}
+	p->seen_paused = pr.state == THINP_JOB_PAUSED;
+	assert_int_equal(thinp_job_resume(p->job), 0);
+	return NULL;
+}
+
+static void test_pause(void **state)
+{
+	struct rig g;
+	struct pauser p = { 0 };
+	uint8_t guid[16], *model = calloc(1, DEV_BYTES), *got;
+	struct test_rng rng;
+	pthread_t th;
+	uint64_t id;
+	(void)state;
+
+	rig_open(&g);
+	test_rng_init(&rng, suite_seed + 7);
+	make_dev(&g.src, LIVE, &rng, 40, model);
+	guid_of(g.src.cat, LIVE, guid);
+	assert_int_equal(thinp_job_new(&p.job), 0);
+	/* Slow enough for the other thread to catch the run in the middle. */
+	assert_int_equal(thinp_job_set_rate_limit(p.job, DEV_BYTES), 0);
+	assert_int_equal(pthread_create(&th, NULL, pause_thread, &p), 0);
+	assert_int_equal(run(&g, LIVE, 0, NULL, NULL, p.job, &id), 0);
+	pthread_join(th, NULL);
+	assert_true(p.seen_paused);
+	assert_int_equal(find_visible(&g.dst, guid, NULL), id);
+	got = read_dev(g.dst.pool, id);
+	assert_memory_equal(got, model, DEV_BYTES);
+	free(got);
+	thinp_job_free(p.job);
+	free(model);
+	rig_close(&g);
 }
 
 /* Cancel after some bytes: no visible copy; the rerun resumes (moves less
@@ -800,6 +943,8 @@ int main(void)
 		cmocka_unit_test(test_rounds),
 		cmocka_unit_test(test_family),
 		cmocka_unit_test(test_power_cut),
+		cmocka_unit_test(test_power_cut_family),
+		cmocka_unit_test(test_pause),
 		cmocka_unit_test(test_cancel_stop),
 		cmocka_unit_test(test_rate_limit),
 	};
