@@ -40,7 +40,7 @@
 #define MAX_DEVICE_ID (1u << 24)
 /* The in-process transport's buffer, and how much stream the job sees
  * between checkpoints. */
-#define PIPE_BYTES (4u << 20)
+#define PIPE_BYTES (16u << 20)
 #define CHECKPOINT_BYTES (256u << 10)
 /* The flags that are a migration's, not a member's own. */
 #define STATE_FLAGS (THINP_CATALOG_MIGRATING | THINP_CATALOG_MIGRATED | THINP_CATALOG_PARTIAL | \
