@@ -216,8 +216,15 @@ static void rig_close(struct rig *g)
 {
 	side_close(&g->src);
 	side_close(&g->dst);
-	for (int i = 0; i < NDEV; i++)
+	for (int i = 0; i < NDEV; i++) {
+		/* Not rebooted: the clock and the fault layer are still there. */
+		if (*side_io(g, i) != g->lower[i]) {
+			thinp_io_close(*side_io(g, i));
+			thinp_io_close(g->fio[i]);
+			thinp_io_fault_free(g->pw.fault[i]);
+		}
 		thinp_io_close(g->lower[i]);
+	}
 }
 
 /* ---- Devices and their models ------------------------------------------- */
