@@ -36,6 +36,7 @@ static uint64_t suite_seed;
  * six: at its n-th the power of all six goes at once.
  */
 struct power {
+	pthread_mutex_t lock; /* the migration's sender thread reads the source */
 	uint64_t n, count;
 	int mode;
 	uint64_t seed;
@@ -62,12 +63,27 @@ struct rig {
 
 static int tick(struct power *pw)
 {
+	int cut;
+
+	pthread_mutex_lock(&pw->lock);
 	if (!pw->cut && ++pw->count == pw->n) {
 		for (int i = 0; i < NDEV; i++)
 			assert_int_equal(thinp_io_fault_cut(pw->fault[i], pw->mode, pw->seed + i), 0);
 		pw->cut = 1;
 	}
-	return pw->cut ? -EIO : 0;
+	cut = pw->cut;
+	pthread_mutex_unlock(&pw->lock);
+	return cut ? -EIO : 0;
+}
+
+static int power_is_cut(struct power *pw)
+{
+	int cut;
+
+	pthread_mutex_lock(&pw->lock);
+	cut = pw->cut;
+	pthread_mutex_unlock(&pw->lock);
+	return cut;
 }
 
 static int ck_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
@@ -75,7 +91,7 @@ static int ck_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t fl
 	struct clocked *c = ctx;
 
 	(void)flags;
-	return c->pw->cut ? -EIO : thinp_io_read(c->below, buf, len, off, 0);
+	return power_is_cut(c->pw) ? -EIO : thinp_io_read(c->below, buf, len, off, 0);
 }
 
 static int ck_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
@@ -164,6 +180,7 @@ static void rig_open(struct rig *g)
 	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
 
 	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->pw.lock, NULL);
 	g->pw.n = UINT64_MAX;
 	for (int i = 0; i < NDEV; i++) {
 		uint64_t size = i % 3 == 0 ? 4u << 20 : i % 3 == 1 ? (uint64_t)DATA_BLOCKS * BS : 0;
@@ -225,6 +242,7 @@ static void rig_close(struct rig *g)
 		}
 		thinp_io_close(g->lower[i]);
 	}
+	pthread_mutex_destroy(&g->pw.lock);
 }
 
 /* ---- Devices and their models ------------------------------------------- */
