@@ -115,7 +115,7 @@ check() {
 TSAN_TESTS="tests/pool/test_pool tests/pool/test_pool_model tests/pool/test_pool_model_real
 	tests/pool/test_pool_threads tests/pool/test_pool_meta tests/pool/test_pool_nomem
 	tests/io/test_io tests/io/test_backends tests/io/test_fault tests/io/test_file
-	tests/block/test_bm tests/thin/test_meta"
+	tests/block/test_bm tests/thin/test_meta tests/workflow/test_migrate"
 
 check_tsan() {
 	local t
