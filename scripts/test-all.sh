@@ -116,7 +116,7 @@ check() {
 TSAN_TESTS="tests/pool/test_pool tests/pool/test_pool_model tests/pool/test_pool_model_real
 	tests/pool/test_pool_threads tests/pool/test_pool_meta tests/pool/test_pool_nomem
 	tests/io/test_io tests/io/test_backends tests/io/test_fault tests/io/test_file
-	tests/block/test_bm tests/thin/test_meta tests/workflow/test_origin_jobs"
+	tests/block/test_bm tests/thin/test_meta tests/workflow/test_origin_jobs tests/workflow/test_migrate"
 
 check_tsan() {
 	local t
@@ -140,9 +140,10 @@ if step build configure_build build; then
 	note "install test: make install DESTDIR=tmp, a program built with pkg-config only"
 	one install-test make -C build check-install
 
-	note "kernel VM tests (Debian's kernel under qemu TCG: dm-thin reads and writes our pools; thinp.ko loads)"
+	note "kernel VM tests (Debian's kernel under qemu TCG: dm-thin reads and writes our pools and the workflows' pools; thinp.ko loads)"
 	one kernel-vm-dmthin env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/dmthin_interop.sh
 	one kernel-vm-kmod bash tests/frontends/kernel/kmod_ramdisk.sh
+	one kernel-vm-workflows env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/workflows_dmthin.sh
 
 	note "ABI gate: abidiff against abi/libthinp.abi"
 	if command -v abidiff >/dev/null; then

@@ -24,6 +24,7 @@
 	X(send)     \
 	X(backup)   \
 	X(receive)  \
+	X(migrate)  \
 	X(merge)    \
 	X(hydrate)  \
 	X(replicate) \

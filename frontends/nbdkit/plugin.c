@@ -214,7 +214,8 @@ static int servable(uint64_t id, thinp_catalog_entry *e)
 
 	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
 	if (thinp_catalog_get(srv.cat, id, e) || !e->size ||
-	    (e->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR)))
+	    (e->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR | THINP_CATALOG_MIGRATING |
+			 THINP_CATALOG_MIGRATED)))
 		return 0;
 	return thinp_pool_get_thin_status(srv.pool, id, &st) == 0 &&
 	       st.creation_time == e->birth_time && st.transaction_id == e->birth_transaction;
@@ -286,6 +287,8 @@ static void *open_handle(struct handle *h, int readonly, thinp_catalog_entry *e)
 		nbdkit_error("thin device %" PRIu64 " is not served: %s", h->id,
 			     e->flags & THINP_CATALOG_ANCHOR    ? "an anchor (kept by thinp receive)"
 			     : e->flags & THINP_CATALOG_PARTIAL ? "a receive into it is not finished"
+			     : e->flags & THINP_CATALOG_MIGRATING ? "a migration's snapshot or copy"
+			     : e->flags & THINP_CATALOG_MIGRATED ? "migrated to another pool"
 								: "no such device with a catalog entry");
 		return NULL;
 	}

@@ -22,5 +22,6 @@
 #include <libthinp/job.h>
 #include <libthinp/origin_jobs.h>
 #include <libthinp/replicate.h>
+#include <libthinp/migrate.h>
 
 #endif

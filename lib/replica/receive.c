@@ -34,6 +34,7 @@ struct receiver {
 	bool created;               /* rc->id exists: undo() deletes it */
 	bool resumable;             /* THINP_RECEIVE_RESUMABLE */
 	bool have_point;            /* pos is a durable resume point */
+	struct replica_receive_ext ext;
 	thinp_stream_position pos;
 	char *errbuf;
 	size_t errsize;
@@ -300,7 +301,9 @@ static int publish(struct receiver *rc)
 
 	thinp_thin_close(rc->thin);
 	rc->thin = NULL;
-	anchor = r ? r : replica_free_id(rc->pool);
+	anchor = r                                       ? r
+		 : rc->ext.anchor_id == THINP_RECEIVE_ANY_ID ? replica_free_id(rc->pool)
+							     : (int64_t)rc->ext.anchor_id;
 	if (anchor < 0)
 		r = (int)anchor;
 	if (!r)
@@ -316,7 +319,7 @@ static int publish(struct receiver *rc)
 	if (!r)
 		r = thinp_catalog_attach(rc->cat, rc->pool, a);
 	if (!r) {
-		rc->entry->flags = 0;
+		rc->entry->flags = rc->ext.publish_flags;
 		memset(rc->entry->recv_stream, 0, 16);
 		rc->entry->recv_next_block = 0;
 		rc->entry->recv_records = rc->entry->recv_bytes = 0;
@@ -392,8 +395,17 @@ static int receive(struct receiver *rc, uint64_t want, uint64_t *new_id)
 int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn read,
 		  void *ctx, const thinp_receive_options *opts, uint64_t *new_id)
 {
+	const struct replica_receive_ext ext = { 0, THINP_RECEIVE_ANY_ID };
+
+	return replica_receive(pool, catalog, read, ctx, opts, &ext, new_id);
+}
+
+int replica_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn read,
+		    void *ctx, const thinp_receive_options *opts,
+		    const struct replica_receive_ext *ext, uint64_t *new_id)
+{
 	thinp_receive_options o = THINP_RECEIVE_OPTIONS_INIT;
-	struct receiver rc = { .pool = pool, .cat = catalog };
+	struct receiver rc = { .pool = pool, .cat = catalog, .ext = *ext };
 	int r;
 
 	if (!pool || !catalog || !read || !new_id)
@@ -434,13 +446,8 @@ int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn
 static int partial_entry(thinp_pool *pool, thinp_catalog *cat, uint64_t id,
 			 thinp_catalog_entry *e)
 {
-	int r, stale;
+	int r = replica_current_entry(cat, pool, id, e);
 
-	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-	r = thinp_catalog_get(cat, id, e);
-	/* A stale entry (its device deleted, the id reused) describes nothing. */
-	if (!r && (stale = catalog_entry_stale(pool, e)))
-		r = stale < 0 ? stale : -ENODATA;
 	if (!r && !(e->flags & THINP_CATALOG_PARTIAL))
 		r = -EINVAL;
 	return r;

@@ -59,9 +59,24 @@ int replica_find_origin(thinp_catalog *cat, const thinp_stream_header *hdr,
 /* Commit the catalog against the pool's current transaction id. */
 int replica_commit_catalog(thinp_catalog *cat, thinp_pool *pool);
 
-/* Device @id's current catalog entry into @e, given a guid (and an entry)
- * if it has none, committed at once so the guid is the one the catalog
- * keeps. */
+/* Device @id's entry into @e if it is current (its birth stamp is the
+ * device's): 0, -ENODATA (no device, no entry, or a stale one), -EIO. */
+int replica_current_entry(thinp_catalog *cat, thinp_pool *pool, uint64_t id,
+			  thinp_catalog_entry *e);
+
+/* Device @id's current entry into @e, given a guid (and an entry) if it has
+ * none; committed at once so the guid sent is the one the catalog keeps. */
 int replica_identify(thinp_pool *pool, thinp_catalog *cat, uint64_t id, thinp_catalog_entry *e);
+
+/* What thinp_receive leaves to its defaults, for a migration (migrate.h). */
+struct replica_receive_ext {
+	uint32_t publish_flags; /* the published entry's flags (0: visible) */
+	uint64_t anchor_id;     /* the anchor's id, or THINP_RECEIVE_ANY_ID */
+};
+
+/* thinp_receive with @ext's choices. */
+int replica_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn read,
+		    void *ctx, const thinp_receive_options *opts,
+		    const struct replica_receive_ext *ext, uint64_t *new_id);
 
 #endif

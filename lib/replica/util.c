@@ -89,6 +89,19 @@ int replica_drop_device(thinp_catalog *cat, thinp_pool *pool, uint64_t id)
 	return r ? r : thinp_pool_delete_thin(pool, id);
 }
 
+int replica_current_entry(thinp_catalog *cat, thinp_pool *pool, uint64_t id,
+			  thinp_catalog_entry *e)
+{
+	int r, stale;
+
+	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
+	r = thinp_catalog_get(cat, id, e);
+	/* A stale entry (its device deleted, the id reused) describes nothing. */
+	if (!r && (stale = catalog_entry_stale(pool, e)))
+		r = stale < 0 ? stale : -ENODATA;
+	return r;
+}
+
 int replica_identify(thinp_pool *pool, thinp_catalog *cat, uint64_t id, thinp_catalog_entry *e)
 {
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
@@ -96,10 +109,8 @@ int replica_identify(thinp_pool *pool, thinp_catalog *cat, uint64_t id, thinp_ca
 
 	if (r)
 		return r;
-	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
-	r = thinp_catalog_get(cat, id, e);
-	if (r == -ENODATA || (!r && (e->birth_time != st.creation_time ||
-				     e->birth_transaction != st.transaction_id))) {
+	r = replica_current_entry(cat, pool, id, e);
+	if (r == -ENODATA) {
 		/* None, or a stale one of a deleted device with the same id. */
 		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
 		e->id = id;
