@@ -14,7 +14,7 @@
  *
  * Backends: THINP_OS_FREESTANDING (the build check: types from the compiler
  * alone, -ffreestanding -nostdinc, compiled but never linked), __KERNEL__
- * (Linux, not written yet), else POSIX.
+ * (Linux: os_linux.c, built into frontends/kernel's thinp.ko), else POSIX.
  */
 #ifndef THINP_OS_OS_H
 #define THINP_OS_OS_H
@@ -22,7 +22,7 @@
 #if defined(THINP_OS_FREESTANDING)
 #include "os/os_freestanding.h"
 #elif defined(__KERNEL__)
-#error "the Linux kernel backend of the OS layer is not written yet"
+#include "os/os_linux.h"
 #else
 #include "os/os_posix.h"
 #endif
