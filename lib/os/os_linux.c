@@ -9,22 +9,57 @@
  * pool itself is serving. Sleeping waits are TASK_IDLE: a commit thread idle
  * for minutes is not a hung task, and kthreads take no signals anyway.
  */
+#include <linux/completion.h>
 #include <linux/crc32c.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/kthread.h>
 #include <linux/log2.h>
 #include <linux/mm.h>
+#include <linux/mutex.h>
 #include <linux/printk.h>
+#include <linux/random.h>
+#include <linux/rwsem.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/timekeeping.h>
+#include <linux/wait.h>
 
 #include <libthinp/common.h>
 
 #include "os/os.h"
+
+/* The kernel objects inside os_linux.h's storage. */
+struct os_cond {
+	wait_queue_head_t wq;
+	/* Moves at every signal: a waiter notes it under the caller's mutex
+	 * and sleeps until it changes, so a signal between its unlock and its
+	 * sleep is not lost. Signal wakes every waiter (wake-ups may be
+	 * spurious). */
+	atomic_t gen;
+};
+
+/* join waits for `done`, completed when fn has returned: kthread_stop on a
+ * thread that had not started yet would skip fn altogether. */
+struct os_thread {
+	struct task_struct *task;
+	struct completion done;
+	void (*fn)(void *);
+	void *arg;
+};
+
+#define OS_OBJECT(type, p, storage)                                               \
+	({                                                                         \
+		BUILD_BUG_ON(sizeof(type) > sizeof(storage) ||                     \
+			     __alignof__(type) > __alignof__(storage));            \
+		(type *)(p);                                                       \
+	})
+#define MUTEX(m) OS_OBJECT(struct mutex, (m)->opaque, *(m))
+#define RWSEM(l) OS_OBJECT(struct rw_semaphore, (l)->opaque, *(l))
+#define COND(c) OS_OBJECT(struct os_cond, (c)->opaque, *(c))
+#define THREAD(t) OS_OBJECT(struct os_thread, (t)->opaque, *(t))
 
 void *thinp_os_alloc(size_t n)
 {
@@ -65,29 +100,29 @@ void thinp_os_free(void *p)
 
 int thinp_os_mutex_init(thinp_os_mutex *m)
 {
-	mutex_init(&m->m);
+	mutex_init(MUTEX(m));
 	return 0;
 }
 
 void thinp_os_mutex_destroy(thinp_os_mutex *m)
 {
-	mutex_destroy(&m->m);
+	mutex_destroy(MUTEX(m));
 }
 
 void thinp_os_mutex_lock(thinp_os_mutex *m)
 {
-	mutex_lock(&m->m);
+	mutex_lock(MUTEX(m));
 }
 
 void thinp_os_mutex_unlock(thinp_os_mutex *m)
 {
-	mutex_unlock(&m->m);
+	mutex_unlock(MUTEX(m));
 }
 
 /* rw_semaphore already queues new readers behind a waiting writer. */
 int thinp_os_rwlock_init(thinp_os_rwlock *l)
 {
-	init_rwsem(&l->l);
+	init_rwsem(RWSEM(l));
 	return 0;
 }
 
@@ -98,28 +133,28 @@ void thinp_os_rwlock_destroy(thinp_os_rwlock *l)
 
 void thinp_os_rwlock_read_lock(thinp_os_rwlock *l)
 {
-	down_read(&l->l);
+	down_read(RWSEM(l));
 }
 
 void thinp_os_rwlock_read_unlock(thinp_os_rwlock *l)
 {
-	up_read(&l->l);
+	up_read(RWSEM(l));
 }
 
 void thinp_os_rwlock_write_lock(thinp_os_rwlock *l)
 {
-	down_write(&l->l);
+	down_write(RWSEM(l));
 }
 
 void thinp_os_rwlock_write_unlock(thinp_os_rwlock *l)
 {
-	up_write(&l->l);
+	up_write(RWSEM(l));
 }
 
 int thinp_os_cond_init(thinp_os_cond *c)
 {
-	init_waitqueue_head(&c->wq);
-	atomic_set(&c->gen, 0);
+	init_waitqueue_head(&COND(c)->wq);
+	atomic_set(&COND(c)->gen, 0);
 	return 0;
 }
 
@@ -130,23 +165,25 @@ void thinp_os_cond_destroy(thinp_os_cond *c)
 
 void thinp_os_cond_wait(thinp_os_cond *c, thinp_os_mutex *m)
 {
-	int gen = atomic_read(&c->gen);
+	struct os_cond *oc = COND(c);
+	int gen = atomic_read(&oc->gen);
 
-	mutex_unlock(&m->m);
-	wait_event_idle(c->wq, atomic_read(&c->gen) != gen);
-	mutex_lock(&m->m);
+	mutex_unlock(MUTEX(m));
+	wait_event_idle(oc->wq, atomic_read(&oc->gen) != gen);
+	mutex_lock(MUTEX(m));
 }
 
 /* Jiffies only go forward: the timeout is on a monotonic clock. */
 int thinp_os_cond_timedwait(thinp_os_cond *c, thinp_os_mutex *m, uint32_t timeout_ms)
 {
-	int gen = atomic_read(&c->gen);
+	struct os_cond *oc = COND(c);
+	int gen = atomic_read(&oc->gen);
 	long left;
 
-	mutex_unlock(&m->m);
-	left = wait_event_idle_timeout(c->wq, atomic_read(&c->gen) != gen,
+	mutex_unlock(MUTEX(m));
+	left = wait_event_idle_timeout(oc->wq, atomic_read(&oc->gen) != gen,
 				       msecs_to_jiffies(timeout_ms));
-	mutex_lock(&m->m);
+	mutex_lock(MUTEX(m));
 	return left ? 0 : -ETIMEDOUT;
 }
 
@@ -157,8 +194,8 @@ void thinp_os_cond_signal(thinp_os_cond *c)
 
 void thinp_os_cond_broadcast(thinp_os_cond *c)
 {
-	atomic_inc(&c->gen);
-	wake_up_all(&c->wq);
+	atomic_inc(&COND(c)->gen);
+	wake_up_all(&COND(c)->wq);
 }
 
 static DEFINE_MUTEX(once_lock);
@@ -179,7 +216,7 @@ void thinp_os_once(thinp_os_once_flag *once, void (*fn)(void))
  * the pool that reclaim would write through. */
 static int thread_main(void *p)
 {
-	thinp_os_thread *t = p;
+	struct os_thread *t = p;
 	unsigned int noio = memalloc_noio_save();
 
 	t->fn(t->arg);
@@ -188,8 +225,9 @@ static int thread_main(void *p)
 	return 0;
 }
 
-int thinp_os_thread_start(thinp_os_thread *t, const char *name, void (*fn)(void *), void *arg)
+int thinp_os_thread_start(thinp_os_thread *thread, const char *name, void (*fn)(void *), void *arg)
 {
+	struct os_thread *t = THREAD(thread);
 	struct task_struct *task;
 
 	t->fn = fn;
@@ -206,8 +244,10 @@ int thinp_os_thread_start(thinp_os_thread *t, const char *name, void (*fn)(void 
 	return 0;
 }
 
-void thinp_os_thread_join(thinp_os_thread *t)
+void thinp_os_thread_join(thinp_os_thread *thread)
 {
+	struct os_thread *t = THREAD(thread);
+
 	wait_for_completion(&t->done);
 	/* fn has returned; this waits for the thread to leave thread_main. */
 	kthread_stop(t->task);
@@ -241,6 +281,26 @@ void thinp_os_log_default(int level, const char *msg)
 		pr_debug("thinp: %s\n", msg);
 		break;
 	}
+}
+
+/* The kernel keeps no table of errno descriptions: thinp_strerror() then
+ * says "unknown error" for codes it has no meaning of its own for. */
+const char *thinp_os_strerror(int err)
+{
+	(void)err;
+	return NULL;
+}
+
+/* Waits (once, early after boot) for the pool to be seeded, as getrandom(2)
+ * without flags does. */
+int thinp_os_random_bytes(void *buf, size_t n)
+{
+	int r = wait_for_random_bytes();
+
+	if (r)
+		return r;
+	get_random_bytes(buf, n);
+	return 0;
 }
 
 void thinp_os_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
