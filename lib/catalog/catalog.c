@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <libthinp/thin.h>
 
@@ -17,7 +16,7 @@ int catalog_table_append(struct catalog_table *t, const thinp_catalog_entry *e)
 {
 	if (t->n == t->cap) {
 		uint64_t cap = t->cap ? t->cap * 2 : 8;
-		thinp_catalog_entry *ne = realloc(t->e, cap * sizeof(*ne));
+		thinp_catalog_entry *ne = thinp_os_realloc(t->e, t->cap * sizeof(*ne), cap * sizeof(*ne));
 
 		if (!ne)
 			return -ENOMEM;
@@ -318,16 +317,10 @@ int thinp_catalog_new_guid(uint8_t guid[16])
 	if (!guid)
 		return -EINVAL;
 	do {
-		size_t got = 0;
+		int r = thinp_os_random_bytes(guid, 16);
 
-		while (got < 16) {
-			ssize_t n = getrandom(guid + got, 16 - got, 0);
-
-			if (n < 0 && errno != EINTR)
-				return -errno;
-			if (n > 0)
-				got += (size_t)n;
-		}
+		if (r)
+			return r;
 	} while (!memcmp(guid, zero, 16));
 	return 0;
 }

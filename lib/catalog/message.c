@@ -18,6 +18,7 @@
 #include <libthinp/catalog.h>
 #include <libthinp/meta.h>
 #include <libthinp/pool.h>
+#include "util/parse.h"
 
 #define MSG_WORDS 4
 #define MSG_LINE 256
@@ -31,31 +32,20 @@ struct msg {
 /* Split @text on blanks (a trailing newline is a blank). */
 static int split(const char *text, struct msg *m)
 {
-	char *p, *save;
-
 	if (strlen(text) >= sizeof(m->buf))
 		return -EINVAL;
 	strcpy(m->buf, text);
-	m->n = 0;
-	for (p = strtok_r(m->buf, " \t\r\n", &save); p; p = strtok_r(NULL, " \t\r\n", &save)) {
-		if (m->n == MSG_WORDS)
-			return -EINVAL;
-		m->w[m->n++] = p;
-	}
-	return m->n ? 0 : -EINVAL;
+	m->n = parse_split_words(m->buf, " \t\r\n", m->w, MSG_WORDS);
+	return m->n > 0 ? 0 : -EINVAL;
 }
 
 /* A decimal number as the kernel reads it (kstrtoull, base 10); above
  * @max is -EINVAL too, as the kernel's invalid device id. */
 static int number(const char *s, uint64_t max, uint64_t *out)
 {
-	char *end;
+	const char *end;
 
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return *end || errno || *out > max ? -EINVAL : 0;
+	return parse_decimal_u64(s, &end, out) || *end || *out > max ? -EINVAL : 0;
 }
 
 /* Bytes, with an optional k/m/g/t suffix (powers of 1024); a positive
@@ -63,15 +53,10 @@ static int number(const char *s, uint64_t max, uint64_t *out)
 static int size_arg(const char *s, uint64_t *out)
 {
 	static const char units[] = "kmgt";
-	const char *u;
-	char *end;
+	const char *u, *end;
 	uint64_t v;
 
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
+	if (parse_decimal_u64(s, &end, &v))
 		return -EINVAL;
 	if (*end) {
 		if (end[1] || !(u = strchr(units, *end | 0x20)))

@@ -281,7 +281,7 @@ static int push_pending(thinp_io_fault *f, unsigned kind, const void *buf,
 
 	if (f->nr_pending == f->cap_pending) {
 		size_t cap = f->cap_pending ? 2 * f->cap_pending : 64;
-		struct pending *n = realloc(f->pending, cap * sizeof(*n));
+		struct pending *n = thinp_os_realloc(f->pending, f->cap_pending * sizeof(*n), cap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
@@ -499,7 +499,7 @@ static int add_rule(thinp_io_fault *f, const struct rule *ru)
 	lock_state(f);
 	if (f->nr_rules == f->cap_rules) {
 		size_t cap = f->cap_rules ? 2 * f->cap_rules : 8;
-		struct rule *n = realloc(f->rules, cap * sizeof(*n));
+		struct rule *n = thinp_os_realloc(f->rules, f->cap_rules * sizeof(*n), cap * sizeof(*n));
 
 		if (n) {
 			f->rules = n;

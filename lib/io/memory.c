@@ -75,7 +75,7 @@ static int mem_resize(void *ctx, uint64_t bytes)
 	if (bytes > SIZE_MAX)
 		return -ENOMEM;
 	pthread_rwlock_wrlock(&m->lock);
-	p = realloc(m->bytes, bytes ? bytes : 1);
+	p = thinp_os_realloc(m->bytes, m->size, bytes ? bytes : 1);
 	if (!p) {
 		pthread_rwlock_unlock(&m->lock);
 		return -ENOMEM;

@@ -192,7 +192,7 @@ static int do_commit(thinp_pool *pool)
 
 	/* Cleared before the flush starts: a write returning later sets it
 	 * again, and the next commit flushes that write. */
-	if (atomic_exchange(&pool->data_written, false))
+	if (thinp_os_atomic_bool_exchange(&pool->data_written, false))
 		r = thinp_io_flush(pool->data_io);
 	if (r) {
 		set_mode(pool, THINP_POOL_MODE_FAIL);
@@ -327,22 +327,31 @@ static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, uint64
 	return r;
 }
 
-static void deadline_after(struct timespec *ts, uint32_t ms)
+/* ms from now, on the clock wait_state_until() reads. */
+static uint64_t deadline_after(uint32_t ms)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	return thinp_os_monotonic_ns() + (uint64_t)ms * 1000000u;
+}
+
+/* Wait on state_cond (state_lock held) until woken or until deadline;
+ * -ETIMEDOUT once the deadline has passed. */
+static int wait_state_until(thinp_pool *pool, uint64_t deadline)
+{
+	uint64_t now = thinp_os_monotonic_ns(), ms;
+
+	if (now >= deadline)
+		return -ETIMEDOUT;
+	/* Rounded up: a wait that ends just before the deadline would spin. */
+	ms = (deadline - now + 999999u) / 1000000u;
+	return thinp_os_cond_timedwait(&pool->state_cond, &pool->state_lock,
+				       ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
 }
 
 /* Out of data space: error at once, or wait for a resize (space_gen moves)
  * up to the timeout. Called outside any op bracket. */
 static int wait_for_space(thinp_pool *pool)
 {
-	struct timespec deadline;
+	uint64_t deadline = 0;
 	uint64_t gen;
 	int r = 0;
 
@@ -355,14 +364,13 @@ static int wait_for_space(thinp_pool *pool)
 		return -ENOSPC;
 	}
 	if (pool->no_space_timeout_ms)
-		deadline_after(&deadline, pool->no_space_timeout_ms);
+		deadline = deadline_after(pool->no_space_timeout_ms);
 	while (pool->space_gen == gen && !pool->stopping && pool->mode != THINP_POOL_MODE_FAIL) {
 		if (!pool->no_space_timeout_ms) {
 			pthread_cond_wait(&pool->state_cond, &pool->state_lock);
 			continue;
 		}
-		if (pthread_cond_timedwait(&pool->state_cond, &pool->state_lock, &deadline) ==
-		    ETIMEDOUT) {
+		if (wait_state_until(pool, deadline) == -ETIMEDOUT) {
 			if (pool->space_gen == gen)
 				pool->no_space_error = true;
 			break;
@@ -440,17 +448,15 @@ void pool_check_low_water(thinp_pool *pool)
 
 /* ---- periodic commits ---- */
 
-static void *commit_thread(void *arg)
+static void commit_thread(void *arg)
 {
 	thinp_pool *pool = arg;
-	struct timespec deadline;
+	uint64_t deadline;
 
 	pthread_mutex_lock(&pool->state_lock);
 	while (!pool->stopping) {
-		deadline_after(&deadline, pool->commit_interval_ms);
-		while (!pool->stopping &&
-		       pthread_cond_timedwait(&pool->state_cond, &pool->state_lock, &deadline) !=
-			       ETIMEDOUT)
+		deadline = deadline_after(pool->commit_interval_ms);
+		while (!pool->stopping && wait_state_until(pool, deadline) != -ETIMEDOUT)
 			;
 		if (pool->stopping || pool->mode != THINP_POOL_MODE_RW)
 			continue;
@@ -459,7 +465,6 @@ static void *commit_thread(void *arg)
 		pthread_mutex_lock(&pool->state_lock);
 	}
 	pthread_mutex_unlock(&pool->state_lock);
-	return NULL;
 }
 
 /* ---- lifecycle ---- */
@@ -574,7 +579,7 @@ int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *lo
 	pool->data_io = data;
 	/* What was written to the device before the pool opened it is made
 	 * durable by the first commit too. */
-	atomic_init(&pool->data_written, true);
+	thinp_os_atomic_bool_store(&pool->data_written, true);
 	pool->block_size = (uint64_t)info.data_block_sectors << SECTOR_SHIFT;
 	pool->data_align = thinp_io_align(data);
 	if (check_block_size(pool->block_size) || pool->block_size % pool->data_align) {
@@ -599,7 +604,8 @@ int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *lo
 	/* A pool asked to commit periodically that cannot is refused rather
 	 * than opened without the durability its caller counts on. */
 	if (pool->commit_interval_ms && pool->mode == THINP_POOL_MODE_RW) {
-		r = -pthread_create(&pool->commit_thread, NULL, commit_thread, pool);
+		r = thinp_os_thread_start(&pool->commit_thread, "thinp-commit", commit_thread,
+					  pool);
 		if (r) {
 			free_pool(pool);
 			return r;
@@ -621,7 +627,7 @@ static void stop_commit_thread(thinp_pool *pool)
 	pthread_cond_broadcast(&pool->state_cond);
 	pthread_mutex_unlock(&pool->state_lock);
 	if (pool->has_commit_thread)
-		pthread_join(pool->commit_thread, NULL);
+		thinp_os_thread_join(&pool->commit_thread);
 	pool->has_commit_thread = false;
 }
 

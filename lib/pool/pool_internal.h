@@ -45,7 +45,6 @@
 #define THINP_POOL_POOL_INTERNAL_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -100,7 +99,7 @@ struct thinp_pool {
 	/* Set after every data device write or discard returns, cleared by
 	 * the commit that flushes it: a commit with nothing new to make
 	 * durable on the data device skips that flush. */
-	atomic_bool data_written;
+	thinp_os_atomic_bool data_written;
 
 	/* Guarded by range_mutex. */
 	pthread_mutex_t range_mutex;
@@ -126,7 +125,7 @@ struct thinp_pool {
 	char errmsg[256];
 
 	bool has_commit_thread;
-	pthread_t commit_thread;
+	thinp_os_thread commit_thread;
 };
 
 struct thinp_thin {

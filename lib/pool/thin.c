@@ -407,7 +407,7 @@ static int data_write(thinp_pool *pool, const void *src, uint64_t len, uint64_t 
 	int r = src ? thinp_io_write(pool->data_io, src, len, off, 0)
 		    : thinp_io_write_zeroes(pool->data_io, len, off, 0);
 
-	atomic_store(&pool->data_written, true);
+	thinp_os_atomic_bool_store(&pool->data_written, true);
 	return r ? pool_err(pool, r, "data device write") : 0;
 }
 
@@ -750,7 +750,7 @@ static int pass_down(thinp_pool *pool, const struct discard_batch *b)
 			j++;
 		r = thinp_io_discard(pool->data_io, (b->db[j] - b->db[i] + 1) * pool->block_size,
 				     b->db[i] * pool->block_size, 0);
-		atomic_store(&pool->data_written, true);
+		thinp_os_atomic_bool_store(&pool->data_written, true);
 		if (r == -EOPNOTSUPP)
 			r = 0;
 		i = j;

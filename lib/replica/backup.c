@@ -117,7 +117,7 @@ static int gather_run(const thinp_meta_run *run, void *ctx)
 
 	if (b->nr_runs == b->cap_runs) {
 		size_t cap = b->cap_runs ? 2 * b->cap_runs : 64;
-		thinp_meta_run *p = realloc(b->runs, cap * sizeof(*p));
+		thinp_meta_run *p = thinp_os_realloc(b->runs, b->cap_runs * sizeof(*p), cap * sizeof(*p));
 
 		if (!p)
 			return -ENOMEM;
@@ -157,7 +157,7 @@ static int gather_delta(struct backup *b, uint64_t base, uint64_t dev, uint64_t 
 	*nr = 0;
 	do {
 		if (*nr + 256 > cap) {
-			thinp_delta_run *p = realloc(*runs, (cap + 1024) * sizeof(*p));
+			thinp_delta_run *p = thinp_os_realloc(*runs, cap * sizeof(*p), (cap + 1024) * sizeof(*p));
 
 			if (!p) {
 				r = -ENOMEM;

@@ -98,7 +98,7 @@ static int enqueue(struct sm_metadata *smm, enum op_kind kind, uint64_t b, uint3
 {
 	if (smm->tail == smm->cap) {
 		size_t cap = smm->cap ? smm->cap * 2 : 64;
-		struct pending_op *q = realloc(smm->q, cap * sizeof(*q));
+		struct pending_op *q = thinp_os_realloc(smm->q, smm->cap * sizeof(*q), cap * sizeof(*q));
 
 		if (!q)
 			return -ENOMEM;

@@ -105,7 +105,7 @@ static int read_grown(thinp_stream_reader *r, size_t len, size_t *short_by)
 		int ret;
 
 		if (want > r->buf_cap) {
-			uint8_t *nb = realloc(r->buf, want);
+			uint8_t *nb = thinp_os_realloc(r->buf, r->buf_cap, want);
 
 			if (!nb)
 				return fail(r, -ENOMEM, "no memory for a record of %zu bytes", len);

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "block/bm.h"
 #include "stream/format.h"
@@ -225,23 +224,8 @@ static bool id_is_zero(const uint8_t id[16])
 	return memcmp(id, zero, sizeof(zero)) == 0;
 }
 
-static int random_id(uint8_t id[16])
-{
-	size_t got = 0;
-
-	while (got < 16) {
-		ssize_t n = getrandom(id + got, 16 - got, 0);
-
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n > 0)
-			got += (size_t)n;
-	}
-	return 0;
-}
-
 /* Copy and check the caller's header, picking a stream id if it has none;
- * -EINVAL with *why on any problem (or getrandom's error). */
+ * -EINVAL with *why on any problem (or the random source's error). */
 static int take_header(thinp_stream_header *dst, const thinp_stream_header *src,
 		       const char **why)
 {
@@ -261,8 +245,8 @@ static int take_header(thinp_stream_header *dst, const thinp_stream_header *src,
 			*why = "a resumed stream without the stream id it resumes";
 			return -EINVAL;
 		}
-		if ((ret = random_id(dst->stream_id)) < 0) {
-			*why = "getrandom failed";
+		if ((ret = thinp_os_random_bytes(dst->stream_id, 16)) < 0) {
+			*why = "no random bytes for the stream id";
 			return ret;
 		}
 	}

@@ -152,7 +152,7 @@ static int push_u64(struct checker *ck, struct u64_vec *v, uint64_t x)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? 2 * v->cap : 1024;
-		uint64_t *n = realloc(v->v, cap * sizeof(*n));
+		uint64_t *n = thinp_os_realloc(v->v, v->cap * sizeof(*n), cap * sizeof(*n));
 
 		if (!n)
 			return ck->fatal = -ENOMEM;
@@ -167,7 +167,7 @@ static int push_kv(struct checker *ck, struct kv_vec *v, const struct kv *x)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? 2 * v->cap : 64;
-		struct kv *n = realloc(v->v, cap * sizeof(*n));
+		struct kv *n = thinp_os_realloc(v->v, v->cap * sizeof(*n), cap * sizeof(*n));
 
 		if (!n)
 			return ck->fatal = -ENOMEM;

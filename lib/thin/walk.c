@@ -29,13 +29,13 @@ static int list_push(struct id_list *l, uint64_t id, const struct thin_details *
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 64;
-		uint64_t *ids = realloc(l->ids, cap * sizeof(*ids));
+		uint64_t *ids = thinp_os_realloc(l->ids, l->cap * sizeof(*ids), cap * sizeof(*ids));
 
 		if (!ids)
 			return -ENOMEM;
 		l->ids = ids;
 		if (d) {
-			struct thin_details *ds = realloc(l->details, cap * sizeof(*ds));
+			struct thin_details *ds = thinp_os_realloc(l->details, l->cap * sizeof(*ds), cap * sizeof(*ds));
 
 			if (!ds)
 				return -ENOMEM;
@@ -158,7 +158,7 @@ static int push_run(struct run_state *s)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 256;
-		thinp_meta_run *n = realloc(s->runs, cap * sizeof(*n));
+		thinp_meta_run *n = thinp_os_realloc(s->runs, s->cap * sizeof(*n), cap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
