@@ -16,8 +16,7 @@
  * Both work on the raw register (no pre/post inversion), which is what the
  * format's "raw(x) XOR salt" needs.
  */
-#include <pthread.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "block/crc32c.h"
@@ -32,7 +31,7 @@ struct crc32c_tables {
 };
 
 static struct crc32c_tables tables;
-static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+static thinp_os_once_flag tables_once = THINP_OS_ONCE_INIT;
 
 /* The register x after n zero bytes, byte by byte with t[0]. */
 static uint32_t zeros_after(uint32_t x, size_t n)
@@ -90,7 +89,7 @@ uint32_t crc32c_raw_table(uint32_t crc, const void *data, size_t len)
 	const unsigned char *p = data;
 	const uint32_t (*t)[256];
 
-	pthread_once(&tables_once, init_tables);
+	thinp_os_once(&tables_once, init_tables);
 	t = tables.t;
 	/* Byte-wise up to 8-byte alignment so the word loads are aligned. */
 	while (len && ((uintptr_t)p & 7)) {
@@ -111,7 +110,7 @@ uint32_t crc32c_raw_table(uint32_t crc, const void *data, size_t len)
 
 const uint32_t (*crc32c_stream_shift(void))[256]
 {
-	pthread_once(&tables_once, init_tables);
+	thinp_os_once(&tables_once, init_tables);
 	return tables.shift;
 }
 

@@ -5,9 +5,7 @@
 #ifndef THINP_BLOCK_CRC32C_H
 #define THINP_BLOCK_CRC32C_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 /* Portable slice-by-8 table implementation; same contract as crc32c_raw. */
 uint32_t crc32c_raw_table(uint32_t seed, const void *data, size_t len);

@@ -9,11 +9,7 @@
  * the device is deleted. A crash between the two leaves a device without an
  * entry, never an entry describing another device.
  */
-#include <ctype.h>
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
+#include "os/os.h"
 
 #include <libthinp/catalog.h>
 #include <libthinp/meta.h>
@@ -93,7 +89,7 @@ static int record(thinp_catalog *cat, thinp_pool *pool, uint64_t id, thinp_catal
 
 static thinp_catalog_entry *entry_new(void)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 
 	if (e)
 		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
@@ -115,7 +111,7 @@ static int create_thin(thinp_catalog *cat, thinp_pool *pool, uint64_t id, uint64
 		r = thinp_pool_create_thin(pool, id);
 	if (!r)
 		r = record(cat, pool, id, e);
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -144,7 +140,7 @@ static int create_snap(thinp_catalog *cat, thinp_pool *pool, uint64_t id, uint64
 		r = thinp_pool_create_snap(pool, id, origin);
 	if (!r)
 		r = record(cat, pool, id, e);
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -164,7 +160,7 @@ static int delete_thin(thinp_catalog *cat, thinp_pool *pool, uint64_t id)
 		r = thinp_pool_delete_thin(pool, id);
 	if (r && had && thinp_catalog_set(cat, e) == 0)
 		commit_catalog(cat, pool);
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -212,12 +208,12 @@ int thinp_catalog_message(thinp_catalog *cat, thinp_pool *pool, const char *msg,
 
 	if (!cat || !pool || !msg)
 		return -EINVAL;
-	m = malloc(sizeof(*m));
+	m = thinp_os_alloc(sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	r = split(msg, m);
 	if (!r)
 		r = run(cat, pool, m, default_size);
-	free(m);
+	thinp_os_free(m);
 	return r;
 }

@@ -14,11 +14,7 @@
  * byte counts, which a resumed stream continues, so a resumed writer given
  * the same runs emits the same records as the uninterrupted one would have.
  */
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "stream/format.h"
@@ -42,7 +38,7 @@ static int set_error(thinp_stream_writer *w, int err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(w->errmsg, sizeof(w->errmsg), fmt, ap);
+	thinp_os_vsnprintf(w->errmsg, sizeof(w->errmsg), fmt, ap);
 	va_end(ap);
 	return err;
 }
@@ -267,7 +263,7 @@ int thinp_stream_writer_begin(thinp_stream_writer **out, const thinp_stream_head
 	*out = NULL;
 	if (!hdr || !write)
 		return -EINVAL;
-	w = calloc(1, sizeof(*w));
+	w = thinp_os_zalloc(sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	if ((ret = take_header(&w->hdr, hdr, &why)) < 0)
@@ -283,7 +279,7 @@ int thinp_stream_writer_begin(thinp_stream_writer **out, const thinp_stream_head
 	*out = w;
 	return 0;
 fail:
-	free(w);
+	thinp_os_free(w);
 	return ret;
 }
 
@@ -299,5 +295,5 @@ const char *thinp_stream_writer_errmsg(const thinp_stream_writer *w)
 
 void thinp_stream_writer_free(thinp_stream_writer *w)
 {
-	free(w);
+	thinp_os_free(w);
 }

@@ -6,11 +6,7 @@
  * newline, no overflow), device ids at most 2^24-1. A successful message is
  * committed at once, as the kernel commits after every message.
  */
-#include <ctype.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <string.h>
-#include <strings.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 #include "util/parse.h"

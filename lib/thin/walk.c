@@ -12,10 +12,7 @@
  * key sets differ, since a dump of such metadata would silently lose either
  * mappings or details.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 
@@ -52,8 +49,8 @@ static int list_push(struct id_list *l, uint64_t id, const struct thin_details *
 
 static void list_free(struct id_list *l)
 {
-	free(l->ids);
-	free(l->details);
+	thinp_os_free(l->ids);
+	thinp_os_free(l->details);
 }
 
 static int details_fn(void *ctx, uint64_t key, const void *value)
@@ -244,6 +241,6 @@ int thinp_meta_walk_mappings(thinp_meta *meta, uint64_t source, uint64_t dev,
 	thin_unlock(meta);
 	for (i = 0; !r && i < s.n; i++)
 		r = fn(&s.runs[i], ctx);
-	free(s.runs);
+	thinp_os_free(s.runs);
 	return r;
 }

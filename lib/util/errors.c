@@ -5,9 +5,7 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <limits.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/common.h>
 

@@ -1,7 +1,4 @@
-#include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include "os/os.h"
 
 #include "util/log.h"
 
@@ -11,7 +8,7 @@ void tlog(const struct tlog *log, int level, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	thinp_os_vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (log && log->fn)
 		log->fn(level, buf, log->ctx);

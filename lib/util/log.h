@@ -5,7 +5,7 @@
 #ifndef THINP_UTIL_LOG_H
 #define THINP_UTIL_LOG_H
 
-#include <stdint.h>
+#include "os/os.h"
 #include <libthinp/common.h>
 #include "util/compiler.h"
 
