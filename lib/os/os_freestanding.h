@@ -73,6 +73,8 @@ typedef __builtin_va_list va_list;
 #define ENODATA 61
 #define ETIMEDOUT 110
 #define EILSEQ 84
+#define EPROTO 71
+#define ESTALE 116
 #define EOVERFLOW 75
 #define ENOTSUP 95
 #define EOPNOTSUPP 95
