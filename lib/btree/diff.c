@@ -1,8 +1,7 @@
 /*
  * Lock-step walk of two btrees (diff.h explains the method and its cost).
  */
-#include <errno.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/diff.h"

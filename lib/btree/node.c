@@ -11,7 +11,7 @@
  * depends on the tree (expected value size, rule 6) is checked per level in
  * level.c; what spans nodes (rules 8-11) by btree_count_blocks.
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/node.h"

@@ -5,8 +5,7 @@
 #ifndef THINP_CATALOG_INTERNAL_H
 #define THINP_CATALOG_INTERNAL_H
 
-#include <pthread.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include <libthinp/catalog.h>
 
@@ -30,7 +29,7 @@ struct catalog_table {
 
 struct thinp_catalog {
 	thinp_io *io;          /* borrowed */
-	pthread_mutex_t lock;  /* guards every field below */
+	thinp_os_mutex lock;   /* guards every field below */
 	struct catalog_table table;
 	struct catalog_commit last;
 };

@@ -7,9 +7,11 @@
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np, pthread_setname_np */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "os/os.h"
+#include "os/posix/crc32c_sse42.h"
 
 void *thinp_os_alloc(size_t n)
 {
@@ -51,16 +53,6 @@ void thinp_os_mutex_destroy(thinp_os_mutex *m)
 	pthread_mutex_destroy(&m->m);
 }
 
-void thinp_os_mutex_lock(thinp_os_mutex *m)
-{
-	pthread_mutex_lock(&m->m);
-}
-
-void thinp_os_mutex_unlock(thinp_os_mutex *m)
-{
-	pthread_mutex_unlock(&m->m);
-}
-
 int thinp_os_rwlock_init(thinp_os_rwlock *l)
 {
 	pthread_rwlockattr_t attr;
@@ -79,26 +71,6 @@ int thinp_os_rwlock_init(thinp_os_rwlock *l)
 void thinp_os_rwlock_destroy(thinp_os_rwlock *l)
 {
 	pthread_rwlock_destroy(&l->l);
-}
-
-void thinp_os_rwlock_read_lock(thinp_os_rwlock *l)
-{
-	pthread_rwlock_rdlock(&l->l);
-}
-
-void thinp_os_rwlock_read_unlock(thinp_os_rwlock *l)
-{
-	pthread_rwlock_unlock(&l->l);
-}
-
-void thinp_os_rwlock_write_lock(thinp_os_rwlock *l)
-{
-	pthread_rwlock_wrlock(&l->l);
-}
-
-void thinp_os_rwlock_write_unlock(thinp_os_rwlock *l)
-{
-	pthread_rwlock_unlock(&l->l);
 }
 
 int thinp_os_cond_init(thinp_os_cond *c)
@@ -201,6 +173,37 @@ void thinp_os_log_default(int level, const char *msg)
 	(void)msg;
 }
 
+const char *thinp_os_strerror(int err)
+{
+	/* strerror() may share one buffer between threads; strerrordesc_np
+	 * (glibc 2.32) returns a static text, NULL for an unknown code. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+	return strerrordesc_np(err);
+#else
+	(void)err;
+	return NULL;
+#endif
+}
+
+int thinp_os_random_bytes(void *buf, size_t n)
+{
+	unsigned char *p = buf;
+
+	/* getrandom returns at most 32 MiB per call, and fewer after a signal. */
+	while (n) {
+		ssize_t got = getrandom(p, n, 0);
+
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += got;
+		n -= (size_t)got;
+	}
+	return 0;
+}
+
 void thinp_os_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
 {
 	qsort(base, n, size, cmp);
@@ -208,7 +211,5 @@ void thinp_os_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, c
 
 thinp_os_crc32c_fn thinp_os_crc32c_accel(void)
 {
-	/* lib/block/crc32c.c still picks SSE4.2 itself; its code moves here
-	 * when lib/ is converted (docs/ARCHITECTURE.md, OS layer). */
-	return NULL;
+	return thinp_os_posix_crc32c_sse42();
 }

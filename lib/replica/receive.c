@@ -12,10 +12,7 @@
  * A crash before 3's catalog commit leaves the device PARTIAL (hidden) and at
  * most an anchor without an entry; on an error the device is deleted.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/delta.h>
 #include "replica.h"
@@ -66,7 +63,7 @@ static int check_header(struct receiver *rc)
  * against it is empty. Sets rc->base; *anchor is the anchor's id. */
 static int find_base(struct receiver *rc, uint64_t *anchor)
 {
-	thinp_catalog_entry *a = malloc(sizeof(*a));
+	thinp_catalog_entry *a = thinp_os_alloc(sizeof(*a));
 	thinp_delta_options o = THINP_DELTA_OPTIONS_INIT;
 	thinp_delta_run run;
 	thinp_delta *d = NULL;
@@ -76,13 +73,13 @@ static int find_base(struct receiver *rc, uint64_t *anchor)
 	if (!a)
 		return -ENOMEM;
 	if (replica_find_guid(rc->cat, rc->hdr->base_guid, false, rc->base)) {
-		free(a);
+		thinp_os_free(a);
 		return FAIL(rc, -ENODATA, "no device here has the stream's base guid: the stream "
 			    "applies to another device");
 	}
 	r = replica_find_guid(rc->cat, rc->hdr->base_guid, true, a);
 	*anchor = a->id;
-	free(a);
+	thinp_os_free(a);
 	if (r)
 		return FAIL(rc, -ESTALE, "base device %" PRIu64 " was not received here: cannot "
 			    "tell whether it was modified", rc->base->id);
@@ -247,7 +244,7 @@ static int apply_all(struct receiver *rc)
 /* Step 3: durable data, the anchor, then one catalog commit. */
 static int publish(struct receiver *rc)
 {
-	thinp_catalog_entry *a = malloc(sizeof(*a));
+	thinp_catalog_entry *a = thinp_os_alloc(sizeof(*a));
 	int64_t anchor;
 	int r = a ? thinp_thin_flush(rc->thin) : -ENOMEM;
 
@@ -281,7 +278,7 @@ static int publish(struct receiver *rc)
 		r = replica_commit_catalog(rc->cat, rc->pool);
 	if (r && anchor >= 0 && thinp_catalog_remove(rc->cat, (uint64_t)anchor) != -ENODATA)
 		thinp_pool_delete_thin(rc->pool, (uint64_t)anchor);
-	free(a);
+	thinp_os_free(a);
 	return r ? FAIL(rc, r, "publishing device %" PRIu64 ": %s", rc->id, thinp_strerror(r)) : 0;
 }
 
@@ -360,14 +357,14 @@ int thinp_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_fn
 	if (rc.token)
 		rc.token[0] = '\0';
 	replica_fail(rc.errbuf, rc.errsize, 0, "%s", "");
-	rc.entry = malloc(sizeof(*rc.entry));
-	rc.base = malloc(sizeof(*rc.base));
+	rc.entry = thinp_os_alloc(sizeof(*rc.entry));
+	rc.base = thinp_os_alloc(sizeof(*rc.base));
 	r = rc.entry && rc.base ? thinp_stream_reader_new(&rc.rd, read, ctx) : -ENOMEM;
 	if (!r)
 		r = receive(&rc, o.id, new_id);
 	thinp_stream_reader_free(rc.rd);
-	free(rc.entry);
-	free(rc.base);
+	thinp_os_free(rc.entry);
+	thinp_os_free(rc.base);
 	return r;
 }
 
@@ -398,10 +395,10 @@ int thinp_receive_abort(thinp_pool *pool, thinp_catalog *catalog, uint64_t id)
 
 	if (!pool || !catalog)
 		return -EINVAL;
-	if (!(e = malloc(sizeof(*e))))
+	if (!(e = thinp_os_alloc(sizeof(*e))))
 		return -ENOMEM;
 	r = partial_entry(pool, catalog, id, e);
-	free(e);
+	thinp_os_free(e);
 	return r ? r : replica_drop_device(catalog, pool, id);
 }
 
@@ -415,7 +412,7 @@ int thinp_receive_token(thinp_pool *pool, thinp_catalog *catalog, uint64_t id, c
 
 	if (!pool || !catalog || !token || size < THINP_STREAM_TOKEN_SIZE)
 		return -EINVAL;
-	if (!(e = malloc(sizeof(*e))))
+	if (!(e = thinp_os_alloc(sizeof(*e))))
 		return -ENOMEM;
 	r = partial_entry(pool, catalog, id, e);
 	/* An entry a version 1 library wrote keeps no records count. */
@@ -431,6 +428,6 @@ int thinp_receive_token(thinp_pool *pool, thinp_catalog *catalog, uint64_t id, c
 		pos.digest = e->recv_digest;
 		r = thinp_stream_token_format(token, size, &hdr, &pos);
 	}
-	free(e);
+	thinp_os_free(e);
 	return r;
 }

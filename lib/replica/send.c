@@ -3,10 +3,7 @@
  * mappings; an incremental one the changes-only delta against the base.
  * Either way data is read through a read-only thin handle, a run at a time.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/delta.h>
 #include "replica.h"
@@ -149,7 +146,7 @@ static int device_guid(struct sender *s, thinp_catalog *cat, uint64_t id, thinp_
 static int make_header(struct sender *s, thinp_catalog *cat, uint64_t dev, uint64_t base,
 		       thinp_stream_header *hdr)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
 	int r = e ? 0 : -ENOMEM;
 
@@ -163,7 +160,7 @@ static int make_header(struct sender *s, thinp_catalog *cat, uint64_t dev, uint6
 		hdr->virtual_size = e->size ? (e->size + 511) / 512 * 512
 				  : (st.highest_mapped ? st.highest_mapped : 1) * s->block_size;
 	}
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -218,7 +215,7 @@ int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev, uint64_t 
 	s.chunk_blocks = THINP_STREAM_DATA_RECORD_BYTES / s.block_size;
 	if (!s.chunk_blocks)
 		s.chunk_blocks = 1;
-	s.buf = malloc(s.chunk_blocks * s.block_size);
+	s.buf = thinp_os_alloc(s.chunk_blocks * s.block_size);
 	if (!s.buf)
 		return -ENOMEM;
 	r = replica_open_thin(pool, dev, hdr.virtual_size, true, &s.thin);
@@ -231,6 +228,6 @@ int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev, uint64_t 
 			     thinp_stream_writer_errmsg(s.w));
 	thinp_stream_writer_free(s.w);
 	thinp_thin_close(s.thin);
-	free(s.buf);
+	thinp_os_free(s.buf);
 	return r;
 }
