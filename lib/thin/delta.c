@@ -119,7 +119,8 @@ void thinp_delta_close(thinp_delta *d)
 
 int thin_delta_drain(thinp_delta *d, thinp_delta_fn fn, void *ctx)
 {
-	thinp_delta_run runs[64];
+	/* A batch small enough for a kernel stack frame. */
+	thinp_delta_run runs[16];
 	size_t i, n;
 	int r;
 

@@ -3,8 +3,6 @@
  * host's description for the rest (open(2) errors and others a file
  * backend passes through unchanged).
  */
-#include "config.h"
-
 #include "os/os.h"
 
 #include <libthinp/common.h>
