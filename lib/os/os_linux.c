@@ -10,6 +10,7 @@
  * for minutes is not a hung task, and kthreads take no signals anyway.
  */
 #include <linux/completion.h>
+#include <linux/bitops.h>
 #include <linux/crc32c.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
@@ -306,6 +307,17 @@ int thinp_os_random_bytes(void *buf, size_t n)
 void thinp_os_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
 {
 	sort(base, n, size, cmp, NULL);
+}
+
+/*
+ * gcc turns __builtin_popcountll (lib/sm/bitmap.c) into a call to libgcc's
+ * __popcountdi2 when the target CPU baseline has no popcnt instruction, as
+ * the kernel's has not; the kernel links no libgcc, so the host gives it.
+ */
+int __popcountdi2(u64 x);
+int __popcountdi2(u64 x)
+{
+	return hweight64(x);
 }
 
 #if IS_ENABLED(CONFIG_LIBCRC32C)
