@@ -139,9 +139,9 @@ if step build configure_build build; then
 	note "install test: make install DESTDIR=tmp, a program built with pkg-config only"
 	one install-test make -C build check-install
 
-	note "kernel VM tests (Debian's kernel under qemu TCG: dm-thin reads and writes our pools; thinp.ko loads)"
+	note "kernel VM tests (Debian's kernel under qemu TCG: dm-thin reads and writes our pools; thinp.ko serves one)"
 	one kernel-vm-dmthin env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/dmthin_interop.sh
-	one kernel-vm-kmod bash tests/frontends/kernel/kmod_ramdisk.sh
+	one kernel-vm-kmod env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/kmod_pool.sh
 
 	note "ABI gate: abidiff against abi/libthinp.abi"
 	if command -v abidiff >/dev/null; then
