@@ -259,7 +259,9 @@ static void test_strerror_and_helpers(void **state)
 	thinp_os_atomic_bool f;
 	unsigned char *p;
 
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
 	assert_string_equal(thinp_os_strerror(ENOENT), "No such file or directory");
+#endif
 	assert_null(thinp_os_strerror(100000));
 	assert_null(thinp_os_zalloc_array(SIZE_MAX / 2, 3));
 	p = thinp_os_zalloc_array(100, 3);
