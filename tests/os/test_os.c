@@ -163,7 +163,16 @@ static void test_cond_timeout(void **state)
 	while (thinp_os_cond_timedwait(&c, &m, 30) != -ETIMEDOUT)
 		;
 	assert_true(thinp_os_monotonic_ns() - t0 >= 30u * 1000000u);
+	/* An absolute deadline: reached, not before; one passed: at once. */
+	t0 = thinp_os_monotonic_ns();
+	while (thinp_os_cond_wait_until(&c, &m, t0 + 20u * 1000000u) != -ETIMEDOUT)
+		;
+	assert_true(thinp_os_monotonic_ns() >= t0 + 20u * 1000000u);
+	assert_int_equal(thinp_os_cond_wait_until(&c, &m, t0), -ETIMEDOUT);
 	thinp_os_mutex_unlock(&m);
+	t0 = thinp_os_monotonic_ns();
+	thinp_os_sleep_ns(15u * 1000000u);
+	assert_true(thinp_os_monotonic_ns() - t0 >= 15u * 1000000u);
 	thinp_os_cond_destroy(&c);
 	thinp_os_mutex_destroy(&m);
 }
