@@ -19,5 +19,6 @@
 #include <libthinp/catalog.h>
 #include <libthinp/delta.h>
 #include <libthinp/replica.h>
+#include <libthinp/job.h>
 
 #endif

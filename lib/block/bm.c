@@ -87,10 +87,9 @@ int bm_create(struct bm **out, thinp_io *io, const struct bm_options *opts)
 	if (r)
 		goto fail;
 	r = -ENOMEM;
-	if (!(bm->scratch = thinp_os_alloc_aligned(THINP_BLOCK_SIZE, THINP_BLOCK_SIZE))) {
-		bm->scratch = NULL;
+	bm->scratch = thinp_os_alloc_aligned(THINP_BLOCK_SIZE, THINP_BLOCK_SIZE);
+	if (!bm->scratch)
 		goto fail_cache;
-	}
 	r = refresh_size_locked(bm);
 	if (r)
 		goto fail_cache;
@@ -558,7 +557,8 @@ int bm_flush(struct bm *bm)
 		return -EINVAL;
 	thinp_os_mutex_lock(&bm->lock);
 	r = collect_dirty_locked(bm, &dirty, &n);
-	if (n > 1 && (run = thinp_os_alloc_aligned(THINP_MIN(n, (size_t)FLUSH_RUN_BLOCKS) * THINP_BLOCK_SIZE, THINP_BLOCK_SIZE)))
+	if (n > 1 && (run = thinp_os_alloc_aligned(THINP_MIN(n, (size_t)FLUSH_RUN_BLOCKS) *
+							   THINP_BLOCK_SIZE, THINP_BLOCK_SIZE)))
 		max = THINP_MIN(n, (size_t)FLUSH_RUN_BLOCKS);
 	for (size_t i = 0, k; i < n; i += k) {
 		int w;

@@ -139,6 +139,24 @@ void thinp_os_thread_join(thinp_os_thread *t);
 /* Nanoseconds on a clock that never goes back (since an arbitrary start). */
 uint64_t thinp_os_monotonic_ns(void);
 
+/* Sleep at least ns nanoseconds (not woken early by signals). May sleep in
+ * the kernel; never called with a lock held. */
+void thinp_os_sleep_ns(uint64_t ns);
+
+/* As thinp_os_cond_wait, until the clock of thinp_os_monotonic_ns reaches
+ * deadline_ns; -ETIMEDOUT once it has (also without waiting, if it had). */
+static inline int thinp_os_cond_wait_until(thinp_os_cond *c, thinp_os_mutex *m,
+					   uint64_t deadline_ns)
+{
+	uint64_t now = thinp_os_monotonic_ns(), ms;
+
+	if (now >= deadline_ns)
+		return -ETIMEDOUT;
+	/* Rounded up: a wait that ended just before the deadline would spin. */
+	ms = (deadline_ns - now + 999999u) / 1000000u;
+	return thinp_os_cond_timedwait(c, m, ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
+}
+
 /* ---- logging ------------------------------------------------------------ */
 
 /* vsnprintf semantics: at most size bytes including the NUL; returns the

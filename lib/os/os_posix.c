@@ -161,6 +161,17 @@ uint64_t thinp_os_monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void thinp_os_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000u),
+		.tv_nsec = (long)(ns % 1000000000u),
+	};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
 int thinp_os_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
 	return vsnprintf(buf, size, fmt, ap);

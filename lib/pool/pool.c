@@ -322,24 +322,15 @@ static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, uint64
 	return r;
 }
 
-/* ms from now, on the clock wait_state_until() reads. */
+/* ms from now, on the clock of thinp_os_cond_wait_until. */
 static uint64_t deadline_after(uint32_t ms)
 {
 	return thinp_os_monotonic_ns() + (uint64_t)ms * 1000000u;
 }
 
-/* Wait on state_cond (state_lock held) until woken or until deadline;
- * -ETIMEDOUT once the deadline has passed. */
 static int wait_state_until(thinp_pool *pool, uint64_t deadline)
 {
-	uint64_t now = thinp_os_monotonic_ns(), ms;
-
-	if (now >= deadline)
-		return -ETIMEDOUT;
-	/* Rounded up: a wait that ends just before the deadline would spin. */
-	ms = (deadline - now + 999999u) / 1000000u;
-	return thinp_os_cond_timedwait(&pool->state_cond, &pool->state_lock,
-				       ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
+	return thinp_os_cond_wait_until(&pool->state_cond, &pool->state_lock, deadline);
 }
 
 /* Out of data space: error at once, or wait for a resize (space_gen moves)

@@ -113,7 +113,8 @@ void thin_setup_infos(struct thinp_meta *meta);
 /* Space-map construction, isolated here because it depends on lib/sm's
  * constructors. */
 int thin_sm_metadata_create(struct tx_manager *tm, uint64_t nr_blocks, struct space_map **out);
-int thin_sm_metadata_open(struct tx_manager *tm, const void *root, size_t len, struct space_map **out);
+int thin_sm_metadata_open(struct tx_manager *tm, const void *root, size_t len,
+			  struct space_map **out);
 int thin_sm_disk_create(struct tx_manager *tm, uint64_t nr_blocks, struct space_map **out);
 int thin_sm_disk_open(struct tx_manager *tm, const void *root, size_t len, struct space_map **out);
 

@@ -14,7 +14,8 @@ int thin_sm_metadata_create(struct tx_manager *tm, uint64_t nr_blocks, struct sp
 	return sm_metadata_create(tm, nr_blocks, THIN_SUPERBLOCK_LOCATION, out);
 }
 
-int thin_sm_metadata_open(struct tx_manager *tm, const void *root, size_t len, struct space_map **out)
+int thin_sm_metadata_open(struct tx_manager *tm, const void *root, size_t len,
+			  struct space_map **out)
 {
 	return sm_metadata_open(tm, root, len, out);
 }

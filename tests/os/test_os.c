@@ -163,7 +163,16 @@ static void test_cond_timeout(void **state)
 	while (thinp_os_cond_timedwait(&c, &m, 30) != -ETIMEDOUT)
 		;
 	assert_true(thinp_os_monotonic_ns() - t0 >= 30u * 1000000u);
+	/* An absolute deadline: reached, not before; one passed: at once. */
+	t0 = thinp_os_monotonic_ns();
+	while (thinp_os_cond_wait_until(&c, &m, t0 + 20u * 1000000u) != -ETIMEDOUT)
+		;
+	assert_true(thinp_os_monotonic_ns() >= t0 + 20u * 1000000u);
+	assert_int_equal(thinp_os_cond_wait_until(&c, &m, t0), -ETIMEDOUT);
 	thinp_os_mutex_unlock(&m);
+	t0 = thinp_os_monotonic_ns();
+	thinp_os_sleep_ns(15u * 1000000u);
+	assert_true(thinp_os_monotonic_ns() - t0 >= 15u * 1000000u);
 	thinp_os_cond_destroy(&c);
 	thinp_os_mutex_destroy(&m);
 }
@@ -259,7 +268,9 @@ static void test_strerror_and_helpers(void **state)
 	thinp_os_atomic_bool f;
 	unsigned char *p;
 
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
 	assert_string_equal(thinp_os_strerror(ENOENT), "No such file or directory");
+#endif
 	assert_null(thinp_os_strerror(100000));
 	assert_null(thinp_os_zalloc_array(SIZE_MAX / 2, 3));
 	p = thinp_os_zalloc_array(100, 3);
