@@ -12,6 +12,7 @@
 #include <linux/completion.h>
 #include <linux/bitops.h>
 #include <linux/crc32c.h>
+#include <linux/delay.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/kthread.h>
@@ -259,6 +260,13 @@ void thinp_os_thread_join(thinp_os_thread *thread)
 uint64_t thinp_os_monotonic_ns(void)
 {
 	return ktime_get_ns();
+}
+
+/* Uninterruptible, as the interface asks; fsleep picks a busy wait, an
+ * hrtimer or msleep by length. */
+void thinp_os_sleep_ns(uint64_t ns)
+{
+	fsleep(DIV_ROUND_UP_ULL(ns, NSEC_PER_USEC));
 }
 
 int thinp_os_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
