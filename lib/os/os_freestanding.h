@@ -75,6 +75,7 @@ typedef __builtin_va_list va_list;
 #define EILSEQ 84
 #define EPROTO 71
 #define ESTALE 116
+#define ECANCELED 125
 #define EOVERFLOW 75
 #define ENOTSUP 95
 #define EOPNOTSUPP 95

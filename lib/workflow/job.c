@@ -30,14 +30,6 @@ struct thinp_job {
 	uint64_t last_callback_ns;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 int thinp_job_new(thinp_job **out)
 {
 	thinp_job *job;
@@ -91,7 +83,7 @@ static void set_rate(thinp_job *job, uint64_t rate)
 {
 	job->progress.rate_limit = rate;
 	/* The new limit counts from now, not from the start of the run. */
-	job->rate_epoch_ns = now_ns();
+	job->rate_epoch_ns = thinp_os_monotonic_ns();
 	job->rate_bytes = 0;
 }
 
@@ -146,7 +138,7 @@ static void unlock_and_report(thinp_job *job, bool force)
 	thinp_job_progress_fn fn = job->fn;
 	void *ctx = job->fn_ctx;
 	thinp_job_progress copy = job->progress;
-	uint64_t now = fn ? now_ns() : 0;
+	uint64_t now = fn ? thinp_os_monotonic_ns() : 0;
 
 	if (fn && !force && now - job->last_callback_ns < JOB_CALLBACK_INTERVAL_NS)
 		fn = NULL;
@@ -161,15 +153,11 @@ static void unlock_and_report(thinp_job *job, bool force)
  * false when the deadline passed. */
 static bool wait_locked(thinp_job *job, uint64_t deadline_ns)
 {
-	struct timespec ts;
-
 	if (!deadline_ns) {
 		thinp_os_cond_wait(&job->wake, &job->lock);
 		return true;
 	}
-	ts.tv_sec = (time_t)(deadline_ns / NS_PER_S);
-	ts.tv_nsec = (long)(deadline_ns % NS_PER_S);
-	return pthread_cond_timedwait(&job->wake, &job->lock, &ts) != ETIMEDOUT;
+	return thinp_os_cond_wait_until(&job->wake, &job->lock, deadline_ns) != -ETIMEDOUT;
 }
 
 /* Lock held: wait while paused (state PAUSED meanwhile) unless cancelled.
@@ -192,7 +180,7 @@ static bool wait_while_paused(thinp_job *job)
 	if (job->progress.state == THINP_JOB_PAUSED) {
 		job->progress.state = THINP_JOB_RUNNING;
 		/* Time spent paused does not earn rate-limit credit. */
-		job->rate_epoch_ns = now_ns();
+		job->rate_epoch_ns = thinp_os_monotonic_ns();
 		job->rate_bytes = 0;
 		return true;
 	}
@@ -223,7 +211,7 @@ int job_begin(thinp_job *job, uint32_t phase)
 	job->progress.done = job->progress.total = job->progress.round = 0;
 	job->progress.lag_ns = job->progress.in_flight = 0;
 	job->progress.result = 0;
-	job->rate_epoch_ns = now_ns();
+	job->rate_epoch_ns = thinp_os_monotonic_ns();
 	job->rate_bytes = 0;
 	job->last_callback_ns = 0;
 	unlock_and_report(job, true);
@@ -297,7 +285,7 @@ int job_checkpoint(thinp_job *job, uint64_t bytes)
 	/* Sleep off what the rate limit does not allow yet; a request (pause,
 	 * cancel, new limit) wakes the sleep and is honoured at once. */
 	while (!job->cancel_requested && job->progress.rate_limit &&
-	       rate_deadline(job) > now_ns()) {
+	       rate_deadline(job) > thinp_os_monotonic_ns()) {
 		wait_locked(job, rate_deadline(job));
 		changed |= wait_while_paused(job);
 	}
@@ -313,18 +301,15 @@ int job_sleep(thinp_job *job, uint64_t ns)
 	int r = 0;
 
 	if (!job) {
-		struct timespec ts = { (time_t)(ns / NS_PER_S), (long)(ns % NS_PER_S) };
-
-		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-			;
+		thinp_os_sleep_ns(ns);
 		return 0;
 	}
 	thinp_os_mutex_lock(&job->lock);
-	deadline = now_ns() + ns;
+	deadline = thinp_os_monotonic_ns() + ns;
 	while (!job->cancel_requested) {
 		if (wait_while_paused(job))
 			continue;
-		if (now_ns() >= deadline || !wait_locked(job, deadline))
+		if (thinp_os_monotonic_ns() >= deadline || !wait_locked(job, deadline))
 			break;
 	}
 	if (job->cancel_requested)
