@@ -142,6 +142,7 @@ if step build configure_build build; then
 	note "kernel VM tests (Debian's kernel under qemu TCG: dm-thin reads and writes our pools; thinp.ko serves one)"
 	one kernel-vm-dmthin env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/dmthin_interop.sh
 	one kernel-vm-kmod env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/kmod_pool.sh
+	one kernel-vm-kmod-crash env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/kmod_crash.sh
 
 	note "ABI gate: abidiff against abi/libthinp.abi"
 	if command -v abidiff >/dev/null; then
