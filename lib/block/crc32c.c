@@ -114,16 +114,11 @@ const uint32_t (*crc32c_stream_shift(void))[256]
 	return tables.shift;
 }
 
-uint32_t crc32c_raw_accel(uint32_t seed, const void *data, size_t len)
+uint32_t crc32c_raw(uint32_t seed, const void *data, size_t len)
 {
 	thinp_os_crc32c_fn fn = thinp_os_crc32c_accel();
 
 	return fn ? fn(seed, data, len) : crc32c_raw_table(seed, data, len);
-}
-
-uint32_t crc32c_raw(uint32_t seed, const void *data, size_t len)
-{
-	return crc32c_raw_accel(seed, data, len);
 }
 
 uint32_t block_csum(const void *data, uint32_t salt)

@@ -1,5 +1,6 @@
 /*
- * CRC-32C implementations behind crc32c_raw() (declared in bm.h), exposed so
+ * CRC-32C implementations behind crc32c_raw() (declared in bm.h: the host's,
+ * thinp_os_crc32c_accel(), where it has one, else the table), exposed so
  * tests and benchmarks can run each one on the same input.
  */
 #ifndef THINP_BLOCK_CRC32C_H
@@ -9,11 +10,6 @@
 
 /* Portable slice-by-8 table implementation; same contract as crc32c_raw. */
 uint32_t crc32c_raw_table(uint32_t seed, const void *data, size_t len);
-/* The host's accelerated implementation (thinp_os_crc32c_accel(), e.g.
- * SSE4.2); the table where the host has none, so it is always safe to call.
- * Test whether there is one with thinp_os_crc32c_accel() != NULL. */
-uint32_t crc32c_raw_accel(uint32_t seed, const void *data, size_t len);
-
 /* Bytes per stream in one chunk of interleaved streams (a multiple of 8). */
 #define CRC32C_STREAM_BYTES 336
 /* shift[j][v]: the register (v << 8j) after CRC32C_STREAM_BYTES zero bytes,

@@ -11,7 +11,6 @@
 #include <time.h>
 
 #include "os/os.h"
-#include "os/posix/crc32c_sse42.h"
 
 void *thinp_os_alloc(size_t n)
 {
@@ -218,9 +217,4 @@ int thinp_os_random_bytes(void *buf, size_t n)
 void thinp_os_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
 {
 	qsort(base, n, size, cmp);
-}
-
-thinp_os_crc32c_fn thinp_os_crc32c_accel(void)
-{
-	return thinp_os_posix_crc32c_sse42();
 }

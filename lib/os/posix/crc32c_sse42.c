@@ -1,14 +1,13 @@
 /*
  * CRC-32C with the SSE4.2 crc32 instruction, 8 bytes per instruction: the
- * POSIX backend's thinp_os_crc32c_accel() on x86 (host-specific: compiler
- * intrinsics, CPUID). Compiled with a per-function target attribute so the
+ * POSIX backend's thinp_os_crc32c_accel(), NULL off x86 (host-specific:
+ * compiler intrinsics, CPUID). Compiled with a per-function target attribute so the
  * rest of the library keeps the baseline ISA. The instruction has a latency
  * of about three cycles but issues every cycle, so long inputs are cut in
  * chunks of three streams computed interleaved and combined with
  * crc32c_stream_shift() (lib/block/crc32c.c explains the algebra).
  */
 #include "os/os.h"
-#include "os/posix/crc32c_sse42.h"
 #include "block/crc32c.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -86,13 +85,14 @@ static uint32_t sse42_impl(uint32_t crc, const void *data, size_t len)
 	return crc;
 }
 
-thinp_os_crc32c_fn thinp_os_posix_crc32c_sse42(void)
+thinp_os_crc32c_fn thinp_os_crc32c_accel(void)
 {
-	/* __builtin_cpu_supports reads a table libgcc fills at start-up: cheap. */
+	/* __builtin_cpu_supports reads a table libgcc fills at start-up: cheap
+	 * enough to ask on every checksum. */
 	return __builtin_cpu_supports("sse4.2") ? sse42_impl : NULL;
 }
 #else
-thinp_os_crc32c_fn thinp_os_posix_crc32c_sse42(void)
+thinp_os_crc32c_fn thinp_os_crc32c_accel(void)
 {
 	return NULL;
 }
