@@ -140,9 +140,10 @@ if step build configure_build build; then
 	note "install test: make install DESTDIR=tmp, a program built with pkg-config only"
 	one install-test make -C build check-install
 
-	note "kernel VM tests (Debian's kernel under qemu TCG: dm-thin reads and writes our pools and the workflows' pools; thinp.ko loads)"
+	note "kernel VM tests (Debian's kernel under qemu TCG: dm-thin reads and writes our pools and the workflows' pools; thinp.ko serves one)"
 	one kernel-vm-dmthin env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/dmthin_interop.sh
-	one kernel-vm-kmod bash tests/frontends/kernel/kmod_ramdisk.sh
+	one kernel-vm-kmod env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/kmod_pool.sh
+	one kernel-vm-kmod-crash env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/kmod_crash.sh
 	one kernel-vm-workflows env THINP_BUILDDIR="$top/build" bash tests/frontends/kernel/workflows_dmthin.sh
 
 	note "ABI gate: abidiff against abi/libthinp.abi"

@@ -29,11 +29,7 @@
  * the entry gone. Write-back (at eviction and flush) is done with the mutex
  * held: an unlocked dirty block has no lock of its own to protect it.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "block/cache.h"
@@ -50,8 +46,8 @@ struct bm {
 	bool read_only;
 	size_t max_blocks;           /* cache limit, in blocks, >= 1 */
 
-	pthread_mutex_t lock;        /* guards everything below */
-	pthread_cond_t loaded;       /* broadcast when a load ends */
+	thinp_os_mutex lock;         /* guards everything below */
+	thinp_os_cond loaded;        /* broadcast when a load ends */
 	struct cache cache;
 	uint64_t nr_blocks;          /* device size as last asked */
 	size_t nr_locked;            /* entries with at least one lock */
@@ -82,7 +78,7 @@ int bm_create(struct bm **out, thinp_io *io, const struct bm_options *opts)
 	if (!out || !io)
 		return -EINVAL;
 	*out = NULL;
-	bm = calloc(1, sizeof(*bm));
+	bm = thinp_os_zalloc(sizeof(*bm));
 	if (!bm)
 		return -ENOMEM;
 	bm->io = io;
@@ -93,23 +89,22 @@ int bm_create(struct bm **out, thinp_io *io, const struct bm_options *opts)
 	if (r)
 		goto fail;
 	r = -ENOMEM;
-	if (posix_memalign(&bm->scratch, THINP_BLOCK_SIZE, THINP_BLOCK_SIZE)) {
-		bm->scratch = NULL;
+	bm->scratch = thinp_os_alloc_aligned(THINP_BLOCK_SIZE, THINP_BLOCK_SIZE);
+	if (!bm->scratch)
 		goto fail_cache;
-	}
 	r = refresh_size_locked(bm);
 	if (r)
 		goto fail_cache;
-	pthread_mutex_init(&bm->lock, NULL);
-	pthread_cond_init(&bm->loaded, NULL);
+	thinp_os_mutex_init(&bm->lock);
+	thinp_os_cond_init(&bm->loaded);
 	*out = bm;
 	return 0;
 
 fail_cache:
-	free(bm->scratch);
+	thinp_os_free(bm->scratch);
 	cache_exit(&bm->cache);
 fail:
-	free(bm);
+	thinp_os_free(bm);
 	return r;
 }
 
@@ -132,9 +127,9 @@ bool bm_block_in_range(struct bm *bm, uint64_t b)
 
 	/* Only a miss asks the device again: asking is a system call, and
 	 * this is on every space-map lookup. */
-	pthread_mutex_lock(&bm->lock);
+	thinp_os_mutex_lock(&bm->lock);
 	ok = b < bm->nr_blocks || (!refresh_size_locked(bm) && b < bm->nr_blocks);
-	pthread_mutex_unlock(&bm->lock);
+	thinp_os_mutex_unlock(&bm->lock);
 	return ok;
 }
 
@@ -142,10 +137,10 @@ uint64_t bm_nr_blocks(struct bm *bm)
 {
 	uint64_t n;
 
-	pthread_mutex_lock(&bm->lock);
+	thinp_os_mutex_lock(&bm->lock);
 	refresh_size_locked(bm);
 	n = bm->nr_blocks;
-	pthread_mutex_unlock(&bm->lock);
+	thinp_os_mutex_unlock(&bm->lock);
 	return n;
 }
 
@@ -431,11 +426,11 @@ static int lock_missing_locked(struct bm *bm, uint64_t b, const struct validator
 	update_resident(bm);
 	if (blk->loading) {
 		bm->stats.reads++;
-		pthread_mutex_unlock(&bm->lock);
+		thinp_os_mutex_unlock(&bm->lock);
 		r = load(bm, blk, v);
-		pthread_mutex_lock(&bm->lock);
+		thinp_os_mutex_lock(&bm->lock);
 		blk->loading = false;
-		pthread_cond_broadcast(&bm->loaded);
+		thinp_os_cond_broadcast(&bm->loaded);
 		if (r) {
 			unload_locked(bm, blk);
 			return r;
@@ -456,7 +451,7 @@ static int lock_block(struct bm *bm, uint64_t b, const struct validator *v,
 	*out = NULL;
 	if (mode != LOCK_READ && bm->read_only)
 		return -EROFS;
-	pthread_mutex_lock(&bm->lock);
+	thinp_os_mutex_lock(&bm->lock);
 	for (;;) {
 		blk = cache_lookup(&bm->cache, b);
 		if (!blk) {
@@ -465,7 +460,7 @@ static int lock_block(struct bm *bm, uint64_t b, const struct validator *v,
 		}
 		if (blk->loading && !conflicts(blk, mode)) {
 			/* The entry may be gone when we wake: look again. */
-			pthread_cond_wait(&bm->loaded, &bm->lock);
+			thinp_os_cond_wait(&bm->loaded, &bm->lock);
 			continue;
 		}
 		r = lock_cached_locked(bm, blk, v, mode);
@@ -473,7 +468,7 @@ static int lock_block(struct bm *bm, uint64_t b, const struct validator *v,
 			*out = blk;
 		break;
 	}
-	pthread_mutex_unlock(&bm->lock);
+	thinp_os_mutex_unlock(&bm->lock);
 	return r;
 }
 
@@ -593,7 +588,7 @@ void bm_unlock(struct block *blk)
 	if (!blk)
 		return;
 	bm = blk->bm;
-	pthread_mutex_lock(&bm->lock);
+	thinp_os_mutex_lock(&bm->lock);
 	if (blk->write_locked)
 		blk->write_locked = false;
 	else if (blk->read_locks)
@@ -605,7 +600,7 @@ void bm_unlock(struct block *blk)
 		lru_push_mru(&bm->cache, blk);
 	}
 out:
-	pthread_mutex_unlock(&bm->lock);
+	thinp_os_mutex_unlock(&bm->lock);
 }
 
 static int cmp_block_nr(const void *a, const void *b)
@@ -630,12 +625,12 @@ static int collect_dirty_locked(struct bm *bm, struct block ***out, size_t *nr)
 			return -EBUSY;
 	if (!c->nr_dirty)
 		return 0;
-	v = malloc(c->nr_dirty * sizeof(*v));
+	v = thinp_os_alloc(c->nr_dirty * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	for (struct block *blk = c->dirty.dirty_next; blk != &c->dirty; blk = blk->dirty_next)
 		v[n++] = blk;
-	qsort(v, n, sizeof(*v), cmp_block_nr);
+	thinp_os_sort(v, n, sizeof(*v), cmp_block_nr);
 	*out = v;
 	*nr = n;
 	return 0;
@@ -661,10 +656,10 @@ int bm_flush(struct bm *bm)
 
 	if (!bm)
 		return -EINVAL;
-	pthread_mutex_lock(&bm->lock);
+	thinp_os_mutex_lock(&bm->lock);
 	r = collect_dirty_locked(bm, &dirty, &n);
-	if (n > 1 && posix_memalign((void **)&run, THINP_BLOCK_SIZE,
-				    THINP_MIN(n, (size_t)FLUSH_RUN_BLOCKS) * THINP_BLOCK_SIZE) == 0)
+	if (n > 1 && (run = thinp_os_alloc_aligned(THINP_MIN(n, (size_t)FLUSH_RUN_BLOCKS) *
+							   THINP_BLOCK_SIZE, THINP_BLOCK_SIZE)))
 		max = THINP_MIN(n, (size_t)FLUSH_RUN_BLOCKS);
 	for (size_t i = 0, k; i < n; i += k) {
 		int w;
@@ -674,11 +669,11 @@ int bm_flush(struct bm *bm)
 		if (w && !r)
 			r = w;
 	}
-	free(run);
-	free(dirty);
+	thinp_os_free(run);
+	thinp_os_free(dirty);
 	if (!r)
 		r = thinp_io_flush(bm->io);
-	pthread_mutex_unlock(&bm->lock);
+	thinp_os_mutex_unlock(&bm->lock);
 	return r;
 }
 
@@ -688,20 +683,20 @@ int bm_invalidate(struct bm *bm)
 
 	if (!bm)
 		return -EINVAL;
-	pthread_mutex_lock(&bm->lock);
+	thinp_os_mutex_lock(&bm->lock);
 	if (bm->nr_locked) {
 		r = -EBUSY;
 	} else {
 		cache_clear(&bm->cache);
 		update_resident(bm);
 	}
-	pthread_mutex_unlock(&bm->lock);
+	thinp_os_mutex_unlock(&bm->lock);
 	return r;
 }
 
 void bm_get_stats(struct bm *bm, struct bm_stats *out)
 {
-	pthread_mutex_lock(&bm->lock);
+	thinp_os_mutex_lock(&bm->lock);
 	*out = bm->stats;
-	pthread_mutex_unlock(&bm->lock);
+	thinp_os_mutex_unlock(&bm->lock);
 }

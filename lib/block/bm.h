@@ -26,9 +26,7 @@
 #ifndef THINP_BLOCK_BM_H
 #define THINP_BLOCK_BM_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include <libthinp/io.h>
 #include "util/log.h"

@@ -7,9 +7,7 @@
  * multiplicative (Fibonacci) hash: metadata block numbers are dense and
  * sequential, and the top bits of the product spread them evenly.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "block/cache.h"
 
@@ -26,7 +24,7 @@ static size_t bucket_of(uint64_t b, size_t nr_buckets)
 int cache_init(struct cache *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->buckets = calloc(INITIAL_BUCKETS, sizeof(*c->buckets));
+	c->buckets = thinp_os_zalloc_array(INITIAL_BUCKETS, sizeof(*c->buckets));
 	if (!c->buckets)
 		return -ENOMEM;
 	c->nr_buckets = INITIAL_BUCKETS;
@@ -57,20 +55,20 @@ void cache_clear(struct cache *c)
 void cache_exit(struct cache *c)
 {
 	cache_clear(c);
-	free(c->buckets);
+	thinp_os_free(c->buckets);
 	c->buckets = NULL;
 	c->nr_entries = 0;
 }
 
 struct block *block_alloc(void)
 {
-	struct block *blk = calloc(1, sizeof(*blk));
+	struct block *blk = thinp_os_zalloc(sizeof(*blk));
 
 	if (!blk)
 		return NULL;
 	/* Aligned so that an O_DIRECT backend can take the buffer as is. */
-	if (posix_memalign(&blk->data, THINP_BLOCK_SIZE, THINP_BLOCK_SIZE)) {
-		free(blk);
+	if (!(blk->data = thinp_os_alloc_aligned(THINP_BLOCK_SIZE, THINP_BLOCK_SIZE))) {
+		thinp_os_free(blk);
 		return NULL;
 	}
 	return blk;
@@ -80,8 +78,8 @@ void block_free(struct block *blk)
 {
 	if (!blk)
 		return;
-	free(blk->data);
-	free(blk);
+	thinp_os_free(blk->data);
+	thinp_os_free(blk);
 }
 
 struct block *cache_lookup(const struct cache *c, uint64_t b)
@@ -96,7 +94,7 @@ struct block *cache_lookup(const struct cache *c, uint64_t b)
 static int grow(struct cache *c)
 {
 	size_t n = c->nr_buckets * 2;
-	struct block **nb = calloc(n, sizeof(*nb));
+	struct block **nb = thinp_os_zalloc_array(n, sizeof(*nb));
 
 	if (!nb)
 		return -ENOMEM;
@@ -112,7 +110,7 @@ static int grow(struct cache *c)
 			blk = next;
 		}
 	}
-	free(c->buckets);
+	thinp_os_free(c->buckets);
 	c->buckets = nb;
 	c->nr_buckets = n;
 	return 0;

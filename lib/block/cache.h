@@ -8,9 +8,7 @@
 #ifndef THINP_BLOCK_CACHE_H
 #define THINP_BLOCK_CACHE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 

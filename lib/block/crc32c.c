@@ -6,19 +6,17 @@
  *  - slice-by-8: eight 256-entry tables let the loop consume 8 bytes per step
  *    with independent lookups instead of one dependent lookup per byte. The
  *    tables are computed once (pthread_once) and never written again.
- *  - SSE4.2: the crc32 instruction, 8 bytes per instruction. Compiled with a
- *    per-function target attribute so the rest of the library keeps the
- *    baseline ISA; chosen at run time by CPUID. The instruction has a latency
- *    of about three cycles but issues every cycle, so long inputs are cut in
- *    chunks of three streams computed interleaved; the CRC is linear, so
- *    crc(A||B) = shift(crc(A), |B|) ^ crc0(B), where crc0 starts from a zero
- *    register and shift() appends |B| zero bytes, a fixed linear map for a
- *    fixed length: four 256-entry tables, computed once.
+ *  - the host's: thinp_os_crc32c_accel() (lib/os/os.h), when it has one:
+ *    the SSE4.2 instruction in user space on x86 (lib/os/posix/
+ *    crc32c_sse42.c), the kernel's crc32c() in a module. A host that
+ *    interleaves streams combines them with crc32c_stream_shift(): the CRC is
+ *    linear, so crc(A||B) = shift(crc(A), |B|) ^ crc0(B), where crc0 starts
+ *    from a zero register and shift() appends |B| zero bytes, a fixed linear
+ *    map for a fixed length: four 256-entry tables, computed here once.
  * Both work on the raw register (no pre/post inversion), which is what the
  * format's "raw(x) XOR salt" needs.
  */
-#include <pthread.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "block/crc32c.h"
@@ -26,17 +24,14 @@
 
 #define CRC32C_POLY 0x82F63B78u
 
-/* Bytes per stream in one three-stream chunk (a multiple of 8). */
-#define STREAM_BYTES 336
-
 struct crc32c_tables {
 	uint32_t t[8][256];
-	/* shift[j][v]: the register (v << 8j) after STREAM_BYTES zero bytes. */
+	/* shift[j][v]: the register (v << 8j) after CRC32C_STREAM_BYTES zero bytes. */
 	uint32_t shift[4][256];
 };
 
 static struct crc32c_tables tables;
-static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+static thinp_os_once_flag tables_once = THINP_OS_ONCE_INIT;
 
 /* The register x after n zero bytes, byte by byte with t[0]. */
 static uint32_t zeros_after(uint32_t x, size_t n)
@@ -52,7 +47,7 @@ static void init_shift_tables(void)
 
 	/* The map is linear: build each entry from the images of single bits. */
 	for (int i = 0; i < 32; i++)
-		bit[i] = zeros_after(1u << i, STREAM_BYTES);
+		bit[i] = zeros_after(1u << i, CRC32C_STREAM_BYTES);
 	for (int j = 0; j < 4; j++)
 		for (unsigned v = 0; v < 256; v++) {
 			uint32_t x = 0;
@@ -94,7 +89,7 @@ uint32_t crc32c_raw_table(uint32_t crc, const void *data, size_t len)
 	const unsigned char *p = data;
 	const uint32_t (*t)[256];
 
-	pthread_once(&tables_once, init_tables);
+	thinp_os_once(&tables_once, init_tables);
 	t = tables.t;
 	/* Byte-wise up to 8-byte alignment so the word loads are aligned. */
 	while (len && ((uintptr_t)p & 7)) {
@@ -113,105 +108,17 @@ uint32_t crc32c_raw_table(uint32_t crc, const void *data, size_t len)
 	return table_bytes(t, crc, p, len);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <nmmintrin.h>
-
-bool crc32c_have_sse42(void)
+const uint32_t (*crc32c_stream_shift(void))[256]
 {
-	return __builtin_cpu_supports("sse4.2");
+	thinp_os_once(&tables_once, init_tables);
+	return tables.shift;
 }
-
-static uint32_t shift_stream(const struct crc32c_tables *t, uint32_t x)
-{
-	return t->shift[0][x & 0xff] ^ t->shift[1][(x >> 8) & 0xff] ^
-	       t->shift[2][(x >> 16) & 0xff] ^ t->shift[3][x >> 24];
-}
-
-#if defined(__x86_64__)
-/* Whole chunks of 3 * STREAM_BYTES; returns the register, advances *pp. */
-__attribute__((target("sse4.2")))
-static uint32_t sse42_three_streams(uint32_t crc, const unsigned char **pp, size_t *lenp)
-{
-	const unsigned char *p = *pp;
-	size_t len = *lenp;
-
-	pthread_once(&tables_once, init_tables);
-	for (; len >= 3 * STREAM_BYTES; len -= 3 * STREAM_BYTES, p += 3 * STREAM_BYTES) {
-		uint64_t a = crc, b = 0, c = 0;
-
-		for (size_t i = 0; i < STREAM_BYTES; i += 8) {
-			uint64_t wa, wb, wc;
-
-			memcpy(&wa, p + i, 8);
-			memcpy(&wb, p + STREAM_BYTES + i, 8);
-			memcpy(&wc, p + 2 * STREAM_BYTES + i, 8);
-			a = _mm_crc32_u64(a, wa);
-			b = _mm_crc32_u64(b, wb);
-			c = _mm_crc32_u64(c, wc);
-		}
-		crc = shift_stream(&tables, shift_stream(&tables, (uint32_t)a) ^ (uint32_t)b) ^
-		      (uint32_t)c;
-	}
-	*pp = p;
-	*lenp = len;
-	return crc;
-}
-#endif
-
-__attribute__((target("sse4.2")))
-static uint32_t sse42_impl(uint32_t crc, const unsigned char *p, size_t len)
-{
-	while (len && ((uintptr_t)p & 7)) {
-		crc = _mm_crc32_u8(crc, *p++);
-		len--;
-	}
-#if defined(__x86_64__)
-	if (len >= 3 * STREAM_BYTES)
-		crc = sse42_three_streams(crc, &p, &len);
-	{
-		uint64_t c64 = crc;
-		uint64_t w;
-
-		for (; len >= 8; len -= 8, p += 8) {
-			memcpy(&w, p, 8);
-			c64 = _mm_crc32_u64(c64, w);
-		}
-		crc = (uint32_t)c64;
-	}
-#endif
-	for (; len >= 4; len -= 4, p += 4) {
-		uint32_t w;
-
-		memcpy(&w, p, 4);
-		crc = _mm_crc32_u32(crc, w);
-	}
-	while (len--)
-		crc = _mm_crc32_u8(crc, *p++);
-	return crc;
-}
-
-uint32_t crc32c_raw_sse42(uint32_t crc, const void *data, size_t len)
-{
-	if (!crc32c_have_sse42())
-		return crc32c_raw_table(crc, data, len);
-	return sse42_impl(crc, data, len);
-}
-#else
-bool crc32c_have_sse42(void)
-{
-	return false;
-}
-
-uint32_t crc32c_raw_sse42(uint32_t crc, const void *data, size_t len)
-{
-	return crc32c_raw_table(crc, data, len);
-}
-#endif
 
 uint32_t crc32c_raw(uint32_t seed, const void *data, size_t len)
 {
-	/* __builtin_cpu_supports reads a table libgcc fills at start-up: cheap. */
-	return crc32c_raw_sse42(seed, data, len);
+	thinp_os_crc32c_fn fn = thinp_os_crc32c_accel();
+
+	return fn ? fn(seed, data, len) : crc32c_raw_table(seed, data, len);
 }
 
 uint32_t block_csum(const void *data, uint32_t salt)

@@ -20,8 +20,7 @@
 #ifndef THINP_BTREE_BTREE_H
 #define THINP_BTREE_BTREE_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include "tx/tm.h"
 
@@ -39,7 +38,7 @@ struct btree_value_type {
 };
 
 struct btree_info {
-	struct tm *tm;
+	struct tx_manager *tm;
 	unsigned levels; /* 1 or 2 */
 	struct btree_value_type value_type; /* of the last level */
 };

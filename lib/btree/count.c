@@ -12,7 +12,7 @@
  *
  * Cost: O(nodes + values); one read lock per level of the current path.
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/node.h"

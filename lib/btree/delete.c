@@ -10,7 +10,7 @@
  * -EILSEQ instead of recursing. Every visit drops one reference, so the
  * whole delete costs O(sum of the tree's references) whatever the input.
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/node.h"

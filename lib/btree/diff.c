@@ -1,8 +1,7 @@
 /*
  * Lock-step walk of two btrees (diff.h explains the method and its cost).
  */
-#include <errno.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/diff.h"
@@ -421,22 +420,29 @@ int btree_diff(struct btree_info *info, uint64_t a, uint64_t b, uint64_t begin, 
 	       bool expand_same, const struct btree_diff_ops *ops, void *ctx, uint64_t *next)
 {
 	struct level lv;
-	struct diff d = { .ops = ops, .ctx = ctx, .expand_same = expand_same, .p = begin,
-			  .end = end };
-	int r = level_init(&lv, info, 0);
+	/* On the heap: two paths of frames are 2.5 KiB, too much for a
+	 * kernel stack frame. */
+	struct diff *d = thinp_os_zalloc(sizeof(*d));
+	int r;
 
-	d.s[0].lv = d.s[1].lv = &lv;
-	d.s[0].top = d.s[1].top = -1;
+	if (!d)
+		return -ENOMEM;
+	*d = (struct diff){ .ops = ops, .ctx = ctx, .expand_same = expand_same, .p = begin,
+			    .end = end };
+	r = level_init(&lv, info, 0);
+	d->s[0].lv = d->s[1].lv = &lv;
+	d->s[0].top = d->s[1].top = -1;
 	if (!r)
-		r = seek(&d.s[0], a, begin);
+		r = seek(&d->s[0], a, begin);
 	if (!r)
-		r = seek(&d.s[1], b, begin);
-	while (!r && (entry_height(&d, &d.s[0]) > -2 || entry_height(&d, &d.s[1]) > -2))
-		r = step(&d);
-	if (!r && d.p < end)
-		d.p = end;
-	*next = d.p;
-	side_release(&d.s[0]);
-	side_release(&d.s[1]);
+		r = seek(&d->s[1], b, begin);
+	while (!r && (entry_height(d, &d->s[0]) > -2 || entry_height(d, &d->s[1]) > -2))
+		r = step(d);
+	if (!r && d->p < end)
+		d->p = end;
+	*next = d->p;
+	side_release(&d->s[0]);
+	side_release(&d->s[1]);
+	thinp_os_free(d);
 	return r < 0 ? r : r > 0;
 }

@@ -36,8 +36,7 @@
 #ifndef THINP_BTREE_DIFF_H
 #define THINP_BTREE_DIFF_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include "btree/btree.h"
 

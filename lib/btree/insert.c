@@ -12,7 +12,7 @@
  *
  * Cost: O(depth) node visits per level, plus O(1) new blocks per split.
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/split.h"

@@ -8,7 +8,7 @@
  * tree, each subtree root; for a last-level leaf, each value through the
  * value type's inc (data blocks for the mapping tree, nothing for details).
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/node.h"

@@ -6,7 +6,7 @@
  * A multi-level lookup resolves keys[0..levels-2] exactly, each giving the
  * root of the next level's tree, then works in the last level's tree.
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/node.h"

@@ -11,7 +11,7 @@
  * depends on the tree (expected value size, rule 6) is checked per level in
  * level.c; what spans nodes (rules 8-11) by btree_count_blocks.
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/node.h"
@@ -207,29 +207,59 @@ bool node_same_kind(const void *a, const void *b)
 	       node_max(a) == node_max(b);
 }
 
-/* Room for every entry of three full nodes: the most node_redistribute is
- * ever asked to move (3 * 4064 bytes of keys and values). */
-#define GATHER_BYTES (3u * (THINP_BLOCK_SIZE - BTREE_HEADER_SIZE))
+/* Move k entries across the boundary between neighbours l and r: the last
+ * k of l to the front of r (k > 0), or the first -k of r to the end of l
+ * (k < 0). The receiver must have room, the sender the entries. */
+static void move_across(void *l, void *r, int64_t k)
+{
+	uint32_t nl = node_nr(l), nr = node_nr(r), vs = node_vsize(l);
+	uint32_t u = (uint32_t)(k < 0 ? -k : k);
 
+	if (k > 0) {
+		memmove(key_ptr(r, u), key_ptr(r, 0), 8u * nr);
+		memmove(node_value(r, u), node_value(r, 0), (size_t)vs * nr);
+		memcpy(key_ptr(r, 0), key_ptr(l, nl - u), 8u * u);
+		memcpy(node_value(r, 0), node_value(l, nl - u), (size_t)vs * u);
+		node_set_nr(l, nl - u);
+		node_set_nr(r, nr + u);
+	} else if (k < 0) {
+		memcpy(key_ptr(l, nl), key_ptr(r, 0), 8u * u);
+		memcpy(node_value(l, nl), node_value(r, 0), (size_t)vs * u);
+		node_set_nr(l, nl + u);
+		node_delete_at(r, 0, u);
+	}
+}
+
+/*
+ * In place, entry moves between neighbours only (a gather buffer for three
+ * nodes would be 24 KiB of stack, more than a kernel thread has). flow[j]
+ * is what must cross the boundary after node j, rightwards when positive.
+ * Order, so that no node ever holds more than max_entries (it never holds
+ * more than at the start or at the end): first what the middle node gives
+ * away, as far as it holds it; then what it receives; then the rest of
+ * what it gives. The end nodes are only ever on one boundary.
+ */
 void node_redistribute(void **nodes, unsigned count, const uint32_t *targets)
 {
-	uint8_t keys[GATHER_BYTES], values[GATHER_BYTES];
-	uint32_t vs = node_vsize(nodes[0]), total = 0, pos = 0, nr;
-	unsigned j;
+	int64_t flow[2] = { 0, 0 }, left = 0, want = 0, k;
+	unsigned j, pass;
 
-	/* Gather every entry in order, then deal them out again: simpler than
-	 * pairwise shifts, and the total is bounded by three nodes. */
-	for (j = 0; j < count; j++) {
-		nr = node_nr(nodes[j]);
-		memcpy(keys + 8u * total, key_ptr(nodes[j], 0), 8u * nr);
-		memcpy(values + (size_t)vs * total, node_value(nodes[j], 0), (size_t)vs * nr);
-		total += nr;
+	for (j = 0; j + 1 < count; j++) {
+		left += node_nr(nodes[j]);
+		want += targets[j];
+		flow[j] = left - want;
 	}
-	for (j = 0; j < count; j++) {
-		nr = targets[j];
-		memcpy(key_ptr(nodes[j], 0), keys + 8u * pos, 8u * nr);
-		memcpy(node_value(nodes[j], 0), values + (size_t)vs * pos, (size_t)vs * nr);
-		node_set_nr(nodes[j], nr);
-		pos += nr;
+	for (pass = 0; pass < 3; pass++) {
+		for (j = 0; j + 1 < count; j++) {
+			bool gives = count == 3 && (j == 0 ? flow[j] < 0 : flow[j] > 0);
+
+			if (gives == (pass == 1))
+				continue;
+			k = flow[j];
+			if (pass == 0 && (k < 0 ? -k : k) > node_nr(nodes[1]))
+				k = k < 0 ? -(int64_t)node_nr(nodes[1]) : node_nr(nodes[1]);
+			move_across(nodes[j], nodes[j + 1], k);
+			flow[j] -= k;
+		}
 	}
 }

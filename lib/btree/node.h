@@ -12,9 +12,7 @@
 #ifndef THINP_BTREE_NODE_H
 #define THINP_BTREE_NODE_H
 
-#include <stdbool.h>
-#include <stdint.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "btree/btree.h"
 #include "util/compiler.h"
@@ -135,7 +133,7 @@ void node_redistribute(void **nodes, unsigned count, const uint32_t *targets);
  */
 struct level {
 	struct btree_info *info;
-	struct tm *tm;
+	struct tx_manager *tm;
 	unsigned level;
 	bool last;
 	uint32_t leaf_vsize;

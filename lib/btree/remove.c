@@ -15,7 +15,7 @@
  * Cost: O(depth) node visits per descent; a range of n keys costs about
  * n / (max/3) descents.
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/split.h"

@@ -19,7 +19,7 @@
  * their counts are unchanged; if it was shared, the shadow already took the
  * extra references its copy needed).
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/split.h"

@@ -9,7 +9,7 @@
  * parents) is reported on its second visit, and descents are bounded in
  * depth; the walk therefore ends after O(nodes) visits whatever the input.
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "btree/node.h"

@@ -2,10 +2,7 @@
  * The catalog's public functions over its in-memory table: entries sorted by
  * id in one array (a pool has few devices; lookups are binary searches).
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/random.h>
+#include "os/os.h"
 
 #include <libthinp/thin.h>
 
@@ -17,7 +14,7 @@ int catalog_table_append(struct catalog_table *t, const thinp_catalog_entry *e)
 {
 	if (t->n == t->cap) {
 		uint64_t cap = t->cap ? t->cap * 2 : 8;
-		thinp_catalog_entry *ne = realloc(t->e, cap * sizeof(*ne));
+		thinp_catalog_entry *ne = thinp_os_realloc(t->e, t->cap * sizeof(*ne), cap * sizeof(*ne));
 
 		if (!ne)
 			return -ENOMEM;
@@ -83,16 +80,16 @@ int thinp_catalog_open(thinp_catalog **out, thinp_io *io, uint32_t flags)
 
 	if (!out || !io || flags)
 		return -EINVAL;
-	cat = calloc(1, sizeof(*cat));
+	cat = thinp_os_zalloc(sizeof(*cat));
 	if (!cat)
 		return -ENOMEM;
 	cat->io = io;
 	r = catalog_store_load(io, &cat->table, &cat->last);
-	if (!r && pthread_mutex_init(&cat->lock, NULL))
+	if (!r && thinp_os_mutex_init(&cat->lock))
 		r = -ENOMEM;
 	if (r) {
-		free(cat->table.e);
-		free(cat);
+		thinp_os_free(cat->table.e);
+		thinp_os_free(cat);
 		return r;
 	}
 	*out = cat;
@@ -103,9 +100,9 @@ void thinp_catalog_close(thinp_catalog *cat)
 {
 	if (!cat)
 		return;
-	pthread_mutex_destroy(&cat->lock);
-	free(cat->table.e);
-	free(cat);
+	thinp_os_mutex_destroy(&cat->lock);
+	thinp_os_free(cat->table.e);
+	thinp_os_free(cat);
 }
 
 /* Copy out the entry at the lower bound of @id; @exact: it must be @id. */
@@ -116,11 +113,11 @@ static int lookup(thinp_catalog *cat, uint64_t id, int exact, thinp_catalog_entr
 
 	if (!cat || !out || out->struct_size < 8)
 		return -EINVAL;
-	pthread_mutex_lock(&cat->lock);
+	thinp_os_mutex_lock(&cat->lock);
 	i = table_lower_bound(&cat->table, id);
 	if (i < cat->table.n && (!exact || cat->table.e[i].id == id))
 		r = entry_out(&cat->table.e[i], out);
-	pthread_mutex_unlock(&cat->lock);
+	thinp_os_mutex_unlock(&cat->lock);
 	return r;
 }
 
@@ -154,7 +151,7 @@ static int table_put(struct catalog_table *t, const thinp_catalog_entry *e)
 
 static int put(thinp_catalog *cat, const thinp_catalog_entry *in, const thinp_thin_status *st)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 	int r = e ? entry_in(in, e) : -ENOMEM;
 
 	if (!r && st) {
@@ -162,11 +159,11 @@ static int put(thinp_catalog *cat, const thinp_catalog_entry *in, const thinp_th
 		e->birth_transaction = st->transaction_id;
 	}
 	if (!r) {
-		pthread_mutex_lock(&cat->lock);
+		thinp_os_mutex_lock(&cat->lock);
 		r = table_put(&cat->table, e);
-		pthread_mutex_unlock(&cat->lock);
+		thinp_os_mutex_unlock(&cat->lock);
 	}
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -195,7 +192,7 @@ int thinp_catalog_inherit(thinp_catalog *cat, uint64_t origin_id, thinp_catalog_
 
 	if (!cat || !out || out->struct_size < 8)
 		return -EINVAL;
-	e = malloc(sizeof(*e));
+	e = thinp_os_alloc(sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	e->struct_size = sizeof(*e);
@@ -211,7 +208,7 @@ int thinp_catalog_inherit(thinp_catalog *cat, uint64_t origin_id, thinp_catalog_
 	}
 	if (!r)
 		entry_out(e, out);
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -222,13 +219,13 @@ int thinp_catalog_remove(thinp_catalog *cat, uint64_t id)
 
 	if (!cat)
 		return -EINVAL;
-	pthread_mutex_lock(&cat->lock);
+	thinp_os_mutex_lock(&cat->lock);
 	i = table_lower_bound(&cat->table, id);
 	if (i < cat->table.n && cat->table.e[i].id == id) {
 		table_delete(&cat->table, i);
 		r = 0;
 	}
-	pthread_mutex_unlock(&cat->lock);
+	thinp_os_mutex_unlock(&cat->lock);
 	return r;
 }
 
@@ -252,9 +249,9 @@ int thinp_catalog_reconcile(thinp_catalog *cat, thinp_pool *pool)
 
 	if (!cat || !pool)
 		return -EINVAL;
-	pthread_mutex_lock(&cat->lock);
+	thinp_os_mutex_lock(&cat->lock);
 	/* Decide for every entry first, so an I/O error drops nothing. */
-	stale = calloc(cat->table.n ? cat->table.n : 1, 1);
+	stale = thinp_os_zalloc_array(cat->table.n ? cat->table.n : 1, 1);
 	if (!stale)
 		r = -ENOMEM;
 	for (i = 0; !r && i < cat->table.n; i++) {
@@ -273,8 +270,8 @@ int thinp_catalog_reconcile(thinp_catalog *cat, thinp_pool *pool)
 	}
 	if (!r)
 		cat->table.n = kept;
-	pthread_mutex_unlock(&cat->lock);
-	free(stale);
+	thinp_os_mutex_unlock(&cat->lock);
+	thinp_os_free(stale);
 	return r ? r : dropped;
 }
 
@@ -284,9 +281,9 @@ int thinp_catalog_commit(thinp_catalog *cat, uint64_t pool_transaction_id)
 
 	if (!cat)
 		return -EINVAL;
-	pthread_mutex_lock(&cat->lock);
+	thinp_os_mutex_lock(&cat->lock);
 	r = catalog_store_commit(cat->io, &cat->table, &cat->last, pool_transaction_id);
-	pthread_mutex_unlock(&cat->lock);
+	thinp_os_mutex_unlock(&cat->lock);
 	return r;
 }
 
@@ -294,9 +291,9 @@ uint64_t thinp_catalog_transaction_id(thinp_catalog *cat)
 {
 	uint64_t id;
 
-	pthread_mutex_lock(&cat->lock);
+	thinp_os_mutex_lock(&cat->lock);
 	id = cat->last.transaction_id;
-	pthread_mutex_unlock(&cat->lock);
+	thinp_os_mutex_unlock(&cat->lock);
 	return id;
 }
 
@@ -304,9 +301,9 @@ uint64_t thinp_catalog_count(thinp_catalog *cat)
 {
 	uint64_t n;
 
-	pthread_mutex_lock(&cat->lock);
+	thinp_os_mutex_lock(&cat->lock);
 	n = cat->table.n;
-	pthread_mutex_unlock(&cat->lock);
+	thinp_os_mutex_unlock(&cat->lock);
 	return n;
 }
 
@@ -317,16 +314,10 @@ int thinp_catalog_new_guid(uint8_t guid[16])
 	if (!guid)
 		return -EINVAL;
 	do {
-		size_t got = 0;
+		int r = thinp_os_random_bytes(guid, 16);
 
-		while (got < 16) {
-			ssize_t n = getrandom(guid + got, 16 - got, 0);
-
-			if (n < 0 && errno != EINTR)
-				return -errno;
-			if (n > 0)
-				got += (size_t)n;
-		}
+		if (r)
+			return r;
 	} while (!memcmp(guid, zero, 16));
 	return 0;
 }

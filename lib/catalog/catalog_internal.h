@@ -33,7 +33,7 @@ struct catalog_table {
 
 struct thinp_catalog {
 	thinp_io *io;          /* borrowed */
-	pthread_mutex_t lock;  /* guards every field below */
+	thinp_os_mutex lock;   /* guards every field below */
 	struct catalog_table table;
 	struct catalog_commit last;
 };

@@ -9,16 +9,13 @@
  * the device is deleted. A crash between the two leaves a device without an
  * entry, never an entry describing another device.
  */
-#include <ctype.h>
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
+#include "os/os.h"
 
 #include <libthinp/catalog.h>
 #include <libthinp/meta.h>
 #include <libthinp/pool.h>
 #include "catalog/catalog_internal.h"
+#include "util/parse.h"
 
 #define MSG_WORDS 4
 #define MSG_LINE 256
@@ -32,31 +29,20 @@ struct msg {
 /* Split @text on blanks (a trailing newline is a blank). */
 static int split(const char *text, struct msg *m)
 {
-	char *p, *save;
-
 	if (strlen(text) >= sizeof(m->buf))
 		return -EINVAL;
 	strcpy(m->buf, text);
-	m->n = 0;
-	for (p = strtok_r(m->buf, " \t\r\n", &save); p; p = strtok_r(NULL, " \t\r\n", &save)) {
-		if (m->n == MSG_WORDS)
-			return -EINVAL;
-		m->w[m->n++] = p;
-	}
-	return m->n ? 0 : -EINVAL;
+	m->n = parse_split_words(m->buf, " \t\r\n", m->w, MSG_WORDS);
+	return m->n > 0 ? 0 : -EINVAL;
 }
 
 /* A decimal number as the kernel reads it (kstrtoull, base 10); above
  * @max is -EINVAL too, as the kernel's invalid device id. */
 static int number(const char *s, uint64_t max, uint64_t *out)
 {
-	char *end;
+	const char *end;
 
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return *end || errno || *out > max ? -EINVAL : 0;
+	return parse_decimal_u64(s, &end, out) || *end || *out > max ? -EINVAL : 0;
 }
 
 /* Bytes, with an optional k/m/g/t suffix (powers of 1024); a positive
@@ -64,15 +50,10 @@ static int number(const char *s, uint64_t max, uint64_t *out)
 static int size_arg(const char *s, uint64_t *out)
 {
 	static const char units[] = "kmgt";
-	const char *u;
-	char *end;
+	const char *u, *end;
 	uint64_t v;
 
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
+	if (parse_decimal_u64(s, &end, &v))
 		return -EINVAL;
 	if (*end) {
 		if (end[1] || !(u = strchr(units, *end | 0x20)))
@@ -109,7 +90,7 @@ static int record(thinp_catalog *cat, thinp_pool *pool, uint64_t id, thinp_catal
 
 static thinp_catalog_entry *entry_new(void)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 
 	if (e)
 		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
@@ -131,7 +112,7 @@ static int create_thin(thinp_catalog *cat, thinp_pool *pool, uint64_t id, uint64
 		r = thinp_pool_create_thin(pool, id);
 	if (!r)
 		r = record(cat, pool, id, e);
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -160,7 +141,7 @@ static int create_snap(thinp_catalog *cat, thinp_pool *pool, uint64_t id, uint64
 		r = thinp_pool_create_snap(pool, id, origin);
 	if (!r)
 		r = record(cat, pool, id, e);
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -263,12 +244,12 @@ int thinp_catalog_message(thinp_catalog *cat, thinp_pool *pool, const char *msg,
 
 	if (!cat || !pool || !msg)
 		return -EINVAL;
-	m = malloc(sizeof(*m));
+	m = thinp_os_alloc(sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	r = split(msg, m);
 	if (!r)
 		r = run(cat, pool, m, default_size);
-	free(m);
+	thinp_os_free(m);
 	return r;
 }

@@ -11,10 +11,7 @@
  * lands whole or not at all: after a crash the live header, or the new one
  * pointing at entries that were flushed before it, is the newest valid one.
  */
-#include <errno.h>
-#include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "catalog/catalog_internal.h"
@@ -180,7 +177,7 @@ static void build_header(unsigned char *b, const struct header *h)
 
 static void table_clear(struct catalog_table *t)
 {
-	free(t->e);
+	thinp_os_free(t->e);
 	*t = (struct catalog_table){ 0 };
 }
 
@@ -189,7 +186,7 @@ static int decode_payload(const unsigned char *p, const struct header *h,
 			  struct catalog_table *t)
 {
 	uint64_t pos = 0, len;
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 	int r = e ? 0 : -ENOMEM;
 
 	for (uint32_t i = 0; !r && i < h->count; i++) {
@@ -202,7 +199,7 @@ static int decode_payload(const unsigned char *p, const struct header *h,
 	}
 	if (!r && pos != h->plen)
 		r = -EILSEQ;
-	free(e);
+	thinp_os_free(e);
 	if (r)
 		table_clear(t);
 	return r;
@@ -221,7 +218,7 @@ static int load_payload(thinp_io *io, uint64_t dev_size, const struct header *h,
 	if (h->poff < CAT_PAYLOAD_START || h->poff % CAT_ALIGN || h->poff > dev_size ||
 	    padded > dev_size - h->poff || h->plen > SIZE_MAX)
 		return -EILSEQ;
-	p = malloc(padded);
+	p = thinp_os_alloc(padded);
 	if (!p)
 		return -ENOMEM;
 	r = thinp_io_read(io, p, padded, h->poff, 0);
@@ -229,7 +226,7 @@ static int load_payload(thinp_io *io, uint64_t dev_size, const struct header *h,
 		r = -EILSEQ;
 	if (!r)
 		r = decode_payload(p, h, t);
-	free(p);
+	thinp_os_free(p);
 	return r;
 }
 
@@ -251,7 +248,7 @@ int catalog_store_load(thinp_io *io, struct catalog_table *t, struct catalog_com
 		return r;
 	if (size < CAT_PAYLOAD_START)
 		return -EILSEQ;
-	b = malloc(CAT_PAYLOAD_START);
+	b = thinp_os_alloc(CAT_PAYLOAD_START);
 	if (!b)
 		return -ENOMEM;
 	r = thinp_io_read(io, b, CAT_PAYLOAD_START, 0, 0);
@@ -288,7 +285,7 @@ int catalog_store_load(thinp_io *io, struct catalog_table *t, struct catalog_com
 		}
 	}
 out:
-	free(b);
+	thinp_os_free(b);
 	return r;
 }
 
@@ -299,7 +296,7 @@ static int encode_payload(const struct catalog_table *t, unsigned char **out, ui
 
 	for (uint64_t i = 0; i < t->n; i++)
 		total += record_len(&t->e[i]);
-	p = calloc(1, round_up(total, CAT_ALIGN) ? round_up(total, CAT_ALIGN) : 1);
+	p = thinp_os_zalloc(round_up(total, CAT_ALIGN) ? round_up(total, CAT_ALIGN) : 1);
 	if (!p)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < t->n; i++) {
@@ -348,7 +345,7 @@ int catalog_store_commit(thinp_io *io, const struct catalog_table *t,
 	h.trans = transaction_id;
 	h.count = (uint32_t)t->n;
 	h.pcrc = crc32c(p, h.plen);
-	b = malloc(CAT_SLOT_BYTES);
+	b = thinp_os_alloc(CAT_SLOT_BYTES);
 	r = b ? 0 : -ENOMEM;
 	if (!r)
 		r = ensure_size(io, h.plen ? h.poff + padded : CAT_PAYLOAD_START);
@@ -364,7 +361,7 @@ int catalog_store_commit(thinp_io *io, const struct catalog_table *t,
 		r = thinp_io_flush(io);
 	if (!r)
 		commit_from(last, slot, &h);
-	free(b);
-	free(p);
+	thinp_os_free(b);
+	thinp_os_free(p);
 	return r;
 }

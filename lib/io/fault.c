@@ -22,11 +22,7 @@
  * including the call to the lower device: the wrapper is a test tool, and
  * serializing makes its outcomes deterministic for a given seed.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/testing.h>
 #include "util/compiler.h"
@@ -53,7 +49,7 @@ struct rule {
 };
 
 struct thinp_io_fault {
-	pthread_mutex_t lock; /* guards every field below */
+	thinp_os_mutex lock; /* guards every field below */
 	int refs;             /* the wrapper handle and the control object */
 	thinp_io *lower;      /* borrowed */
 	uint32_t tear_unit;   /* granularity at which a write may tear */
@@ -88,18 +84,18 @@ static uint64_t rng_next(uint64_t *s)
 
 static void lock_state(const thinp_io_fault *f)
 {
-	pthread_mutex_lock((pthread_mutex_t *)&f->lock);
+	thinp_os_mutex_lock((thinp_os_mutex *)&f->lock);
 }
 
 static void unlock_state(const thinp_io_fault *f)
 {
-	pthread_mutex_unlock((pthread_mutex_t *)&f->lock);
+	thinp_os_mutex_unlock((thinp_os_mutex *)&f->lock);
 }
 
 static void drop_pending(thinp_io_fault *f)
 {
 	for (size_t i = 0; i < f->nr_pending; i++)
-		free(f->pending[i].data);
+		thinp_os_free(f->pending[i].data);
 	f->nr_pending = 0;
 }
 
@@ -113,10 +109,10 @@ static void unref(thinp_io_fault *f)
 	if (!last)
 		return;
 	drop_pending(f);
-	free(f->pending);
-	free(f->rules);
-	pthread_mutex_destroy(&f->lock);
-	free(f);
+	thinp_os_free(f->pending);
+	thinp_os_free(f->rules);
+	thinp_os_mutex_destroy(&f->lock);
+	thinp_os_free(f);
 }
 
 static bool overlaps(uint64_t a_off, uint64_t a_len, uint64_t b_off, uint64_t b_len)
@@ -202,7 +198,7 @@ static int apply_pending(thinp_io_fault *f)
 	if (!i)
 		return r;
 	for (size_t j = 0; j < i; j++)
-		free(f->pending[j].data);
+		thinp_os_free(f->pending[j].data);
 	memmove(f->pending, f->pending + i, (f->nr_pending - i) * sizeof(*f->pending));
 	f->nr_pending -= i;
 	return r;
@@ -281,7 +277,7 @@ static int push_pending(thinp_io_fault *f, unsigned kind, const void *buf,
 
 	if (f->nr_pending == f->cap_pending) {
 		size_t cap = f->cap_pending ? 2 * f->cap_pending : 64;
-		struct pending *n = realloc(f->pending, cap * sizeof(*n));
+		struct pending *n = thinp_os_realloc(f->pending, f->cap_pending * sizeof(*n), cap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
@@ -290,7 +286,7 @@ static int push_pending(thinp_io_fault *f, unsigned kind, const void *buf,
 	}
 	if (kind == THINP_IO_KIND_WRITE) {
 		/* Aligned so that an O_DIRECT device below needs no bounce. */
-		if (len > SIZE_MAX || posix_memalign((void **)&p.data, 4096, len))
+		if (len > SIZE_MAX || !(p.data = thinp_os_alloc_aligned(len, 4096)))
 			return -ENOMEM;
 		memcpy(p.data, buf, len);
 	}
@@ -404,7 +400,7 @@ static void clip_pending(thinp_io_fault *f, uint64_t size)
 		struct pending *p = &f->pending[i];
 
 		if (p->off >= size) {
-			free(p->data);
+			thinp_os_free(p->data);
 			continue;
 		}
 		p->len = THINP_MIN(p->len, size - p->off);
@@ -455,10 +451,10 @@ int thinp_io_open_fault(thinp_io **out, thinp_io_fault **fault, thinp_io *lower,
 		*fault = NULL;
 	if (!lower || (flags & ~(uint32_t)THINP_IO_RDONLY))
 		return -EINVAL;
-	f = calloc(1, sizeof(*f));
+	f = thinp_os_zalloc(sizeof(*f));
 	if (!f)
 		return -ENOMEM;
-	pthread_mutex_init(&f->lock, NULL);
+	thinp_os_mutex_init(&f->lock);
 	f->lower = lower;
 	f->refs = fault ? 2 : 1;
 	f->tear_unit = THINP_MAX(SECTOR, thinp_io_align(lower));
@@ -477,8 +473,8 @@ int thinp_io_open_fault(thinp_io **out, thinp_io_fault **fault, thinp_io *lower,
 	ops.lock = fault_lock;
 	r = thinp_io_new(out, &ops, f, flags);
 	if (r) {
-		pthread_mutex_destroy(&f->lock);
-		free(f);
+		thinp_os_mutex_destroy(&f->lock);
+		thinp_os_free(f);
 		return r;
 	}
 	if (fault)
@@ -499,7 +495,7 @@ static int add_rule(thinp_io_fault *f, const struct rule *ru)
 	lock_state(f);
 	if (f->nr_rules == f->cap_rules) {
 		size_t cap = f->cap_rules ? 2 * f->cap_rules : 8;
-		struct rule *n = realloc(f->rules, cap * sizeof(*n));
+		struct rule *n = thinp_os_realloc(f->rules, f->cap_rules * sizeof(*n), cap * sizeof(*n));
 
 		if (n) {
 			f->rules = n;

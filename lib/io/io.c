@@ -15,11 +15,7 @@
  * on a backend without THINP_IO_CAP_FUA is emulated: the request goes down
  * without it and a flush follows.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/io.h>
 #include "io/io_internal.h"
@@ -34,10 +30,10 @@ struct thinp_io {
 	uint32_t flags;
 	uint32_t align;
 	bool serialize;
-	pthread_mutex_t serial;   /* guards backend calls when serialize is set */
-	pthread_mutex_t size_lock; /* guards size */
+	thinp_os_mutex serial;    /* guards backend calls when serialize is set */
+	thinp_os_mutex size_lock; /* guards size */
 	uint64_t size;
-	pthread_mutex_t owner_lock; /* guards owned, held across ops.lock */
+	thinp_os_mutex owner_lock; /* guards owned, held across ops.lock */
 	bool owned;                 /* THINP_IO_LOCK_EXCLUSIVE is held */
 };
 
@@ -61,9 +57,9 @@ static int read_ops(thinp_io_ops *dst, const thinp_io_ops *src)
 
 static void destroy_locks(thinp_io *io)
 {
-	pthread_mutex_destroy(&io->serial);
-	pthread_mutex_destroy(&io->size_lock);
-	pthread_mutex_destroy(&io->owner_lock);
+	thinp_os_mutex_destroy(&io->serial);
+	thinp_os_mutex_destroy(&io->size_lock);
+	thinp_os_mutex_destroy(&io->owner_lock);
 }
 
 int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx, uint32_t flags)
@@ -76,12 +72,12 @@ int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx, uint32_t fl
 	*out = NULL;
 	if (flags & ~(uint32_t)THINP_IO_RDONLY)
 		return -EINVAL;
-	io = calloc(1, sizeof(*io));
+	io = thinp_os_zalloc(sizeof(*io));
 	if (!io)
 		return -ENOMEM;
 	r = read_ops(&io->ops, ops);
 	if (r) {
-		free(io);
+		thinp_os_free(io);
 		return r;
 	}
 	/* Capability bits for callbacks that are absent are meaningless. */
@@ -93,13 +89,13 @@ int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx, uint32_t fl
 	io->flags = flags;
 	io->align = io->ops.align ? io->ops.align : 1;
 	io->serialize = !(io->ops.caps & THINP_IO_CAP_THREADSAFE);
-	pthread_mutex_init(&io->serial, NULL);
-	pthread_mutex_init(&io->size_lock, NULL);
-	pthread_mutex_init(&io->owner_lock, NULL);
+	thinp_os_mutex_init(&io->serial);
+	thinp_os_mutex_init(&io->size_lock);
+	thinp_os_mutex_init(&io->owner_lock);
 	r = io->ops.size(ctx, &io->size);
 	if (r) {
 		destroy_locks(io);
-		free(io);
+		thinp_os_free(io);
 		return r;
 	}
 	*out = io;
@@ -116,19 +112,19 @@ void thinp_io_close(thinp_io *io)
 	if (io->ops.close)
 		io->ops.close(io->ctx);
 	destroy_locks(io);
-	free(io);
+	thinp_os_free(io);
 }
 
 static void enter(thinp_io *io)
 {
 	if (io->serialize)
-		pthread_mutex_lock(&io->serial);
+		thinp_os_mutex_lock(&io->serial);
 }
 
 static void leave(thinp_io *io)
 {
 	if (io->serialize)
-		pthread_mutex_unlock(&io->serial);
+		thinp_os_mutex_unlock(&io->serial);
 }
 
 int thinp_io_size(thinp_io *io, uint64_t *bytes)
@@ -143,9 +139,9 @@ int thinp_io_size(thinp_io *io, uint64_t *bytes)
 	leave(io);
 	if (r)
 		return r;
-	pthread_mutex_lock(&io->size_lock);
+	thinp_os_mutex_lock(&io->size_lock);
 	io->size = size;
-	pthread_mutex_unlock(&io->size_lock);
+	thinp_os_mutex_unlock(&io->size_lock);
 	*bytes = size;
 	return 0;
 }
@@ -154,9 +150,9 @@ static bool in_range(thinp_io *io, uint64_t len, uint64_t off)
 {
 	bool ok;
 
-	pthread_mutex_lock(&io->size_lock);
+	thinp_os_mutex_lock(&io->size_lock);
 	ok = off <= io->size && len <= io->size - off;
-	pthread_mutex_unlock(&io->size_lock);
+	thinp_os_mutex_unlock(&io->size_lock);
 	return ok;
 }
 
@@ -288,7 +284,7 @@ static int write_zeroes_by_writing(thinp_io *io, uint64_t len, uint64_t off)
 	int r = 0;
 
 	/* Aligned so that O_DIRECT-style backends accept it. */
-	if (posix_memalign(&zero, THINP_MAX(io->align, 4096u), chunk))
+	if (!(zero = thinp_os_alloc_aligned(chunk, THINP_MAX(io->align, 4096u))))
 		return -ENOMEM;
 	memset(zero, 0, chunk);
 	while (len && !r) {
@@ -300,7 +296,7 @@ static int write_zeroes_by_writing(thinp_io *io, uint64_t len, uint64_t off)
 		len -= n;
 		off += n;
 	}
-	free(zero);
+	thinp_os_free(zero);
 	return r;
 }
 
@@ -366,7 +362,7 @@ int thinp_io_lock(thinp_io *io, uint32_t how)
 		return -EINVAL;
 	if (how == THINP_IO_LOCK_EXCLUSIVE && (io->flags & THINP_IO_RDONLY))
 		return -EROFS;
-	pthread_mutex_lock(&io->owner_lock);
+	thinp_os_mutex_lock(&io->owner_lock);
 	if (how == THINP_IO_LOCK_EXCLUSIVE && io->owned) {
 		r = -EBUSY;
 	} else if (io->owned != (how == THINP_IO_LOCK_EXCLUSIVE)) {
@@ -378,7 +374,7 @@ int thinp_io_lock(thinp_io *io, uint32_t how)
 		if (!r)
 			io->owned = how == THINP_IO_LOCK_EXCLUSIVE;
 	}
-	pthread_mutex_unlock(&io->owner_lock);
+	thinp_os_mutex_unlock(&io->owner_lock);
 	return r;
 }
 

@@ -2,7 +2,7 @@
 #ifndef THINP_IO_INTERNAL_H
 #define THINP_IO_INTERNAL_H
 
-#include <stdbool.h>
+#include "os/os.h"
 #include <libthinp/io.h>
 #include "util/compiler.h"
 

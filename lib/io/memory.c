@@ -4,15 +4,12 @@
  * parallel, so it declares itself thread-safe. Resize reallocates the buffer
  * under the write lock, which is why even size() takes the lock.
  */
-#include <errno.h>
-#include <pthread.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/io.h>
 
 struct memdev {
-	pthread_rwlock_t lock; /* guards size and bytes[] (resize moves it) */
+	thinp_os_rwlock lock; /* guards size and bytes[] (resize moves it) */
 	uint64_t size;
 	unsigned char *bytes;
 };
@@ -21,9 +18,9 @@ static int mem_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t f
 {
 	struct memdev *m = ctx;
 
-	pthread_rwlock_rdlock(&m->lock);
+	thinp_os_rwlock_read_lock(&m->lock);
 	memcpy(buf, m->bytes + off, len);
-	pthread_rwlock_unlock(&m->lock);
+	thinp_os_rwlock_read_unlock(&m->lock);
 	return 0;
 }
 
@@ -32,9 +29,9 @@ static int mem_write(void *ctx, const void *buf, uint64_t len, uint64_t off,
 {
 	struct memdev *m = ctx;
 
-	pthread_rwlock_wrlock(&m->lock);
+	thinp_os_rwlock_write_lock(&m->lock);
 	memcpy(m->bytes + off, buf, len);
-	pthread_rwlock_unlock(&m->lock);
+	thinp_os_rwlock_write_unlock(&m->lock);
 	return 0;
 }
 
@@ -44,9 +41,9 @@ static int mem_zero(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
 {
 	struct memdev *m = ctx;
 
-	pthread_rwlock_wrlock(&m->lock);
+	thinp_os_rwlock_write_lock(&m->lock);
 	memset(m->bytes + off, 0, len);
-	pthread_rwlock_unlock(&m->lock);
+	thinp_os_rwlock_write_unlock(&m->lock);
 	return 0;
 }
 
@@ -61,9 +58,9 @@ static int mem_size(void *ctx, uint64_t *bytes)
 {
 	struct memdev *m = ctx;
 
-	pthread_rwlock_rdlock(&m->lock);
+	thinp_os_rwlock_read_lock(&m->lock);
 	*bytes = m->size;
-	pthread_rwlock_unlock(&m->lock);
+	thinp_os_rwlock_read_unlock(&m->lock);
 	return 0;
 }
 
@@ -74,17 +71,17 @@ static int mem_resize(void *ctx, uint64_t bytes)
 
 	if (bytes > SIZE_MAX)
 		return -ENOMEM;
-	pthread_rwlock_wrlock(&m->lock);
-	p = realloc(m->bytes, bytes ? bytes : 1);
+	thinp_os_rwlock_write_lock(&m->lock);
+	p = thinp_os_realloc(m->bytes, m->size, bytes ? bytes : 1);
 	if (!p) {
-		pthread_rwlock_unlock(&m->lock);
+		thinp_os_rwlock_write_unlock(&m->lock);
 		return -ENOMEM;
 	}
 	if (bytes > m->size)
 		memset(p + m->size, 0, bytes - m->size);
 	m->bytes = p;
 	m->size = bytes;
-	pthread_rwlock_unlock(&m->lock);
+	thinp_os_rwlock_write_unlock(&m->lock);
 	return 0;
 }
 
@@ -92,9 +89,9 @@ static void mem_close(void *ctx)
 {
 	struct memdev *m = ctx;
 
-	pthread_rwlock_destroy(&m->lock);
-	free(m->bytes);
-	free(m);
+	thinp_os_rwlock_destroy(&m->lock);
+	thinp_os_free(m->bytes);
+	thinp_os_free(m);
 }
 
 int thinp_io_open_memory(thinp_io **out, uint64_t size, uint32_t flags)
@@ -108,16 +105,16 @@ int thinp_io_open_memory(thinp_io **out, uint64_t size, uint32_t flags)
 	*out = NULL;
 	if (size > SIZE_MAX)
 		return -ENOMEM;
-	m = calloc(1, sizeof(*m));
+	m = thinp_os_zalloc(sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->bytes = calloc(1, size ? size : 1);
+	m->bytes = thinp_os_zalloc(size ? size : 1);
 	if (!m->bytes) {
-		free(m);
+		thinp_os_free(m);
 		return -ENOMEM;
 	}
 	m->size = size;
-	pthread_rwlock_init(&m->lock, NULL);
+	thinp_os_rwlock_init(&m->lock);
 	ops.caps = THINP_IO_CAP_DISCARD | THINP_IO_CAP_DISCARD_ZEROES |
 		   THINP_IO_CAP_WRITE_ZEROES | THINP_IO_CAP_THREADSAFE | THINP_IO_CAP_FUA;
 	ops.read = mem_read;

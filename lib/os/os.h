@@ -1,9 +1,10 @@
 /*
- * The OS layer (planned, issue 14): everything the core needs from its host,
- * behind one small internal interface, so that the same lib/ sources build in
- * user space (os_posix.c) and in a Linux kernel module (a kernel backend, next
- * session). Not used by lib/ yet; docs/ARCHITECTURE.md, "OS layer (planned)",
- * says how lib/ will be converted.
+ * The OS layer (issue 14): everything the core needs from its host, behind
+ * one small internal interface, so that the same lib/ sources build in user
+ * space (os_posix.c) and in a Linux kernel module (a kernel backend).
+ * Every lib/ file outside lib/os/ includes this and no libc, pthread or
+ * system header; tests/os/freestanding.sh compiles them all against
+ * os_freestanding.h alone to keep it so (docs/ARCHITECTURE.md, "OS layer").
  *
  * Conventions: fallible functions return 0 or a negative errno; lock, cond,
  * once and thread objects are embedded by value in the caller's structs (their
@@ -12,9 +13,20 @@
  * says otherwise; an object must be initialised before, and not used after
  * its destroy.
  *
+ * The backend header also provides what C and the kernel share, with the C
+ * standard's meaning: the fixed-width integer types and their limits, the
+ * PRI* format macros, size_t, bool, va_list, offsetof, NULL, INT_MAX,
+ * INT_MIN, the E* errno values, memcpy, memmove, memset, memcmp, memchr,
+ * strlen, strcmp, strncmp, strchr, strcpy, strcasecmp, snprintf, isdigit and
+ * isspace. Nothing else of a C library may be used by lib/.
+ *
+ * A backend header may define the lock and unlock functions below itself, as
+ * static inline (they are on every hot path), and then defines
+ * THINP_OS_INLINE_LOCKS so that this header does not declare them.
+ *
  * Backends: THINP_OS_FREESTANDING (the build check: types from the compiler
  * alone, -ffreestanding -nostdinc, compiled but never linked), __KERNEL__
- * (Linux, not written yet), else POSIX.
+ * (Linux: os_linux.c, built into frontends/kernel's thinp.ko), else POSIX.
  */
 #ifndef THINP_OS_OS_H
 #define THINP_OS_OS_H
@@ -22,7 +34,7 @@
 #if defined(THINP_OS_FREESTANDING)
 #include "os/os_freestanding.h"
 #elif defined(__KERNEL__)
-#error "the Linux kernel backend of the OS layer is not written yet"
+#include "os/os_linux.h"
 #else
 #include "os/os_posix.h"
 #endif
@@ -44,22 +56,35 @@ void *thinp_os_realloc(void *p, size_t old_n, size_t n);
 /* Free what any allocator above returned; NULL is ignored. */
 void thinp_os_free(void *p);
 
+/* n zeroed elements of size bytes each, as thinp_os_zalloc; NULL if n * size
+ * overflows (calloc's check). */
+static inline void *thinp_os_zalloc_array(size_t n, size_t size)
+{
+	size_t bytes;
+
+	return __builtin_mul_overflow(n, size, &bytes) ? NULL : thinp_os_zalloc(bytes);
+}
+
 /* ---- mutex ------------------------------------------------------------ */
 
 int thinp_os_mutex_init(thinp_os_mutex *m);
 void thinp_os_mutex_destroy(thinp_os_mutex *m);
+#ifndef THINP_OS_INLINE_LOCKS
 void thinp_os_mutex_lock(thinp_os_mutex *m);
 void thinp_os_mutex_unlock(thinp_os_mutex *m);
+#endif
 
 /* ---- rwlock: writers preferred (a waiting writer blocks new readers, as
  * the kernel's rw_semaphore does), not recursive -------------------------- */
 
 int thinp_os_rwlock_init(thinp_os_rwlock *l);
 void thinp_os_rwlock_destroy(thinp_os_rwlock *l);
+#ifndef THINP_OS_INLINE_LOCKS
 void thinp_os_rwlock_read_lock(thinp_os_rwlock *l);
 void thinp_os_rwlock_read_unlock(thinp_os_rwlock *l);
 void thinp_os_rwlock_write_lock(thinp_os_rwlock *l);
 void thinp_os_rwlock_write_unlock(thinp_os_rwlock *l);
+#endif
 
 /* ---- condition variable (waits on the monotonic clock) ------------------ */
 
@@ -72,6 +97,24 @@ void thinp_os_cond_wait(thinp_os_cond *c, thinp_os_mutex *m);
 int thinp_os_cond_timedwait(thinp_os_cond *c, thinp_os_mutex *m, uint32_t timeout_ms);
 void thinp_os_cond_signal(thinp_os_cond *c);
 void thinp_os_cond_broadcast(thinp_os_cond *c);
+
+/* ---- atomic flag (compiler builtins: the same in every backend) -------- */
+
+/* A bool set from one thread and taken from another without a lock. */
+typedef struct {
+	bool v;
+} thinp_os_atomic_bool;
+
+static inline void thinp_os_atomic_bool_store(thinp_os_atomic_bool *a, bool v)
+{
+	__atomic_store_n(&a->v, v, __ATOMIC_SEQ_CST);
+}
+
+/* Store v and return the value it replaced, in one step. */
+static inline bool thinp_os_atomic_bool_exchange(thinp_os_atomic_bool *a, bool v)
+{
+	return __atomic_exchange_n(&a->v, v, __ATOMIC_SEQ_CST);
+}
 
 /* ---- once ------------------------------------------------------------- */
 
@@ -96,6 +139,24 @@ void thinp_os_thread_join(thinp_os_thread *t);
 /* Nanoseconds on a clock that never goes back (since an arbitrary start). */
 uint64_t thinp_os_monotonic_ns(void);
 
+/* Sleep at least ns nanoseconds (not woken early by signals). May sleep in
+ * the kernel; never called with a lock held. */
+void thinp_os_sleep_ns(uint64_t ns);
+
+/* As thinp_os_cond_wait, until the clock of thinp_os_monotonic_ns reaches
+ * deadline_ns; -ETIMEDOUT once it has (also without waiting, if it had). */
+static inline int thinp_os_cond_wait_until(thinp_os_cond *c, thinp_os_mutex *m,
+					   uint64_t deadline_ns)
+{
+	uint64_t now = thinp_os_monotonic_ns(), ms;
+
+	if (now >= deadline_ns)
+		return -ETIMEDOUT;
+	/* Rounded up: a wait that ended just before the deadline would spin. */
+	ms = (deadline_ns - now + 999999u) / 1000000u;
+	return thinp_os_cond_timedwait(c, m, ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
+}
+
 /* ---- logging ------------------------------------------------------------ */
 
 /* vsnprintf semantics: at most size bytes including the NUL; returns the
@@ -105,6 +166,18 @@ int thinp_os_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
  * space (the library never prints), printk in the kernel. level is a
  * THINP_LOG_* value. */
 void thinp_os_log_default(int level, const char *msg);
+
+/* The host's description of errno value err (positive), for the codes the
+ * library has no meaning of its own for (thinp_strerror); NULL if the host
+ * has none. The text is static: never freed, never overwritten. */
+const char *thinp_os_strerror(int err);
+
+/* ---- random bytes ------------------------------------------------------- */
+
+/* Fill buf with n bytes from the host's cryptographic random source (ids that
+ * must not collide across machines). 0 or a negative errno. May block until
+ * the source is seeded, once, early after boot. */
+int thinp_os_random_bytes(void *buf, size_t n);
 
 /* ---- sorting ------------------------------------------------------------ */
 

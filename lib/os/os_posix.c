@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np, pthread_setname_np */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "os/os.h"
@@ -51,16 +52,6 @@ void thinp_os_mutex_destroy(thinp_os_mutex *m)
 	pthread_mutex_destroy(&m->m);
 }
 
-void thinp_os_mutex_lock(thinp_os_mutex *m)
-{
-	pthread_mutex_lock(&m->m);
-}
-
-void thinp_os_mutex_unlock(thinp_os_mutex *m)
-{
-	pthread_mutex_unlock(&m->m);
-}
-
 int thinp_os_rwlock_init(thinp_os_rwlock *l)
 {
 	pthread_rwlockattr_t attr;
@@ -79,26 +70,6 @@ int thinp_os_rwlock_init(thinp_os_rwlock *l)
 void thinp_os_rwlock_destroy(thinp_os_rwlock *l)
 {
 	pthread_rwlock_destroy(&l->l);
-}
-
-void thinp_os_rwlock_read_lock(thinp_os_rwlock *l)
-{
-	pthread_rwlock_rdlock(&l->l);
-}
-
-void thinp_os_rwlock_read_unlock(thinp_os_rwlock *l)
-{
-	pthread_rwlock_unlock(&l->l);
-}
-
-void thinp_os_rwlock_write_lock(thinp_os_rwlock *l)
-{
-	pthread_rwlock_wrlock(&l->l);
-}
-
-void thinp_os_rwlock_write_unlock(thinp_os_rwlock *l)
-{
-	pthread_rwlock_unlock(&l->l);
 }
 
 int thinp_os_cond_init(thinp_os_cond *c)
@@ -189,6 +160,17 @@ uint64_t thinp_os_monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void thinp_os_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000u),
+		.tv_nsec = (long)(ns % 1000000000u),
+	};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
 int thinp_os_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
 	return vsnprintf(buf, size, fmt, ap);
@@ -201,14 +183,38 @@ void thinp_os_log_default(int level, const char *msg)
 	(void)msg;
 }
 
+const char *thinp_os_strerror(int err)
+{
+	/* strerror() may share one buffer between threads; strerrordesc_np
+	 * (glibc 2.32) returns a static text, NULL for an unknown code. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+	return strerrordesc_np(err);
+#else
+	(void)err;
+	return NULL;
+#endif
+}
+
+int thinp_os_random_bytes(void *buf, size_t n)
+{
+	unsigned char *p = buf;
+
+	/* getrandom returns at most 32 MiB per call, and fewer after a signal. */
+	while (n) {
+		ssize_t got = getrandom(p, n, 0);
+
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += got;
+		n -= (size_t)got;
+	}
+	return 0;
+}
+
 void thinp_os_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
 {
 	qsort(base, n, size, cmp);
-}
-
-thinp_os_crc32c_fn thinp_os_crc32c_accel(void)
-{
-	/* lib/block/crc32c.c still picks SSE4.2 itself; its code moves here
-	 * when lib/ is converted (docs/ARCHITECTURE.md, OS layer). */
-	return NULL;
 }

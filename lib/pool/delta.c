@@ -3,19 +3,19 @@
  * the pool's metadata handle, each batch under md_lock held shared, so that
  * it sees the metadata between two of the pool's changes, as lookups do.
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "pool/pool_internal.h"
 #include "thin/delta_internal.h"
 
 static void md_rdlock(void *pool)
 {
-	pthread_rwlock_rdlock(&((thinp_pool *)pool)->md_lock);
+	thinp_os_rwlock_read_lock(&((thinp_pool *)pool)->md_lock);
 }
 
 static void md_unlock(void *pool)
 {
-	pthread_rwlock_unlock(&((thinp_pool *)pool)->md_lock);
+	thinp_os_rwlock_read_unlock(&((thinp_pool *)pool)->md_lock);
 }
 
 int thinp_pool_delta_open(thinp_delta **out, thinp_pool *pool, uint64_t left, uint64_t right,

@@ -7,8 +7,8 @@
 
 void io_epoch_init(struct io_epoch *e)
 {
-	pthread_mutex_init(&e->lock, NULL);
-	pthread_cond_init(&e->drained, NULL);
+	thinp_os_mutex_init(&e->lock);
+	thinp_os_cond_init(&e->drained);
 	e->cur = e->oldest = 1;
 	e->waiters = 0;
 	for (unsigned i = 0; i < IO_EPOCH_RING; i++)
@@ -17,8 +17,8 @@ void io_epoch_init(struct io_epoch *e)
 
 void io_epoch_destroy(struct io_epoch *e)
 {
-	pthread_cond_destroy(&e->drained);
-	pthread_mutex_destroy(&e->lock);
+	thinp_os_cond_destroy(&e->drained);
+	thinp_os_mutex_destroy(&e->lock);
 }
 
 static unsigned *slot(struct io_epoch *e, uint64_t epoch)
@@ -34,47 +34,47 @@ static void advance_locked(struct io_epoch *e)
 	while (e->oldest < e->cur && *slot(e, e->oldest) == 0)
 		e->oldest++;
 	if (e->oldest != before && e->waiters)
-		pthread_cond_broadcast(&e->drained);
+		thinp_os_cond_broadcast(&e->drained);
 }
 
 uint64_t io_epoch_enter(struct io_epoch *e)
 {
 	uint64_t epoch;
 
-	pthread_mutex_lock(&e->lock);
+	thinp_os_mutex_lock(&e->lock);
 	epoch = e->cur;
 	(*slot(e, epoch))++;
-	pthread_mutex_unlock(&e->lock);
+	thinp_os_mutex_unlock(&e->lock);
 	return epoch;
 }
 
 void io_epoch_leave(struct io_epoch *e, uint64_t epoch)
 {
-	pthread_mutex_lock(&e->lock);
+	thinp_os_mutex_lock(&e->lock);
 	if (--*slot(e, epoch) == 0 && epoch == e->oldest)
 		advance_locked(e);
-	pthread_mutex_unlock(&e->lock);
+	thinp_os_mutex_unlock(&e->lock);
 }
 
 uint64_t io_epoch_close(struct io_epoch *e)
 {
 	uint64_t point;
 
-	pthread_mutex_lock(&e->lock);
+	thinp_os_mutex_lock(&e->lock);
 	/* Nobody in the current epoch: everything so far is before it. */
 	if (*slot(e, e->cur) == 0) {
 		point = e->cur - 1;
-		pthread_mutex_unlock(&e->lock);
+		thinp_os_mutex_unlock(&e->lock);
 		return point;
 	}
 	/* cur + 1 must not share a slot with a live epoch. */
 	e->waiters++;
 	while (e->cur + 1 - e->oldest >= IO_EPOCH_RING)
-		pthread_cond_wait(&e->drained, &e->lock);
+		thinp_os_cond_wait(&e->drained, &e->lock);
 	e->waiters--;
 	point = e->cur++;
 	advance_locked(e);
-	pthread_mutex_unlock(&e->lock);
+	thinp_os_mutex_unlock(&e->lock);
 	return point;
 }
 
@@ -82,18 +82,18 @@ bool io_epoch_passed(struct io_epoch *e, uint64_t point)
 {
 	bool passed;
 
-	pthread_mutex_lock(&e->lock);
+	thinp_os_mutex_lock(&e->lock);
 	passed = e->oldest > point;
-	pthread_mutex_unlock(&e->lock);
+	thinp_os_mutex_unlock(&e->lock);
 	return passed;
 }
 
 void io_epoch_wait(struct io_epoch *e, uint64_t point)
 {
-	pthread_mutex_lock(&e->lock);
+	thinp_os_mutex_lock(&e->lock);
 	e->waiters++;
 	while (e->oldest <= point)
-		pthread_cond_wait(&e->drained, &e->lock);
+		thinp_os_cond_wait(&e->drained, &e->lock);
 	e->waiters--;
-	pthread_mutex_unlock(&e->lock);
+	thinp_os_mutex_unlock(&e->lock);
 }

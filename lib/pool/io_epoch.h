@@ -24,15 +24,13 @@
 #ifndef THINP_POOL_IO_EPOCH_H
 #define THINP_POOL_IO_EPOCH_H
 
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #define IO_EPOCH_RING 64u
 
 struct io_epoch {
-	pthread_mutex_t lock;    /* guards everything below */
-	pthread_cond_t drained;  /* broadcast when oldest moves */
+	thinp_os_mutex lock;     /* guards everything below */
+	thinp_os_cond drained;   /* broadcast when oldest moves */
 	uint64_t cur;            /* the epoch new I/Os enter; starts at 1 */
 	uint64_t oldest;         /* no I/O in flight in epochs < oldest */
 	unsigned waiters;

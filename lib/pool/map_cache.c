@@ -17,9 +17,7 @@
  * shared), a delete, an abort, a long remove_range, and any change that
  * failed (the metadata may have rolled part of itself back).
  */
-#include <errno.h>
-#include <pthread.h>
-#include <stdlib.h>
+#include "os/os.h"
 
 #include "pool/map_cache.h"
 
@@ -39,7 +37,7 @@ struct map_cache {
 	struct pool_md md;
 	struct pool_md *inner;
 	uint64_t gen; /* changed only under the metadata lock held exclusively */
-	pthread_mutex_t stripes[MAP_CACHE_STRIPES];
+	thinp_os_mutex stripes[MAP_CACHE_STRIPES];
 	struct map_slot slots[MAP_CACHE_SLOTS];
 };
 
@@ -60,7 +58,7 @@ static uint32_t slot_of(uint64_t id, uint64_t vblock)
 	return (uint32_t)(h >> 32) & (MAP_CACHE_SLOTS - 1);
 }
 
-static pthread_mutex_t *stripe_of(struct map_cache *c, uint32_t slot)
+static thinp_os_mutex *stripe_of(struct map_cache *c, uint32_t slot)
 {
 	return &c->stripes[slot % MAP_CACHE_STRIPES];
 }
@@ -75,10 +73,10 @@ static void forget_one(struct map_cache *c, uint64_t id, uint64_t vblock)
 	uint32_t i = slot_of(id, vblock);
 	struct map_slot *s = &c->slots[i];
 
-	pthread_mutex_lock(stripe_of(c, i));
+	thinp_os_mutex_lock(stripe_of(c, i));
 	if (s->id == id && s->vblock == vblock)
 		s->gen = 0;
-	pthread_mutex_unlock(stripe_of(c, i));
+	thinp_os_mutex_unlock(stripe_of(c, i));
 }
 
 /* A change that failed may have left the metadata anywhere between its old
@@ -97,12 +95,12 @@ static bool cache_get(struct map_cache *c, uint64_t id, uint64_t vblock,
 	struct map_slot *s = &c->slots[i];
 	bool hit;
 
-	pthread_mutex_lock(stripe_of(c, i));
+	thinp_os_mutex_lock(stripe_of(c, i));
 	hit = s->gen == c->gen && s->id == id && s->vblock == vblock;
 	if (hit)
 		*out = (struct pool_md_mapping){ .data_block = s->data_block, .time = s->time,
 						 .shared = s->shared, .mapped = true };
-	pthread_mutex_unlock(stripe_of(c, i));
+	thinp_os_mutex_unlock(stripe_of(c, i));
 	return hit;
 }
 
@@ -111,11 +109,11 @@ static void cache_put(struct map_cache *c, uint64_t id, uint64_t vblock,
 {
 	uint32_t i = slot_of(id, vblock);
 
-	pthread_mutex_lock(stripe_of(c, i));
+	thinp_os_mutex_lock(stripe_of(c, i));
 	c->slots[i] = (struct map_slot){ .gen = c->gen, .vblock = vblock,
 					 .data_block = m->data_block, .id = (uint32_t)id,
 					 .time = m->time, .shared = m->shared };
-	pthread_mutex_unlock(stripe_of(c, i));
+	thinp_os_mutex_unlock(stripe_of(c, i));
 }
 
 static int mc_lookup(struct pool_md *md, uint64_t id, uint64_t vblock,
@@ -204,8 +202,8 @@ static void mc_destroy(struct pool_md *md)
 
 	c->inner->ops->destroy(c->inner);
 	for (unsigned i = 0; i < MAP_CACHE_STRIPES; i++)
-		pthread_mutex_destroy(&c->stripes[i]);
-	free(c);
+		thinp_os_mutex_destroy(&c->stripes[i]);
+	thinp_os_free(c);
 }
 
 /* ---- the rest passes through (failed changes forget everything) ---- */
@@ -328,7 +326,7 @@ static const struct pool_md_ops cache_ops = {
 
 int map_cache_wrap(struct pool_md *inner, struct pool_md **out)
 {
-	struct map_cache *c = calloc(1, sizeof(*c));
+	struct map_cache *c = thinp_os_zalloc(sizeof(*c));
 
 	if (!c)
 		return -ENOMEM;
@@ -336,7 +334,7 @@ int map_cache_wrap(struct pool_md *inner, struct pool_md **out)
 	c->inner = inner;
 	c->gen = 1;
 	for (unsigned i = 0; i < MAP_CACHE_STRIPES; i++)
-		pthread_mutex_init(&c->stripes[i], NULL);
+		thinp_os_mutex_init(&c->stripes[i]);
 	*out = &c->md;
 	return 0;
 }

@@ -27,7 +27,7 @@
  * I/O row: something went wrong after the change began.
  * Modes only go up (RW < OUT_OF_DATA_SPACE < READ_ONLY < FAIL); FAIL stays.
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include <libthinp/pool.h>
 #include "pool/mode.h"

@@ -11,8 +11,7 @@
 #ifndef THINP_POOL_MODE_H
 #define THINP_POOL_MODE_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 struct pool_mode_in {
 	uint32_t mode;      /* the pool's THINP_POOL_MODE_* now */

@@ -17,12 +17,7 @@
  * transaction back to the last commit and makes the pool READ_ONLY until the
  * metadata device grows. A failed data-device flush is a failed commit.
  */
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "os/os.h"
 
 #include "pool/map_cache.h"
 #include "pool/mode.h"
@@ -44,7 +39,7 @@ static int pool_verr(thinp_pool *pool, int err, const char *fmt, va_list ap)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	pthread_mutex_lock(&pool->state_lock);
 	snprintf(pool->errmsg, sizeof(pool->errmsg), "%s: %s", msg, thinp_strerror(err));
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	tlog(&pool->log, THINP_LOG_ERROR, "%s: %s", msg, thinp_strerror(err));
 	return err;
 }
@@ -71,21 +66,21 @@ int pool_report(thinp_pool *pool, int err, const char *fmt, ...)
 
 static void set_mode(thinp_pool *pool, uint32_t mode)
 {
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	/* FAIL is sticky; nothing leaves it. */
 	if (pool->mode != THINP_POOL_MODE_FAIL)
 		pool->mode = mode;
-	pthread_cond_broadcast(&pool->state_cond);
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_cond_broadcast(&pool->state_cond);
+	thinp_os_mutex_unlock(&pool->state_lock);
 }
 
 static uint32_t get_mode(thinp_pool *pool)
 {
 	uint32_t m;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	m = pool->mode;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return m;
 }
 
@@ -117,9 +112,9 @@ static int apply_decision(thinp_pool *pool, const struct pool_mode_out *d, const
 		}
 	}
 	if (d->meta_space_ro) {
-		pthread_mutex_lock(&pool->state_lock);
+		thinp_os_mutex_lock(&pool->state_lock);
 		pool->meta_space_ro = true;
-		pthread_mutex_unlock(&pool->state_lock);
+		thinp_os_mutex_unlock(&pool->state_lock);
 	}
 	if (d->mode != get_mode(pool))
 		set_mode(pool, d->mode);
@@ -169,19 +164,19 @@ size_t thinp_pool_errmsg(thinp_pool *pool, char *buf, size_t len)
 
 void pool_op_begin(thinp_pool *pool)
 {
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	while (pool->commit_waiting)
-		pthread_cond_wait(&pool->state_cond, &pool->state_lock);
+		thinp_os_cond_wait(&pool->state_cond, &pool->state_lock);
 	pool->ops_inflight++;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 }
 
 void pool_op_end(thinp_pool *pool)
 {
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	if (--pool->ops_inflight == 0)
-		pthread_cond_broadcast(&pool->state_cond);
-	pthread_mutex_unlock(&pool->state_lock);
+		thinp_os_cond_broadcast(&pool->state_cond);
+	thinp_os_mutex_unlock(&pool->state_lock);
 }
 
 /* ---- commit ---- */
@@ -202,22 +197,22 @@ static int do_commit(thinp_pool *pool)
 {
 	int r = 0;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	pool->commit_waiting++;
 	while (pool->ops_inflight)
-		pthread_cond_wait(&pool->state_cond, &pool->state_lock);
-	pthread_mutex_unlock(&pool->state_lock);
+		thinp_os_cond_wait(&pool->state_cond, &pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 
 	/* Cleared before the flush starts: a write returning later sets it
 	 * again, and the next commit flushes that write. */
-	if (atomic_exchange(&pool->data_written, false))
+	if (thinp_os_atomic_bool_exchange(&pool->data_written, false))
 		r = thinp_io_flush(pool->data_io);
 	if (r) {
 		set_mode(pool, THINP_POOL_MODE_FAIL);
 		pool_err(pool, r, "data device flush failed, pool is in fail mode");
 		goto out;
 	}
-	pthread_rwlock_wrlock(&pool->md_lock);
+	thinp_os_rwlock_write_lock(&pool->md_lock);
 	if (pool->md_dirty && pool_check_writable(pool) == 0) {
 		r = pool->md->ops->commit(pool->md);
 		if (r)
@@ -225,12 +220,12 @@ static int do_commit(thinp_pool *pool)
 		else
 			committed_locked(pool);
 	}
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_write_unlock(&pool->md_lock);
 out:
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	pool->commit_waiting--;
-	pthread_cond_broadcast(&pool->state_cond);
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_cond_broadcast(&pool->state_cond);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return r;
 }
 
@@ -246,33 +241,33 @@ int pool_flush_and_commit(thinp_pool *pool)
 	uint64_t target, gen;
 	int r;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	if (pool->mode == THINP_POOL_MODE_FAIL) {
-		pthread_mutex_unlock(&pool->state_lock);
+		thinp_os_mutex_unlock(&pool->state_lock);
 		return -EROFS;
 	}
 	target = pool->commits_started + 1;
 	pool->commit_waiters++;
 	while (pool->committing)
-		pthread_cond_wait(&pool->state_cond, &pool->state_lock);
+		thinp_os_cond_wait(&pool->state_cond, &pool->state_lock);
 	pool->commit_waiters--;
 	if (pool->commits_done >= target) {
 		r = pool->last_commit_result;
-		pthread_mutex_unlock(&pool->state_lock);
+		thinp_os_mutex_unlock(&pool->state_lock);
 		return r;
 	}
 	pool->committing = true;
 	gen = ++pool->commits_started;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 
 	r = do_commit(pool);
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	pool->committing = false;
 	pool->commits_done = gen;
 	pool->last_commit_result = r;
-	pthread_cond_broadcast(&pool->state_cond);
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_cond_broadcast(&pool->state_cond);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return r;
 }
 
@@ -323,11 +318,11 @@ static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, uint64
 	int r;
 
 	*no_data = false;
-	pthread_rwlock_wrlock(&pool->md_lock);
+	thinp_os_rwlock_write_lock(&pool->md_lock);
 	while ((barrier = realloc_barrier_locked(pool))) {
-		pthread_rwlock_unlock(&pool->md_lock);
+		thinp_os_rwlock_write_unlock(&pool->md_lock);
 		io_epoch_wait(&pool->epochs, barrier);
-		pthread_rwlock_wrlock(&pool->md_lock);
+		thinp_os_rwlock_write_lock(&pool->md_lock);
 	}
 	*epoch = pool->md_epoch;
 	r = pool_check_writable(pool);
@@ -341,46 +336,45 @@ static int alloc_once(thinp_pool *pool, uint64_t *block, uint64_t *epoch, uint64
 	}
 	if (!r)
 		*io_ep = io_epoch_enter(&pool->epochs);
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_write_unlock(&pool->md_lock);
 	return r;
 }
 
-static void deadline_after(struct timespec *ts, uint32_t ms)
+/* ms from now, on the clock of thinp_os_cond_wait_until. */
+static uint64_t deadline_after(uint32_t ms)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	return thinp_os_monotonic_ns() + (uint64_t)ms * 1000000u;
+}
+
+static int wait_state_until(thinp_pool *pool, uint64_t deadline)
+{
+	return thinp_os_cond_wait_until(&pool->state_cond, &pool->state_lock, deadline);
 }
 
 /* Out of data space: error at once, or wait for a resize (space_gen moves)
  * up to the timeout. Called outside any op bracket. */
 static int wait_for_space(thinp_pool *pool)
 {
-	struct timespec deadline;
+	uint64_t deadline = 0;
 	uint64_t gen;
 	int r = 0;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	if (pool->mode == THINP_POOL_MODE_RW)
 		pool->mode = THINP_POOL_MODE_OUT_OF_DATA_SPACE;
 	gen = pool->space_gen;
 	if ((pool->features & THINP_POOL_ERROR_IF_NO_SPACE) || pool->no_space_error) {
-		pthread_mutex_unlock(&pool->state_lock);
+		thinp_os_mutex_unlock(&pool->state_lock);
 		return -ENOSPC;
 	}
 	if (pool->no_space_timeout_ms)
-		deadline_after(&deadline, pool->no_space_timeout_ms);
+		deadline = deadline_after(pool->no_space_timeout_ms);
 	while (pool->space_gen == gen && !pool->stopping && pool->mode != THINP_POOL_MODE_FAIL) {
 		if (!pool->no_space_timeout_ms) {
-			pthread_cond_wait(&pool->state_cond, &pool->state_lock);
+			thinp_os_cond_wait(&pool->state_cond, &pool->state_lock);
 			continue;
 		}
-		if (pthread_cond_timedwait(&pool->state_cond, &pool->state_lock, &deadline) ==
-		    ETIMEDOUT) {
+		if (wait_state_until(pool, deadline) == -ETIMEDOUT) {
 			if (pool->space_gen == gen)
 				pool->no_space_error = true;
 			break;
@@ -388,17 +382,17 @@ static int wait_for_space(thinp_pool *pool)
 	}
 	if (pool->space_gen == gen)
 		r = -ENOSPC;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return r;
 }
 
 /* Space was found again (freed by a discard or delete and a commit). */
 static void leave_no_space_mode(thinp_pool *pool)
 {
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	if (pool->mode == THINP_POOL_MODE_OUT_OF_DATA_SPACE)
 		pool->mode = THINP_POOL_MODE_RW;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 }
 
 int pool_alloc_data(thinp_pool *pool, uint64_t *block, uint64_t *epoch, uint64_t *io_ep)
@@ -437,21 +431,21 @@ void pool_check_low_water(thinp_pool *pool)
 
 	if (!pool->low_water_fn || !pool->low_water_blocks)
 		return;
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	fire = !pool->low_water_fired;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	if (!fire)
 		return;
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	fire = pool->md->ops->info(pool->md, &info) == 0 &&
 	       info.data_nr_free <= pool->low_water_blocks;
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	if (!fire)
 		return;
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	fire = !pool->low_water_fired;
 	pool->low_water_fired = true;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	if (fire)
 		pool->low_water_fn(pool, info.data_nr_free, pool->low_water_ctx);
 }
@@ -475,14 +469,12 @@ static bool metadata_dirty(thinp_pool *pool)
 static void *commit_thread(void *arg)
 {
 	thinp_pool *pool = arg;
-	struct timespec deadline;
+	uint64_t deadline;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	while (!pool->stopping) {
-		deadline_after(&deadline, pool->commit_interval_ms);
-		while (!pool->stopping &&
-		       pthread_cond_timedwait(&pool->state_cond, &pool->state_lock, &deadline) !=
-			       ETIMEDOUT)
+		deadline = deadline_after(pool->commit_interval_ms);
+		while (!pool->stopping && wait_state_until(pool, deadline) != -ETIMEDOUT)
 			;
 		if (pool->stopping || pool->mode != THINP_POOL_MODE_RW)
 			continue;
@@ -491,8 +483,7 @@ static void *commit_thread(void *arg)
 			pool_done(pool, pool_flush_and_commit(pool));
 		pthread_mutex_lock(&pool->state_lock);
 	}
-	pthread_mutex_unlock(&pool->state_lock);
-	return NULL;
+	thinp_os_mutex_unlock(&pool->state_lock);
 }
 
 /* ---- lifecycle ---- */
@@ -551,13 +542,13 @@ static void free_pool(thinp_pool *pool)
 	if (pool->owns_meta)
 		thinp_io_lock(pool->meta_io, THINP_IO_LOCK_NONE);
 	pool_log_free(pool->logq);
-	pthread_cond_destroy(&pool->state_cond);
-	pthread_mutex_destroy(&pool->state_lock);
-	pthread_cond_destroy(&pool->range_cond);
-	pthread_mutex_destroy(&pool->range_mutex);
+	thinp_os_cond_destroy(&pool->state_cond);
+	thinp_os_mutex_destroy(&pool->state_lock);
+	thinp_os_cond_destroy(&pool->range_cond);
+	thinp_os_mutex_destroy(&pool->range_mutex);
 	io_epoch_destroy(&pool->epochs);
-	pthread_rwlock_destroy(&pool->md_lock);
-	free(pool);
+	thinp_os_rwlock_destroy(&pool->md_lock);
+	thinp_os_free(pool);
 }
 
 int pool_create(thinp_pool **out, struct pool_md *md, thinp_io *meta, thinp_io *data,
@@ -582,7 +573,6 @@ int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *lo
 {
 	thinp_pool_options opts;
 	struct pool_md_info info;
-	pthread_rwlockattr_t attr;
 	thinp_pool *pool;
 	int r;
 
@@ -594,7 +584,7 @@ int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *lo
 		r = md->ops->info(md, &info);
 	if (r)
 		goto fail_md;
-	pool = calloc(1, sizeof(*pool));
+	pool = thinp_os_zalloc(sizeof(*pool));
 	if (!pool) {
 		r = -ENOMEM;
 		goto fail_md;
@@ -607,11 +597,11 @@ int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *lo
 	pool->data_io = data;
 	/* What was written to the device before the pool opened it is made
 	 * durable by the first commit too. */
-	atomic_init(&pool->data_written, true);
+	thinp_os_atomic_bool_store(&pool->data_written, true);
 	pool->block_size = (uint64_t)info.data_block_sectors << SECTOR_SHIFT;
 	pool->data_align = thinp_io_align(data);
 	if (check_block_size(pool->block_size) || pool->block_size % pool->data_align) {
-		free(pool);
+		thinp_os_free(pool);
 		r = -EINVAL;
 		goto fail_md;
 	}
@@ -620,19 +610,17 @@ int pool_create_logged(thinp_pool **out, struct pool_md *md, struct pool_log *lo
 		pool->mode = THINP_POOL_MODE_READ_ONLY;
 	/* Writer preference: a metadata change must not starve behind a
 	 * stream of lookups. */
-	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&pool->md_lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
-	pthread_mutex_init(&pool->state_lock, NULL);
-	pthread_cond_init(&pool->state_cond, NULL);
-	pthread_mutex_init(&pool->range_mutex, NULL);
-	pthread_cond_init(&pool->range_cond, NULL);
+	thinp_os_rwlock_init(&pool->md_lock);
+	thinp_os_mutex_init(&pool->state_lock);
+	thinp_os_cond_init(&pool->state_cond);
+	thinp_os_mutex_init(&pool->range_mutex);
+	thinp_os_cond_init(&pool->range_cond);
 	io_epoch_init(&pool->epochs);
 	/* A pool asked to commit periodically that cannot is refused rather
 	 * than opened without the durability its caller counts on. */
 	if (pool->commit_interval_ms && pool->mode == THINP_POOL_MODE_RW) {
-		r = -pthread_create(&pool->commit_thread, NULL, commit_thread, pool);
+		r = thinp_os_thread_start(&pool->commit_thread, "thinp-commit", commit_thread,
+					  pool);
 		if (r) {
 			free_pool(pool);
 			return r;
@@ -649,12 +637,12 @@ fail_md:
 
 static void stop_commit_thread(thinp_pool *pool)
 {
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	pool->stopping = true;
-	pthread_cond_broadcast(&pool->state_cond);
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_cond_broadcast(&pool->state_cond);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	if (pool->has_commit_thread)
-		pthread_join(pool->commit_thread, NULL);
+		thinp_os_thread_join(&pool->commit_thread);
 	pool->has_commit_thread = false;
 }
 
@@ -670,12 +658,12 @@ int thinp_pool_close(thinp_pool *pool)
 
 	if (!pool)
 		return 0;
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	if (pool->open) {
-		pthread_mutex_unlock(&pool->state_lock);
+		thinp_os_mutex_unlock(&pool->state_lock);
 		return pool_done(pool, pool_err(pool, -EBUSY, "close: thin volumes are still open"));
 	}
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	stop_commit_thread(pool);
 	if (pool_check_writable(pool) == 0)
 		r = pool_flush_and_commit(pool);
@@ -699,9 +687,9 @@ int thinp_pool_get_status(thinp_pool *pool, thinp_pool_status *st)
 
 	if (!pool || thinp_abi_copy_out(st, NULL, 0, 8))
 		return -EINVAL;
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	r = pool->md->ops->info(pool->md, &info);
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	if (r)
 		return pool_done(pool, pool_err(pool, r, "status"));
 	memset(&s, 0, sizeof(s));
@@ -741,10 +729,10 @@ static int message_allowed(thinp_pool *pool, const struct message *m)
 {
 	bool ok;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	ok = pool->mode == THINP_POOL_MODE_RW || pool->mode == THINP_POOL_MODE_OUT_OF_DATA_SPACE ||
 	     (m->recovers && pool->mode == THINP_POOL_MODE_READ_ONLY && pool->meta_space_ro);
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return ok ? 0 : -EROFS;
 }
 
@@ -758,7 +746,7 @@ static int run_message(thinp_pool *pool, struct message *m)
 	if (r)
 		return pool_done(pool, pool_err(pool, r, "%s: pool is not writable", m->name));
 	pool_op_begin(pool);
-	pthread_rwlock_wrlock(&pool->md_lock);
+	thinp_os_rwlock_write_lock(&pool->md_lock);
 	r = message_allowed(pool, m);
 	if (!r)
 		r = m->fn(pool, m);
@@ -766,7 +754,7 @@ static int run_message(thinp_pool *pool, struct message *m)
 		r = pool_md_failed_locked(pool, r, m->name);
 	else
 		pool->md_dirty = true;
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_write_unlock(&pool->md_lock);
 	pool_op_end(pool);
 	return pool_done(pool, r ? r : pool_flush_and_commit(pool));
 }
@@ -776,11 +764,11 @@ static bool thin_is_open(thinp_pool *pool, uint64_t id)
 	struct open_thin *o;
 	bool found = false;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	for (o = pool->open; o; o = o->next)
 		if (o->id == id)
 			found = true;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return found;
 }
 
@@ -926,14 +914,14 @@ int thinp_pool_resize_data(thinp_pool *pool, uint64_t nr_blocks)
 	if (r)
 		return r;
 	/* Space arrived: waiting writers go on, the low-water mark re-arms. */
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	pool->space_gen++;
 	pool->no_space_error = false;
 	pool->low_water_fired = false;
 	if (pool->mode == THINP_POOL_MODE_OUT_OF_DATA_SPACE)
 		pool->mode = THINP_POOL_MODE_RW;
-	pthread_cond_broadcast(&pool->state_cond);
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_cond_broadcast(&pool->state_cond);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return 0;
 }
 
@@ -969,12 +957,12 @@ int thinp_pool_resize_metadata(thinp_pool *pool, uint64_t nr_blocks)
 	if (r)
 		return r;
 	/* Growing is how a pool that ran out of metadata space recovers. */
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	if (pool->meta_space_ro && pool->mode == THINP_POOL_MODE_READ_ONLY) {
 		pool->meta_space_ro = false;
 		pool->mode = THINP_POOL_MODE_RW;
 	}
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	/* The message's own commit was skipped while read-only. */
 	return pool_done(pool, pool_flush_and_commit(pool));
 }

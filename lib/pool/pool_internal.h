@@ -44,10 +44,7 @@
 #ifndef THINP_POOL_POOL_INTERNAL_H
 #define THINP_POOL_POOL_INTERNAL_H
 
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include <libthinp/pool.h>
 #include <libthinp/thin.h>
@@ -83,7 +80,7 @@ struct thinp_pool {
 	struct tlog log;                  /* logq->queue: every message is queued */
 
 	/* Guarded by md_lock. */
-	pthread_rwlock_t md_lock;
+	thinp_os_rwlock md_lock;
 	struct pool_md *md;
 	bool md_dirty;                    /* changes since the last commit */
 	uint64_t md_epoch;                /* bumped by every rollback (abort) */
@@ -100,16 +97,16 @@ struct thinp_pool {
 	/* Set after every data device write or discard returns, cleared by
 	 * the commit that flushes it: a commit with nothing new to make
 	 * durable on the data device skips that flush. */
-	atomic_bool data_written;
+	thinp_os_atomic_bool data_written;
 
 	/* Guarded by range_mutex. */
-	pthread_mutex_t range_mutex;
-	pthread_cond_t range_cond;
+	thinp_os_mutex range_mutex;
+	thinp_os_cond range_cond;
 	struct range_lock *ranges;
 
 	/* Guarded by state_lock. */
-	pthread_mutex_t state_lock;
-	pthread_cond_t state_cond;
+	thinp_os_mutex state_lock;
+	thinp_os_cond state_cond;
 	uint32_t mode;                    /* THINP_POOL_MODE_* */
 	bool meta_space_ro;               /* READ_ONLY because metadata ran out */
 	bool no_space_error;              /* the no-space timeout expired */
@@ -126,7 +123,7 @@ struct thinp_pool {
 	char errmsg[256];
 
 	bool has_commit_thread;
-	pthread_t commit_thread;
+	thinp_os_thread commit_thread;
 };
 
 struct thinp_thin {

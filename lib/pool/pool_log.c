@@ -2,10 +2,7 @@
  * The pool's log queue (pool_log.h): a singly linked FIFO of copied
  * messages.
  */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "pool/pool_log.h"
 
@@ -17,7 +14,7 @@ struct pool_log_msg {
 
 int pool_log_new(struct pool_log **out, thinp_log_fn fn, void *ctx)
 {
-	struct pool_log *l = calloc(1, sizeof(*l));
+	struct pool_log *l = thinp_os_zalloc(sizeof(*l));
 
 	*out = NULL;
 	if (!l)
@@ -27,7 +24,7 @@ int pool_log_new(struct pool_log **out, thinp_log_fn fn, void *ctx)
 	l->queue.fn = pool_log_queue;
 	l->queue.ctx = l;
 	l->tail = &l->head;
-	pthread_mutex_init(&l->lock, NULL);
+	thinp_os_mutex_init(&l->lock);
 	*out = l;
 	return 0;
 }
@@ -37,8 +34,8 @@ void pool_log_free(struct pool_log *l)
 	if (!l)
 		return;
 	pool_log_deliver(l);
-	pthread_mutex_destroy(&l->lock);
-	free(l);
+	thinp_os_mutex_destroy(&l->lock);
+	thinp_os_free(l);
 }
 
 void pool_log_queue(int level, const char *msg, void *ctx)
@@ -49,8 +46,8 @@ void pool_log_queue(int level, const char *msg, void *ctx)
 
 	if (!l->user.fn)
 		return;
-	pthread_mutex_lock(&l->lock);
-	m = l->queued < POOL_LOG_MAX ? malloc(sizeof(*m) + len) : NULL;
+	thinp_os_mutex_lock(&l->lock);
+	m = l->queued < POOL_LOG_MAX ? thinp_os_alloc(sizeof(*m) + len) : NULL;
 	if (m) {
 		m->next = NULL;
 		m->level = level;
@@ -61,7 +58,7 @@ void pool_log_queue(int level, const char *msg, void *ctx)
 	} else {
 		l->dropped++;
 	}
-	pthread_mutex_unlock(&l->lock);
+	thinp_os_mutex_unlock(&l->lock);
 }
 
 /* Under l->lock: take the first message off the queue (NULL if none). */
@@ -84,9 +81,9 @@ void pool_log_deliver(struct pool_log *l)
 	unsigned dropped;
 	char note[64];
 
-	pthread_mutex_lock(&l->lock);
+	thinp_os_mutex_lock(&l->lock);
 	if (l->delivering || (!l->head && !l->dropped)) {
-		pthread_mutex_unlock(&l->lock);
+		thinp_os_mutex_unlock(&l->lock);
 		return;
 	}
 	l->delivering = true;
@@ -96,16 +93,16 @@ void pool_log_deliver(struct pool_log *l)
 		l->dropped -= dropped;
 		if (!m && !dropped)
 			break;
-		pthread_mutex_unlock(&l->lock);
+		thinp_os_mutex_unlock(&l->lock);
 		if (m) {
 			l->user.fn(m->level, m->text, l->user.ctx);
-			free(m);
+			thinp_os_free(m);
 		} else {
 			snprintf(note, sizeof(note), "pool: %u log messages dropped", dropped);
 			l->user.fn(THINP_LOG_WARNING, note, l->user.ctx);
 		}
-		pthread_mutex_lock(&l->lock);
+		thinp_os_mutex_lock(&l->lock);
 	}
 	l->delivering = false;
-	pthread_mutex_unlock(&l->lock);
+	thinp_os_mutex_unlock(&l->lock);
 }

@@ -16,8 +16,7 @@
 #ifndef THINP_POOL_POOL_LOG_H
 #define THINP_POOL_POOL_LOG_H
 
-#include <pthread.h>
-#include <stdbool.h>
+#include "os/os.h"
 #include "util/log.h"
 
 #define POOL_LOG_MAX 256u
@@ -27,7 +26,7 @@ struct pool_log_msg;
 struct pool_log {
 	struct tlog user;            /* the caller's function; immutable */
 	struct tlog queue;           /* what the layers log to: pool_log_queue */
-	pthread_mutex_t lock;        /* guards everything below */
+	thinp_os_mutex lock;         /* guards everything below */
 	struct pool_log_msg *head, **tail;
 	unsigned queued, dropped;
 	bool delivering;

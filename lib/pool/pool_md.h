@@ -32,8 +32,7 @@
 #ifndef THINP_POOL_POOL_MD_H
 #define THINP_POOL_POOL_MD_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 struct pool_md;
 

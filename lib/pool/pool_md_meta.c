@@ -10,9 +10,7 @@
  * public meta.h calls remain only for opening, formatting and closing the
  * handle, before and after the pool uses it.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/meta.h>
 #include "io/io_internal.h"
@@ -35,7 +33,7 @@ static thinp_meta *MM(struct pool_md *md)
 static void mm_destroy(struct pool_md *md)
 {
 	thinp_meta_close(MM(md));
-	free(md);
+	thinp_os_free(md);
 }
 
 static int mm_info(struct pool_md *md, struct pool_md_info *out)
@@ -289,7 +287,7 @@ static const struct pool_md_ops meta_ops = {
 
 static int wrap_meta(thinp_meta *meta, struct pool_md **out)
 {
-	struct md_meta *m = calloc(1, sizeof(*m));
+	struct md_meta *m = thinp_os_zalloc(sizeof(*m));
 
 	if (!m) {
 		thinp_meta_close(meta);

@@ -6,8 +6,7 @@
  * condition, so no other wake-up in the pool (commits, space, modes) stirs
  * them, and theirs stir nobody else.
  */
-#include <errno.h>
-#include <stdlib.h>
+#include "os/os.h"
 
 #include "pool/pool_internal.h"
 
@@ -28,19 +27,19 @@ static bool range_busy(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t e
 
 int range_lock(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t end)
 {
-	struct range_lock *l = malloc(sizeof(*l));
+	struct range_lock *l = thinp_os_alloc(sizeof(*l));
 
 	if (!l)
 		return -ENOMEM;
 	l->id = id;
 	l->begin = begin;
 	l->end = end;
-	pthread_mutex_lock(&pool->range_mutex);
+	thinp_os_mutex_lock(&pool->range_mutex);
 	while (range_busy(pool, id, begin, end))
-		pthread_cond_wait(&pool->range_cond, &pool->range_mutex);
+		thinp_os_cond_wait(&pool->range_cond, &pool->range_mutex);
 	l->next = pool->ranges;
 	pool->ranges = l;
-	pthread_mutex_unlock(&pool->range_mutex);
+	thinp_os_mutex_unlock(&pool->range_mutex);
 	return 0;
 }
 
@@ -48,14 +47,14 @@ void range_unlock(thinp_pool *pool, uint64_t id, uint64_t begin, uint64_t end)
 {
 	struct range_lock **pp, *l;
 
-	pthread_mutex_lock(&pool->range_mutex);
+	thinp_os_mutex_lock(&pool->range_mutex);
 	for (pp = &pool->ranges; (l = *pp); pp = &l->next) {
 		if (l->id == id && l->begin == begin && l->end == end) {
 			*pp = l->next;
-			free(l);
+			thinp_os_free(l);
 			break;
 		}
 	}
-	pthread_cond_broadcast(&pool->range_cond);
-	pthread_mutex_unlock(&pool->range_mutex);
+	thinp_os_cond_broadcast(&pool->range_cond);
+	thinp_os_mutex_unlock(&pool->range_mutex);
 }

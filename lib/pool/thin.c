@@ -74,9 +74,7 @@
  * range lock of its virtual block, and the volume (open) cannot be deleted,
  * so the old block keeps its reference.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/meta.h>
 #include "pool/origin_ops.h"
@@ -119,12 +117,12 @@ static int register_open(thinp_pool *pool, uint64_t id)
 	struct open_thin *o;
 	int r = 0;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	for (o = pool->open; o && o->id != id; o = o->next)
 		;
 	if (o) {
 		o->count++;
-	} else if ((o = calloc(1, sizeof(*o)))) {
+	} else if ((o = thinp_os_zalloc(sizeof(*o)))) {
 		o->id = id;
 		o->count = 1;
 		o->next = pool->open;
@@ -132,7 +130,7 @@ static int register_open(thinp_pool *pool, uint64_t id)
 	} else {
 		r = -ENOMEM;
 	}
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return r;
 }
 
@@ -140,17 +138,17 @@ static void unregister_open(thinp_pool *pool, uint64_t id)
 {
 	struct open_thin **pp, *o;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	for (pp = &pool->open; (o = *pp); pp = &o->next) {
 		if (o->id != id)
 			continue;
 		if (--o->count == 0) {
 			*pp = o->next;
-			free(o);
+			thinp_os_free(o);
 		}
 		break;
 	}
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 }
 
 static unsigned open_count(thinp_pool *pool, uint64_t id)
@@ -158,11 +156,11 @@ static unsigned open_count(thinp_pool *pool, uint64_t id)
 	struct open_thin *o;
 	unsigned n = 0;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	for (o = pool->open; o; o = o->next)
 		if (o->id == id)
 			n = o->count;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return n;
 }
 
@@ -193,7 +191,7 @@ int thinp_thin_open(thinp_thin **out, thinp_pool *pool, uint64_t id,
 	*out = NULL;
 	if (!pool || read_thin_options(&opts, user_opts))
 		return -EINVAL;
-	thin = calloc(1, sizeof(*thin));
+	thin = thinp_os_zalloc(sizeof(*thin));
 	if (!thin)
 		return -ENOMEM;
 	thin->pool = pool;
@@ -203,17 +201,17 @@ int thinp_thin_open(thinp_thin **out, thinp_pool *pool, uint64_t id,
 	thin->align = pool->data_align;
 	r = setup_origin(thin, opts.origin);
 	if (r) {
-		free(thin);
+		thinp_os_free(thin);
 		return pool_done(pool, pool_err(pool, r, "thin %llu: origin size",
 						(unsigned long long)id));
 	}
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	r = pool->md->ops->thin_info(pool->md, id, &ti);
 	if (!r)
 		r = register_open(pool, id);
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	if (r) {
-		free(thin);
+		thinp_os_free(thin);
 		return pool_done(pool, pool_err(pool, r, "open thin %llu", (unsigned long long)id));
 	}
 	*out = thin;
@@ -225,7 +223,7 @@ void thinp_thin_close(thinp_thin *thin)
 	if (!thin)
 		return;
 	unregister_open(thin->pool, thin->id);
-	free(thin);
+	thinp_os_free(thin);
 }
 
 uint64_t thinp_thin_size(const thinp_thin *thin)
@@ -275,11 +273,11 @@ static int read_piece(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_t
 	uint64_t ep;
 	int r;
 
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	r = pool->md->ops->lookup(pool->md, thin->id, vblock, &m);
 	if (!r)
 		ep = io_epoch_enter(&pool->epochs);
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	if (!r) {
 		r = thinp_io_read(pool->data_io, buf, len, block_off(pool, m.data_block, boff), 0);
 		io_epoch_leave(&pool->epochs, ep);
@@ -359,11 +357,11 @@ static int read_run(thinp_thin *thin, char *buf, uint64_t len, uint64_t off)
 	uint64_t ep = 0;
 	int r;
 
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	r = pool->md->ops->lookup_run(pool->md, thin->id, first, n, m);
 	if (!r)
 		ep = io_epoch_enter(&pool->epochs);
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	if (r)
 		return md_read_failed(pool, r, "mapping lookup");
 	r = read_mapped_run(thin, m, n, buf, len, off);
@@ -412,7 +410,7 @@ static int data_write(thinp_pool *pool, const void *src, uint64_t len, uint64_t 
 	int r = src ? thinp_io_write(pool->data_io, src, len, off, 0)
 		    : thinp_io_write_zeroes(pool->data_io, len, off, 0);
 
-	atomic_store(&pool->data_written, true);
+	thinp_os_atomic_bool_store(&pool->data_written, true);
 	return r ? pool_err(pool, r, "data device write") : 0;
 }
 
@@ -437,17 +435,17 @@ static int write_in_place(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint
 	int r;
 
 	wl->done = true;
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	r = pool->md->ops->lookup(pool->md, thin->id, vblock, &wl->m);
 	wl->snap_point = pool->snap_point;
 	if (!r && !wl->m.shared) {
 		ep = io_epoch_enter(&pool->epochs);
-		pthread_rwlock_unlock(&pool->md_lock);
+		thinp_os_rwlock_read_unlock(&pool->md_lock);
 		r = data_write(pool, src, len, block_off(pool, wl->m.data_block, boff));
 		io_epoch_leave(&pool->epochs, ep);
 		return r;
 	}
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	if (r && r != -ENODATA)
 		return md_read_failed(pool, r, "mapping lookup");
 	wl->mapped = r == 0;
@@ -548,12 +546,12 @@ static int fill_new_block(thinp_thin *thin, uint64_t vblock, const struct pool_m
 	void *buf = NULL;
 	int r = 0;
 
-	if (len < bs && posix_memalign(&buf, 4096, chunk))
+	if (len < bs && !(buf = thinp_os_alloc_aligned(chunk, 4096)))
 		return -ENOMEM;
 	for (uint64_t off = 0; off < bs && !r; off += chunk)
 		r = fill_chunk(thin, vblock, old, nb, off, THINP_MIN(chunk, bs - off), boff, len, src,
 			       buf);
-	free(buf);
+	thinp_os_free(buf);
 	return r;
 }
 
@@ -566,7 +564,7 @@ static int map_new_block(thinp_thin *thin, uint64_t vblock, uint64_t nb, bool re
 	thinp_pool *pool = thin->pool;
 	int r = fill_err;
 
-	pthread_rwlock_wrlock(&pool->md_lock);
+	thinp_os_rwlock_write_lock(&pool->md_lock);
 	if (pool->md_epoch != epoch) {
 		r = r ? r : -EROFS;
 	} else if (r) {
@@ -583,7 +581,7 @@ static int map_new_block(thinp_thin *thin, uint64_t vblock, uint64_t nb, bool re
 			r = pool_md_failed_locked(pool, r, "mapping insert");
 		pool->md_dirty = true;
 	}
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_write_unlock(&pool->md_lock);
 	return r;
 }
 
@@ -671,9 +669,9 @@ static int zero_piece(thinp_thin *thin, uint64_t vblock, uint64_t boff, uint64_t
 	int r;
 
 	if (len == pool->block_size && !thin->origin) {
-		pthread_rwlock_rdlock(&pool->md_lock);
+		thinp_os_rwlock_read_lock(&pool->md_lock);
 		r = pool->md->ops->lookup(pool->md, thin->id, vblock, &m);
-		pthread_rwlock_unlock(&pool->md_lock);
+		thinp_os_rwlock_read_unlock(&pool->md_lock);
 		if (r == -ENODATA)
 			return 0;
 		if (r)
@@ -755,7 +753,7 @@ static int pass_down(thinp_pool *pool, const struct discard_batch *b)
 			j++;
 		r = thinp_io_discard(pool->data_io, (b->db[j] - b->db[i] + 1) * pool->block_size,
 				     b->db[i] * pool->block_size, 0);
-		atomic_store(&pool->data_written, true);
+		thinp_os_atomic_bool_store(&pool->data_written, true);
 		if (r == -EOPNOTSUPP)
 			r = 0;
 		i = j;
@@ -767,12 +765,12 @@ static int release_holds(thinp_pool *pool, const struct discard_batch *b, uint64
 {
 	int r = 0;
 
-	pthread_rwlock_wrlock(&pool->md_lock);
+	thinp_os_rwlock_write_lock(&pool->md_lock);
 	for (unsigned i = 0; i < b->n && !r && pool->md_epoch == epoch; i++)
 		r = pool->md->ops->dec_data(pool->md, b->db[i]);
 	if (r)
 		r = pool_md_failed_locked(pool, r, "discard: releasing data blocks");
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_write_unlock(&pool->md_lock);
 	return r;
 }
 
@@ -791,7 +789,7 @@ static int discard_batch(thinp_thin *thin, struct discard_batch *b, uint64_t *cu
 	int r;
 
 	pool_op_begin(pool);
-	pthread_rwlock_wrlock(&pool->md_lock);
+	thinp_os_rwlock_write_lock(&pool->md_lock);
 	epoch = pool->md_epoch;
 	r = pool_check_writable(pool);
 	if (!r) {
@@ -803,7 +801,7 @@ static int discard_batch(thinp_thin *thin, struct discard_batch *b, uint64_t *cu
 	}
 	if (!r && b->n && passdown)
 		point = io_epoch_close(&pool->epochs);
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_write_unlock(&pool->md_lock);
 	*done = r || !b->n;
 	if (!*done && passdown) {
 		/* Reads and in-place writes that found these blocks before
@@ -830,7 +828,7 @@ static int discard_blocks(thinp_thin *thin, uint64_t begin, uint64_t end, bool p
 		return -ENOMEM;
 	while (cursor < end && !r && !done)
 		r = discard_batch(thin, b, &cursor, end, passdown, &done);
-	free(b);
+	thinp_os_free(b);
 	return r;
 }
 
@@ -961,9 +959,9 @@ int thinp_pool_thin_map(thinp_pool *pool, uint64_t id, uint64_t vblock, thinp_ma
 
 	if (!pool || thinp_abi_copy_out(out, NULL, 0, MAPPING_MIN_SIZE))
 		return -EINVAL;
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	r = pool->md->ops->lookup(pool->md, id, vblock, &m);
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	if (!r)
 		to_public(&m, out);
 	return pool_done(pool, r);
@@ -977,9 +975,9 @@ int thinp_pool_thin_next_map(thinp_pool *pool, uint64_t id, uint64_t vblock,
 
 	if (!pool || !vblock_out || thinp_abi_copy_out(out, NULL, 0, MAPPING_MIN_SIZE))
 		return -EINVAL;
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	r = pool->md->ops->next_mapping(pool->md, id, vblock, vblock_out, &m);
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	if (!r)
 		to_public(&m, out);
 	return pool_done(pool, r);
@@ -1011,9 +1009,9 @@ int thinp_pool_list_thins(thinp_pool *pool, uint64_t *ids, size_t max, size_t *t
 	meta = pool->md->ops->walk_meta ? pool->md->ops->walk_meta(pool->md) : NULL;
 	if (!meta)
 		return -EOPNOTSUPP;
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	r = thinp_meta_walk_devices(meta, THINP_META_LIVE, list_one, &l);
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	*total = l.total;
 	return pool_done(pool, r ? pool_err(pool, r, "listing volumes") : 0);
 }
@@ -1027,7 +1025,7 @@ int thinp_pool_get_thin_status(thinp_pool *pool, uint64_t id, thinp_thin_status 
 
 	if (!pool || thinp_abi_copy_out(st, NULL, 0, 8))
 		return -EINVAL;
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	r = pool->md->ops->thin_info(pool->md, id, &ti);
 	if (!r) {
 		r = pool->md->ops->highest_mapped(pool->md, id, &high);
@@ -1036,7 +1034,7 @@ int thinp_pool_get_thin_status(thinp_pool *pool, uint64_t id, thinp_thin_status 
 		else if (r == -ENODATA)
 			r = 0, high = 0;
 	}
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	if (r)
 		return r;
 	memset(&s, 0, sizeof(s));

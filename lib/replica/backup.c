@@ -5,10 +5,7 @@
  * data blocks the held root maps, which the owner cannot reuse while the
  * snapshot holds them (docs/REPLICA.md, "Backup of a live pool").
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/backup.h>
 #include "util/abi_struct.h"
@@ -122,7 +119,7 @@ static int gather_run(const thinp_meta_run *run, void *ctx)
 
 	if (b->nr_runs == b->cap_runs) {
 		size_t cap = b->cap_runs ? 2 * b->cap_runs : 64;
-		thinp_meta_run *p = realloc(b->runs, cap * sizeof(*p));
+		thinp_meta_run *p = thinp_os_realloc(b->runs, b->cap_runs * sizeof(*p), cap * sizeof(*p));
 
 		if (!p)
 			return -ENOMEM;
@@ -162,7 +159,7 @@ static int gather_delta(struct backup *b, uint64_t base, uint64_t dev, uint64_t 
 	*nr = 0;
 	do {
 		if (*nr + 256 > cap) {
-			thinp_delta_run *p = realloc(*runs, (cap + 1024) * sizeof(*p));
+			thinp_delta_run *p = thinp_os_realloc(*runs, cap * sizeof(*p), (cap + 1024) * sizeof(*p));
 
 			if (!p) {
 				r = -ENOMEM;
@@ -329,7 +326,7 @@ static int run_backup(struct backup *b, thinp_io *meta_io, uint64_t dev, uint64_
 		replica_fail(b->o.errbuf, b->o.errbuf_size, r, "writing the stream: %s",
 			     thinp_stream_writer_errmsg(b->w));
 out:
-	free(delta);
+	thinp_os_free(delta);
 	return r;
 }
 
@@ -381,7 +378,7 @@ int thinp_backup(thinp_io *meta_io, thinp_io *data_io, uint64_t dev, uint64_t ba
 	if (!b.chunk_blocks)
 		b.chunk_blocks = 1;
 	/* Aligned: the data io may be O_DIRECT. */
-	if (!r && posix_memalign(&b.buf, 4096, b.chunk_blocks * b.block_bytes))
+	if (!r && !(b.buf = thinp_os_alloc_aligned(b.chunk_blocks * b.block_bytes, 4096)))
 		r = -ENOMEM;
 	if (!r)
 		r = run_backup(&b, meta_io, dev, base, write, ctx);

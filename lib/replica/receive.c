@@ -98,7 +98,7 @@ static int find_base(struct receiver *rc, uint64_t *anchor)
 	}
 	r = catalog_find_guid(rc->cat, 0, rc->hdr->base_guid, true, a);
 	*anchor = a->id;
-	free(a);
+	thinp_os_free(a);
 	if (r)
 		return FAIL(rc, -ESTALE, "base device %" PRIu64 " was not received here: cannot "
 			    "tell whether it was modified", rc->base->id);
@@ -295,7 +295,7 @@ static void drop_replaced_anchors(struct receiver *rc, uint64_t keep)
 /* Step 3: durable data, the anchor, then one catalog commit. */
 static int publish(struct receiver *rc)
 {
-	thinp_catalog_entry *a = malloc(sizeof(*a));
+	thinp_catalog_entry *a = thinp_os_alloc(sizeof(*a));
 	int64_t anchor;
 	int r = a ? thinp_thin_flush(rc->thin) : -ENOMEM;
 
@@ -460,10 +460,10 @@ int thinp_receive_abort(thinp_pool *pool, thinp_catalog *catalog, uint64_t id)
 
 	if (!pool || !catalog)
 		return -EINVAL;
-	if (!(e = malloc(sizeof(*e))))
+	if (!(e = thinp_os_alloc(sizeof(*e))))
 		return -ENOMEM;
 	r = partial_entry(pool, catalog, id, e);
-	free(e);
+	thinp_os_free(e);
 	return r ? r : replica_drop_device(catalog, pool, id);
 }
 
@@ -477,7 +477,7 @@ int thinp_receive_token(thinp_pool *pool, thinp_catalog *catalog, uint64_t id, c
 
 	if (!pool || !catalog || !token || size < THINP_STREAM_TOKEN_SIZE)
 		return -EINVAL;
-	if (!(e = malloc(sizeof(*e))))
+	if (!(e = thinp_os_alloc(sizeof(*e))))
 		return -ENOMEM;
 	r = partial_entry(pool, catalog, id, e);
 	/* An entry a version 1 library wrote keeps no records count. */
@@ -493,6 +493,6 @@ int thinp_receive_token(thinp_pool *pool, thinp_catalog *catalog, uint64_t id, c
 		pos.digest = e->recv_digest;
 		r = thinp_stream_token_format(token, size, &hdr, &pos);
 	}
-	free(e);
+	thinp_os_free(e);
 	return r;
 }

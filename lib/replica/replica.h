@@ -2,8 +2,7 @@
 #ifndef LIBTHINP_REPLICA_INTERNAL_H
 #define LIBTHINP_REPLICA_INTERNAL_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 #include <libthinp/replica.h>
 #include <libthinp/thin.h>
 #include "catalog/catalog_internal.h"

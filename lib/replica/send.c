@@ -3,10 +3,7 @@
  * mappings; an incremental one the changes-only delta against the base.
  * Either way data is read through a read-only thin handle, a run at a time.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/delta.h>
 #include "util/abi_struct.h"
@@ -174,7 +171,7 @@ static int set_origin(struct sender *s, const thinp_catalog_entry *target,
 static int make_header(struct sender *s, thinp_catalog *cat, uint64_t dev, uint64_t base,
 		       thinp_stream_header *hdr)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
 	uint8_t base_origin[16];
 	int r = e ? 0 : -ENOMEM;
@@ -191,7 +188,7 @@ static int make_header(struct sender *s, thinp_catalog *cat, uint64_t dev, uint6
 		hdr->virtual_size = e->size ? (e->size + 511) / 512 * 512
 				  : (st.highest_mapped ? st.highest_mapped : 1) * s->block_size;
 	}
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -245,7 +242,7 @@ int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev, uint64_t 
 	s.chunk_blocks = THINP_STREAM_DATA_RECORD_BYTES / s.block_size;
 	if (!s.chunk_blocks)
 		s.chunk_blocks = 1;
-	s.buf = malloc(s.chunk_blocks * s.block_size);
+	s.buf = thinp_os_alloc(s.chunk_blocks * s.block_size);
 	if (!s.buf)
 		return -ENOMEM;
 	r = replica_open_thin(pool, dev, hdr.virtual_size, true, NULL, &s.thin);
@@ -258,6 +255,6 @@ int thinp_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev, uint64_t 
 			     thinp_stream_writer_errmsg(s.w));
 	thinp_stream_writer_free(s.w);
 	thinp_thin_close(s.thin);
-	free(s.buf);
+	thinp_os_free(s.buf);
 	return r;
 }

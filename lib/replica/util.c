@@ -1,8 +1,5 @@
 /* Helpers of send and receive: error text, catalog look-ups, device ids. */
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "replica.h"
 
@@ -15,7 +12,7 @@ int replica_fail(char *buf, size_t size, int e, const char *fmt, ...)
 
 	if (buf && size) {
 		va_start(ap, fmt);
-		vsnprintf(buf, size, fmt, ap);
+		thinp_os_vsnprintf(buf, size, fmt, ap);
 		va_end(ap);
 	}
 	return e;

@@ -5,8 +5,7 @@
  * folding each pair onto its even (HIGH) position with (w | w >> 1) & 0x55..
  * leaves one bit per used entry.
  */
-#include <errno.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "sm/bitmap.h"
 #include "util/endian.h"

@@ -12,7 +12,7 @@
 #ifndef THINP_SM_BITMAP_H
 #define THINP_SM_BITMAP_H
 
-#include <stdint.h>
+#include "os/os.h"
 
 #include "sm/format.h"
 

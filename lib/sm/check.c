@@ -4,8 +4,7 @@
  * for our two kinds bitmap by bitmap (one bitmap read per 16320 blocks), for
  * any other space map through get_count.
  */
-#include <errno.h>
-#include <inttypes.h>
+#include "os/os.h"
 
 #include "sm/check.h"
 #include "sm/disk.h"

@@ -10,7 +10,7 @@
 #ifndef THINP_SM_CHECK_H
 #define THINP_SM_CHECK_H
 
-#include <stdint.h>
+#include "os/os.h"
 
 #include "sm/space_map.h"
 #include "util/log.h"

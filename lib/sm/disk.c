@@ -7,9 +7,7 @@
  * (in place after the first one in a transaction), plus overflow-tree work
  * for counts >= 3.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "sm/disk.h"
 #include "sm/ll.h"
@@ -65,7 +63,7 @@ static void disk_destroy(struct space_map *sm)
 	struct sm_disk *smd = to_smd(sm);
 
 	block_counter_destroy(smd->freed);
-	free(smd);
+	thinp_os_free(smd);
 }
 
 static int disk_extend(struct space_map *sm, uint64_t extra)
@@ -195,22 +193,22 @@ bool sm_is_disk(const struct space_map *sm)
 	return sm && sm->ops == &disk_ops;
 }
 
-static struct sm_disk *alloc_smd(struct tm *tm)
+static struct sm_disk *alloc_smd(struct tx_manager *tm)
 {
-	struct sm_disk *smd = calloc(1, sizeof(*smd));
+	struct sm_disk *smd = thinp_os_zalloc(sizeof(*smd));
 
 	if (!smd)
 		return NULL;
 	smd->sm.ops = &disk_ops;
 	ll_init(&smd->ll, tm, &disk_index_ops);
 	if (block_counter_create(&smd->freed)) {
-		free(smd);
+		thinp_os_free(smd);
 		return NULL;
 	}
 	return smd;
 }
 
-int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out)
+int sm_disk_create(struct tx_manager *tm, uint64_t nr_blocks, struct space_map **out)
 {
 	struct sm_disk *smd = alloc_smd(tm);
 	int r;
@@ -231,7 +229,7 @@ int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out)
 	return 0;
 }
 
-int sm_disk_open(struct tm *tm, const void *root, size_t len, struct space_map **out)
+int sm_disk_open(struct tx_manager *tm, const void *root, size_t len, struct space_map **out)
 {
 	struct sm_root_info ri;
 	struct sm_disk *smd;

@@ -16,9 +16,7 @@
 #ifndef THINP_SM_DISK_H
 #define THINP_SM_DISK_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include "sm/space_map.h"
 #include "tx/tm.h"
@@ -28,11 +26,11 @@ struct block_counter;
 /* Format a data space map of nr_blocks blocks (may be 0): empty index and
  * overflow trees, zeroed bitmaps, committed in memory (sm_commit). The caller
  * commits the tm. -ENOMEM, -ENOSPC (metadata), -EIO. */
-int sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out);
+int sm_disk_create(struct tx_manager *tm, uint64_t nr_blocks, struct space_map **out);
 /* Open from the 32-byte root (FORMAT.md 6.1) of the last commit. Only the
  * root is checked here; blocks are validated when read. -EINVAL if len < 32,
  * -EILSEQ if the root is impossible (nr_allocated > nr_blocks). */
-int sm_disk_open(struct tm *tm, const void *root, size_t len, struct space_map **out);
+int sm_disk_open(struct tx_manager *tm, const void *root, size_t len, struct space_map **out);
 
 bool sm_is_disk(const struct space_map *sm);
 /* Add one to bc for every metadata block the map itself uses: index-btree

@@ -1,5 +1,5 @@
 /* Conversions between the on-disk space-map structures and host order. */
-#include <string.h>
+#include "os/os.h"
 
 #include "sm/format.h"
 

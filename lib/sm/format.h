@@ -7,7 +7,7 @@
 #ifndef THINP_SM_FORMAT_H
 #define THINP_SM_FORMAT_H
 
-#include <stdint.h>
+#include "os/os.h"
 
 #include "util/compiler.h"
 #include "util/endian.h"

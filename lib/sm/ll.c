@@ -24,8 +24,7 @@
  * blocks, which are then out of reach until the commit (the cursor never
  * moves back within a transaction).
  */
-#include <errno.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "sm/bitmap.h"
 #include "sm/ll.h"
@@ -36,7 +35,7 @@
 static const struct btree_value_type ref_value_type = { .size = 4 };
 static const struct btree_value_type index_value_type = { .size = 16 };
 
-void ll_init(struct ll_disk *ll, struct tm *tm, const struct ll_index_ops *iops)
+void ll_init(struct ll_disk *ll, struct tx_manager *tm, const struct ll_index_ops *iops)
 {
 	memset(ll, 0, sizeof(*ll));
 	ll->tm = tm;

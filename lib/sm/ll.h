@@ -16,8 +16,7 @@
 #ifndef THINP_SM_LL_H
 #define THINP_SM_LL_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include "btree/btree.h"
 #include "sm/format.h"
@@ -36,7 +35,7 @@ struct ll_index_ops {
 };
 
 struct ll_disk {
-	struct tm *tm;
+	struct tx_manager *tm;
 	const struct tlog *log;
 	const struct ll_index_ops *iops;
 	struct btree_info ref_info;   /* overflow tree: key block, value le32 */
@@ -51,7 +50,7 @@ struct ll_disk {
 };
 
 /* Fill the fixed parts (btree infos, ops); roots are set by the caller. */
-void ll_init(struct ll_disk *ll, struct tm *tm, const struct ll_index_ops *iops);
+void ll_init(struct ll_disk *ll, struct tx_manager *tm, const struct ll_index_ops *iops);
 uint64_t ll_nr_indexes(const struct ll_disk *ll);
 /* Check an index entry read from disk: the bitmap location must be a real
  * block. nr_free and none_free_before are not checked: they are hints, which

@@ -31,9 +31,7 @@
  * change; afterwards each handed-out block gets a queued +1 and the queue is
  * drained with the real map, which by then can describe them.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "sm/bitmap.h"
 #include "sm/ll.h"
@@ -98,7 +96,7 @@ static int enqueue(struct sm_metadata *smm, enum op_kind kind, uint64_t b, uint3
 {
 	if (smm->tail == smm->cap) {
 		size_t cap = smm->cap ? smm->cap * 2 : 64;
-		struct pending_op *q = realloc(smm->q, cap * sizeof(*q));
+		struct pending_op *q = thinp_os_realloc(smm->q, smm->cap * sizeof(*q), cap * sizeof(*q));
 
 		if (!q)
 			return -ENOMEM;
@@ -248,8 +246,8 @@ static void md_destroy(struct space_map *sm)
 	struct sm_metadata *smm = to_smm(sm);
 
 	block_counter_destroy(smm->freed);
-	free(smm->q);
-	free(smm);
+	thinp_os_free(smm->q);
+	thinp_os_free(smm);
 }
 
 static int md_get_nr_blocks(struct space_map *sm, uint64_t *n)
@@ -464,16 +462,16 @@ bool sm_is_metadata(const struct space_map *sm)
 	return sm && sm->ops == &md_ops;
 }
 
-static struct sm_metadata *alloc_smm(struct tm *tm)
+static struct sm_metadata *alloc_smm(struct tx_manager *tm)
 {
-	struct sm_metadata *smm = calloc(1, sizeof(*smm));
+	struct sm_metadata *smm = thinp_os_zalloc(sizeof(*smm));
 
 	if (!smm)
 		return NULL;
 	smm->sm.ops = &md_ops;
 	ll_init(&smm->ll, tm, &md_index_ops);
 	if (block_counter_create(&smm->freed)) {
-		free(smm);
+		thinp_os_free(smm);
 		return NULL;
 	}
 	return smm;
@@ -496,7 +494,7 @@ static int md_format_fn(struct sm_metadata *smm, uint64_t nr_blocks)
 	return ll_extend(ll, nr_blocks);
 }
 
-int sm_metadata_create(struct tm *tm, uint64_t nr_blocks, uint64_t superblock_location,
+int sm_metadata_create(struct tx_manager *tm, uint64_t nr_blocks, uint64_t superblock_location,
 		       struct space_map **out)
 {
 	struct sm_metadata *smm;
@@ -557,7 +555,7 @@ static int read_index(struct ll_disk *ll)
 	return r;
 }
 
-int sm_metadata_open(struct tm *tm, const void *root, size_t len, struct space_map **out)
+int sm_metadata_open(struct tx_manager *tm, const void *root, size_t len, struct space_map **out)
 {
 	struct sm_metadata *smm;
 	struct sm_root_info ri;

@@ -21,9 +21,7 @@
 #ifndef THINP_SM_METADATA_H
 #define THINP_SM_METADATA_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include "sm/space_map.h"
 #include "tx/tm.h"
@@ -39,12 +37,12 @@ struct block_counter;
  * memory; the caller commits the tm. -EINVAL if nr_blocks is too small to
  * hold its own structures, -ENOMEM, -EIO.
  */
-int sm_metadata_create(struct tm *tm, uint64_t nr_blocks, uint64_t superblock_location,
+int sm_metadata_create(struct tx_manager *tm, uint64_t nr_blocks, uint64_t superblock_location,
 		       struct space_map **out);
 /* Open from the 32-byte root of the last commit; reads and validates the
  * index block (checksum, location, every entry's bounds). -EINVAL if
  * len < 32, -EILSEQ/-ENOTBLK on corruption. */
-int sm_metadata_open(struct tm *tm, const void *root, size_t len, struct space_map **out);
+int sm_metadata_open(struct tx_manager *tm, const void *root, size_t len, struct space_map **out);
 
 bool sm_is_metadata(const struct space_map *sm);
 /* Add one to bc for every block the map itself uses: the index block, each

@@ -12,9 +12,7 @@
 #ifndef THINP_SM_SPACE_MAP_H
 #define THINP_SM_SPACE_MAP_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 struct space_map;
 

@@ -4,7 +4,7 @@
  * both; only the salt differs. The unused/padding field is written as 0 but
  * not required on read (neither the kernel nor the tools check it).
  */
-#include <errno.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "sm/bitmap.h"

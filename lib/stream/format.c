@@ -11,8 +11,7 @@
  * four bytes per record yet pins the whole sequence: a dropped, repeated,
  * reordered or foreign record changes every later digest.
  */
-#include <errno.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "stream/format.h"

@@ -12,9 +12,7 @@
 #ifndef THINP_STREAM_FORMAT_H
 #define THINP_STREAM_FORMAT_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include <libthinp/stream.h>
 #include "util/compiler.h"

@@ -18,11 +18,7 @@
  * 64 KiB), so a length field claiming the maximum costs nothing until the
  * bytes are actually supplied.
  */
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "stream/format.h"
@@ -52,7 +48,7 @@ static int fail(thinp_stream_reader *r, int err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(r->errmsg, sizeof(r->errmsg), fmt, ap);
+	thinp_os_vsnprintf(r->errmsg, sizeof(r->errmsg), fmt, ap);
 	va_end(ap);
 	r->err = err;
 	return err;
@@ -105,7 +101,7 @@ static int read_grown(thinp_stream_reader *r, size_t len, size_t *short_by)
 		int ret;
 
 		if (want > r->buf_cap) {
-			uint8_t *nb = realloc(r->buf, want);
+			uint8_t *nb = thinp_os_realloc(r->buf, r->buf_cap, want);
 
 			if (!nb)
 				return fail(r, -ENOMEM, "no memory for a record of %zu bytes", len);
@@ -154,7 +150,7 @@ static int read_header(thinp_stream_reader *r)
 		return header_fail(r, version != THINP_STREAM_VERSION ? -EOPNOTSUPP : -EILSEQ,
 				   version != THINP_STREAM_VERSION ? "unknown format version"
 								   : "bad header size");
-	if (!(r->buf = malloc(size)))
+	if (!(r->buf = thinp_os_alloc(size)))
 		return fail(r, -ENOMEM, "no memory for the header");
 	r->buf_cap = size;
 	memcpy(r->buf, &w, lead);
@@ -275,7 +271,7 @@ static int record_fail(thinp_stream_reader *r, int err, uint32_t type, const cha
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
+	thinp_os_vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	return fail(r, err, "record %llu (%s) at offset %llu: %s",
 		    (unsigned long long)r->rec.seq, type_name(type),
@@ -398,7 +394,7 @@ int thinp_stream_reader_new(thinp_stream_reader **out, thinp_stream_read_fn read
 	*out = NULL;
 	if (!read)
 		return -EINVAL;
-	r = calloc(1, sizeof(*r));
+	r = thinp_os_zalloc(sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->read = read;
@@ -416,6 +412,6 @@ void thinp_stream_reader_free(thinp_stream_reader *r)
 {
 	if (!r)
 		return;
-	free(r->buf);
-	free(r);
+	thinp_os_free(r->buf);
+	thinp_os_free(r);
 }

@@ -6,8 +6,7 @@
  * unquoted; lowercase only, so each position has one spelling and a changed
  * character is always a changed byte, which the CRC catches.
  */
-#include <errno.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "stream/format.h"
 

@@ -14,12 +14,7 @@
  * byte counts, which a resumed stream continues, so a resumed writer given
  * the same runs emits the same records as the uninterrupted one would have.
  */
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/random.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "stream/format.h"
@@ -43,7 +38,7 @@ static int set_error(thinp_stream_writer *w, int err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(w->errmsg, sizeof(w->errmsg), fmt, ap);
+	thinp_os_vsnprintf(w->errmsg, sizeof(w->errmsg), fmt, ap);
 	va_end(ap);
 	return err;
 }
@@ -225,23 +220,8 @@ static bool id_is_zero(const uint8_t id[16])
 	return memcmp(id, zero, sizeof(zero)) == 0;
 }
 
-static int random_id(uint8_t id[16])
-{
-	size_t got = 0;
-
-	while (got < 16) {
-		ssize_t n = getrandom(id + got, 16 - got, 0);
-
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n > 0)
-			got += (size_t)n;
-	}
-	return 0;
-}
-
 /* Copy and check the caller's header, picking a stream id if it has none;
- * -EINVAL with *why on any problem (or getrandom's error). */
+ * -EINVAL with *why on any problem (or the random source's error). */
 static int take_header(thinp_stream_header *dst, const thinp_stream_header *src,
 		       const char **why)
 {
@@ -261,8 +241,8 @@ static int take_header(thinp_stream_header *dst, const thinp_stream_header *src,
 			*why = "a resumed stream without the stream id it resumes";
 			return -EINVAL;
 		}
-		if ((ret = random_id(dst->stream_id)) < 0) {
-			*why = "getrandom failed";
+		if ((ret = thinp_os_random_bytes(dst->stream_id, 16)) < 0) {
+			*why = "no random bytes for the stream id";
 			return ret;
 		}
 	}
@@ -283,7 +263,7 @@ int thinp_stream_writer_begin(thinp_stream_writer **out, const thinp_stream_head
 	*out = NULL;
 	if (!hdr || !write)
 		return -EINVAL;
-	w = calloc(1, sizeof(*w));
+	w = thinp_os_zalloc(sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	if ((ret = take_header(&w->hdr, hdr, &why)) < 0)
@@ -299,7 +279,7 @@ int thinp_stream_writer_begin(thinp_stream_writer **out, const thinp_stream_head
 	*out = w;
 	return 0;
 fail:
-	free(w);
+	thinp_os_free(w);
 	return ret;
 }
 
@@ -315,5 +295,5 @@ const char *thinp_stream_writer_errmsg(const thinp_stream_writer *w)
 
 void thinp_stream_writer_free(thinp_stream_writer *w)
 {
-	free(w);
+	thinp_os_free(w);
 }

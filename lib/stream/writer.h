@@ -6,8 +6,7 @@
 #ifndef THINP_STREAM_WRITER_H
 #define THINP_STREAM_WRITER_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include <libthinp/stream.h>
 

@@ -22,12 +22,7 @@
  * writer's harmless artefact explains it: those are warnings, which leave
  * the verdict clean, so that the check and a read-write open agree.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 #include "util/abi_struct.h"
@@ -115,7 +110,7 @@ static void emit(struct checker *ck, uint32_t severity, const char *fmt, va_list
 	char line[LINE_MAX_CHARS];
 	thinp_meta_finding f = { sizeof(f), severity, line };
 
-	vsnprintf(line, sizeof(line), fmt, ap);
+	thinp_os_vsnprintf(line, sizeof(line), fmt, ap);
 	if (severity == THINP_META_CHECK_ERROR)
 		ck->errors++;
 	if (ck->fn)
@@ -152,7 +147,7 @@ static int push_u64(struct checker *ck, struct u64_vec *v, uint64_t x)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? 2 * v->cap : 1024;
-		uint64_t *n = realloc(v->v, cap * sizeof(*n));
+		uint64_t *n = thinp_os_realloc(v->v, v->cap * sizeof(*n), cap * sizeof(*n));
 
 		if (!n)
 			return ck->fatal = -ENOMEM;
@@ -167,7 +162,7 @@ static int push_kv(struct checker *ck, struct kv_vec *v, const struct kv *x)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? 2 * v->cap : 64;
-		struct kv *n = realloc(v->v, cap * sizeof(*n));
+		struct kv *n = thinp_os_realloc(v->v, v->cap * sizeof(*n), cap * sizeof(*n));
 
 		if (!n)
 			return ck->fatal = -ENOMEM;
@@ -427,7 +422,7 @@ static uint64_t walk_node(struct checker *ck, struct walk *w, uint64_t b, uint64
 			       MAX_DEPTH, b);
 		return 0;
 	}
-	buf = malloc(THINP_BLOCK_SIZE);
+	buf = thinp_os_alloc(THINP_BLOCK_SIZE);
 	if (!buf) {
 		ck->fatal = -ENOMEM;
 		return 0;
@@ -450,7 +445,7 @@ static uint64_t walk_node(struct checker *ck, struct walk *w, uint64_t b, uint64
 	if (counting)
 		ck->nkeys[b] = total;
 out:
-	free(buf);
+	thinp_os_free(buf);
 	return total;
 }
 
@@ -593,8 +588,8 @@ static void check_thin_trees(struct checker *ck, const struct thin_sb *sb, const
 		walk_subtrees(ck, &top, prefix);
 	if (!ck->fatal)
 		compare_devices(ck, &details, &top, prefix);
-	free(details.v);
-	free(top.v);
+	thinp_os_free(details.v);
+	thinp_os_free(top.v);
 }
 
 /* ---- space maps ------------------------------------------------------------- */
@@ -608,8 +603,8 @@ struct sm_view {
 
 static void sm_view_free(struct sm_view *v)
 {
-	free(v->bitmaps.v);
-	free(v->overflow.v);
+	thinp_os_free(v->bitmaps.v);
+	thinp_os_free(v->overflow.v);
 }
 
 static uint64_t nr_bitmaps(uint64_t nr_blocks)
@@ -642,7 +637,7 @@ static int read_metadata_index(struct checker *ck, uint64_t b, uint8_t *buf)
 /* Metadata space map: one index block holding up to 255 entries. */
 static void collect_metadata_sm(struct checker *ck, struct sm_view *v)
 {
-	uint8_t *buf = malloc(THINP_BLOCK_SIZE);
+	uint8_t *buf = thinp_os_alloc(THINP_BLOCK_SIZE);
 	uint64_t i, n = nr_bitmaps(v->nr_blocks);
 
 	if (!buf) {
@@ -659,7 +654,7 @@ static void collect_metadata_sm(struct checker *ck, struct sm_view *v)
 				push_kv(ck, &v->bitmaps, &e);
 		}
 	}
-	free(buf);
+	thinp_os_free(buf);
 	if (!ck->fatal)
 		walk_overflow(ck, v);
 }
@@ -684,7 +679,7 @@ static void collect_data_sm(struct checker *ck, struct sm_view *v)
 		if (claim_block(ck, idx.v[i].a, KIND_BITMAP, "data space map bitmap"))
 			push_kv(ck, &v->bitmaps, &idx.v[i]);
 	}
-	free(idx.v);
+	thinp_os_free(idx.v);
 	if (!ck->fatal)
 		walk_overflow(ck, v);
 }
@@ -760,7 +755,7 @@ static void decode_bitmap(struct checker *ck, struct sm_view *v, const struct kv
 /* Decode every count of a space map, in block order, and check its totals. */
 static void decode_sm(struct checker *ck, struct sm_view *v, count_fn fn, void *ctx)
 {
-	uint8_t *buf = malloc(THINP_BLOCK_SIZE);
+	uint8_t *buf = thinp_os_alloc(THINP_BLOCK_SIZE);
 	uint64_t allocated = 0, overflow_used = 0;
 	bool complete = true;
 	size_t i;
@@ -782,7 +777,7 @@ static void decode_sm(struct checker *ck, struct sm_view *v, count_fn fn, void *
 			     "readers)", v->name, bm->a);
 		decode_bitmap(ck, v, bm, buf, fn, ctx, &allocated, &overflow_used);
 	}
-	free(buf);
+	thinp_os_free(buf);
 	/* Totals only mean something when every bitmap was read. */
 	if (ck->fatal || !complete || v->bitmaps.n != nr_bitmaps(v->nr_blocks))
 		return;
@@ -841,18 +836,18 @@ static int cmp_u64(const void *a, const void *b)
 
 static int read_superblock(struct checker *ck, uint64_t b, struct thin_sb *sb, bool snapshot)
 {
-	uint8_t *buf = malloc(THINP_BLOCK_SIZE);
+	uint8_t *buf = thinp_os_alloc(THINP_BLOCK_SIZE);
 	const char *why = NULL;
 	int r = 0;
 
 	if (!buf)
 		return ck->fatal = -ENOMEM;
 	if (thinp_io_read(ck->io, buf, THINP_BLOCK_SIZE, b << THINP_BLOCK_SHIFT, 0)) {
-		free(buf);
+		thinp_os_free(buf);
 		return ck->fatal = -EIO;
 	}
 	if (!snapshot && thin_block_is_zero(buf)) {
-		free(buf);
+		thinp_os_free(buf);
 		return -ENODATA;
 	}
 	thin_sb_decode(buf, sb);
@@ -866,7 +861,7 @@ static int read_superblock(struct checker *ck, uint64_t b, struct thin_sb *sb, b
 		       snapshot ? "metadata snapshot" : "superblock", b, why);
 		r = -EILSEQ;
 	}
-	free(buf);
+	thinp_os_free(buf);
 	return r;
 }
 
@@ -880,9 +875,9 @@ static void sm_view_init(struct sm_view *v, const char *name, const uint8_t *roo
 
 static int alloc_arrays(struct checker *ck)
 {
-	ck->meta_refs = calloc(ck->nr_meta, sizeof(*ck->meta_refs));
-	ck->nkeys = calloc(ck->nr_meta, sizeof(*ck->nkeys));
-	ck->kind = calloc(ck->nr_meta, 1);
+	ck->meta_refs = thinp_os_zalloc_array(ck->nr_meta, sizeof(*ck->meta_refs));
+	ck->nkeys = thinp_os_zalloc_array(ck->nr_meta, sizeof(*ck->nkeys));
+	ck->kind = thinp_os_zalloc_array(ck->nr_meta, 1);
 	if (!ck->meta_refs || !ck->nkeys || !ck->kind)
 		return ck->fatal = -ENOMEM;
 	return 0;
@@ -919,7 +914,7 @@ static void check_all(struct checker *ck, const struct thin_sb *sb)
 		decode_sm(ck, &msm, compare_meta_count, NULL);
 	if (!ck->fatal) {
 		if (ck->data_refs.n)
-			qsort(ck->data_refs.v, ck->data_refs.n, sizeof(uint64_t), cmp_u64);
+			thinp_os_sort(ck->data_refs.v, ck->data_refs.n, sizeof(uint64_t), cmp_u64);
 		decode_sm(ck, &dsm, compare_data_count, &cur);
 	}
 	sm_view_free(&msm);
@@ -973,10 +968,10 @@ int thinp_meta_check_io(thinp_io *io, const thinp_meta_options *opts,
 	}
 	if (!alloc_arrays(&ck))
 		check_all(&ck, &sb);
-	free(ck.meta_refs);
-	free(ck.nkeys);
-	free(ck.kind);
-	free(ck.data_refs.v);
+	thinp_os_free(ck.meta_refs);
+	thinp_os_free(ck.nkeys);
+	thinp_os_free(ck.kind);
+	thinp_os_free(ck.data_refs.v);
 	if (ck.fatal)
 		return ck.fatal;
 	return ck.errors ? -EILSEQ : 0;

@@ -5,9 +5,7 @@
  * being built when a batch ends stays in the cursor, so a run is delivered
  * whole whatever the batch size.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
+#include "os/os.h"
 
 #include "btree/diff.h"
 #include "thin/cursor.h"
@@ -167,7 +165,7 @@ int thin_cursor_open(struct thin_cursor **out, thinp_meta *meta,
 
 	if (!out || !left || (flags & ~ALL_FLAGS) || begin > end)
 		return thin_err(meta, -EINVAL, "bad cursor arguments");
-	c = calloc(1, sizeof(*c));
+	c = thinp_os_zalloc(sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	*c = (struct thin_cursor){ .meta = meta, .nr_sides = right ? 2 : 1, .pos = begin,
@@ -181,7 +179,7 @@ int thin_cursor_open(struct thin_cursor **out, thinp_meta *meta,
 		thin_unlock(meta);
 	}
 	if (r) {
-		free(c);
+		thinp_os_free(c);
 		return r;
 	}
 	*out = c;
@@ -236,5 +234,5 @@ uint64_t thin_cursor_position(const struct thin_cursor *c)
 
 void thin_cursor_close(struct thin_cursor *c)
 {
-	free(c);
+	thinp_os_free(c);
 }

@@ -37,8 +37,7 @@
 #ifndef THINP_THIN_CURSOR_H
 #define THINP_THIN_CURSOR_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include <libthinp/meta.h>
 

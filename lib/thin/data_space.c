@@ -5,8 +5,7 @@
  * committed metadata may still map it, and after a crash that mapping would
  * point at overwritten data (FORMAT.md 6.7). The space map enforces this.
  */
-#include <errno.h>
-#include <inttypes.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 

@@ -3,10 +3,7 @@
  * devices, its runs converted to thinp_delta_run. CHANGES_ONLY is the
  * cursor without SAME runs, where shared subtrees are skipped unread.
  */
-#include <errno.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "thin/cursor.h"
 #include "thin/delta_internal.h"
@@ -51,7 +48,7 @@ int thin_delta_open(thinp_delta **out, thinp_meta *meta, uint64_t left, uint64_t
 	e = copy_options(&o, opts);
 	if (e)
 		return thin_err(meta, e, "bad delta options");
-	d = calloc(1, sizeof(*d));
+	d = thinp_os_zalloc(sizeof(*d));
 	if (!d)
 		return -ENOMEM;
 	if (lock)
@@ -65,7 +62,7 @@ int thin_delta_open(thinp_delta **out, thinp_meta *meta, uint64_t left, uint64_t
 	if (d->lock.unlock)
 		d->lock.unlock(d->lock.ctx);
 	if (e) {
-		free(d);
+		thinp_os_free(d);
 		return e;
 	}
 	*out = d;
@@ -117,12 +114,13 @@ void thinp_delta_close(thinp_delta *d)
 	if (!d)
 		return;
 	thin_cursor_close(d->cur);
-	free(d);
+	thinp_os_free(d);
 }
 
 int thin_delta_drain(thinp_delta *d, thinp_delta_fn fn, void *ctx)
 {
-	thinp_delta_run runs[64];
+	/* A batch small enough for a kernel stack frame. */
+	thinp_delta_run runs[16];
 	size_t i, n;
 	int r;
 

@@ -7,8 +7,7 @@
  * `changed` set holds values newer than the tree's, written back at commit.
  * The cache is dropped on abort and on reload (it belongs to the transaction).
  */
-#include <errno.h>
-#include <stdlib.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 
@@ -30,7 +29,7 @@ struct thin_dev *thin_dev_cached(struct thinp_meta *meta, uint64_t dev)
 static int cache_add(struct thinp_meta *meta, uint64_t dev, const struct thin_details *d,
 		     struct thin_dev **out)
 {
-	struct thin_dev *td = calloc(1, sizeof(*td));
+	struct thin_dev *td = thinp_os_zalloc(sizeof(*td));
 	unsigned b = bucket(dev);
 
 	if (!td)
@@ -52,7 +51,7 @@ static void cache_drop(struct thinp_meta *meta, uint64_t dev)
 			struct thin_dev *td = *pp;
 
 			*pp = td->next;
-			free(td);
+			thinp_os_free(td);
 			return;
 		}
 	}
@@ -67,7 +66,7 @@ void thin_dev_cache_clear(struct thinp_meta *meta)
 			struct thin_dev *td = meta->devs[i];
 
 			meta->devs[i] = td->next;
-			free(td);
+			thinp_os_free(td);
 		}
 	}
 }

@@ -7,10 +7,7 @@
  * modify, and an error from that point on drops the whole transaction (see
  * thin_fail_locked), because a half-done change cannot be trusted.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stddef.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 #include "util/abi_struct.h"

@@ -7,8 +7,7 @@
 #ifndef THINP_THIN_FORMAT_H
 #define THINP_THIN_FORMAT_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include "util/compiler.h"
 #include "util/endian.h"

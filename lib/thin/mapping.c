@@ -8,9 +8,7 @@
  * mapped_blocks in the device's details moves with every new or removed key,
  * so it is always exact.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 

@@ -6,13 +6,10 @@
  * newline, no overflow), device ids at most 2^24-1. A successful message is
  * committed at once, as the kernel commits after every message.
  */
-#include <ctype.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <string.h>
-#include <strings.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
+#include "util/parse.h"
 
 #define MSG_MAX_ARGS 4
 #define MSG_MAX_LEN 256
@@ -25,43 +22,27 @@ struct msg {
 
 static int split(const char *text, struct msg *m)
 {
-	char *p;
-
 	if (strlen(text) >= sizeof(m->buf))
 		return -EINVAL;
 	strcpy(m->buf, text);
-	m->argc = 0;
-	for (p = m->buf; *p;) {
-		while (*p && isspace((unsigned char)*p))
-			*p++ = '\0';
-		if (!*p)
-			break;
-		if (m->argc == MSG_MAX_ARGS)
-			return -EINVAL;
-		m->argv[m->argc++] = p;
-		while (*p && !isspace((unsigned char)*p))
-			p++;
-	}
-	return m->argc ? 0 : -EINVAL;
+	/* isspace() in the C locale. */
+	m->argc = parse_split_words(m->buf, " \t\n\v\f\r", m->argv, MSG_MAX_ARGS);
+	return m->argc > 0 ? 0 : -EINVAL;
 }
 
 /* kstrtoull(s, 10): '+'? digits, no overflow. */
 static int parse_u64(const char *s, uint64_t *out)
 {
-	uint64_t v = 0;
+	const char *end;
+	uint64_t v;
+	int r;
 
 	if (*s == '+')
 		s++;
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	for (; isdigit((unsigned char)*s); s++) {
-		unsigned d = (unsigned)(*s - '0');
-
-		if (v > (UINT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
-	}
-	if (*s)
+	r = parse_decimal_u64(s, &end, &v);
+	if (r)
+		return r;
+	if (*end)
 		return -EINVAL;
 	*out = v;
 	return 0;

@@ -9,12 +9,7 @@
  * persistent-data objects: nothing of the abandoned transaction survives in
  * memory, and nothing of it is reachable on disk.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 #include "util/abi_struct.h"
@@ -25,11 +20,11 @@ int thin_err(struct thinp_meta *meta, int r, const char *fmt, ...)
 {
 	va_list ap;
 
-	pthread_mutex_lock(&meta->err_lock);
+	thinp_os_mutex_lock(&meta->err_lock);
 	va_start(ap, fmt);
-	vsnprintf(meta->errmsg, sizeof(meta->errmsg), fmt, ap);
+	thinp_os_vsnprintf(meta->errmsg, sizeof(meta->errmsg), fmt, ap);
 	va_end(ap);
-	pthread_mutex_unlock(&meta->err_lock);
+	thinp_os_mutex_unlock(&meta->err_lock);
 	return r;
 }
 
@@ -42,9 +37,9 @@ size_t thinp_meta_errmsg(thinp_meta *meta, char *buf, size_t len)
 
 int thin_rlock(struct thinp_meta *meta)
 {
-	pthread_rwlock_rdlock(&meta->lock);
+	thinp_os_rwlock_read_lock(&meta->lock);
 	if (meta->broken) {
-		pthread_rwlock_unlock(&meta->lock);
+		thinp_os_rwlock_read_unlock(&meta->lock);
 		return thin_err(meta, -EIO, "metadata failed and could not be reloaded: reopen");
 	}
 	return 0;
@@ -67,7 +62,7 @@ static const char *mode_refusal(int mode)
 
 int thin_wlock(struct thinp_meta *meta)
 {
-	pthread_rwlock_wrlock(&meta->lock);
+	thinp_os_rwlock_write_lock(&meta->lock);
 	/* Damaged through the private interface and not rolled back (a test
 	 * mixing both doors): the policy first, never a change on top. */
 	if (meta->damaged)
@@ -75,7 +70,7 @@ int thin_wlock(struct thinp_meta *meta)
 	if (meta->mode != THINP_META_MODE_RW) {
 		int mode = meta->mode;
 
-		pthread_rwlock_unlock(&meta->lock);
+		thinp_os_rwlock_write_unlock(&meta->lock);
 		return thin_err(meta, -EROFS, "%s", mode_refusal(mode));
 	}
 	return 0;
@@ -85,9 +80,9 @@ int thin_wlock(struct thinp_meta *meta)
  * is not safe for concurrent callers even when they only read. */
 int thin_xlock(struct thinp_meta *meta)
 {
-	pthread_rwlock_wrlock(&meta->lock);
+	thinp_os_rwlock_write_lock(&meta->lock);
 	if (meta->broken) {
-		pthread_rwlock_unlock(&meta->lock);
+		thinp_os_rwlock_write_unlock(&meta->lock);
 		return thin_err(meta, -EIO, "metadata failed and could not be reloaded: reopen");
 	}
 	return 0;
@@ -98,7 +93,7 @@ void thin_unlock(struct thinp_meta *meta)
 	/* Only a change sets damaged, and changes hold the lock exclusively. */
 	if (meta->damaged)
 		apply_fault_policy_locked(meta);
-	pthread_rwlock_unlock(&meta->lock);
+	thinp_os_rwlock_write_unlock(&meta->lock);
 }
 
 /* ---- persistent objects -------------------------------------------------- */
@@ -338,7 +333,6 @@ static int open_snapshot_objects(struct thinp_meta *meta, uint64_t block)
 static int meta_alloc(struct thinp_meta **out, thinp_io *io, const thinp_meta_options *opts)
 {
 	thinp_meta_options o = THINP_META_OPTIONS_INIT;
-	pthread_rwlockattr_t attr;
 	struct thinp_meta *meta;
 
 	if (opts && thinp_abi_copy_in(&o, sizeof(o), opts,
@@ -346,7 +340,7 @@ static int meta_alloc(struct thinp_meta **out, thinp_io *io, const thinp_meta_op
 		return -EINVAL;
 	if (o.flags & ~THINP_META_RDONLY)
 		return -EINVAL;
-	meta = calloc(1, sizeof(*meta));
+	meta = thinp_os_zalloc(sizeof(*meta));
 	if (!meta)
 		return -ENOMEM;
 	meta->io = io;
@@ -357,11 +351,8 @@ static int meta_alloc(struct thinp_meta **out, thinp_io *io, const thinp_meta_op
 	/* Writers first: continuous lookups from the pool must not starve
 	 * provisioning and commits. No function takes the lock recursively
 	 * (walk callbacks run after it is released). */
-	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&meta->lock, &attr);
-	pthread_rwlockattr_destroy(&attr);
-	pthread_mutex_init(&meta->err_lock, NULL);
+	thinp_os_rwlock_init(&meta->lock);
+	thinp_os_mutex_init(&meta->err_lock);
 	meta->mode = meta->read_only ? THINP_META_MODE_RO : THINP_META_MODE_RW;
 	*out = meta;
 	return 0;
@@ -370,9 +361,9 @@ static int meta_alloc(struct thinp_meta **out, thinp_io *io, const thinp_meta_op
 static void meta_free(struct thinp_meta *meta)
 {
 	thin_destroy_objects(meta);
-	pthread_rwlock_destroy(&meta->lock);
-	pthread_mutex_destroy(&meta->err_lock);
-	free(meta);
+	thinp_os_rwlock_destroy(&meta->lock);
+	thinp_os_mutex_destroy(&meta->err_lock);
+	thinp_os_free(meta);
 }
 
 static void log_errmsg(struct thinp_meta *meta)
@@ -653,10 +644,10 @@ int thinp_meta_abort(thinp_meta *meta)
 {
 	int r;
 
-	pthread_rwlock_wrlock(&meta->lock);
+	thinp_os_rwlock_write_lock(&meta->lock);
 	/* Reloading would read the live superblock this handle must not trust. */
 	if (meta->snapshot_only) {
-		pthread_rwlock_unlock(&meta->lock);
+		thinp_os_rwlock_write_unlock(&meta->lock);
 		return thin_err(meta, -EROFS, "opened on a metadata snapshot: nothing to abort");
 	}
 	r = thin_abort_locked(meta);
@@ -664,7 +655,7 @@ int thinp_meta_abort(thinp_meta *meta)
 		meta->mode = meta->read_only ? THINP_META_MODE_RO : THINP_META_MODE_FAIL;
 	else if (meta->mode == THINP_META_MODE_NO_SPACE)
 		meta->mode = THINP_META_MODE_RW; /* the caller has seen the rollback */
-	pthread_rwlock_unlock(&meta->lock);
+	thinp_os_rwlock_write_unlock(&meta->lock);
 	return r;
 }
 
@@ -679,7 +670,7 @@ static int write_needs_check(struct thinp_meta *meta)
 	struct thin_disk_superblock *d;
 	int r;
 
-	buf = malloc(THINP_BLOCK_SIZE);
+	buf = thinp_os_alloc(THINP_BLOCK_SIZE);
 	if (!buf)
 		return -ENOMEM;
 	r = thinp_io_read(meta->io, buf, THINP_BLOCK_SIZE, 0, 0);
@@ -696,7 +687,7 @@ static int write_needs_check(struct thinp_meta *meta)
 	if (!r)
 		r = thinp_io_flush(meta->io);
 out:
-	free(buf);
+	thinp_os_free(buf);
 	return r;
 }
 

@@ -17,9 +17,7 @@
 #ifndef THINP_THIN_META_INTERNAL_H
 #define THINP_THIN_META_INTERNAL_H
 
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include <libthinp/meta.h>
 
@@ -50,7 +48,7 @@ struct thinp_meta {
 	bool snapshot_only;
 	uint64_t snap_block;
 
-	pthread_rwlock_t lock;
+	thinp_os_rwlock lock;
 	int mode;             /* THINP_META_MODE_* (the public API's policy) */
 	bool broken;          /* the committed state could not be reloaded */
 
@@ -61,7 +59,7 @@ struct thinp_meta {
 	const char *fault_what; /* a string literal */
 
 	struct bm *bm;
-	struct tm *tm;
+	struct tx_manager *tm;
 	struct space_map *metadata_sm;
 	struct space_map *data_sm;
 
@@ -76,7 +74,7 @@ struct thinp_meta {
 	bool dirty;           /* something changed since the last commit */
 	struct thin_dev *devs[THIN_DEV_BUCKETS];
 
-	pthread_mutex_t err_lock;
+	thinp_os_mutex err_lock;
 	char errmsg[256];
 };
 
@@ -114,10 +112,11 @@ void thin_setup_infos(struct thinp_meta *meta);
 
 /* Space-map construction, isolated here because it depends on lib/sm's
  * constructors. */
-int thin_sm_metadata_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out);
-int thin_sm_metadata_open(struct tm *tm, const void *root, size_t len, struct space_map **out);
-int thin_sm_disk_create(struct tm *tm, uint64_t nr_blocks, struct space_map **out);
-int thin_sm_disk_open(struct tm *tm, const void *root, size_t len, struct space_map **out);
+int thin_sm_metadata_create(struct tx_manager *tm, uint64_t nr_blocks, struct space_map **out);
+int thin_sm_metadata_open(struct tx_manager *tm, const void *root, size_t len,
+			  struct space_map **out);
+int thin_sm_disk_create(struct tx_manager *tm, uint64_t nr_blocks, struct space_map **out);
+int thin_sm_disk_open(struct tx_manager *tm, const void *root, size_t len, struct space_map **out);
 
 /* Details (details.c). */
 int thin_dev_read_locked(struct thinp_meta *meta, uint64_t dev, struct thin_details *d);

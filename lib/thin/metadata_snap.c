@@ -12,9 +12,7 @@
  * The kernel shadows block 0 to make the copy; we allocate a block and encode
  * the superblock we just committed, which gives the same bytes.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 

@@ -28,8 +28,7 @@
 #ifndef THINP_THIN_POOL_IFACE_H
 #define THINP_THIN_POOL_IFACE_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include <libthinp/meta.h>
 

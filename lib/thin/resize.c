@@ -7,9 +7,7 @@
  * keeps its format-time value, as in the kernel: the metadata space map's
  * nr_blocks is the authoritative size.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdbool.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 

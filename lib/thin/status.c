@@ -6,9 +6,7 @@
  * blocks: the kernel reports the reserve as used so that a pool runs out of
  * metadata space while it can still commit, and `dmsetup status` shows it.
  */
-#include <errno.h>
-#include <stddef.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 #include "util/abi_struct.h"

@@ -8,8 +8,7 @@
  * Metadata-snapshot copies use the same layout and salt; they differ only in
  * their own location and in having zeroed space-map roots (FORMAT.md 9).
  */
-#include <errno.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/meta.h>
 #include "block/bm.h"

@@ -12,10 +12,7 @@
  * key sets differ, since a dump of such metadata would silently lose either
  * mappings or details.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "thin/meta_internal.h"
 
@@ -29,13 +26,13 @@ static int list_push(struct id_list *l, uint64_t id, const struct thin_details *
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 64;
-		uint64_t *ids = realloc(l->ids, cap * sizeof(*ids));
+		uint64_t *ids = thinp_os_realloc(l->ids, l->cap * sizeof(*ids), cap * sizeof(*ids));
 
 		if (!ids)
 			return -ENOMEM;
 		l->ids = ids;
 		if (d) {
-			struct thin_details *ds = realloc(l->details, cap * sizeof(*ds));
+			struct thin_details *ds = thinp_os_realloc(l->details, l->cap * sizeof(*ds), cap * sizeof(*ds));
 
 			if (!ds)
 				return -ENOMEM;
@@ -52,8 +49,8 @@ static int list_push(struct id_list *l, uint64_t id, const struct thin_details *
 
 static void list_free(struct id_list *l)
 {
-	free(l->ids);
-	free(l->details);
+	thinp_os_free(l->ids);
+	thinp_os_free(l->details);
 }
 
 static int details_fn(void *ctx, uint64_t key, const void *value)
@@ -158,7 +155,7 @@ static int push_run(struct run_state *s)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 256;
-		thinp_meta_run *n = realloc(s->runs, cap * sizeof(*n));
+		thinp_meta_run *n = thinp_os_realloc(s->runs, s->cap * sizeof(*n), cap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
@@ -244,6 +241,6 @@ int thinp_meta_walk_mappings(thinp_meta *meta, uint64_t source, uint64_t dev,
 	thin_unlock(meta);
 	for (i = 0; !r && i < s.n; i++)
 		r = fn(&s.runs[i], ctx);
-	free(s.runs);
+	thinp_os_free(s.runs);
 	return r;
 }

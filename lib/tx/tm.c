@@ -30,15 +30,13 @@
  * locks may be taken concurrently since the bm is internally locked and the
  * tm's own fields are only read on that path.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "tx/tm.h"
 #include "util/counter.h"
 #include "util/log.h"
 
-struct tm {
+struct tx_manager {
 	struct bm *bm;
 	struct space_map *sm;
 	bool read_only;
@@ -48,15 +46,15 @@ struct tm {
 	bool out_of_space;
 };
 
-static int tm_alloc(struct tm **out, struct bm *bm, bool read_only)
+static int tm_alloc(struct tx_manager **out, struct bm *bm, bool read_only)
 {
-	struct tm *tm = calloc(1, sizeof(*tm));
+	struct tx_manager *tm = thinp_os_zalloc(sizeof(*tm));
 
 	*out = NULL;
 	if (!tm)
 		return -ENOMEM;
 	if (block_counter_create(&tm->shadows)) {
-		free(tm);
+		thinp_os_free(tm);
 		return -ENOMEM;
 	}
 	tm->bm = bm;
@@ -65,46 +63,46 @@ static int tm_alloc(struct tm **out, struct bm *bm, bool read_only)
 	return 0;
 }
 
-int tm_create(struct tm **out, struct bm *bm)
+int tm_create(struct tx_manager **out, struct bm *bm)
 {
 	return tm_alloc(out, bm, false);
 }
 
-int tm_create_read_only(struct tm **out, struct bm *bm)
+int tm_create_read_only(struct tx_manager **out, struct bm *bm)
 {
 	return tm_alloc(out, bm, true);
 }
 
-void tm_destroy(struct tm *tm)
+void tm_destroy(struct tx_manager *tm)
 {
 	if (!tm)
 		return;
 	block_counter_destroy(tm->shadows);
-	free(tm);
+	thinp_os_free(tm);
 }
 
-void tm_set_sm(struct tm *tm, struct space_map *sm)
+void tm_set_sm(struct tx_manager *tm, struct space_map *sm)
 {
 	tm->sm = sm;
 }
 
-struct space_map *tm_sm(struct tm *tm)
+struct space_map *tm_sm(struct tx_manager *tm)
 {
 	return tm->sm;
 }
 
-struct bm *tm_bm(struct tm *tm)
+struct bm *tm_bm(struct tx_manager *tm)
 {
 	return tm->bm;
 }
 
-bool tm_is_read_only(const struct tm *tm)
+bool tm_is_read_only(const struct tx_manager *tm)
 {
 	return tm->read_only;
 }
 
 /* Changes need a writable tm with a space map attached. */
-static int check_writable(const struct tm *tm)
+static int check_writable(const struct tx_manager *tm)
 {
 	if (tm->read_only)
 		return -EROFS;
@@ -113,31 +111,31 @@ static int check_writable(const struct tm *tm)
 	return 0;
 }
 
-static bool is_shadow(const struct tm *tm, uint64_t b)
+static bool is_shadow(const struct tx_manager *tm, uint64_t b)
 {
 	return block_counter_get(tm->shadows, b) != 0;
 }
 
-static int remember_shadow(struct tm *tm, uint64_t b)
+static int remember_shadow(struct tx_manager *tm, uint64_t b)
 {
 	return block_counter_inc(tm->shadows, b, NULL);
 }
 
 /* Forgetting the set is what makes the next transaction copy again. O(set). */
-static void forget_shadows(struct tm *tm)
+static void forget_shadows(struct tx_manager *tm)
 {
 	block_counter_clear(tm->shadows);
 	tm->out_of_space = false;
 }
 
-bool tm_out_of_space(const struct tm *tm)
+bool tm_out_of_space(const struct tx_manager *tm)
 {
 	return tm->out_of_space;
 }
 
 /* Every metadata block is allocated here: the one place that can tell "no
  * metadata block left" from an -ENOSPC of some other origin. */
-static int alloc_block(struct tm *tm, uint64_t *b)
+static int alloc_block(struct tx_manager *tm, uint64_t *b)
 {
 	int r = sm_new_block(tm->sm, b);
 
@@ -146,7 +144,7 @@ static int alloc_block(struct tm *tm, uint64_t *b)
 	return r;
 }
 
-int tm_pre_commit(struct tm *tm)
+int tm_pre_commit(struct tx_manager *tm)
 {
 	int r = check_writable(tm);
 
@@ -158,7 +156,7 @@ int tm_pre_commit(struct tm *tm)
 	return bm_flush(tm->bm);
 }
 
-int tm_commit(struct tm *tm, struct block *sb)
+int tm_commit(struct tx_manager *tm, struct block *sb)
 {
 	int r;
 
@@ -176,7 +174,7 @@ int tm_commit(struct tm *tm, struct block *sb)
 	return 0;
 }
 
-int tm_abort(struct tm *tm)
+int tm_abort(struct tx_manager *tm)
 {
 	int r = bm_invalidate(tm->bm);
 
@@ -188,7 +186,7 @@ int tm_abort(struct tm *tm)
 
 /* A fresh block: count 1 from the space map, zeroed, write-locked.
  * -ENOSPC, -EROFS. O(allocator). */
-int tm_new_block(struct tm *tm, const struct validator *v, struct block **out)
+int tm_new_block(struct tx_manager *tm, const struct validator *v, struct block **out)
 {
 	uint64_t b;
 	int r = check_writable(tm);
@@ -217,7 +215,7 @@ int tm_new_block(struct tm *tm, const struct validator *v, struct block **out)
 /* Copy orig into a newly allocated block and drop orig's reference.
  * The copy is taken before the decrement so that a failure leaves orig's
  * count untouched. O(1) blocks. */
-static int copy_block(struct tm *tm, uint64_t orig, const struct validator *v,
+static int copy_block(struct tx_manager *tm, uint64_t orig, const struct validator *v,
 		      struct block **out)
 {
 	struct block *src = NULL;
@@ -250,7 +248,7 @@ out:
 	return r;
 }
 
-int tm_shadow_block(struct tm *tm, uint64_t orig, const struct validator *v,
+int tm_shadow_block(struct tx_manager *tm, uint64_t orig, const struct validator *v,
 		    struct block **out, bool *inc_children)
 {
 	uint32_t count;
@@ -275,31 +273,31 @@ int tm_shadow_block(struct tm *tm, uint64_t orig, const struct validator *v,
 	return r;
 }
 
-int tm_read_lock(struct tm *tm, uint64_t b, const struct validator *v, struct block **out)
+int tm_read_lock(struct tx_manager *tm, uint64_t b, const struct validator *v, struct block **out)
 {
 	return bm_read_lock(tm->bm, b, v, out);
 }
 
-void tm_unlock(struct tm *tm, struct block *blk)
+void tm_unlock(struct tx_manager *tm, struct block *blk)
 {
 	bm_unlock(blk);
 }
 
-int tm_inc(struct tm *tm, uint64_t b)
+int tm_inc(struct tx_manager *tm, uint64_t b)
 {
 	int r = check_writable(tm);
 
 	return r ? r : sm_inc(tm->sm, b);
 }
 
-int tm_dec(struct tm *tm, uint64_t b)
+int tm_dec(struct tx_manager *tm, uint64_t b)
 {
 	int r = check_writable(tm);
 
 	return r ? r : sm_dec(tm->sm, b);
 }
 
-int tm_ref(struct tm *tm, uint64_t b, uint32_t *count)
+int tm_ref(struct tx_manager *tm, uint64_t b, uint32_t *count)
 {
 	if (!tm->sm)
 		return -EINVAL;

@@ -19,26 +19,25 @@
 #ifndef THINP_TX_TM_H
 #define THINP_TX_TM_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include "block/bm.h"
 #include "sm/space_map.h"
 
-struct tm;
+struct tx_manager;
 
 /* A transaction manager over bm (not owned). The metadata space map is
  * attached afterwards with tm_set_sm (it is built on this tm). -ENOMEM. */
-int tm_create(struct tm **out, struct bm *bm);
+int tm_create(struct tx_manager **out, struct bm *bm);
 /* A read-only transaction manager: shadowing and allocation fail with -EROFS. */
-int tm_create_read_only(struct tm **out, struct bm *bm);
-void tm_destroy(struct tm *tm);
+int tm_create_read_only(struct tx_manager **out, struct bm *bm);
+void tm_destroy(struct tx_manager *tm);
 
 /* Attach the metadata space map (not owned). */
-void tm_set_sm(struct tm *tm, struct space_map *sm);
-struct space_map *tm_sm(struct tm *tm);
-struct bm *tm_bm(struct tm *tm);
-bool tm_is_read_only(const struct tm *tm);
+void tm_set_sm(struct tx_manager *tm, struct space_map *sm);
+struct space_map *tm_sm(struct tx_manager *tm);
+struct bm *tm_bm(struct tx_manager *tm);
+bool tm_is_read_only(const struct tx_manager *tm);
 
 /*
  * Phase one of commit: commit the space map, then write and flush every
@@ -47,7 +46,7 @@ bool tm_is_read_only(const struct tm *tm);
  * the superblock, so the old superblock still describes the device.
  * -EROFS on a read-only tm; space map and I/O errors as returned.
  */
-int tm_pre_commit(struct tm *tm);
+int tm_pre_commit(struct tx_manager *tm);
 /*
  * Phase two: the caller has write-locked block 0 after tm_pre_commit and
  * filled in the new superblock; tm_commit unlocks it and flushes, so block 0
@@ -55,25 +54,25 @@ int tm_pre_commit(struct tm *tm);
  * of blocks shadowed in this transaction is forgotten. `sb` is unlocked in
  * every case. -EROFS, I/O errors.
  */
-int tm_commit(struct tm *tm, struct block *sb);
+int tm_commit(struct tx_manager *tm, struct block *sb);
 /* Forget this transaction's shadow set and drop cached blocks (abort). */
-int tm_abort(struct tm *tm);
+int tm_abort(struct tx_manager *tm);
 /* True once tm_new_block or tm_shadow_block found no free metadata block in
  * this transaction (cleared by commit and abort): tells the layers above
  * that an -ENOSPC they see means "out of metadata space". */
-bool tm_out_of_space(const struct tm *tm);
+bool tm_out_of_space(const struct tx_manager *tm);
 
 /* Allocate a new block (count 1), zeroed and write-locked. -ENOSPC. */
-int tm_new_block(struct tm *tm, const struct validator *v, struct block **out);
+int tm_new_block(struct tx_manager *tm, const struct validator *v, struct block **out);
 /* Shadow `orig` (see above). *inc_children is set when orig was shared. */
-int tm_shadow_block(struct tm *tm, uint64_t orig, const struct validator *v,
+int tm_shadow_block(struct tx_manager *tm, uint64_t orig, const struct validator *v,
 		    struct block **out, bool *inc_children);
-int tm_read_lock(struct tm *tm, uint64_t b, const struct validator *v, struct block **out);
-void tm_unlock(struct tm *tm, struct block *blk);
+int tm_read_lock(struct tx_manager *tm, uint64_t b, const struct validator *v, struct block **out);
+void tm_unlock(struct tx_manager *tm, struct block *blk);
 
 /* Reference counts in the metadata space map. */
-int tm_inc(struct tm *tm, uint64_t b);
-int tm_dec(struct tm *tm, uint64_t b);
-int tm_ref(struct tm *tm, uint64_t b, uint32_t *count);
+int tm_inc(struct tx_manager *tm, uint64_t b);
+int tm_dec(struct tx_manager *tm, uint64_t b);
+int tm_ref(struct tx_manager *tm, uint64_t b, uint32_t *count);
 
 #endif

@@ -3,8 +3,7 @@
  * Fields are read with memcpy, not through a cast: the caller's struct is of
  * its own, possibly older, type.
  */
-#include <errno.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "util/abi_struct.h"
 #include "util/compiler.h"
@@ -63,12 +62,12 @@ int thinp_abi_copy_out(void *dst, const void *src, size_t size, size_t min_size)
 	return 0;
 }
 
-size_t thinp_abi_copy_string(char *buf, size_t len, const char *s, pthread_mutex_t *lock)
+size_t thinp_abi_copy_string(char *buf, size_t len, const char *s, thinp_os_mutex *lock)
 {
 	size_t n;
 
 	if (lock)
-		pthread_mutex_lock(lock);
+		thinp_os_mutex_lock(lock);
 	n = strlen(s);
 	if (len) {
 		size_t k = THINP_MIN(n, len - 1);
@@ -77,6 +76,6 @@ size_t thinp_abi_copy_string(char *buf, size_t len, const char *s, pthread_mutex
 		buf[k] = '\0';
 	}
 	if (lock)
-		pthread_mutex_unlock(lock);
+		thinp_os_mutex_unlock(lock);
 	return n;
 }

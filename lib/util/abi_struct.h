@@ -13,9 +13,7 @@
 #ifndef THINP_UTIL_ABI_STRUCT_H
 #define THINP_UTIL_ABI_STRUCT_H
 
-#include <pthread.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 /*
  * thinp_abi_copy_in - take a caller's input struct: zero the library's own
@@ -51,6 +49,6 @@ int thinp_abi_copy_out(void *dst, const void *src, size_t size, size_t min_size)
  * `s`: it is held across the copy, so the caller gets one whole message even
  * while other threads replace it.
  */
-size_t thinp_abi_copy_string(char *buf, size_t len, const char *s, pthread_mutex_t *lock);
+size_t thinp_abi_copy_string(char *buf, size_t len, const char *s, thinp_os_mutex *lock);
 
 #endif

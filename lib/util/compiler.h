@@ -2,7 +2,7 @@
 #ifndef THINP_UTIL_COMPILER_H
 #define THINP_UTIL_COMPILER_H
 
-#include <stddef.h>
+#include "os/os.h"
 
 #define THINP_PACKED __attribute__((packed))
 #define THINP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

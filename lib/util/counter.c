@@ -9,9 +9,7 @@
  * Used both for reference-count recomputation (checkers, tests) and as the
  * transaction manager's set of blocks shadowed in the current transaction.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "util/counter.h"
 
@@ -37,7 +35,7 @@ static size_t hash_block(uint64_t b, size_t capacity)
 
 static int alloc_slots(struct block_counter *bc, size_t capacity)
 {
-	bc->slots = calloc(capacity, sizeof(*bc->slots));
+	bc->slots = thinp_os_zalloc_array(capacity, sizeof(*bc->slots));
 	if (!bc->slots)
 		return -ENOMEM;
 	bc->capacity = capacity;
@@ -47,13 +45,13 @@ static int alloc_slots(struct block_counter *bc, size_t capacity)
 
 int block_counter_create(struct block_counter **out)
 {
-	struct block_counter *bc = calloc(1, sizeof(*bc));
+	struct block_counter *bc = thinp_os_zalloc(sizeof(*bc));
 
 	*out = NULL;
 	if (!bc)
 		return -ENOMEM;
 	if (alloc_slots(bc, INITIAL_CAPACITY)) {
-		free(bc);
+		thinp_os_free(bc);
 		return -ENOMEM;
 	}
 	*out = bc;
@@ -64,8 +62,8 @@ void block_counter_destroy(struct block_counter *bc)
 {
 	if (!bc)
 		return;
-	free(bc->slots);
-	free(bc);
+	thinp_os_free(bc->slots);
+	thinp_os_free(bc);
 }
 
 /* The slot holding b, or the empty slot where it would go. O(1) expected. */
@@ -95,7 +93,7 @@ static int grow(struct block_counter *bc)
 			bc->used++;
 		}
 	}
-	free(old);
+	thinp_os_free(old);
 	return 0;
 }
 
@@ -137,10 +135,10 @@ void block_counter_clear(struct block_counter *bc)
 	/* A huge table left by one big transaction would make every later
 	 * clear (one per commit) cost O(old capacity): shrink it back. */
 	if (bc->capacity > 4 * INITIAL_CAPACITY) {
-		struct slot *fresh = calloc(INITIAL_CAPACITY, sizeof(*fresh));
+		struct slot *fresh = thinp_os_zalloc_array(INITIAL_CAPACITY, sizeof(*fresh));
 
 		if (fresh) {
-			free(bc->slots);
+			thinp_os_free(bc->slots);
 			bc->slots = fresh;
 			bc->capacity = INITIAL_CAPACITY;
 			bc->used = 0;

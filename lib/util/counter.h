@@ -5,8 +5,7 @@
 #ifndef THINP_UTIL_COUNTER_H
 #define THINP_UTIL_COUNTER_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 struct block_counter;
 

@@ -6,8 +6,7 @@
 #ifndef THINP_UTIL_ENDIAN_H
 #define THINP_UTIL_ENDIAN_H
 
-#include <stdint.h>
-#include <string.h>
+#include "os/os.h"
 
 typedef struct { uint32_t v; } le32;
 typedef struct { uint64_t v; } le64;

@@ -1,13 +1,9 @@
 /*
  * thinp_strerror: the library's meaning for each errno it returns, and the C
- * library's description for the rest (open(2) errors and others a file
+ * host's description for the rest (open(2) errors and others a file
  * backend passes through unchanged).
  */
-#include "config.h"
-
-#include <errno.h>
-#include <limits.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/common.h>
 
@@ -33,23 +29,9 @@ static const struct {
 	{ EFBIG, "a size beyond what the device can hold" },
 };
 
-/* strerror() may share one buffer between threads; strerrordesc_np (glibc
- * 2.32) returns a static text, NULL for an unknown code. */
-static const char *libc_description(int err)
-{
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-	const char *s = strerrordesc_np(err);
-
-	if (s)
-		return s;
-#else
-	(void)err;
-#endif
-	return "unknown error";
-}
-
 const char *thinp_strerror(int err)
 {
+	const char *host;
 	size_t i;
 
 	if (err == INT_MIN)
@@ -61,5 +43,6 @@ const char *thinp_strerror(int err)
 	for (i = 0; i < sizeof(meanings) / sizeof(meanings[0]); i++)
 		if (meanings[i].err == err)
 			return meanings[i].msg;
-	return libc_description(err);
+	host = thinp_os_strerror(err);
+	return host ? host : "unknown error";
 }

@@ -1,7 +1,4 @@
-#include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
+#include "os/os.h"
 
 #include "util/log.h"
 
@@ -10,12 +7,13 @@ void tlog(const struct tlog *log, int level, const char *fmt, ...)
 	char buf[512];
 	va_list ap;
 
-	if (!log || !log->fn)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	thinp_os_vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	log->fn(level, buf, log->ctx);
+	if (log && log->fn)
+		log->fn(level, buf, log->ctx);
+	else
+		thinp_os_log_default(level, buf);
 }
 
 int thinp__corrupt(const struct tlog *log, uint64_t blocknr, const char *what,

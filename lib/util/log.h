@@ -5,16 +5,17 @@
 #ifndef THINP_UTIL_LOG_H
 #define THINP_UTIL_LOG_H
 
-#include <stdint.h>
+#include "os/os.h"
 #include <libthinp/common.h>
 #include "util/compiler.h"
 
 struct tlog {
-	thinp_log_fn fn; /* NULL: messages are dropped */
+	thinp_log_fn fn; /* NULL: thinp_os_log_default (user space drops them) */
 	void *ctx;
 };
 
-/* Format a message and hand it to log->fn (if any). `log` may be NULL. */
+/* Format a message and hand it to log->fn, or to the host's default sink
+ * (thinp_os_log_default) without one. `log` may be NULL. */
 void tlog(const struct tlog *log, int level, const char *fmt, ...) THINP_PRINTF(3, 4);
 
 /*

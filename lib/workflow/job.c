@@ -6,12 +6,7 @@
  * runs on a copy of the progress with the lock released (the callback may
  * call back into the job).
  */
-#include <errno.h>
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "os/os.h"
 
 #include "util/abi_struct.h"
 #include "workflow/job.h"
@@ -21,8 +16,8 @@
 #define NS_PER_S 1000000000ull
 
 struct thinp_job {
-	pthread_mutex_t lock;
-	pthread_cond_t wake;       /* a request changed: pause, resume, cancel, rate */
+	thinp_os_mutex lock;
+	thinp_os_cond wake;        /* a request changed: pause, resume, cancel, rate */
 	thinp_job_progress progress;
 	bool pause_requested;
 	bool cancel_requested;
@@ -35,31 +30,19 @@ struct thinp_job {
 	uint64_t last_callback_ns;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 int thinp_job_new(thinp_job **out)
 {
-	pthread_condattr_t attr;
 	thinp_job *job;
 
 	if (!out)
 		return -EINVAL;
-	job = calloc(1, sizeof(*job));
+	job = thinp_os_zalloc(sizeof(*job));
 	if (!job)
 		return -ENOMEM;
 	job->progress.struct_size = sizeof(job->progress);
 	job->progress.state = THINP_JOB_IDLE;
-	pthread_mutex_init(&job->lock, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&job->wake, &attr);
-	pthread_condattr_destroy(&attr);
+	thinp_os_mutex_init(&job->lock);
+	thinp_os_cond_init(&job->wake);
 	*out = job;
 	return 0;
 }
@@ -68,9 +51,9 @@ void thinp_job_free(thinp_job *job)
 {
 	if (!job)
 		return;
-	pthread_cond_destroy(&job->wake);
-	pthread_mutex_destroy(&job->lock);
-	free(job);
+	thinp_os_cond_destroy(&job->wake);
+	thinp_os_mutex_destroy(&job->lock);
+	thinp_os_free(job);
 }
 
 /* Apply fn to the job under its lock and wake a waiting workflow. */
@@ -78,10 +61,10 @@ static int job_request(thinp_job *job, void (*fn)(thinp_job *, uint64_t), uint64
 {
 	if (!job)
 		return -EINVAL;
-	pthread_mutex_lock(&job->lock);
+	thinp_os_mutex_lock(&job->lock);
 	fn(job, arg);
-	pthread_cond_broadcast(&job->wake);
-	pthread_mutex_unlock(&job->lock);
+	thinp_os_cond_broadcast(&job->wake);
+	thinp_os_mutex_unlock(&job->lock);
 	return 0;
 }
 
@@ -100,7 +83,7 @@ static void set_rate(thinp_job *job, uint64_t rate)
 {
 	job->progress.rate_limit = rate;
 	/* The new limit counts from now, not from the start of the run. */
-	job->rate_epoch_ns = now_ns();
+	job->rate_epoch_ns = thinp_os_monotonic_ns();
 	job->rate_bytes = 0;
 }
 
@@ -131,9 +114,9 @@ int thinp_job_get_progress(const thinp_job *job, thinp_job_progress *out)
 
 	if (!job)
 		return -EINVAL;
-	pthread_mutex_lock(&j->lock);
+	thinp_os_mutex_lock(&j->lock);
 	copy = j->progress;
-	pthread_mutex_unlock(&j->lock);
+	thinp_os_mutex_unlock(&j->lock);
 	return thinp_abi_copy_out(out, &copy, sizeof(copy), offsetof(thinp_job_progress, phase) + sizeof(copy.phase));
 }
 
@@ -141,10 +124,10 @@ int thinp_job_set_progress_fn(thinp_job *job, thinp_job_progress_fn fn, void *ct
 {
 	if (!job)
 		return -EINVAL;
-	pthread_mutex_lock(&job->lock);
+	thinp_os_mutex_lock(&job->lock);
 	job->fn = fn;
 	job->fn_ctx = ctx;
-	pthread_mutex_unlock(&job->lock);
+	thinp_os_mutex_unlock(&job->lock);
 	return 0;
 }
 
@@ -155,13 +138,13 @@ static void unlock_and_report(thinp_job *job, bool force)
 	thinp_job_progress_fn fn = job->fn;
 	void *ctx = job->fn_ctx;
 	thinp_job_progress copy = job->progress;
-	uint64_t now = fn ? now_ns() : 0;
+	uint64_t now = fn ? thinp_os_monotonic_ns() : 0;
 
 	if (fn && !force && now - job->last_callback_ns < JOB_CALLBACK_INTERVAL_NS)
 		fn = NULL;
 	if (fn)
 		job->last_callback_ns = now;
-	pthread_mutex_unlock(&job->lock);
+	thinp_os_mutex_unlock(&job->lock);
 	if (fn)
 		fn(&copy, ctx);
 }
@@ -170,15 +153,11 @@ static void unlock_and_report(thinp_job *job, bool force)
  * false when the deadline passed. */
 static bool wait_locked(thinp_job *job, uint64_t deadline_ns)
 {
-	struct timespec ts;
-
 	if (!deadline_ns) {
-		pthread_cond_wait(&job->wake, &job->lock);
+		thinp_os_cond_wait(&job->wake, &job->lock);
 		return true;
 	}
-	ts.tv_sec = (time_t)(deadline_ns / NS_PER_S);
-	ts.tv_nsec = (long)(deadline_ns % NS_PER_S);
-	return pthread_cond_timedwait(&job->wake, &job->lock, &ts) != ETIMEDOUT;
+	return thinp_os_cond_wait_until(&job->wake, &job->lock, deadline_ns) != -ETIMEDOUT;
 }
 
 /* Lock held: wait while paused (state PAUSED meanwhile) unless cancelled.
@@ -192,7 +171,7 @@ static bool wait_while_paused(thinp_job *job)
 			/* Report the pause before waiting in it. */
 			job->progress.state = THINP_JOB_PAUSED;
 			unlock_and_report(job, true);
-			pthread_mutex_lock(&job->lock);
+			thinp_os_mutex_lock(&job->lock);
 			continue;
 		}
 		wait_locked(job, 0);
@@ -201,7 +180,7 @@ static bool wait_while_paused(thinp_job *job)
 	if (job->progress.state == THINP_JOB_PAUSED) {
 		job->progress.state = THINP_JOB_RUNNING;
 		/* Time spent paused does not earn rate-limit credit. */
-		job->rate_epoch_ns = now_ns();
+		job->rate_epoch_ns = thinp_os_monotonic_ns();
 		job->rate_bytes = 0;
 		return true;
 	}
@@ -221,9 +200,9 @@ int job_begin(thinp_job *job, uint32_t phase)
 {
 	if (!job)
 		return 0;
-	pthread_mutex_lock(&job->lock);
+	thinp_os_mutex_lock(&job->lock);
 	if (job->running) {
-		pthread_mutex_unlock(&job->lock);
+		thinp_os_mutex_unlock(&job->lock);
 		return -EBUSY;
 	}
 	job->running = true;
@@ -232,7 +211,7 @@ int job_begin(thinp_job *job, uint32_t phase)
 	job->progress.done = job->progress.total = job->progress.round = 0;
 	job->progress.lag_ns = job->progress.in_flight = 0;
 	job->progress.result = 0;
-	job->rate_epoch_ns = now_ns();
+	job->rate_epoch_ns = thinp_os_monotonic_ns();
 	job->rate_bytes = 0;
 	job->last_callback_ns = 0;
 	unlock_and_report(job, true);
@@ -243,7 +222,7 @@ int job_end(thinp_job *job, int rc)
 {
 	if (!job)
 		return rc;
-	pthread_mutex_lock(&job->lock);
+	thinp_os_mutex_lock(&job->lock);
 	job->running = false;
 	job->pause_requested = job->cancel_requested = false;
 	job->progress.state = THINP_JOB_DONE;
@@ -258,7 +237,7 @@ void job_set_phase(thinp_job *job, uint32_t phase)
 
 	if (!job)
 		return;
-	pthread_mutex_lock(&job->lock);
+	thinp_os_mutex_lock(&job->lock);
 	changed = job->progress.phase != phase;
 	job->progress.phase = phase;
 	unlock_and_report(job, changed);
@@ -268,28 +247,28 @@ void job_add_total(thinp_job *job, uint64_t bytes)
 {
 	if (!job)
 		return;
-	pthread_mutex_lock(&job->lock);
+	thinp_os_mutex_lock(&job->lock);
 	job->progress.total += bytes;
-	pthread_mutex_unlock(&job->lock);
+	thinp_os_mutex_unlock(&job->lock);
 }
 
 void job_set_round(thinp_job *job, uint64_t round)
 {
 	if (!job)
 		return;
-	pthread_mutex_lock(&job->lock);
+	thinp_os_mutex_lock(&job->lock);
 	job->progress.round = round;
-	pthread_mutex_unlock(&job->lock);
+	thinp_os_mutex_unlock(&job->lock);
 }
 
 void job_set_replication(thinp_job *job, uint64_t lag_ns, uint64_t in_flight)
 {
 	if (!job)
 		return;
-	pthread_mutex_lock(&job->lock);
+	thinp_os_mutex_lock(&job->lock);
 	job->progress.lag_ns = lag_ns;
 	job->progress.in_flight = in_flight;
-	pthread_mutex_unlock(&job->lock);
+	thinp_os_mutex_unlock(&job->lock);
 }
 
 int job_checkpoint(thinp_job *job, uint64_t bytes)
@@ -299,14 +278,14 @@ int job_checkpoint(thinp_job *job, uint64_t bytes)
 
 	if (!job)
 		return 0;
-	pthread_mutex_lock(&job->lock);
+	thinp_os_mutex_lock(&job->lock);
 	job->progress.done += bytes;
 	job->rate_bytes += bytes;
 	changed = wait_while_paused(job);
 	/* Sleep off what the rate limit does not allow yet; a request (pause,
 	 * cancel, new limit) wakes the sleep and is honoured at once. */
 	while (!job->cancel_requested && job->progress.rate_limit &&
-	       rate_deadline(job) > now_ns()) {
+	       rate_deadline(job) > thinp_os_monotonic_ns()) {
 		wait_locked(job, rate_deadline(job));
 		changed |= wait_while_paused(job);
 	}
@@ -322,22 +301,19 @@ int job_sleep(thinp_job *job, uint64_t ns)
 	int r = 0;
 
 	if (!job) {
-		struct timespec ts = { (time_t)(ns / NS_PER_S), (long)(ns % NS_PER_S) };
-
-		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-			;
+		thinp_os_sleep_ns(ns);
 		return 0;
 	}
-	pthread_mutex_lock(&job->lock);
-	deadline = now_ns() + ns;
+	thinp_os_mutex_lock(&job->lock);
+	deadline = thinp_os_monotonic_ns() + ns;
 	while (!job->cancel_requested) {
 		if (wait_while_paused(job))
 			continue;
-		if (now_ns() >= deadline || !wait_locked(job, deadline))
+		if (thinp_os_monotonic_ns() >= deadline || !wait_locked(job, deadline))
 			break;
 	}
 	if (job->cancel_requested)
 		r = -ECANCELED;
-	pthread_mutex_unlock(&job->lock);
+	thinp_os_mutex_unlock(&job->lock);
 	return r;
 }

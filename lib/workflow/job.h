@@ -7,7 +7,7 @@
 #ifndef THINP_WORKFLOW_JOB_H
 #define THINP_WORKFLOW_JOB_H
 
-#include <stdint.h>
+#include "os/os.h"
 #include <libthinp/job.h>
 
 /* Start a run: THINP_JOB_RUNNING (or PAUSED if a pause is pending), progress

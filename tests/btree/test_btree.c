@@ -451,6 +451,72 @@ static void random_run(const struct world_opts *o, uint64_t nops)
 	world_close(&w);
 }
 
+/*
+ * node_redistribute moves entries in place between neighbours (no gather
+ * buffer, for kernel stacks): with 2 and 3 nodes of random fill (full, empty
+ * and the root split's [n, 0, 0] -> [0, a, b] included) and random targets,
+ * the concatenated keys and values are unchanged and each node holds its
+ * target.
+ */
+static void test_redistribute_in_place(void **state)
+{
+	static uint8_t blocks[3][THINP_BLOCK_SIZE];
+	struct test_rng rng;
+	unsigned iter, iters = test_ops(4000);
+
+	(void)state;
+	test_rng_init(&rng, test_seed("redistribute"));
+	for (iter = 0; iter < iters; iter++) {
+		uint32_t vs = iter % 2 ? 8 : 24, max = btree_max_entries(vs);
+		unsigned count = 2 + (unsigned)test_rng_below(&rng, 2), j, i;
+		uint32_t nr[3], targets[3], total = 0, left, seq = 0;
+		void *nodes[3];
+
+		for (j = 0; j < count; j++) {
+			uint32_t pick = (uint32_t)test_rng_below(&rng, 4);
+
+			nr[j] = pick == 0 ? 0 : pick == 1 ? max : (uint32_t)test_rng_below(&rng, max + 1);
+			if (iter % 7 == 0)
+				nr[j] = j == 0 ? max : 0;
+			total += nr[j];
+		}
+		for (j = 0; j < count; j++) {
+			nodes[j] = blocks[j];
+			node_init(nodes[j], BTREE_NODE_LEAF, vs);
+			for (i = 0; i < nr[j]; i++, seq++) {
+				uint8_t v[MAX_VSIZE];
+
+				memset(v, (int)(seq * 7 + 1), sizeof(v));
+				memcpy(v, &seq, sizeof(seq));
+				node_insert_at(nodes[j], i, 1000 + 3ull * seq, v);
+			}
+		}
+		left = total;
+		for (j = 0; j < count; j++) {
+			uint32_t rest_max = (count - 1 - j) * max, lo, hi;
+
+			lo = left > rest_max ? left - rest_max : 0;
+			hi = left < max ? left : max;
+			targets[j] = j + 1 == count ? left : lo + (uint32_t)test_rng_below(&rng, hi - lo + 1);
+			left -= targets[j];
+		}
+		node_redistribute(nodes, count, targets);
+		seq = 0;
+		for (j = 0; j < count; j++) {
+			assert_int_equal(node_nr(nodes[j]), targets[j]);
+			for (i = 0; i < targets[j]; i++, seq++) {
+				uint8_t v[MAX_VSIZE];
+
+				memset(v, (int)(seq * 7 + 1), sizeof(v));
+				memcpy(v, &seq, sizeof(seq));
+				assert_int_equal(node_key(nodes[j], i), 1000 + 3ull * seq);
+				assert_memory_equal(node_value(nodes[j], i), v, vs);
+			}
+		}
+		assert_int_equal(seq, total);
+	}
+}
+
 static void test_random_v8(void **state)
 {
 	struct world_opts o = { 1, 1, 1, 8, 12000, 0, 3, 8192, 1 << 18, "random_v8" };
@@ -884,6 +950,7 @@ static void test_two_level_snapshots(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_redistribute_in_place),
 		cmocka_unit_test(test_random_v8),
 		cmocka_unit_test(test_random_v4_v16_v24),
 		cmocka_unit_test(test_random_huge_keys),

@@ -27,7 +27,7 @@
 struct sm_env {
 	thinp_io *io; /* borrowed */
 	struct bm *bm;
-	struct tm *tm;
+	struct tx_manager *tm;
 	struct space_map *msm; /* metadata space map (real, self-hosting) */
 	struct space_map *dsm; /* data space map */
 	struct btree_info info; /* the test tree: key -> le64 data block */

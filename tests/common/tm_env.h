@@ -22,7 +22,7 @@
 struct tm_env {
 	thinp_io *io;
 	struct bm *bm;
-	struct tm *tm;
+	struct tx_manager *tm;
 	struct space_map *sm;
 	uint64_t nr_blocks;
 	size_t cache_bytes;

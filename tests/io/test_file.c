@@ -21,7 +21,7 @@
 
 #include "common/testutil.h"
 #include <libthinp/io.h>
-#include "io/file_xfer.h"
+#include "os/posix/file_xfer.h"
 
 static uint64_t suite_seed;
 

@@ -163,7 +163,16 @@ static void test_cond_timeout(void **state)
 	while (thinp_os_cond_timedwait(&c, &m, 30) != -ETIMEDOUT)
 		;
 	assert_true(thinp_os_monotonic_ns() - t0 >= 30u * 1000000u);
+	/* An absolute deadline: reached, not before; one passed: at once. */
+	t0 = thinp_os_monotonic_ns();
+	while (thinp_os_cond_wait_until(&c, &m, t0 + 20u * 1000000u) != -ETIMEDOUT)
+		;
+	assert_true(thinp_os_monotonic_ns() >= t0 + 20u * 1000000u);
+	assert_int_equal(thinp_os_cond_wait_until(&c, &m, t0), -ETIMEDOUT);
 	thinp_os_mutex_unlock(&m);
+	t0 = thinp_os_monotonic_ns();
+	thinp_os_sleep_ns(15u * 1000000u);
+	assert_true(thinp_os_monotonic_ns() - t0 >= 15u * 1000000u);
 	thinp_os_cond_destroy(&c);
 	thinp_os_mutex_destroy(&m);
 }
@@ -225,7 +234,53 @@ static void test_format_and_log(void **state)
 	assert_int_equal(format(buf, sizeof(buf), "block %llu", 123456ull), 12);
 	assert_string_equal(buf, "block 1");
 	thinp_os_log_default(3, "dropped");
-	assert_null(thinp_os_crc32c_accel());
+}
+
+/* The SSE4.2 hook where the CPU has the instruction, computing the standard
+ * check value; nothing elsewhere. */
+static void test_crc32c_accel(void **state)
+{
+	thinp_os_crc32c_fn fn = thinp_os_crc32c_accel();
+
+#if defined(__x86_64__) || defined(__i386__)
+	assert_int_equal(fn != NULL, __builtin_cpu_supports("sse4.2") != 0);
+#else
+	assert_null(fn);
+#endif
+	if (fn)
+		assert_int_equal(fn(0xFFFFFFFFu, "123456789", 9) ^ 0xFFFFFFFFu, 0xE3069283u);
+}
+
+/* Two 32-byte draws differ (a stuck or zero source would not). */
+static void test_random_bytes(void **state)
+{
+	unsigned char a[32], b[32], zero[32] = { 0 };
+
+	assert_int_equal(thinp_os_random_bytes(a, sizeof(a)), 0);
+	assert_int_equal(thinp_os_random_bytes(b, sizeof(b)), 0);
+	assert_memory_not_equal(a, b, sizeof(a));
+	assert_memory_not_equal(a, zero, sizeof(a));
+	assert_int_equal(thinp_os_random_bytes(a, 0), 0);
+}
+
+static void test_strerror_and_helpers(void **state)
+{
+	thinp_os_atomic_bool f;
+	unsigned char *p;
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+	assert_string_equal(thinp_os_strerror(ENOENT), "No such file or directory");
+#endif
+	assert_null(thinp_os_strerror(100000));
+	assert_null(thinp_os_zalloc_array(SIZE_MAX / 2, 3));
+	p = thinp_os_zalloc_array(100, 3);
+	assert_non_null(p);
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(p[i], 0);
+	thinp_os_free(p);
+	thinp_os_atomic_bool_store(&f, true);
+	assert_true(thinp_os_atomic_bool_exchange(&f, false));
+	assert_false(thinp_os_atomic_bool_exchange(&f, false));
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -280,6 +335,9 @@ int main(void)
 		cmocka_unit_test(test_once),
 		cmocka_unit_test(test_thread_name),
 		cmocka_unit_test(test_format_and_log),
+		cmocka_unit_test(test_crc32c_accel),
+		cmocka_unit_test(test_random_bytes),
+		cmocka_unit_test(test_strerror_and_helpers),
 		cmocka_unit_test(test_sort),
 		cmocka_unit_test(test_monotonic),
 	};

@@ -282,9 +282,9 @@ static void wait_pool_state(thinp_pool *pool, bool (*done)(thinp_pool *, uint64_
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		pthread_mutex_lock(&pool->state_lock);
+		thinp_os_mutex_lock(&pool->state_lock);
 		ok = done(pool, arg);
-		pthread_mutex_unlock(&pool->state_lock);
+		thinp_os_mutex_unlock(&pool->state_lock);
 		if (ok)
 			return;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -303,9 +303,9 @@ void tpool_wait_commit(struct tpool *t)
 {
 	uint64_t mark;
 
-	pthread_mutex_lock(&t->pool->state_lock);
+	thinp_os_mutex_lock(&t->pool->state_lock);
 	mark = t->pool->commits_started;
-	pthread_mutex_unlock(&t->pool->state_lock);
+	thinp_os_mutex_unlock(&t->pool->state_lock);
 	wait_pool_state(t->pool, commit_done_after, mark, "a commit started after the call");
 }
 
@@ -361,9 +361,9 @@ void tpool_check_md(struct tpool *t)
 		t->check_real(t);
 		return;
 	}
-	pthread_rwlock_rdlock(&t->pool->md_lock);
+	thinp_os_rwlock_read_lock(&t->pool->md_lock);
 	assert_int_equal(md_model_check(map_cache_inner(t->pool->md)), 0);
-	pthread_rwlock_unlock(&t->pool->md_lock);
+	thinp_os_rwlock_read_unlock(&t->pool->md_lock);
 }
 
 thinp_thin *topen(thinp_pool *pool, uint64_t id, uint64_t size, thinp_io *origin)

@@ -266,12 +266,13 @@ static bool pool_locks_free(thinp_pool *pool)
 {
 	bool md_free, state_free;
 
-	md_free = pthread_rwlock_trywrlock(&pool->md_lock) == 0;
+	/* The OS layer has no trylock: the POSIX backend's pthread objects. */
+	md_free = pthread_rwlock_trywrlock(&pool->md_lock.l) == 0;
 	if (md_free)
-		pthread_rwlock_unlock(&pool->md_lock);
-	state_free = pthread_mutex_trylock(&pool->state_lock) == 0;
+		thinp_os_rwlock_write_unlock(&pool->md_lock);
+	state_free = pthread_mutex_trylock(&pool->state_lock.m) == 0;
 	if (state_free)
-		pthread_mutex_unlock(&pool->state_lock);
+		thinp_os_mutex_unlock(&pool->state_lock);
 	return md_free && state_free;
 }
 
@@ -606,9 +607,9 @@ static bool commit_is_waiting(void *arg)
 	thinp_pool *pool = arg;
 	bool w;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	w = pool->commit_waiting > 0;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return w;
 }
 
@@ -625,9 +626,9 @@ static bool done_or_waiting_for_epochs(void *unused)
 {
 	unsigned w;
 
-	pthread_mutex_lock(&epoch_pool->epochs.lock);
+	thinp_os_mutex_lock(&epoch_pool->epochs.lock);
 	w = epoch_pool->epochs.waiters;
-	pthread_mutex_unlock(&epoch_pool->epochs.lock);
+	thinp_os_mutex_unlock(&epoch_pool->epochs.lock);
 	return w > 0 || job_done(epoch_job);
 }
 

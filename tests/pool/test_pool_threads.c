@@ -400,9 +400,9 @@ static uint64_t pool_commits_done(thinp_pool *pool)
 {
 	uint64_t n;
 
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_mutex_lock(&pool->state_lock);
 	n = pool->commits_done;
-	pthread_mutex_unlock(&pool->state_lock);
+	thinp_os_mutex_unlock(&pool->state_lock);
 	return n;
 }
 

@@ -304,7 +304,7 @@ static void test_abort_with_lock_held_is_busy(void **state)
 static void test_read_only_refuses_changes(void **state)
 {
 	struct tm_env e;
-	struct tm *ro;
+	struct tx_manager *ro;
 	struct block *blk, *sb;
 	uint64_t b;
 	uint32_t count;

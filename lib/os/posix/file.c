@@ -30,6 +30,10 @@
  * anything else claims it (a mount, a device-mapper table, another O_EXCL
  * opener); the descriptor is kept until the lock is released. It is opened
  * through /proc/self/fd, so it is the same device even if the path changed.
+ *
+ * Host-specific: it is made of POSIX and Linux system calls, so it belongs to
+ * the POSIX OS backend's set (lib/os/posix/) and stays out of the
+ * freestanding build check; a kernel build gets a bio backend instead.
  */
 #include "config.h" /* _GNU_SOURCE, for O_DIRECT and fallocate() */
 
@@ -46,7 +50,7 @@
 #include <unistd.h>
 
 #include <libthinp/io.h>
-#include "io/file_xfer.h"
+#include "os/posix/file_xfer.h"
 #include "util/compiler.h"
 
 #define DIRECT_ALIGN 4096u
