@@ -114,11 +114,11 @@ void bm_destroy(struct bm *bm)
 		return;
 	cache_exit(&bm->cache);
 	block_free(bm->spare);
-	free(bm->scratch);
-	free(bm->ahead);
-	pthread_mutex_destroy(&bm->lock);
-	pthread_cond_destroy(&bm->loaded);
-	free(bm);
+	thinp_os_free(bm->scratch);
+	thinp_os_free(bm->ahead);
+	thinp_os_mutex_destroy(&bm->lock);
+	thinp_os_cond_destroy(&bm->loaded);
+	thinp_os_free(bm);
 }
 
 bool bm_block_in_range(struct bm *bm, uint64_t b)
@@ -502,8 +502,7 @@ static size_t prefetch_count_locked(struct bm *bm, uint64_t b, size_t n)
 		;
 	if (k < 2)
 		return 0;
-	if (!bm->ahead && posix_memalign((void **)&bm->ahead, THINP_BLOCK_SIZE,
-					 BM_PREFETCH_MAX * THINP_BLOCK_SIZE)) {
+	if (!bm->ahead && !(bm->ahead = thinp_os_alloc_aligned(BM_PREFETCH_MAX * THINP_BLOCK_SIZE, THINP_BLOCK_SIZE))) {
 		bm->ahead = NULL;
 		return 0;
 	}
@@ -553,7 +552,7 @@ static void prefetch_finish_locked(struct bm *bm, struct block **v, size_t n, in
 	if (!r)
 		bm->stats.reads += n;
 	bm->ahead_busy = false;
-	pthread_cond_broadcast(&bm->loaded);
+	thinp_os_cond_broadcast(&bm->loaded);
 }
 
 void bm_prefetch(struct bm *bm, uint64_t b, size_t n)
@@ -563,22 +562,22 @@ void bm_prefetch(struct bm *bm, uint64_t b, size_t n)
 
 	if (!bm)
 		return;
-	pthread_mutex_lock(&bm->lock);
+	thinp_os_mutex_lock(&bm->lock);
 	n = prefetch_count_locked(bm, b, n);
 	n = n ? prefetch_insert_locked(bm, b, n, v) : 0;
 	if (!n) {
-		pthread_mutex_unlock(&bm->lock);
+		thinp_os_mutex_unlock(&bm->lock);
 		return;
 	}
 	/* As a miss: read with the mutex dropped; the entries are ours. */
 	bm->ahead_busy = true;
-	pthread_mutex_unlock(&bm->lock);
+	thinp_os_mutex_unlock(&bm->lock);
 	r = thinp_io_read(bm->io, bm->ahead, n * THINP_BLOCK_SIZE, b << THINP_BLOCK_SHIFT, 0);
 	for (size_t k = 0; !r && k < n; k++)
 		memcpy(v[k]->data, bm->ahead + k * THINP_BLOCK_SIZE, THINP_BLOCK_SIZE);
-	pthread_mutex_lock(&bm->lock);
+	thinp_os_mutex_lock(&bm->lock);
 	prefetch_finish_locked(bm, v, n, r);
-	pthread_mutex_unlock(&bm->lock);
+	thinp_os_mutex_unlock(&bm->lock);
 }
 
 void bm_unlock(struct block *blk)

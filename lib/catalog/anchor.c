@@ -6,9 +6,7 @@
  * the catalog when that device goes, for a catalog delete, a receive and
  * thinp_receive_prune alike.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "catalog/catalog_internal.h"
 
@@ -34,14 +32,14 @@ int catalog_ids_init(struct catalog_ids *ids, thinp_catalog *cat)
 	uint64_t n = thinp_catalog_count(cat);
 
 	ids->n = 0;
-	ids->id = malloc((n ? n : 1) * sizeof(*ids->id));
+	ids->id = thinp_os_alloc((n ? n : 1) * sizeof(*ids->id));
 	return ids->id ? 0 : -ENOMEM;
 }
 
 int catalog_take_anchors(thinp_catalog *cat, thinp_pool *pool, const uint8_t guid[16],
 			 uint64_t keep, struct catalog_ids *ids)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 	int r = e ? 0 : -ENOMEM, n = 0;
 
 	for (uint64_t id = 0; !r && catalog_find_guid(cat, id, guid, true, e) == 0;
@@ -60,7 +58,7 @@ int catalog_take_anchors(thinp_catalog *cat, thinp_pool *pool, const uint8_t gui
 			r = thinp_catalog_remove(cat, e->id);
 		n++;
 	}
-	free(e);
+	thinp_os_free(e);
 	return r ? r : n;
 }
 
@@ -74,7 +72,7 @@ int catalog_ids_delete(thinp_pool *pool, struct catalog_ids *ids)
 		if (r && r != -ENODATA && !first)
 			first = r;
 	}
-	free(ids->id);
+	thinp_os_free(ids->id);
 	memset(ids, 0, sizeof(*ids));
 	return first;
 }

@@ -5,10 +5,7 @@
 #ifndef THINP_CATALOG_INTERNAL_H
 #define THINP_CATALOG_INTERNAL_H
 
-#include <pthread.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 
 #include <libthinp/catalog.h>
 #include <libthinp/pool.h>
@@ -71,7 +68,7 @@ struct catalog_ids {
 };
 
 /* An empty list with room for as many ids as @cat has entries: 0 or
- * -ENOMEM. Freed by catalog_ids_delete, or free(ids->id). */
+ * -ENOMEM. Freed by catalog_ids_delete, or thinp_os_free(ids->id). */
 int catalog_ids_init(struct catalog_ids *ids, thinp_catalog *cat);
 
 /* Remove (not committed) the entry of every anchor of @guid but device

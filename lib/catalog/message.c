@@ -160,7 +160,7 @@ static int drop_anchors(thinp_catalog *cat, thinp_pool *pool, const thinp_catalo
 	if (!(other = entry_new()))
 		return -ENOMEM;
 	r = catalog_find_guid(cat, 0, e->guid, false, other);
-	free(other);
+	thinp_os_free(other);
 	if (r == 0)
 		return 0; /* another visible device has the guid: its anchors serve it */
 	if ((r = catalog_ids_init(&anchors, cat)))
@@ -170,7 +170,7 @@ static int drop_anchors(thinp_catalog *cat, thinp_pool *pool, const thinp_catalo
 		r = commit_catalog(cat, pool);
 	if (!r)
 		return catalog_ids_delete(pool, &anchors);
-	free(anchors.id);
+	thinp_os_free(anchors.id);
 	return r;
 }
 
@@ -196,7 +196,7 @@ static int delete_thin(thinp_catalog *cat, thinp_pool *pool, uint64_t id)
 		commit_catalog(cat, pool);
 	if (!r && current)
 		r = drop_anchors(cat, pool, e);
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 

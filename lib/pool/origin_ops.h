@@ -6,7 +6,7 @@
 #ifndef THINP_POOL_ORIGIN_OPS_H
 #define THINP_POOL_ORIGIN_OPS_H
 
-#include <stdint.h>
+#include "os/os.h"
 #include <libthinp/thin.h>
 #include "util/compiler.h"
 

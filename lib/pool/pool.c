@@ -36,8 +36,8 @@ static int pool_verr(thinp_pool *pool, int err, const char *fmt, va_list ap)
 {
 	char msg[160];
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	pthread_mutex_lock(&pool->state_lock);
+	thinp_os_vsnprintf(msg, sizeof(msg), fmt, ap);
+	thinp_os_mutex_lock(&pool->state_lock);
 	snprintf(pool->errmsg, sizeof(pool->errmsg), "%s: %s", msg, thinp_strerror(err));
 	thinp_os_mutex_unlock(&pool->state_lock);
 	tlog(&pool->log, THINP_LOG_ERROR, "%s: %s", msg, thinp_strerror(err));
@@ -460,9 +460,9 @@ static bool metadata_dirty(thinp_pool *pool)
 {
 	bool dirty;
 
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	dirty = pool->md_dirty;
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	return dirty;
 }
 
@@ -478,10 +478,10 @@ static void *commit_thread(void *arg)
 			;
 		if (pool->stopping || pool->mode != THINP_POOL_MODE_RW)
 			continue;
-		pthread_mutex_unlock(&pool->state_lock);
+		thinp_os_mutex_unlock(&pool->state_lock);
 		if (metadata_dirty(pool))
 			pool_done(pool, pool_flush_and_commit(pool));
-		pthread_mutex_lock(&pool->state_lock);
+		thinp_os_mutex_lock(&pool->state_lock);
 	}
 	thinp_os_mutex_unlock(&pool->state_lock);
 }

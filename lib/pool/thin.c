@@ -819,7 +819,7 @@ static int discard_batch(thinp_thin *thin, struct discard_batch *b, uint64_t *cu
 /* Unmap [begin, end) under its range lock, in batches. */
 static int discard_blocks(thinp_thin *thin, uint64_t begin, uint64_t end, bool passdown)
 {
-	struct discard_batch *b = malloc(sizeof(*b));
+	struct discard_batch *b = thinp_os_alloc(sizeof(*b));
 	uint64_t cursor = begin;
 	bool done = false;
 	int r = 0;
@@ -885,9 +885,9 @@ int pool_thin_fill_hole(thinp_thin *thin, uint64_t vblock, const void *block)
 		return r;
 	/* Under the range lock no provisioning write can map the block; a
 	 * lookup that finds it mapped means a write came first and won. */
-	pthread_rwlock_rdlock(&pool->md_lock);
+	thinp_os_rwlock_read_lock(&pool->md_lock);
 	r = pool->md->ops->lookup(pool->md, thin->id, vblock, &m);
-	pthread_rwlock_unlock(&pool->md_lock);
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
 	if (r == -ENODATA) {
 		r = provision(thin, vblock, NULL, 0, pool->block_size, block);
 		r = r ? r : 1;

@@ -384,7 +384,7 @@ int thinp_backup(thinp_io *meta_io, thinp_io *data_io, uint64_t dev, uint64_t ba
 		r = run_backup(&b, meta_io, dev, base, write, ctx);
 	thinp_stream_writer_free(b.w);
 	thinp_meta_close(b.meta);
-	free(b.runs);
-	free(b.buf);
+	thinp_os_free(b.runs);
+	thinp_os_free(b.buf);
 	return report(&b, result, r);
 }

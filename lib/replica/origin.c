@@ -6,17 +6,14 @@
  * when its catalog already has an entry with that origin guid, or when the
  * caller says so (thinp_receive_options.origin, `thinp receive --origin`).
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "replica.h"
 
 /* The origin path of the first entry with origin guid @guid, into @path. */
 static int registered_origin(thinp_catalog *cat, const uint8_t guid[16], char *path)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 	int r = e ? -ENODATA : -ENOMEM;
 
 	if (!e)
@@ -27,7 +24,7 @@ static int registered_origin(thinp_catalog *cat, const uint8_t guid[16], char *p
 			strcpy(path, e->origin);
 			r = 0;
 		}
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 

@@ -4,8 +4,7 @@
  * only while that device is unmodified: once written, it is refused as a
  * base forever, and the anchor only keeps its old blocks allocated.
  */
-#include <errno.h>
-#include <stdlib.h>
+#include "os/os.h"
 
 #include <libthinp/delta.h>
 #include "replica.h"
@@ -78,8 +77,8 @@ int thinp_receive_prune(thinp_pool *pool, thinp_catalog *catalog, uint64_t *drop
 		return -EINVAL;
 	if (dropped)
 		*dropped = 0;
-	a = malloc(sizeof(*a));
-	x = malloc(sizeof(*x));
+	a = thinp_os_alloc(sizeof(*a));
+	x = thinp_os_alloc(sizeof(*x));
 	r = a && x ? 0 : -ENOMEM;
 	if (!r)
 		r = catalog_ids_init(&entries, catalog);
@@ -98,9 +97,9 @@ int thinp_receive_prune(thinp_pool *pool, thinp_catalog *catalog, uint64_t *drop
 			*dropped = entries.n;
 		r = catalog_ids_delete(pool, &devices);
 	}
-	free(devices.id);
-	free(entries.id);
-	free(a);
-	free(x);
+	thinp_os_free(devices.id);
+	thinp_os_free(entries.id);
+	thinp_os_free(a);
+	thinp_os_free(x);
 	return r;
 }

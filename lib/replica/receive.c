@@ -12,11 +12,7 @@
  * A crash before 3's catalog commit leaves the device PARTIAL (hidden) and at
  * most an anchor without an entry; on an error the device is deleted.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/delta.h>
 #include "util/abi_struct.h"
@@ -81,18 +77,18 @@ static int open_origin(struct receiver *rc)
  * against it is empty. Sets rc->base; *anchor is the anchor's id. */
 static int find_base(struct receiver *rc, uint64_t *anchor)
 {
-	thinp_catalog_entry *a = malloc(sizeof(*a));
+	thinp_catalog_entry *a = thinp_os_alloc(sizeof(*a));
 	int r;
 
 	if (!a)
 		return -ENOMEM;
 	if (catalog_find_guid(rc->cat, 0, rc->hdr->base_guid, false, rc->base)) {
-		free(a);
+		thinp_os_free(a);
 		return FAIL(rc, -ENODATA, "no device here has the stream's base guid: the stream "
 			    "applies to another device");
 	}
 	if (memcmp(rc->base->origin_guid, rc->hdr->origin_guid, 16)) {
-		free(a);
+		thinp_os_free(a);
 		return FAIL(rc, -ENODATA, "base device %" PRIu64 " reads through another external "
 			    "origin than the stream's", rc->base->id);
 	}
@@ -289,7 +285,7 @@ static void drop_replaced_anchors(struct receiver *rc, uint64_t keep)
 	if (!r)
 		catalog_ids_delete(rc->pool, &old);
 	else
-		free(old.id);
+		thinp_os_free(old.id);
 }
 
 /* Step 3: durable data, the anchor, then one catalog commit. */
@@ -332,7 +328,7 @@ static int publish(struct receiver *rc)
 		r = replica_commit_catalog(rc->cat, rc->pool);
 	if (r && anchor >= 0 && thinp_catalog_remove(rc->cat, (uint64_t)anchor) != -ENODATA)
 		thinp_pool_delete_thin(rc->pool, (uint64_t)anchor);
-	free(a);
+	thinp_os_free(a);
 	if (!r)
 		drop_replaced_anchors(rc, (uint64_t)anchor);
 	return r ? FAIL(rc, r, "publishing device %" PRIu64 ": %s", rc->id, thinp_strerror(r)) : 0;
@@ -426,18 +422,18 @@ int replica_receive(thinp_pool *pool, thinp_catalog *catalog, thinp_stream_read_
 	if (rc.token)
 		rc.token[0] = '\0';
 	replica_fail(rc.errbuf, rc.errsize, 0, "%s", "");
-	rc.entry = malloc(sizeof(*rc.entry));
-	rc.base = malloc(sizeof(*rc.base));
-	rc.origin_path = malloc(THINP_CATALOG_ORIGIN_MAX);
+	rc.entry = thinp_os_alloc(sizeof(*rc.entry));
+	rc.base = thinp_os_alloc(sizeof(*rc.base));
+	rc.origin_path = thinp_os_alloc(THINP_CATALOG_ORIGIN_MAX);
 	r = rc.entry && rc.base && rc.origin_path ? thinp_stream_reader_new(&rc.rd, read, ctx)
 						  : -ENOMEM;
 	if (!r)
 		r = receive(&rc, o.id, new_id);
 	thinp_stream_reader_free(rc.rd);
 	thinp_io_close(rc.origin);
-	free(rc.origin_path);
-	free(rc.entry);
-	free(rc.base);
+	thinp_os_free(rc.origin_path);
+	thinp_os_free(rc.entry);
+	thinp_os_free(rc.base);
 	return r;
 }
 

@@ -1,7 +1,5 @@
 /* Replica chains of a replication receiver, and failover onto their newest. */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "catalog/catalog_internal.h"
 #include "replica/replica.h"
@@ -20,10 +18,10 @@ int chain_find(thinp_catalog *cat, const uint8_t want[16], thinp_catalog_entry *
 		return -ENODATA;
 	if ((r = catalog_find_guid(cat, 0, guid, false, e)))
 		return r;
-	if (!(a = malloc(sizeof(*a))))
+	if (!(a = thinp_os_alloc(sizeof(*a))))
 		return -ENOMEM;
 	r = catalog_find_guid(cat, 0, guid, true, a);
-	free(a);
+	thinp_os_free(a);
 	return r;
 }
 
@@ -31,7 +29,7 @@ int chain_find(thinp_catalog *cat, const uint8_t want[16], thinp_catalog_entry *
 static int find_child(thinp_catalog *cat, const thinp_catalog_entry *parent,
 		      thinp_catalog_entry *child)
 {
-	thinp_catalog_entry *c = malloc(sizeof(*c));
+	thinp_catalog_entry *c = thinp_os_alloc(sizeof(*c));
 	int r = c ? -ENODATA : -ENOMEM;
 
 	if (c)
@@ -40,35 +38,35 @@ static int find_child(thinp_catalog *cat, const thinp_catalog_entry *parent,
 		if (!(c->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR)) &&
 		    !memcmp(c->parent_guid, parent->guid, 16) && !chain_find(cat, c->guid, child))
 			r = 0;
-	free(c);
+	thinp_os_free(c);
 	return r;
 }
 
 void chain_newest(thinp_catalog *cat, thinp_catalog_entry *e)
 {
-	thinp_catalog_entry *c = malloc(sizeof(*c));
+	thinp_catalog_entry *c = thinp_os_alloc(sizeof(*c));
 
 	while (c && !find_child(cat, e, c))
 		*e = *c;
-	free(c);
+	thinp_os_free(c);
 }
 
 /* Replica @e and its anchor deleted. */
 static int drop_replica(thinp_catalog *cat, thinp_pool *pool, const thinp_catalog_entry *e)
 {
-	thinp_catalog_entry *a = malloc(sizeof(*a));
+	thinp_catalog_entry *a = thinp_os_alloc(sizeof(*a));
 	int r = a ? 0 : -ENOMEM;
 
 	while (!r && !catalog_find_guid(cat, 0, e->guid, true, a))
 		r = replica_drop_device(cat, pool, a->id);
-	free(a);
+	thinp_os_free(a);
 	return r ? r : replica_drop_device(cat, pool, e->id);
 }
 
 int chain_prune(thinp_catalog *cat, thinp_pool *pool, const thinp_catalog_entry *newest,
 		uint32_t keep)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 	uint8_t parent[16];
 	int r = e ? 0 : -ENOMEM;
 
@@ -78,7 +76,7 @@ int chain_prune(thinp_catalog *cat, thinp_pool *pool, const thinp_catalog_entry 
 	memcpy(parent, e->parent_guid, 16);
 	for (uint32_t k = 1; k < keep; k++) {
 		if (chain_find(cat, parent, e)) {
-			free(e);
+			thinp_os_free(e);
 			return 0; /* no more than @keep replicas */
 		}
 		memcpy(parent, e->parent_guid, 16);
@@ -88,7 +86,7 @@ int chain_prune(thinp_catalog *cat, thinp_pool *pool, const thinp_catalog_entry 
 		memcpy(parent, e->parent_guid, 16);
 		r = drop_replica(cat, pool, e);
 	}
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -101,8 +99,8 @@ int thinp_replicate_failover(thinp_pool *pool, thinp_catalog *catalog, uint64_t 
 
 	if (!pool || !catalog || !out)
 		return -EINVAL;
-	e = malloc(sizeof(*e));
-	n = malloc(sizeof(*n));
+	e = thinp_os_alloc(sizeof(*e));
+	n = thinp_os_alloc(sizeof(*n));
 	r = e && n ? 0 : -ENOMEM;
 	if (!r) {
 		*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
@@ -130,7 +128,7 @@ int thinp_replicate_failover(thinp_pool *pool, thinp_catalog *catalog, uint64_t 
 		if (!r)
 			*out = (uint64_t)id;
 	}
-	free(e);
-	free(n);
+	thinp_os_free(e);
+	thinp_os_free(n);
 	return r;
 }

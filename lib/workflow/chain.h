@@ -8,7 +8,7 @@
 #ifndef THINP_WORKFLOW_CHAIN_H
 #define THINP_WORKFLOW_CHAIN_H
 
-#include <stdint.h>
+#include "os/os.h"
 #include <libthinp/catalog.h>
 #include <libthinp/pool.h>
 

@@ -8,8 +8,7 @@
  * device that reads as before, and a rerun skips what is provisioned. The
  * catalog forgets the origin only once the last copy is committed.
  */
-#include <errno.h>
-#include <stdlib.h>
+#include "os/os.h"
 
 #include <libthinp/origin_jobs.h>
 #include "pool/origin_ops.h"
@@ -94,7 +93,7 @@ static int fill_holes(struct hydrate *h)
 /* The device no longer needs its origin: say so in its catalog entry. */
 static int forget_origin(thinp_catalog *cat, thinp_pool *pool, uint64_t id)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 	int r;
 
 	if (!e)
@@ -102,13 +101,13 @@ static int forget_origin(thinp_catalog *cat, thinp_pool *pool, uint64_t id)
 	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
 	r = thinp_catalog_get(cat, id, e);
 	if (r == -ENODATA || (!r && !e->origin[0])) {
-		free(e);
+		thinp_os_free(e);
 		return 0;
 	}
 	e->origin[0] = '\0';
 	if (!r)
 		r = thinp_catalog_set(cat, e);
-	free(e);
+	thinp_os_free(e);
 	return r ? r : replica_commit_catalog(cat, pool);
 }
 
@@ -129,7 +128,7 @@ static int hydrate_run(struct hydrate *h, thinp_catalog *cat)
 	if (!h->buf)
 		return -ENOMEM;
 	r = fill_holes(h);
-	free(h->buf);
+	thinp_os_free(h->buf);
 	if (r || !cat)
 		return r;
 	job_set_phase(h->job, THINP_JOB_PHASE_SWITCH);

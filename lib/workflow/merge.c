@@ -12,9 +12,7 @@
  * data of the blocks it is about to overwrite, and commits that before the
  * origin's first write.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/origin_jobs.h>
 #include "pool/origin_ops.h"
@@ -77,7 +75,7 @@ static int find_siblings(struct merge *mg, const char *origin, thinp_catalog_ent
  * entry, the device closed, and no sibling unless told to hydrate them. */
 static int check_device(struct merge *mg)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
 	char *origin = NULL;
 	int r;
@@ -106,8 +104,8 @@ static int check_device(struct merge *mg)
 				"(hydrate the siblings first)",
 				(unsigned long long)mg->id, (unsigned long long)mg->siblings[0],
 				origin);
-	free(origin);
-	free(e);
+	thinp_os_free(origin);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -230,7 +228,7 @@ static int merge_run(struct merge *mg)
 		return r;
 	job_add_total(mg->job, (mg->nr_siblings + 1) * mapped * mg->ov.block_size);
 	mg->run_blocks = THINP_MAX(1, RUN_BYTES / mg->ov.block_size);
-	if (posix_memalign(&mg->buf, 4096, mg->run_blocks * mg->ov.block_size))
+	if (!(mg->buf = thinp_os_alloc_aligned(mg->run_blocks * mg->ov.block_size, 4096)))
 		return -ENOMEM;
 	for (size_t i = 0; i < mg->nr_siblings && !r; i++)
 		r = hydrate_sibling(mg, mg->siblings[i]);
@@ -243,7 +241,7 @@ static int merge_run(struct merge *mg)
 	if (!r)
 		r = merge_blocks(mg);
 	thinp_thin_close(mg->dev);
-	free(mg->buf);
+	thinp_os_free(mg->buf);
 	return r;
 }
 
@@ -264,6 +262,6 @@ int thinp_merge(thinp_pool *pool, uint64_t id, thinp_io *origin, thinp_catalog *
 	if (r)
 		return r;
 	r = merge_run(&mg);
-	free(mg.siblings);
+	thinp_os_free(mg.siblings);
 	return job_end(job, r);
 }

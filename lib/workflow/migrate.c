@@ -19,12 +19,7 @@
  * is the base of its next round, older ones are dropped (destination copies
  * first, so nothing there is left without a source guid naming it).
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/delta.h>
 #include <libthinp/migrate.h>
@@ -182,7 +177,7 @@ static int add_family(struct mig *mg)
 	size_t total = 0, nr;
 	int r = thinp_pool_list_thins(mg->src, NULL, 0, &total);
 
-	if (!r && !(ids = malloc((total + 1) * sizeof(*ids))))
+	if (!r && !(ids = thinp_os_alloc((total + 1) * sizeof(*ids))))
 		r = -ENOMEM;
 	if (!r)
 		r = thinp_pool_list_thins(mg->src, ids, total, &nr);
@@ -199,7 +194,7 @@ static int add_family(struct mig *mg)
 			if (r > 0)
 				r = add_member(mg, ids[k]);
 		}
-	free(ids);
+	thinp_os_free(ids);
 	return r < 0 ? FAIL(mg, r, "finding the family: %s", thinp_strerror(r)) : 0;
 }
 
@@ -342,7 +337,7 @@ static int find_snaps(struct mig *mg)
 		if (!(mg->e->flags & THINP_CATALOG_MIGRATING) || !member_of(mg, mg->e->parent_guid))
 			continue;
 		if (!(f = realloc(found, (nr + 1) * 2 * sizeof(*f)))) {
-			free(found);
+			thinp_os_free(found);
 			return -ENOMEM;
 		}
 		found = f;
@@ -355,7 +350,7 @@ static int find_snaps(struct mig *mg)
 	for (size_t i = 0; !r && i < nr; i++) {
 		r = found_snap(mg, member_of(mg, found[2 * i + 1].guid), found[2 * i]);
 	}
-	free(found);
+	thinp_os_free(found);
 	return r;
 }
 
@@ -674,7 +669,7 @@ static int run_round(struct mig *mg, uint32_t phase)
  * identity (guid, parent guid, size, flags); its anchors follow the guid. */
 static int switch_over(struct mig *mg)
 {
-	thinp_catalog_entry *src = malloc(sizeof(*src));
+	thinp_catalog_entry *src = thinp_os_alloc(sizeof(*src));
 	int r = src ? 0 : -ENOMEM;
 
 	job_set_phase(mg->job, THINP_JOB_PHASE_SWITCH);
@@ -702,7 +697,7 @@ static int switch_over(struct mig *mg)
 	}
 	if (!r)
 		r = replica_commit_catalog(mg->dcat, mg->dst);
-	free(src);
+	thinp_os_free(src);
 	return r ? FAIL(mg, r, "switching: %s", thinp_strerror(r)) : 0;
 }
 
@@ -818,7 +813,7 @@ static int load(struct mig *mg)
 			    "receive or a migration's snapshot)", mg->dev);
 	if ((mg->o.flags & THINP_MIGRATE_FAMILY) && (r = add_family(mg)))
 		return r;
-	qsort(mg->m, mg->n, sizeof(*mg->m), by_birth);
+	thinp_os_sort(mg->m, mg->n, sizeof(*mg->m), by_birth);
 	mg->fresh = !mg->retired;
 	return find_snaps(mg);
 }
@@ -912,12 +907,12 @@ int thinp_migrate(thinp_pool *src, thinp_catalog *src_cat, uint64_t dev, thinp_p
 	replica_fail(o.errbuf, o.errbuf_size, 0, "%s", "");
 	if ((r = job_begin(job, THINP_JOB_PHASE_COPY)))
 		return r;
-	if (!(mg.e = malloc(sizeof(*mg.e))))
+	if (!(mg.e = thinp_os_alloc(sizeof(*mg.e))))
 		return job_end(job, -ENOMEM);
 	r = migrate(&mg, &id);
 	if (!r)
 		*new_id = id;
-	free(mg.e);
-	free(mg.m);
+	thinp_os_free(mg.e);
+	thinp_os_free(mg.m);
 	return job_end(job, r);
 }

@@ -3,9 +3,7 @@
  * device's holes: the step hydration repeats over a whole device and merge
  * over its siblings' blocks that the merge is about to overwrite.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include <libthinp/pool.h>
 #include "pool/origin_ops.h"
@@ -65,7 +63,7 @@ void *origin_block_buffer(const struct origin_view *ov)
 {
 	void *buf = NULL;
 
-	return posix_memalign(&buf, 4096, ov->block_size) ? NULL : buf;
+	return !(buf = thinp_os_alloc_aligned(ov->block_size, 4096)) ? NULL : buf;
 }
 
 int origin_walk_mapped(thinp_pool *pool, uint64_t id, uint64_t end,

@@ -5,8 +5,7 @@
 #ifndef THINP_WORKFLOW_ORIGIN_COPY_H
 #define THINP_WORKFLOW_ORIGIN_COPY_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "os/os.h"
 #include <libthinp/io.h>
 #include <libthinp/thin.h>
 

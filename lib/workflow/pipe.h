@@ -8,7 +8,7 @@
 #ifndef THINP_WORKFLOW_PIPE_H
 #define THINP_WORKFLOW_PIPE_H
 
-#include <stddef.h>
+#include "os/os.h"
 
 struct wf_pipe;
 

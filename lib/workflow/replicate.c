@@ -16,11 +16,7 @@
  * flagged THINP_CATALOG_REPLICATION whose parent guid is the source's guid,
  * ordered by creation time; the newest is T (or the last acknowledged).
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "os/os.h"
 
 #include "replica/replica.h"
 #include "util/abi_struct.h"
@@ -316,7 +312,7 @@ static int wait_until(struct sender *s, uint64_t deadline)
 
 static int run(struct sender *s)
 {
-	thinp_catalog_entry *e = malloc(sizeof(*e));
+	thinp_catalog_entry *e = thinp_os_alloc(sizeof(*e));
 	int r = e ? replica_identify(s->pool, s->cat, s->dev, e) : -ENOMEM;
 
 	if (r)
@@ -342,7 +338,7 @@ static int run(struct sender *s)
 			break;
 		r = wait_until(s, start + s->o.interval_ns);
 	}
-	free(e);
+	thinp_os_free(e);
 	return r;
 }
 
@@ -369,6 +365,6 @@ int thinp_replicate_send(thinp_pool *pool, thinp_catalog *catalog, uint64_t dev,
 		return r;
 	r = run(&s);
 	session_close(&s.ses);
-	free(s.snaps);
+	thinp_os_free(s.snaps);
 	return job_end(job, r);
 }

@@ -7,10 +7,7 @@
  * ends its session (a partial receive stays for the resume); after a
  * refused stream the rest of it is unread, so the connection is closed.
  */
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "replica/replica.h"
 #include "util/abi_struct.h"
@@ -214,10 +211,10 @@ int thinp_replicate_serve(thinp_pool *pool, thinp_catalog *catalog,
 		return -EINVAL;
 	sv.o = o;
 	replica_fail(o.errbuf, o.errbuf_size, 0, "%s", "");
-	if (!(sv.e = malloc(sizeof(*sv.e))))
+	if (!(sv.e = thinp_os_alloc(sizeof(*sv.e))))
 		return -ENOMEM;
 	if (!(r = job_begin(job, THINP_JOB_PHASE_WAIT)))
 		r = job_end(job, serve(&sv, &t));
-	free(sv.e);
+	thinp_os_free(sv.e);
 	return r;
 }

@@ -3,8 +3,7 @@
  * connection wrapper that turns the transport's -EAGAIN into consistent
  * points of the job and remembers that a connection failed.
  */
-#include <errno.h>
-#include <string.h>
+#include "os/os.h"
 
 #include "util/endian.h"
 #include "workflow/job.h"

@@ -11,9 +11,7 @@
 #ifndef THINP_WORKFLOW_SESSION_H
 #define THINP_WORKFLOW_SESSION_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "os/os.h"
 #include <libthinp/replicate.h>
 
 #define SESSION_HELLO 1  /* sender: chain guid, base guid, target guid */
