@@ -71,43 +71,13 @@ static bool keys_increase(const char *k, uint32_t nr)
 	return !bad;
 }
 
-#if defined(__x86_64__)
-#include <nmmintrin.h>
-
-/* The same, two neighbour pairs per compare (pcmpgtq is SSE4.2; x86 is
- * little-endian, so loads are the keys). The compare is signed: both sides
- * are offset by 2^63 to order them unsigned. */
-__attribute__((target("sse4.2")))
-static bool keys_increase_sse42(const char *k, uint32_t nr)
-{
-	const __m128i bias = _mm_set1_epi64x(INT64_MIN);
-	__m128i ok = _mm_set1_epi64x(-1);
-	uint32_t i;
-
-	for (i = 0; i + 2 < nr; i += 2) {
-		__m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(k + 8u * i)), bias);
-		__m128i b = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(k + 8u * i + 8)), bias);
-
-		ok = _mm_and_si128(ok, _mm_cmpgt_epi64(b, a));
-	}
-	/* The pairs from i on (at most one) the plain way. */
-	return _mm_movemask_epi8(ok) == 0xffff && keys_increase(k + 8u * i, nr - i);
-}
-#endif
-
 /* Rule 7: keys strictly increasing. O(nr). */
 static const char *check_keys(const void *n)
 {
 	const char *k = (const char *)n + BTREE_HEADER_SIZE;
 	uint32_t nr = node_nr(n);
-	bool ok;
 
-#if defined(__x86_64__)
-	ok = __builtin_cpu_supports("sse4.2") ? keys_increase_sse42(k, nr) : keys_increase(k, nr);
-#else
-	ok = keys_increase(k, nr);
-#endif
-	return ok ? NULL : "keys are not strictly increasing";
+	return keys_increase(k, nr) ? NULL : "keys are not strictly increasing";
 }
 
 static int node_check(const struct validator *v, const void *data, uint64_t blocknr,

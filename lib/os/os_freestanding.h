@@ -77,6 +77,10 @@ typedef __builtin_va_list va_list;
 #define ESTALE 116
 #define ECANCELED 125
 #define EOVERFLOW 75
+#define EPIPE 32
+#define ECONNRESET 104
+#define ENOTCONN 107
+#define EINPROGRESS 115
 #define ENOTSUP 95
 #define EOPNOTSUPP 95
 

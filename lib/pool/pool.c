@@ -466,7 +466,7 @@ static bool metadata_dirty(thinp_pool *pool)
 	return dirty;
 }
 
-static void *commit_thread(void *arg)
+static void commit_thread(void *arg)
 {
 	thinp_pool *pool = arg;
 	uint64_t deadline;

@@ -41,7 +41,8 @@ struct merge {
 
 static int add_sibling(struct merge *mg, uint64_t id)
 {
-	uint64_t *s = realloc(mg->siblings, (mg->nr_siblings + 1) * sizeof(*s));
+	uint64_t *s = thinp_os_realloc(mg->siblings, mg->nr_siblings * sizeof(*s),
+					 (mg->nr_siblings + 1) * sizeof(*s));
 
 	if (!s)
 		return -ENOMEM;
@@ -94,10 +95,10 @@ static int check_device(struct merge *mg)
 	else if (st.open_count)
 		r = pool_report(mg->pool, -EBUSY, "merge device %llu: it is open",
 				(unsigned long long)mg->id);
-	else if (!(origin = strdup(e->origin)))
+	else if (!(origin = thinp_os_alloc(strlen(e->origin) + 1)))
 		r = -ENOMEM;
 	else
-		r = find_siblings(mg, origin, e);
+		r = find_siblings(mg, strcpy(origin, e->origin), e);
 	if (!r && mg->nr_siblings && !(mg->o.flags & THINP_MERGE_HYDRATE_SIBLINGS))
 		r = pool_report(mg->pool, -EBUSY,
 				"merge device %llu: device %llu also reads origin %s "

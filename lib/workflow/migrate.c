@@ -107,7 +107,7 @@ static int set_commit(thinp_catalog *cat, thinp_pool *pool, const thinp_catalog_
 static int add_member(struct mig *mg, uint64_t id)
 {
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
-	struct member *m = realloc(mg->m, (mg->n + 1) * sizeof(*m));
+	struct member *m = thinp_os_realloc(mg->m, mg->n * sizeof(*m), (mg->n + 1) * sizeof(*m));
 	int r;
 
 	if (!m)
@@ -336,7 +336,7 @@ static int find_snaps(struct mig *mg)
 
 		if (!(mg->e->flags & THINP_CATALOG_MIGRATING) || !member_of(mg, mg->e->parent_guid))
 			continue;
-		if (!(f = realloc(found, (nr + 1) * 2 * sizeof(*f)))) {
+		if (!(f = thinp_os_realloc(found, nr * 2 * sizeof(*f), (nr + 1) * 2 * sizeof(*f)))) {
 			thinp_os_free(found);
 			return -ENOMEM;
 		}
@@ -403,7 +403,7 @@ struct sender {
 	int result;
 };
 
-static void *send_thread(void *arg)
+static void send_thread(void *arg)
 {
 	struct sender *s = arg;
 	thinp_send_options o = THINP_SEND_OPTIONS_INIT;
@@ -414,7 +414,6 @@ static void *send_thread(void *arg)
 	o.resume_token = s->token;
 	s->result = thinp_send(s->mg->src, s->mg->scat, s->dev, s->base, wf_pipe_write, s->pipe, &o);
 	wf_pipe_close_write(s->pipe, s->result);
-	return NULL;
 }
 
 /* The receive's read callback: the pipe, with the job's checkpoints. */
@@ -441,13 +440,13 @@ static int transfer(struct mig *mg, uint64_t dev, uint64_t base, const char *tok
 	thinp_receive_options o = THINP_RECEIVE_OPTIONS_INIT;
 	struct sender s = { .mg = mg, .dev = dev, .base = base, .token = token };
 	char errbuf[256] = "";
-	pthread_t t;
+	thinp_os_thread t;
 	uint64_t id;
 	int r = wf_pipe_new(&s.pipe, PIPE_BYTES);
 
 	if (r)
 		return r;
-	if ((r = -pthread_create(&t, NULL, send_thread, &s))) {
+	if ((r = thinp_os_thread_start(&t, "thinp-migrate", send_thread, &s))) {
 		wf_pipe_free(s.pipe);
 		return r;
 	}
@@ -457,7 +456,7 @@ static int transfer(struct mig *mg, uint64_t dev, uint64_t base, const char *tok
 	o.errbuf_size = sizeof(errbuf);
 	r = replica_receive(mg->dst, mg->dcat, read_stream, &s, &o, ext, &id);
 	wf_pipe_close_read(s.pipe);
-	pthread_join(t, NULL);
+	thinp_os_thread_join(&t);
 	wf_pipe_free(s.pipe);
 	if (r && s.result && s.result != -EPIPE && r == s.result)
 		return FAIL(mg, r, "send: %s", s.errbuf);

@@ -49,19 +49,11 @@ struct sender {
 /* Between two lag updates while waiting for the next cycle. */
 #define WAIT_SLICE_NS (100ull * 1000 * 1000)
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 #define FAIL(s, e, ...) replica_fail((s)->o.errbuf, (s)->o.errbuf_size, (e), __VA_ARGS__)
 
 static void report(struct sender *s)
 {
-	job_set_replication(s->job, mono_ns() - s->acked_ns, s->pending ? s->ses.bytes : 0);
+	job_set_replication(s->job, thinp_os_monotonic_ns() - s->acked_ns, s->pending ? s->ses.bytes : 0);
 }
 
 /* Stream bytes written: in flight until the ACK; the rate limit and cancel. */
@@ -79,7 +71,7 @@ static int add_snap(struct sender *s, uint64_t id, uint32_t birth_time, const ui
 
 	if (s->nr == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 4;
-		struct snap *p = realloc(s->snaps, cap * sizeof(*p));
+		struct snap *p = thinp_os_realloc(s->snaps, s->cap * sizeof(*p), cap * sizeof(*p));
 
 		if (!p)
 			return -ENOMEM;
@@ -135,7 +127,7 @@ static int take_snapshot(struct sender *s, thinp_catalog_entry *e)
 	if (r)
 		return FAIL(s, r, "recording snapshot %" PRId64 ": %s", id, thinp_strerror(r));
 	s->pending = true;
-	s->pending_ns = mono_ns();
+	s->pending_ns = thinp_os_monotonic_ns();
 	return 0;
 }
 
@@ -303,7 +295,7 @@ static int wait_until(struct sender *s, uint64_t deadline)
 	int r = 0;
 
 	job_set_phase(s->job, THINP_JOB_PHASE_WAIT);
-	while (!r && (now = mono_ns()) < deadline) {
+	while (!r && (now = thinp_os_monotonic_ns()) < deadline) {
 		report(s);
 		r = job_sleep(s->job, deadline - now < WAIT_SLICE_NS ? deadline - now : WAIT_SLICE_NS);
 	}
@@ -325,11 +317,11 @@ static int run(struct sender *s)
 	/* The newest snapshot an earlier run left is finished first (the
 	 * receiver tells whether it has it already). */
 	s->pending = s->nr > 0;
-	s->acked_ns = s->pending_ns = mono_ns();
+	s->acked_ns = s->pending_ns = thinp_os_monotonic_ns();
 	if (!r && s->pending)
 		r = acknowledged(s);
 	for (uint64_t round = 0; !r;) {
-		uint64_t start = mono_ns();
+		uint64_t start = thinp_os_monotonic_ns();
 
 		if ((r = cycle(s, e)))
 			break;
