@@ -172,3 +172,16 @@ int thinp_kmod_bdev_open(thinp_io **out, const char *path, bool rdonly)
 	}
 	return r;
 }
+
+/*
+ * The kernel build's thinp_io_open_file (lib/os/posix/file.c in user space),
+ * for the core code that opens a device by path (an external origin a
+ * receive names): in the kernel a path names a block device. THINP_IO_DIRECT
+ * is what bios do anyway; a block device cannot be created.
+ */
+int thinp_io_open_file(thinp_io **out, const char *path, uint32_t flags)
+{
+	if (flags & THINP_IO_CREATE)
+		return -EOPNOTSUPP;
+	return thinp_kmod_bdev_open(out, path, flags & THINP_IO_RDONLY);
+}

@@ -148,11 +148,11 @@ static bool on_dst(struct mig *mg, const uint8_t guid[16], uint64_t *id)
 static int share_blocks(thinp_pool *pool, uint64_t a, uint64_t b)
 {
 	thinp_delta *d = NULL;
-	thinp_delta_run run[64];
+	thinp_delta_run run[16]; /* kernel stacks are small */
 	size_t nr = 0;
 	int r = thinp_pool_delta_open(&d, pool, a, b, NULL);
 
-	while (!r && !(r = thinp_delta_next(d, run, 64, &nr)) && nr)
+	while (!r && !(r = thinp_delta_next(d, run, 16, &nr)) && nr)
 		for (size_t i = 0; i < nr && !r; i++)
 			r = run[i].kind == THINP_DELTA_SAME;
 	thinp_delta_close(d);

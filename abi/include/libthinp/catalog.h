@@ -71,6 +71,14 @@ typedef struct thinp_catalog thinp_catalog;
  * (replica.h): parent_guid is that device's guid, size 0. Front-ends should
  * not serve it; deleting it only stops incrementals onto that device. */
 #define THINP_CATALOG_ANCHOR (1u << 2)
+/* A migration's own device (migrate.h): a round snapshot in the source pool
+ * (parent_guid: the device migrated) or a round copy in the destination
+ * pool, until the migration ends. Front-ends should not serve it. */
+#define THINP_CATALOG_MIGRATING (1u << 3)
+/* A source device whose migration switched (migrate.h): its copy on the
+ * destination is the device now; this one waits to be deleted. Front-ends
+ * should not serve it. */
+#define THINP_CATALOG_MIGRATED (1u << 4)
 /* A snapshot a replication sender keeps of its source device (replicate.h):
  * parent_guid is the source's guid. The newest is the one being replicated
  * or last acknowledged; older ones are deleted once the receiver

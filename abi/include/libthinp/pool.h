@@ -115,10 +115,15 @@ typedef struct thinp_pool_options {
 	 * After a timeout, no-space writes fail at once until the next resize
 	 * (as the kernel does). INIT: 60000. */
 	uint32_t no_space_timeout_ms;
-	/* Commit every this many milliseconds from a pool thread if anything
-	 * changed; 0 (INIT) commits only on flush, on request and on close.
-	 * Writes completed before such a commit starts survive a crash. If the
-	 * thread cannot be started, format and open fail (-EAGAIN). */
+	/* Commit every this many milliseconds from a pool thread if the
+	 * metadata changed (a write provisioned or copied a block, a discard
+	 * unmapped one, a device was created...); 0 (INIT) commits only on
+	 * flush, on request and on close. Such a commit flushes the data device
+	 * first, so writes completed before it starts survive a crash; with no
+	 * metadata change there is no timed commit, and overwrites of blocks
+	 * already provisioned are durable only after a flush (thinp_thin_flush,
+	 * thinp_pool_commit), as on a disk with a write cache. If the thread
+	 * cannot be started, format and open fail (-EAGAIN). */
 	uint32_t commit_interval_ms;
 	/* May be NULL: messages are dropped. Messages of every layer under the
 	 * pool are queued and handed to log_fn, in order, with no library lock

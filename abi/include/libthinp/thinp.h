@@ -21,5 +21,7 @@
 #include <libthinp/replica.h>
 #include <libthinp/job.h>
 #include <libthinp/origin_jobs.h>
+#include <libthinp/replicate.h>
+#include <libthinp/migrate.h>
 
 #endif
