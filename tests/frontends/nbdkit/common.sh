@@ -85,6 +85,15 @@ serve() {
 	nbdkit ${NBDKIT_OPTS:-} -U - "$PLUGIN" meta="$M" data="$D" "${args[@]}" --run "$*"
 }
 
+# wait_served SOCKET: a background server on SOCKET answers. The socket
+# exists before the plugin's after_fork has opened (and locked) the pool;
+# a client's answer says it has.
+wait_served() {
+	for i in $(seq 100); do [ -S "$1" ] && break; sleep 0.1; done
+	[ -S "$1" ] || fail "server did not start"
+	nbdinfo --list "nbd+unix://?socket=$1" >/dev/null || fail "server does not answer"
+}
+
 # uri_of EXPORT SOCKET
 uri_of() {
 	echo "nbd+unix:///$1?socket=$2"

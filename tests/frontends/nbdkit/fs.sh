@@ -47,8 +47,7 @@ attach() {
 
 nbdkit -f -P "$T/pid" -U "$SOCK" "$PLUGIN" meta="$M" data="$D" control="$CTL" &
 srv_pid=$!
-for i in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
-[ -S "$SOCK" ] || fail "server did not start"
+wait_served "$SOCK"
 
 step "mkfs.ext4 and files on device 1"
 attach 1

@@ -52,8 +52,7 @@ check_pool
 
 step "kill -9: flushed writes survive"
 nbdkit -f -P "$T/pid" -U "$T/sock" "$PLUGIN" meta="$M" data="$D" commit_interval=0 &
-for i in $(seq 100); do [ -S "$T/sock" ] && break; sleep 0.1; done
-[ -S "$T/sock" ] || fail "server did not start"
+wait_served "$T/sock"
 nbdkit -U - "$PLUGIN" meta="$M" data="$D" --run true 2>"$T/second.err" &&
 	fail "a second server opened the same pool"
 grep -q "in use by another process" "$T/second.err" || fail "second server: $(cat "$T/second.err")"
