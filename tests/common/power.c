@@ -23,17 +23,22 @@ struct clocked {
 	thinp_io *below;
 };
 
+/* Lock held: the power goes, every device resolving its unflushed writes. */
+static void cut_locked(struct power *pw)
+{
+	for (unsigned i = 0; i < pw->nr; i++)
+		assert_int_equal(thinp_io_fault_cut(pw->fault[i], pw->mode, pw->seed + i), 0);
+	pw->cut = true;
+}
+
 /* One request that changes a device: maybe the one that cuts the power. */
 static int tick(struct power *pw)
 {
 	bool cut;
 
 	pthread_mutex_lock(&pw->lock);
-	if (!pw->cut && ++pw->count == pw->n) {
-		for (unsigned i = 0; i < pw->nr; i++)
-			assert_int_equal(thinp_io_fault_cut(pw->fault[i], pw->mode, pw->seed + i), 0);
-		pw->cut = true;
-	}
+	if (!pw->cut && ++pw->count == pw->n)
+		cut_locked(pw);
 	cut = pw->cut;
 	pthread_mutex_unlock(&pw->lock);
 	return cut ? -EIO : 0;
@@ -156,6 +161,14 @@ bool power_is_cut(const struct power *pw)
 	cut = pw->cut;
 	pthread_mutex_unlock((pthread_mutex_t *)&pw->lock);
 	return cut;
+}
+
+void power_cut_now(struct power *pw)
+{
+	pthread_mutex_lock(&pw->lock);
+	if (!pw->cut)
+		cut_locked(pw);
+	pthread_mutex_unlock(&pw->lock);
 }
 
 void power_free(struct power *pw)

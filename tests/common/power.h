@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <libthinp/io.h>
 
-#define POWER_MAX_DEVICES 4
+#define POWER_MAX_DEVICES 8
 
 struct power;
 
@@ -28,6 +28,8 @@ thinp_io *power_add(struct power *pw, thinp_io *lower);
  * from now on all of them. */
 void power_arm(struct power *pw, uint64_t n);
 bool power_is_cut(const struct power *pw);
+/* Cut the power now, if it is not cut yet (a power-off at the end of a run). */
+void power_cut_now(struct power *pw);
 /* Close every handle of the supply (close what uses them first). */
 void power_free(struct power *pw);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/power.h"
 #include "common/testutil.h"
 #include <libthinp/thinp.h>
 #include <libthinp/testing.h>
@@ -514,135 +515,27 @@ static void test_block_size(void **state)
 
 /* ---- Power cuts during a receive ------------------------------------ */
 
-/*
- * One clock over B's three devices (metadata, data, catalog): the n-th
- * write, flush, discard, write-zeroes or resize on any of them cuts the power
- * of all three at once (each fault device resolving its unflushed writes by
- * the mode), and every later request fails.
- */
-struct power {
-	uint64_t n, count;
-	int mode;
-	uint64_t seed;
-	int cut;
-	thinp_io_fault *fault[3];
-};
-
-struct clocked {
-	struct power *pw;
-	thinp_io *below;
-};
-
-static int tick(struct power *pw)
-{
-	if (!pw->cut && ++pw->count == pw->n) {
-		for (int i = 0; i < 3; i++)
-			assert_int_equal(thinp_io_fault_cut(pw->fault[i], pw->mode, pw->seed + i), 0);
-		pw->cut = 1;
-	}
-	return pw->cut ? -EIO : 0;
-}
-
-static int ck_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
-{
-	struct clocked *c = ctx;
-
-	return c->pw->cut ? -EIO : thinp_io_read(c->below, buf, len, off, 0);
-}
-
-static int ck_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
-{
-	struct clocked *c = ctx;
-	int r = tick(c->pw);
-
-	return r ? r : thinp_io_write(c->below, buf, len, off, 0);
-}
-
-static int ck_flush(void *ctx)
-{
-	struct clocked *c = ctx;
-	int r = tick(c->pw);
-
-	return r ? r : thinp_io_flush(c->below);
-}
-
-static int ck_size(void *ctx, uint64_t *bytes)
-{
-	struct clocked *c = ctx;
-
-	return thinp_io_size(c->below, bytes);
-}
-
-static int ck_discard(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
-{
-	struct clocked *c = ctx;
-	int r = tick(c->pw);
-
-	return r ? r : thinp_io_discard(c->below, len, off, 0);
-}
-
-static int ck_write_zeroes(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
-{
-	struct clocked *c = ctx;
-	int r = tick(c->pw);
-
-	return r ? r : thinp_io_write_zeroes(c->below, len, off, 0);
-}
-
-static int ck_resize(void *ctx, uint64_t bytes)
-{
-	struct clocked *c = ctx;
-	int r = tick(c->pw);
-
-	return r ? r : thinp_io_resize(c->below, bytes);
-}
-
-static void ck_close(void *ctx)
-{
-	free(ctx);
-}
-
-/* B on memory devices, behind fault devices, behind the clock. */
+/* B on memory devices behind one power supply (tests/common/power.h): the
+ * n-th write, flush, discard, write-zeroes or resize on any of its three
+ * devices cuts the power of all three at once. */
 struct crash_env {
-	thinp_io *lower[3], *fio[3];
-	struct power pw;
+	thinp_io *lower[3];
+	struct power *pw;
 	struct pool_env b;
 };
 
-static thinp_io *clocked_io(struct power *pw, thinp_io *below)
-{
-	thinp_io_ops ops = THINP_IO_OPS_INIT;
-	struct clocked *c = malloc(sizeof(*c));
-	thinp_io *io;
-
-	c->pw = pw;
-	c->below = below;
-	ops.caps = THINP_IO_CAP_DISCARD | THINP_IO_CAP_DISCARD_ZEROES | THINP_IO_CAP_WRITE_ZEROES;
-	ops.read = ck_read;
-	ops.write = ck_write;
-	ops.flush = ck_flush;
-	ops.size = ck_size;
-	ops.discard = ck_discard;
-	ops.write_zeroes = ck_write_zeroes;
-	ops.resize = ck_resize;
-	ops.close = ck_close;
-	assert_int_equal(thinp_io_new(&io, &ops, c, 0), 0);
-	return io;
-}
-
-static void crash_env_open(struct crash_env *ce)
+/* A later cut (power_arm) resolves by @mode and @seed. */
+static void crash_env_open(struct crash_env *ce, int mode, uint64_t seed)
 {
 	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
 	const uint64_t sizes[3] = { 8u << 20, (uint64_t)DATA_BLOCKS * BS, 0 };
 	thinp_io **io[3] = { &ce->b.meta, &ce->b.data, &ce->b.cio };
 
 	memset(ce, 0, sizeof(*ce));
-	ce->pw.n = UINT64_MAX;
+	ce->pw = power_new(mode, seed);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(thinp_io_open_memory(&ce->lower[i], sizes[i], 0), 0);
-		assert_int_equal(thinp_io_open_fault(&ce->fio[i], &ce->pw.fault[i], ce->lower[i], 0),
-				 0);
-		*io[i] = clocked_io(&ce->pw, ce->fio[i]);
+		*io[i] = power_add(ce->pw, ce->lower[i]);
 	}
 	o.data_block_size = BS;
 	assert_int_equal(thinp_pool_format(&ce->b.pool, ce->b.meta, ce->b.data, &o), 0);
@@ -654,12 +547,7 @@ static void crash_env_reopen(struct crash_env *ce, struct pool_env *after)
 {
 	thinp_catalog_close(ce->b.cat);
 	thinp_pool_close(ce->b.pool); /* fails: the power is gone */
-	for (int i = 0; i < 3; i++)
-		thinp_io_close(i == 0 ? ce->b.meta : i == 1 ? ce->b.data : ce->b.cio);
-	for (int i = 0; i < 3; i++) {
-		thinp_io_close(ce->fio[i]);
-		thinp_io_fault_free(ce->pw.fault[i]);
-	}
+	power_free(ce->pw);
 	assert_int_equal(thinp_meta_check_io(ce->lower[0], NULL, NULL, NULL), 0);
 	after->meta = ce->lower[0];
 	after->data = ce->lower[1];
@@ -736,20 +624,16 @@ static void test_crash(void **state)
 				char msg[256];
 				int r;
 
-				crash_env_open(&ce);
+				crash_env_open(&ce, modes[m], test_rng_next(&rng));
 				if (incremental)
 					assert_int_equal(do_receive(&ce.b, &s2, &id, msg, sizeof(msg)), 0);
 				state_take(&ce.b, &before);
-				ce.pw.mode = modes[m];
-				ce.pw.seed = test_rng_next(&rng);
-				ce.pw.count = 0;
-				ce.pw.n = n;
+				power_arm(ce.pw, n);
 				r = do_receive(&ce.b, incremental ? &s3 : &s2, &id, msg, sizeof(msg));
-				if (!ce.pw.cut) {
+				if (!power_is_cut(ce.pw)) {
 					/* The whole receive ran before the n-th request. */
 					assert_int_equal(r, 0);
-					ce.pw.n = ce.pw.count + 1;
-					assert_int_equal(tick(&ce.pw), -EIO);
+					power_cut_now(ce.pw);
 				}
 				crash_env_reopen(&ce, &after);
 				assert_crash_outcome(&after, &before, incremental ? g3 : g2,
@@ -1375,20 +1259,18 @@ static void test_crash_resume(void **state)
 			uint8_t *p;
 			int r;
 
-			crash_env_open(&ce);
+			int mode = modes[test_rng_below(&rng, 4)];
+
+			crash_env_open(&ce, mode, test_rng_next(&rng));
 			if (k)
 				assert_int_equal(do_receive(&ce.b, &s[0], &id, msg, sizeof(msg)), 0);
 			state_take(&ce.b, &before);
-			ce.pw.mode = modes[test_rng_below(&rng, 4)];
-			ce.pw.seed = test_rng_next(&rng);
-			ce.pw.count = 0;
-			ce.pw.n = n;
+			power_arm(ce.pw, n);
 			r = receive_cut(&ce.b, &s[k], s[k].len, token, &id);
-			fired = ce.pw.cut;
+			fired = power_is_cut(ce.pw);
 			if (!fired) {
 				assert_int_equal(r, 0); /* it ran to the end before request n */
-				ce.pw.n = ce.pw.count + 1;
-				assert_int_equal(tick(&ce.pw), -EIO);
+				power_cut_now(ce.pw);
 			}
 			crash_env_reopen(&ce, &after);
 			assert_crash_outcome(&after, &before, guid[k], models[k]);

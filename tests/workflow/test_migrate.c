@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/power.h"
 #include "common/testutil.h"
 #include "thin/helpers.h"
 #include <libthinp/thinp.h>
@@ -30,25 +31,9 @@
 
 static uint64_t suite_seed;
 
-/*
- * Two pools on memory devices, each behind a fault device behind one clock
- * that counts every write, flush, discard, write-zeroes and resize of all
- * six: at its n-th the power of all six goes at once.
- */
-struct power {
-	pthread_mutex_t lock; /* the migration's sender thread reads the source */
-	uint64_t n, count;
-	int mode;
-	uint64_t seed;
-	int cut;
-	thinp_io_fault *fault[NDEV];
-};
-
-struct clocked {
-	struct power *pw;
-	thinp_io *below;
-};
-
+/* Two pools on memory devices behind one power supply (tests/common/power.h):
+ * the n-th write, flush, discard, write-zeroes or resize of any of the six
+ * cuts the power of all six at once. */
 struct side {
 	thinp_io *meta, *data, *cio;
 	thinp_pool *pool;
@@ -56,117 +41,10 @@ struct side {
 };
 
 struct rig {
-	thinp_io *lower[NDEV], *fio[NDEV];
-	struct power pw;
+	thinp_io *lower[NDEV];
+	struct power *pw; /* NULL once rebooted */
 	struct side src, dst;
 };
-
-static int tick(struct power *pw)
-{
-	int cut;
-
-	pthread_mutex_lock(&pw->lock);
-	if (!pw->cut && ++pw->count == pw->n) {
-		for (int i = 0; i < NDEV; i++)
-			assert_int_equal(thinp_io_fault_cut(pw->fault[i], pw->mode, pw->seed + i), 0);
-		pw->cut = 1;
-	}
-	cut = pw->cut;
-	pthread_mutex_unlock(&pw->lock);
-	return cut ? -EIO : 0;
-}
-
-static int power_is_cut(struct power *pw)
-{
-	int cut;
-
-	pthread_mutex_lock(&pw->lock);
-	cut = pw->cut;
-	pthread_mutex_unlock(&pw->lock);
-	return cut;
-}
-
-static int ck_read(void *ctx, void *buf, uint64_t len, uint64_t off, uint32_t flags)
-{
-	struct clocked *c = ctx;
-
-	(void)flags;
-	return power_is_cut(c->pw) ? -EIO : thinp_io_read(c->below, buf, len, off, 0);
-}
-
-static int ck_write(void *ctx, const void *buf, uint64_t len, uint64_t off, uint32_t flags)
-{
-	struct clocked *c = ctx;
-	int r = tick(c->pw);
-
-	(void)flags;
-	return r ? r : thinp_io_write(c->below, buf, len, off, 0);
-}
-
-static int ck_flush(void *ctx)
-{
-	struct clocked *c = ctx;
-	int r = tick(c->pw);
-
-	return r ? r : thinp_io_flush(c->below);
-}
-
-static int ck_size(void *ctx, uint64_t *bytes)
-{
-	return thinp_io_size(((struct clocked *)ctx)->below, bytes);
-}
-
-static int ck_discard(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
-{
-	struct clocked *c = ctx;
-	int r = tick(c->pw);
-
-	(void)flags;
-	return r ? r : thinp_io_discard(c->below, len, off, 0);
-}
-
-static int ck_write_zeroes(void *ctx, uint64_t len, uint64_t off, uint32_t flags)
-{
-	struct clocked *c = ctx;
-	int r = tick(c->pw);
-
-	(void)flags;
-	return r ? r : thinp_io_write_zeroes(c->below, len, off, 0);
-}
-
-static int ck_resize(void *ctx, uint64_t bytes)
-{
-	struct clocked *c = ctx;
-	int r = tick(c->pw);
-
-	return r ? r : thinp_io_resize(c->below, bytes);
-}
-
-static void ck_close(void *ctx)
-{
-	free(ctx);
-}
-
-static thinp_io *clocked_io(struct power *pw, thinp_io *below)
-{
-	thinp_io_ops ops = THINP_IO_OPS_INIT;
-	struct clocked *c = malloc(sizeof(*c));
-	thinp_io *io;
-
-	c->pw = pw;
-	c->below = below;
-	ops.caps = THINP_IO_CAP_DISCARD | THINP_IO_CAP_DISCARD_ZEROES | THINP_IO_CAP_WRITE_ZEROES;
-	ops.read = ck_read;
-	ops.write = ck_write;
-	ops.flush = ck_flush;
-	ops.size = ck_size;
-	ops.discard = ck_discard;
-	ops.write_zeroes = ck_write_zeroes;
-	ops.resize = ck_resize;
-	ops.close = ck_close;
-	assert_int_equal(thinp_io_new(&io, &ops, c, 0), 0);
-	return io;
-}
 
 static thinp_io **side_io(struct rig *g, int i)
 {
@@ -175,25 +53,29 @@ static thinp_io **side_io(struct rig *g, int i)
 	return i % 3 == 0 ? &s->meta : i % 3 == 1 ? &s->data : &s->cio;
 }
 
-static void rig_open(struct rig *g)
+/* Both pools formatted; a later cut (power_arm) resolves by @mode, @seed. */
+static void rig_open_cut(struct rig *g, int mode, uint64_t seed)
 {
 	thinp_pool_options o = THINP_POOL_OPTIONS_INIT;
 
 	memset(g, 0, sizeof(*g));
-	pthread_mutex_init(&g->pw.lock, NULL);
-	g->pw.n = UINT64_MAX;
+	g->pw = power_new(mode, seed);
 	for (int i = 0; i < NDEV; i++) {
 		uint64_t size = i % 3 == 0 ? 4u << 20 : i % 3 == 1 ? (uint64_t)DATA_BLOCKS * BS : 0;
 
 		assert_int_equal(thinp_io_open_memory(&g->lower[i], size, 0), 0);
-		assert_int_equal(thinp_io_open_fault(&g->fio[i], &g->pw.fault[i], g->lower[i], 0), 0);
-		*side_io(g, i) = clocked_io(&g->pw, g->fio[i]);
+		*side_io(g, i) = power_add(g->pw, g->lower[i]);
 	}
 	o.data_block_size = BS;
 	assert_int_equal(thinp_pool_format(&g->src.pool, g->src.meta, g->src.data, &o), 0);
 	assert_int_equal(thinp_pool_format(&g->dst.pool, g->dst.meta, g->dst.data, &o), 0);
 	assert_int_equal(thinp_catalog_open(&g->src.cat, g->src.cio, 0), 0);
 	assert_int_equal(thinp_catalog_open(&g->dst.cat, g->dst.cio, 0), 0);
+}
+
+static void rig_open(struct rig *g)
+{
+	rig_open_cut(g, THINP_IO_FAULT_CUT_DROP, 0);
 }
 
 static void side_close(struct side *s)
@@ -208,18 +90,13 @@ static void side_close(struct side *s)
  * what reached the memory devices, without the fault layer. */
 static void rig_reboot(struct rig *g)
 {
-	if (!g->pw.cut) {
-		g->pw.n = g->pw.count + 1;
-		assert_int_equal(tick(&g->pw), -EIO);
-	}
+	power_cut_now(g->pw);
 	side_close(&g->src);
 	side_close(&g->dst);
-	for (int i = 0; i < NDEV; i++) {
-		thinp_io_close(*side_io(g, i));
-		thinp_io_close(g->fio[i]);
-		thinp_io_fault_free(g->pw.fault[i]);
+	power_free(g->pw);
+	g->pw = NULL;
+	for (int i = 0; i < NDEV; i++)
 		*side_io(g, i) = g->lower[i];
-	}
 	for (int i = 0; i < 2; i++) {
 		struct side *s = i ? &g->dst : &g->src;
 
@@ -233,16 +110,9 @@ static void rig_close(struct rig *g)
 {
 	side_close(&g->src);
 	side_close(&g->dst);
-	for (int i = 0; i < NDEV; i++) {
-		/* Not rebooted: the clock and the fault layer are still there. */
-		if (*side_io(g, i) != g->lower[i]) {
-			thinp_io_close(*side_io(g, i));
-			thinp_io_close(g->fio[i]);
-			thinp_io_fault_free(g->pw.fault[i]);
-		}
+	power_free(g->pw); /* not rebooted: the supply is still there */
+	for (int i = 0; i < NDEV; i++)
 		thinp_io_close(g->lower[i]);
-	}
-	pthread_mutex_destroy(&g->pw.lock);
 }
 
 /* ---- Devices and their models ------------------------------------------- */
@@ -638,18 +508,15 @@ static void test_power_cut(void **state)
 			uint64_t id = NONE;
 			int r, r2;
 
-			rig_open(&g);
+			rig_open_cut(&g, modes[m], suite_seed + n);
 			test_rng_init(&l.rng, suite_seed + 3);
 			l.src = &g.src;
 			l.model = calloc(1, DEV_BYTES);
 			make_dev(&g.src, LIVE, &l.rng, 12, l.model);
 			guid_of(g.src.cat, LIVE, guid);
-			g.pw.mode = modes[m];
-			g.pw.seed = suite_seed + n;
-			g.pw.count = 0;
-			g.pw.n = n;
+			power_arm(g.pw, n);
 			r = run(&g, LIVE, 0, live_next, &l, NULL, &id);
-			assert_true(r == 0 || g.pw.cut);
+			assert_true(r == 0 || power_is_cut(g.pw));
 			rig_reboot(&g);
 			want = assert_crash_state(&g, guid, l.model);
 			r2 = run(&g, LIVE, 0, NULL, NULL, NULL, &id);
@@ -700,7 +567,7 @@ static void test_power_cut_family(void **state)
 		thinp_thin *t;
 		int r, finished;
 
-		rig_open(&g);
+		rig_open_cut(&g, THINP_IO_FAULT_CUT_TORN, suite_seed + n);
 		test_rng_init(&l.rng, suite_seed + 6);
 		l.src = &g.src;
 		l.model = calloc(1, DEV_BYTES);
@@ -714,13 +581,10 @@ static void test_power_cut_family(void **state)
 		thinp_thin_close(t);
 		guid_of(g.src.cat, LIVE, guid[0]);
 		guid_of(g.src.cat, 2, guid[1]);
-		g.pw.mode = THINP_IO_FAULT_CUT_TORN;
-		g.pw.seed = suite_seed + n;
-		g.pw.count = 0;
-		g.pw.n = n;
+		power_arm(g.pw, n);
 		r = run(&g, LIVE, THINP_MIGRATE_FAMILY, live_next, &l, NULL, &ids[0]);
-		assert_true(r == 0 || g.pw.cut);
-		finished = !g.pw.cut;
+		finished = !power_is_cut(g.pw);
+		assert_true(r == 0 || !finished);
 		rig_reboot(&g);
 		live_copy = find_visible(&g.dst, guid[0], &nr);
 		assert_true(nr == 0 || nr == 2);
