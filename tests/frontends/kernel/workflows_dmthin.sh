@@ -12,6 +12,8 @@
 # Skips (77) where vm.sh cannot boot a VM or thin-provisioning-tools is
 # missing. THINP_VM_KEEP=1 keeps the scratch directory.
 here=$(cd "$(dirname "$0")" && pwd)
+# common.sh finds the tree two levels up; this script is three levels down.
+export THINP_SRCDIR=${THINP_SRCDIR:-$(cd "$here/../../.." && pwd)}
 . "$here/../../tool/common.sh"
 [ -n "${THINP_VM_KEEP:-}" ] && trap - EXIT
 command -v dmsetup >/dev/null || { echo "SKIP: dmsetup not found (apt-get install dmsetup)"; exit 77; }
@@ -19,14 +21,17 @@ command -v dmsetup >/dev/null || { echo "SKIP: dmsetup not found (apt-get instal
 POOLS=$T/pools
 mkdir -p "$POOLS"
 step "the workflows' command-line tests, keeping their pools"
+ran=0
 for t in "$srcdir"/tests/workflow/*_cli.sh; do
 	[ -e "$t" ] || continue
+	ran=$((ran + 1))
 	THINP_WORKFLOW_POOLS=$POOLS THINP="$THINP" bash "$t" >"$T/$(basename "$t").log" 2>&1
 	rc=$?
 	[ $rc -eq 77 ] && { echo "skip: $(basename "$t")"; continue; }
 	[ $rc -eq 0 ] || fail "$(basename "$t") failed: $(tail -5 "$T/$(basename "$t").log")"
 	echo "ok: $(basename "$t")"
 done
+[ $ran -gt 0 ] || fail "no tests/workflow/*_cli.sh under $srcdir"
 
 # The guest script: for pool I on disks META DATA, its table length and
 # block size from the metadata, each device with a size: one line
