@@ -57,7 +57,7 @@ static int describe(struct tfs *fs, const thinp_catalog_entry *e, struct volume 
 	v->size = e && e->size ? e->size : fs->default_size;
 	v->rdonly = e && (e->flags & THINP_CATALOG_READ_ONLY);
 	/* Before the size: an anchor's entry has none. */
-	if (e && (e->flags & (THINP_CATALOG_ANCHOR | THINP_CATALOG_MIGRATING | THINP_CATALOG_MIGRATED)))
+	if (e && (e->flags & THINP_CATALOG_INTERNAL & ~THINP_CATALOG_PARTIAL))
 		return -EPERM;
 	if (!v->size)
 		return -ENODATA;

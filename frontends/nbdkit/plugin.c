@@ -204,18 +204,17 @@ static void thinp_cleanup(void)
 	srv.catalog_default = NULL;
 }
 
-/* The entry of a device that may be served: one with a size, neither a
- * partial receive nor an anchor (the hidden snapshot thinp receive keeps
- * for incrementals: checked by its flag, not only by its size of 0), whose
- * device exists. */
+/* The entry of a device that may be served: one with a size, none of the
+ * library's own (THINP_CATALOG_INTERNAL: partial receives, anchors, which
+ * have a size of 0 but are told by their flag, migration and replication
+ * devices), whose device exists. */
 static int servable(uint64_t id, thinp_catalog_entry *e)
 {
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
 
 	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
 	if (thinp_catalog_get(srv.cat, id, e) || !e->size ||
-	    (e->flags & (THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR | THINP_CATALOG_MIGRATING |
-			 THINP_CATALOG_MIGRATED)))
+	    (e->flags & THINP_CATALOG_INTERNAL))
 		return 0;
 	return thinp_pool_get_thin_status(srv.pool, id, &st) == 0 &&
 	       st.creation_time == e->birth_time && st.transaction_id == e->birth_transaction;
@@ -289,6 +288,7 @@ static void *open_handle(struct handle *h, int readonly, thinp_catalog_entry *e)
 			     : e->flags & THINP_CATALOG_PARTIAL ? "a receive into it is not finished"
 			     : e->flags & THINP_CATALOG_MIGRATING ? "a migration's snapshot or copy"
 			     : e->flags & THINP_CATALOG_MIGRATED ? "migrated to another pool"
+			     : e->flags & THINP_CATALOG_REPLICATION ? "a replication snapshot"
 								: "no such device with a catalog entry");
 		return NULL;
 	}

@@ -84,6 +84,12 @@ typedef struct thinp_catalog thinp_catalog;
  * or last acknowledged; older ones are deleted once the receiver
  * acknowledged a newer one. Since 1.0. */
 #define THINP_CATALOG_REPLICATION (1u << 8)
+/* The devices the library keeps for its own work (partial receives,
+ * anchors, migration rounds and leftovers, replication snapshots): a
+ * front-end serves none of them. Since 1.0. */
+#define THINP_CATALOG_INTERNAL                                                     \
+	(THINP_CATALOG_PARTIAL | THINP_CATALOG_ANCHOR | THINP_CATALOG_MIGRATING | \
+	 THINP_CATALOG_MIGRATED | THINP_CATALOG_REPLICATION)
 
 /*
  * One device's entry. Fill from THINP_CATALOG_ENTRY_INIT. The library copies
