@@ -614,7 +614,7 @@ static void test_cycles(void **state)
 	struct pool_env b;
 	struct link l;
 	struct receiver rv;
-	unsigned cycles = test_short() ? 3 : 8;
+	unsigned cycles = test_short() > 1 ? 3 : 8;
 	(void)state;
 
 	source_open(&src, suite_seed + 1);
@@ -698,7 +698,7 @@ static void test_under_load(void **state)
 	link_init(&l);
 	receiver_start(&rv, &b, &l);
 	source_change(&src, 30);
-	sender_init(&sd, &src, &l, test_short() ? 3 : 5);
+	sender_init(&sd, &src, &l, test_short() > 1 ? 3 : 5);
 	sd.o.interval_ns = interval;
 	sender_start(&sd);
 	while (!done) {
@@ -987,7 +987,7 @@ static void test_receiver_power_cuts(void **state)
 	static const int modes[] = { THINP_IO_FAULT_CUT_DROP, THINP_IO_FAULT_CUT_KEEP,
 				     THINP_IO_FAULT_CUT_RANDOM, THINP_IO_FAULT_CUT_TORN };
 	struct test_rng rng;
-	uint64_t step = test_short() ? 7 : 1, cuts = 0;
+	uint64_t step = test_short() > 1 ? 7 : 1, cuts = 0;
 	(void)state;
 
 	test_rng_init(&rng, suite_seed + 8);
@@ -1085,7 +1085,7 @@ static void test_sender_power_cuts(void **state)
 	static const int modes[] = { THINP_IO_FAULT_CUT_DROP, THINP_IO_FAULT_CUT_KEEP,
 				     THINP_IO_FAULT_CUT_RANDOM, THINP_IO_FAULT_CUT_TORN };
 	struct test_rng rng;
-	uint64_t step = test_short() ? 7 : 1, cuts = 0;
+	uint64_t step = test_short() > 1 ? 7 : 1, cuts = 0;
 	(void)state;
 
 	test_rng_init(&rng, suite_seed + 10);
