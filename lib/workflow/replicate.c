@@ -86,39 +86,80 @@ static int add_snap(struct sender *s, uint64_t id, uint32_t birth_time, const ui
 	return 0;
 }
 
-/* The source's snapshots from the catalog (current entries only). */
+/* A placeholder: an entry committed before its snapshot was made (a
+ * snapshot's creation time is never 0, so a stamped entry is never one). */
+static bool is_placeholder(const thinp_catalog_entry *e)
+{
+	return !e->birth_time && !e->birth_transaction;
+}
+
+/* An entry of the source's chain that no snapshot backs: a placeholder,
+ * which takes its snapshot with it if that was made (a crash before the
+ * entry was stamped), or a stale entry (a crash after its snapshot was
+ * deleted: the device at its id, if any, is another's). */
+static int drop_unbacked(struct sender *s, const thinp_catalog_entry *e)
+{
+	thinp_thin_status st = THINP_THIN_STATUS_INIT;
+	int r = 0;
+
+	if (is_placeholder(e) && !thinp_pool_get_thin_status(s->pool, e->id, &st))
+		r = thinp_pool_delete_thin(s->pool, e->id);
+	return r ? r : thinp_catalog_remove(s->cat, e->id);
+}
+
+/* The source's snapshots from the catalog; what an interrupted run left
+ * without a snapshot (drop_unbacked) goes, in one catalog commit. */
 static int load_snaps(struct sender *s, thinp_catalog_entry *e)
 {
+	bool dropped = false;
 	int r = 0;
 
 	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
 	for (uint64_t id = 0; !r && thinp_catalog_next(s->cat, id, e) == 0; id = e->id + 1) {
 		thinp_thin_status st = THINP_THIN_STATUS_INIT;
+		int gone;
 
-		if (!(e->flags & THINP_CATALOG_REPLICATION) || memcmp(e->parent_guid, s->dev_guid, 16) ||
-		    thinp_pool_get_thin_status(s->pool, e->id, &st) ||
-		    st.creation_time != e->birth_time || st.transaction_id != e->birth_transaction)
+		if (!(e->flags & THINP_CATALOG_REPLICATION) || memcmp(e->parent_guid, s->dev_guid, 16))
 			continue;
+		gone = thinp_pool_get_thin_status(s->pool, e->id, &st);
+		if (gone && gone != -ENODATA) {
+			r = gone;
+			break;
+		}
+		if (gone || is_placeholder(e) || st.creation_time != e->birth_time ||
+		    st.transaction_id != e->birth_transaction) {
+			r = drop_unbacked(s, e);
+			dropped = true;
+			continue;
+		}
 		r = add_snap(s, e->id, e->birth_time, e->guid);
 	}
-	return r;
+	if (!r && dropped)
+		r = replica_commit_catalog(s->cat, s->pool);
+	return r ? FAIL(s, r, "dropping what an interrupted run left: %s", thinp_strerror(r)) : 0;
 }
 
-/* A new snapshot of the source, its entry committed: the cycle's target. */
+/* A new snapshot of the source, its entry committed: the cycle's target.
+ * The entry is committed first as a placeholder, so that a crash before it
+ * is stamped leaves no snapshot the next run does not know (load_snaps). */
 static int take_snapshot(struct sender *s, thinp_catalog_entry *e)
 {
 	thinp_thin_status st = THINP_THIN_STATUS_INIT;
 	int64_t id = replica_free_id(s->pool);
-	int r = id < 0 ? (int)id : thinp_pool_create_snap(s->pool, (uint64_t)id, s->dev);
+	int r = id < 0 ? (int)id : 0;
 
-	if (r)
-		return FAIL(s, r, "snapshot of device %" PRIu64 ": %s", s->dev, thinp_strerror(r));
 	*e = (thinp_catalog_entry)THINP_CATALOG_ENTRY_INIT;
 	e->id = (uint64_t)id;
 	e->size = s->dev_size;
 	e->flags = THINP_CATALOG_REPLICATION | THINP_CATALOG_READ_ONLY;
 	memcpy(e->parent_guid, s->dev_guid, 16);
-	if (!(r = thinp_catalog_new_guid(e->guid)) && !(r = thinp_catalog_attach(s->cat, s->pool, e)))
+	if (!r && !(r = thinp_catalog_new_guid(e->guid)) && !(r = thinp_catalog_set(s->cat, e)))
+		r = replica_commit_catalog(s->cat, s->pool);
+	if (r)
+		return FAIL(s, r, "recording a snapshot: %s", thinp_strerror(r));
+	if ((r = thinp_pool_create_snap(s->pool, (uint64_t)id, s->dev)))
+		return FAIL(s, r, "snapshot of device %" PRIu64 ": %s", s->dev, thinp_strerror(r));
+	if (!(r = thinp_catalog_attach(s->cat, s->pool, e)))
 		r = replica_commit_catalog(s->cat, s->pool);
 	if (!r)
 		r = thinp_pool_get_thin_status(s->pool, e->id, &st);
@@ -131,6 +172,18 @@ static int take_snapshot(struct sender *s, thinp_catalog_entry *e)
 	return 0;
 }
 
+/* The snapshot first, then its entry: a crash in between leaves a stale
+ * entry, which the next run drops (load_snaps), not a snapshot nobody
+ * knows. */
+static int drop_snap(struct sender *s, uint64_t id)
+{
+	int r = thinp_pool_delete_thin(s->pool, id);
+
+	if (!r || r == -ENODATA)
+		r = thinp_catalog_remove(s->cat, id);
+	return r ? r : replica_commit_catalog(s->cat, s->pool);
+}
+
 /* After the ACK: every snapshot older than the target goes. */
 static int drop_older(struct sender *s)
 {
@@ -139,7 +192,7 @@ static int drop_older(struct sender *s)
 
 	job_set_phase(s->job, THINP_JOB_PHASE_CLEANUP);
 	while (!r && s->nr > 1) {
-		r = replica_drop_device(s->cat, s->pool, s->snaps[0].id);
+		r = drop_snap(s, s->snaps[0].id);
 		if (!r)
 			memmove(s->snaps, s->snaps + 1, --s->nr * sizeof(*s->snaps));
 	}

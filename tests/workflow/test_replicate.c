@@ -21,6 +21,7 @@
 
 #include "common/testutil.h"
 #include "common/power.h"
+#include "thin/helpers.h"
 #include <libthinp/testing.h>
 #include <libthinp/thinp.h>
 #include <libthinp/meta.h>
@@ -52,13 +53,28 @@ static void env_format(struct pool_env *e)
 	assert_int_equal(thinp_catalog_open(&e->cat, e->io[2], 0), 0);
 }
 
+/* A pool's metadata, data and catalog devices in memory. */
+static void open_memory_ios(thinp_io *io[3])
+{
+	assert_int_equal(thinp_io_open_memory(&io[0], META_BYTES, 0), 0);
+	assert_int_equal(thinp_io_open_memory(&io[1], (uint64_t)DATA_BLOCKS * BS, 0), 0);
+	assert_int_equal(thinp_io_open_memory(&io[2], 0, 0), 0);
+}
+
 static void env_open_memory(struct pool_env *e)
 {
-	assert_int_equal(thinp_io_open_memory(&e->io[0], META_BYTES, 0), 0);
-	assert_int_equal(thinp_io_open_memory(&e->io[1], (uint64_t)DATA_BLOCKS * BS, 0), 0);
-	assert_int_equal(thinp_io_open_memory(&e->io[2], 0, 0), 0);
+	open_memory_ios(e->io);
 	env_format(e);
 }
+
+/* @lower behind one power supply @pw, as @e's devices. */
+static void env_power(struct pool_env *e, struct power *pw, thinp_io *lower[3])
+{
+	open_memory_ios(lower);
+	for (int i = 0; i < 3; i++)
+		assert_non_null(e->io[i] = power_add(pw, lower[i]));
+}
+
 
 /* Close the pool and catalog; the devices too if @ios. */
 static void env_close(struct pool_env *e, bool ios)
@@ -67,6 +83,18 @@ static void env_close(struct pool_env *e, bool ios)
 	thinp_pool_close(e->pool);
 	for (int i = 0; ios && i < 3; i++)
 		thinp_io_close(e->io[i]);
+}
+
+/* After a cut: @e's pool and catalog closed, the supply freed, and both
+ * reopened on what reached @lower; libthinp's check clean first. */
+static void env_reopen_after_cut(struct pool_env *e, struct power *pw, thinp_io *lower[3])
+{
+	env_close(e, false);
+	power_free(pw);
+	memcpy(e->io, lower, sizeof(e->io));
+	assert_int_equal(thinp_meta_check_io(e->io[0], NULL, NULL, NULL), 0);
+	assert_int_equal(thinp_pool_open(&e->pool, e->io[0], e->io[1], NULL), 0);
+	assert_int_equal(thinp_catalog_open(&e->cat, e->io[2], 0), 0);
 }
 
 static uint8_t *read_dev(thinp_pool *pool, uint64_t id)
@@ -169,13 +197,21 @@ struct source {
 	struct test_rng rng;
 };
 
-static void source_open(struct source *s, uint64_t seed)
+static void source_open_thin(struct source *s)
 {
 	thinp_thin_options o = THINP_THIN_OPTIONS_INIT;
+
+	o.size = DEV_BYTES;
+	assert_int_equal(thinp_thin_open(&s->t, s->a.pool, SRC, &o), 0);
+}
+
+/* Device SRC with its entry on pool A, formatted on s->a.io. */
+static void source_format(struct source *s, uint64_t seed)
+{
 	thinp_catalog_entry e = THINP_CATALOG_ENTRY_INIT;
 	thinp_pool_status st = THINP_POOL_STATUS_INIT;
 
-	env_open_memory(&s->a);
+	env_format(&s->a);
 	test_rng_init(&s->rng, seed);
 	assert_int_equal(thinp_pool_create_thin(s->a.pool, SRC), 0);
 	e.id = SRC;
@@ -184,10 +220,15 @@ static void source_open(struct source *s, uint64_t seed)
 	assert_int_equal(thinp_catalog_attach(s->a.cat, s->a.pool, &e), 0);
 	assert_int_equal(thinp_pool_get_status(s->a.pool, &st), 0);
 	assert_int_equal(thinp_catalog_commit(s->a.cat, st.transaction_id), 0);
-	o.size = DEV_BYTES;
-	assert_int_equal(thinp_thin_open(&s->t, s->a.pool, SRC, &o), 0);
+	source_open_thin(s);
 	s->model = calloc(1, DEV_BYTES);
 	assert_non_null(s->model);
+}
+
+static void source_open(struct source *s, uint64_t seed)
+{
+	open_memory_ios(s->a.io);
+	source_format(s, seed);
 }
 
 static void source_close(struct source *s)
@@ -573,7 +614,7 @@ static void test_cycles(void **state)
 	struct pool_env b;
 	struct link l;
 	struct receiver rv;
-	unsigned cycles = test_short() ? 3 : 8;
+	unsigned cycles = test_short() > 1 ? 3 : 8;
 	(void)state;
 
 	source_open(&src, suite_seed + 1);
@@ -657,7 +698,7 @@ static void test_under_load(void **state)
 	link_init(&l);
 	receiver_start(&rv, &b, &l);
 	source_change(&src, 30);
-	sender_init(&sd, &src, &l, test_short() ? 3 : 5);
+	sender_init(&sd, &src, &l, test_short() > 1 ? 3 : 5);
 	sd.o.interval_ns = interval;
 	sender_start(&sd);
 	while (!done) {
@@ -903,11 +944,7 @@ static bool power_cut_run(uint64_t n, int mode, uint64_t seed)
 
 	source_open(&src, suite_seed + 7);
 	assert_non_null(pw);
-	assert_int_equal(thinp_io_open_memory(&lower[0], META_BYTES, 0), 0);
-	assert_int_equal(thinp_io_open_memory(&lower[1], (uint64_t)DATA_BLOCKS * BS, 0), 0);
-	assert_int_equal(thinp_io_open_memory(&lower[2], 0, 0), 0);
-	for (int i = 0; i < 3; i++)
-		assert_non_null(b.io[i] = power_add(pw, lower[i]));
+	env_power(&b, pw, lower);
 	env_format(&b);
 	link_init(&l);
 	receiver_start(&rv, &b, &l);
@@ -925,13 +962,8 @@ static bool power_cut_run(uint64_t n, int mode, uint64_t seed)
 		/* The receiver stops at the cut; its pool is reopened on what
 		 * reached the devices, and a new receiver goes on. */
 		assert_int_not_equal(receiver_stop(&rv, false), 0);
-		env_close(&b, false);
-		power_free(pw);
+		env_reopen_after_cut(&b, pw, lower);
 		pw = NULL;
-		memcpy(b.io, lower, sizeof(b.io));
-		assert_int_equal(thinp_meta_check_io(b.io[0], NULL, NULL, NULL), 0);
-		assert_int_equal(thinp_pool_open(&b.pool, b.io[0], b.io[1], NULL), 0);
-		assert_int_equal(thinp_catalog_open(&b.cat, b.io[2], 0), 0);
 		newest_snap(&src.a, guid);
 		assert_cut_outcome(&b, prev, src.model, guid);
 		receiver_start(&rv, &b, &l);
@@ -955,13 +987,111 @@ static void test_receiver_power_cuts(void **state)
 	static const int modes[] = { THINP_IO_FAULT_CUT_DROP, THINP_IO_FAULT_CUT_KEEP,
 				     THINP_IO_FAULT_CUT_RANDOM, THINP_IO_FAULT_CUT_TORN };
 	struct test_rng rng;
-	uint64_t step = test_short() ? 7 : 1, cuts = 0;
+	uint64_t step = test_short() > 1 ? 7 : 1, cuts = 0;
 	(void)state;
 
 	test_rng_init(&rng, suite_seed + 8);
 	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
 		for (uint64_t n = 1 + m % step; power_cut_run(n, modes[m], test_rng_next(&rng));
 		     n += step)
+			cuts++;
+	print_message("power cuts: %" PRIu64 "\n", cuts);
+	assert_true(cuts > 8);
+}
+
+/* Devices in @pool (ids below 64: the tests use the lowest free ones). */
+static unsigned count_devices(thinp_pool *pool)
+{
+	unsigned n = 0;
+
+	for (uint64_t id = 0; id < 64; id++) {
+		thinp_thin_status st = THINP_THIN_STATUS_INIT;
+
+		n += thinp_pool_get_thin_status(pool, id, &st) == 0;
+	}
+	return n;
+}
+
+/* One power cut of the sending pool (metadata, data, catalog) at counted
+ * request @n of the second cycle, then the pool reopened and a new sender
+ * run on it; returns false when the cycle needed fewer requests. */
+static bool sender_power_cut_run(uint64_t n, int mode, uint64_t seed, bool thin_check)
+{
+	static const uint8_t zero[16];
+	struct source src;
+	struct power *pw = power_new(mode, seed);
+	thinp_io *lower[3];
+	struct pool_env b;
+	struct link l;
+	struct receiver rv;
+	uint8_t *prev, base[16], newest[16];
+	bool cut;
+
+	assert_non_null(pw);
+	env_power(&src.a, pw, lower);
+	source_format(&src, suite_seed + 9);
+	env_open_memory(&b);
+	link_init(&l);
+	receiver_start(&rv, &b, &l);
+	source_change(&src, 30);
+	assert_int_equal(send_cycles(&src, &l, 1), 0);
+	sender_snap(&src.a, base);
+	prev = malloc(DEV_BYTES);
+	memcpy(prev, src.model, DEV_BYTES);
+	source_change(&src, 8);
+	power_arm(pw, n);
+	cut = power_is_cut(pw) || send_cycles(&src, &l, 1) != 0;
+	assert_int_equal(cut, power_is_cut(pw));
+	if (cut) {
+		thinp_thin_close(src.t);
+		env_reopen_after_cut(&src.a, pw, lower);
+		pw = NULL;
+		source_open_thin(&src);
+		/* The source was flushed before the cycle. */
+		assert_dev_equals(src.a.pool, SRC, src.model);
+		/* The receiver has the old snapshot, or the new one if the
+		 * sender had recorded it. */
+		newest_snap(&src.a, newest);
+		assert_cut_outcome(&b, prev, src.model, memcmp(newest, base, 16) ? newest : zero);
+		/* A new sender on the reopened pool finishes the cycle. */
+		assert_int_equal(send_cycles(&src, &l, 1), 0);
+	}
+	assert_replicated(&src, &b);
+	/* No snapshot leaked: SRC and its one snapshot, both with entries. */
+	assert_int_equal(count_devices(src.a.pool), 2);
+	assert_int_equal(count_entries(src.a.cat, 0, NULL, NULL), 2);
+	assert_meta_clean(&src.a);
+	if (thin_check) {
+		int r = th_thin_check(src.a.io[0]);
+
+		assert_true(r == 0 || r == 77);
+	}
+	assert_int_equal(receiver_stop(&rv, true), -ECANCELED);
+	assert_meta_clean(&b);
+	env_close(&b, true);
+	link_destroy(&l);
+	free(prev);
+	thinp_thin_close(src.t);
+	env_close(&src.a, false);
+	power_free(pw);
+	for (int i = 0; i < 3; i++)
+		thinp_io_close(lower[i]);
+	free(src.model);
+	return cut;
+}
+
+static void test_sender_power_cuts(void **state)
+{
+	static const int modes[] = { THINP_IO_FAULT_CUT_DROP, THINP_IO_FAULT_CUT_KEEP,
+				     THINP_IO_FAULT_CUT_RANDOM, THINP_IO_FAULT_CUT_TORN };
+	struct test_rng rng;
+	uint64_t step = test_short() > 1 ? 7 : 1, cuts = 0;
+	(void)state;
+
+	test_rng_init(&rng, suite_seed + 10);
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++)
+		for (uint64_t n = 1 + m % step;
+		     sender_power_cut_run(n, modes[m], test_rng_next(&rng), n % 8 == 1); n += step)
 			cuts++;
 	print_message("power cuts: %" PRIu64 "\n", cuts);
 	assert_true(cuts > 8);
@@ -977,6 +1107,7 @@ int main(void)
 		cmocka_unit_test(test_ack_lost),
 		cmocka_unit_test(test_failover),
 		cmocka_unit_test(test_receiver_power_cuts),
+		cmocka_unit_test(test_sender_power_cuts),
 	};
 
 	suite_seed = test_seed("test_replicate");
