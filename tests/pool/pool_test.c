@@ -272,7 +272,8 @@ uint64_t tpool_commits(struct tpool *t)
 	return t->store ? md_store_commits(t->store) : crashdev_flushes(t->meta_dev);
 }
 
-/* Poll until done() holds under state_lock, TEST_WAIT_SECONDS at most. */
+/* Poll until done() holds (it takes the locks it needs), TEST_WAIT_SECONDS
+ * at most. */
 static void wait_pool_state(thinp_pool *pool, bool (*done)(thinp_pool *, uint64_t), uint64_t arg,
 			    const char *what)
 {
@@ -282,9 +283,7 @@ static void wait_pool_state(thinp_pool *pool, bool (*done)(thinp_pool *, uint64_
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		thinp_os_mutex_lock(&pool->state_lock);
 		ok = done(pool, arg);
-		thinp_os_mutex_unlock(&pool->state_lock);
 		if (ok)
 			return;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -294,24 +293,30 @@ static void wait_pool_state(thinp_pool *pool, bool (*done)(thinp_pool *, uint64_
 	}
 }
 
-static bool commit_done_after(thinp_pool *pool, uint64_t mark)
-{
-	return pool->commits_done > mark;
-}
-
-void tpool_wait_commit(struct tpool *t)
-{
-	uint64_t mark;
-
-	thinp_os_mutex_lock(&t->pool->state_lock);
-	mark = t->pool->commits_started;
-	thinp_os_mutex_unlock(&t->pool->state_lock);
-	wait_pool_state(t->pool, commit_done_after, mark, "a commit started after the call");
-}
-
 static bool enough_waiters(thinp_pool *pool, uint64_t n)
 {
-	return pool->commit_waiters >= n;
+	bool enough;
+
+	thinp_os_mutex_lock(&pool->state_lock);
+	enough = pool->commit_waiters >= n;
+	thinp_os_mutex_unlock(&pool->state_lock);
+	return enough;
+}
+
+static bool metadata_clean(thinp_pool *pool, uint64_t unused)
+{
+	bool clean;
+
+	(void)unused;
+	thinp_os_rwlock_read_lock(&pool->md_lock);
+	clean = !pool->md_dirty;
+	thinp_os_rwlock_read_unlock(&pool->md_lock);
+	return clean;
+}
+
+void tpool_wait_md_clean(struct tpool *t)
+{
+	wait_pool_state(t->pool, metadata_clean, 0, "every metadata change committed");
 }
 
 void tpool_wait_commit_waiters(struct tpool *t, unsigned n)

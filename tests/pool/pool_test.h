@@ -57,9 +57,9 @@ void tpool_setup_real(struct tpool *t, uint64_t blocks, uint64_t meta_bytes,
 /* Commits made so far (model: the store's count; real: metadata flushes).
  * Not while a pool thread may commit (the model's count has no lock). */
 uint64_t tpool_commits(struct tpool *t);
-/* Wait until a commit that starts after this call has finished (the
- * periodic commit thread's, say); fails after TEST_WAIT_SECONDS. */
-void tpool_wait_commit(struct tpool *t);
+/* Wait until no metadata change is left uncommitted (the periodic commit
+ * thread's work, when nothing else writes); fails after TEST_WAIT_SECONDS. */
+void tpool_wait_md_clean(struct tpool *t);
 /* Wait until n callers are waiting for the running commit to end. */
 void tpool_wait_commit_waiters(struct tpool *t, unsigned n);
 /* Run /usr/sbin/thin_check on the real metadata's current image; returns

@@ -587,7 +587,7 @@ static void periodic_commit(bool real)
 	a = topen(t.pool, 0, 8 * (uint64_t)TEST_BS, NULL);
 	fill(want, len, 0x5a);
 	assert_int_equal(thinp_thin_write(a, want, len, off), 0);
-	tpool_wait_commit(&t);
+	tpool_wait_md_clean(&t);
 	thinp_thin_close(a);
 	tpool_crash(&t);
 	tpool_open(&t);
@@ -615,9 +615,9 @@ static uint64_t commits_started(struct tpool *t)
 {
 	uint64_t n;
 
-	pthread_mutex_lock(&t->pool->state_lock);
+	thinp_os_mutex_lock(&t->pool->state_lock);
 	n = t->pool->commits_started;
-	pthread_mutex_unlock(&t->pool->state_lock);
+	thinp_os_mutex_unlock(&t->pool->state_lock);
 	return n;
 }
 
@@ -636,7 +636,9 @@ static void test_periodic_commit_needs_metadata_change(void **state)
 	assert_int_equal(thinp_pool_create_thin(t.pool, 0), 0);
 	a = topen(t.pool, 0, 8 * (uint64_t)TEST_BS, NULL);
 	assert_int_equal(thinp_thin_write(a, buf, sizeof(buf), 0), 0);
-	tpool_wait_commit(&t);
+	/* Once clean, only the commit thread could start a commit, and it
+	 * starts none while the metadata stays clean. */
+	tpool_wait_md_clean(&t);
 	n = commits_started(&t);
 	for (int i = 0; i < 20; i++) {
 		buf[0] = (uint8_t)i;
@@ -645,7 +647,7 @@ static void test_periodic_commit_needs_metadata_change(void **state)
 	}
 	assert_int_equal(commits_started(&t), n);
 	assert_int_equal(thinp_thin_write(a, buf, sizeof(buf), TEST_BS), 0);
-	tpool_wait_commit(&t);
+	tpool_wait_md_clean(&t);
 	assert_true(commits_started(&t) > n);
 	thinp_thin_close(a);
 	tpool_teardown(&t);
