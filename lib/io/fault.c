@@ -364,6 +364,31 @@ static int fault_write_zeroes(void *ctx, uint64_t len, uint64_t off, uint32_t fl
 	return submit(ctx, THINP_IO_KIND_WRITE_ZEROES, NULL, len, off, flags);
 }
 
+static bool pending_over(const thinp_io_fault *f, uint64_t len, uint64_t off)
+{
+	for (size_t i = 0; i < f->nr_pending; i++)
+		if (overlaps(off, len, f->pending[i].off, f->pending[i].len))
+			return true;
+	return false;
+}
+
+/* A query, not a request: no rule or counter sees it. Where something is
+ * pending over the range the answer is "may hold data", which is always
+ * true; elsewhere the lower device holds what a read would see. */
+static int fault_is_zero(void *ctx, uint64_t len, uint64_t off)
+{
+	thinp_io_fault *f = ctx;
+	int r = 0;
+
+	lock_state(f);
+	if (f->dead)
+		r = -EIO;
+	else if (!pending_over(f, len, off))
+		r = thinp_io_is_zero(f->lower, len, off);
+	unlock_state(f);
+	return r;
+}
+
 static int fault_flush(void *ctx)
 {
 	thinp_io_fault *f = ctx;
@@ -471,6 +496,7 @@ int thinp_io_open_fault(thinp_io **out, thinp_io_fault **fault, thinp_io *lower,
 	ops.close = fault_close;
 	ops.resize = fault_resize;
 	ops.lock = fault_lock;
+	ops.is_zero = fault_is_zero;
 	r = thinp_io_new(out, &ops, f, flags);
 	if (r) {
 		thinp_os_mutex_destroy(&f->lock);

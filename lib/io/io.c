@@ -22,7 +22,7 @@
 #include "util/abi_struct.h"
 
 /* The smallest struct_size that still holds every version-1 field. */
-#define OPS_V1_SIZE (offsetof(thinp_io_ops, lock) + sizeof(((thinp_io_ops *)0)->lock))
+#define OPS_V1_SIZE (offsetof(thinp_io_ops, is_zero) + sizeof(((thinp_io_ops *)0)->is_zero))
 
 struct thinp_io {
 	thinp_io_ops ops;
@@ -325,6 +325,25 @@ int thinp_io_write_zeroes(thinp_io *io, uint64_t len, uint64_t off, uint32_t fla
 		r = write_zeroes_by_writing(io, len, off);
 	}
 	return finish_fua(io, r, flush_after);
+}
+
+int thinp_io_is_zero(thinp_io *io, uint64_t len, uint64_t off)
+{
+	int r;
+
+	if (!io)
+		return -EINVAL;
+	r = check_range(io, len, off);
+	if (r)
+		return r;
+	if (!len)
+		return 1;
+	if (!io->ops.is_zero)
+		return 0;
+	enter(io);
+	r = io->ops.is_zero(io->ctx, len, off);
+	leave(io);
+	return r < 0 ? r : r > 0;
 }
 
 int thinp_io_resize(thinp_io *io, uint64_t bytes)

@@ -16,7 +16,8 @@
  *           block is allocated (entering an epoch under md_lock), filled
  *           (old data, origin data or zeroes for the part the write does
  *           not cover, assembled in memory: one read and one write to break
- *           sharing), and only then mapped: a reader never sees a mapping to
+ *           sharing; no zeroes where the new block reads as zeroes already,
+ *           thinp_io_is_zero), and only then mapped: a reader never sees a mapping to
  *           a block whose contents are not there yet, and a crash never
  *           leaves one committed (the commit waits for the operation and
  *           flushes data first).
@@ -497,44 +498,92 @@ static int write_between_zeroes(thinp_pool *pool, uint64_t nb, uint64_t off, uin
 	return r;
 }
 
-/*
- * Fill [off, off + n) of the new block nb, one chunk of the block: the old
- * contents with the part [woff, woff + wlen) of the write (src, or zeroes if
- * NULL) laid over them, assembled in buf and written once. So breaking the
- * sharing of a block costs one read and one write, and provisioning an
- * unmapped one a single write (plus one origin read where it has an origin),
- * except that zeroes around the write go to a device's native write-zeroes.
- */
-static int fill_chunk(thinp_thin *thin, uint64_t vblock, const struct pool_md_mapping *old,
-		      uint64_t nb, uint64_t off, uint64_t n, uint64_t woff, uint64_t wlen,
-		      const char *src, char *buf)
+/* A new block being filled: the write [woff, woff + wlen) of src (NULL:
+ * zeroes) laid over the contents vblock had (the old block's, or the
+ * origin's and zeroes where it was unmapped). */
+struct fill {
+	thinp_thin *thin;
+	uint64_t vblock;
+	const struct pool_md_mapping *old; /* NULL: vblock was unmapped */
+	uint64_t nb;
+	uint64_t woff, wlen;
+	const char *src;
+	bool zeroed; /* nb reads as zeroes already: nothing to zero around the write */
+	char *buf;   /* a chunk, for old contents */
+};
+
+/* Write the part [lo, hi) of the block that the write covers (nothing when
+ * it misses, or writes zeroes over a block that is zeroes already). */
+static int write_covered(const struct fill *f, uint64_t lo, uint64_t hi)
 {
-	thinp_pool *pool = thin->pool;
-	uint64_t lo = THINP_MAX(off, woff), hi = THINP_MIN(off + n, woff + wlen);
+	thinp_pool *pool = f->thin->pool;
+
+	if (hi == lo || (!f->src && f->zeroed))
+		return 0;
+	return data_write(pool, f->src ? f->src + (lo - f->woff) : NULL, hi - lo,
+			  block_off(pool, f->nb, lo));
+}
+
+/*
+ * Fill [off, off + n) of the new block, one chunk of it: the old contents
+ * with the write laid over them, assembled in f->buf and written once. So
+ * breaking the sharing of a block costs one read and one write, and
+ * provisioning an unmapped one a single write (plus one origin read where it
+ * has an origin), except that zeroes around the write go to a device's
+ * native write-zeroes, or nowhere where the block reads as zeroes already.
+ */
+static int fill_chunk(const struct fill *f, uint64_t off, uint64_t n)
+{
+	thinp_pool *pool = f->thin->pool;
+	uint64_t lo = THINP_MAX(off, f->woff), hi = THINP_MIN(off + n, f->woff + f->wlen);
 	int r;
 
 	if (lo >= hi)
 		lo = hi = off; /* the write misses this chunk */
 	if (lo == off && hi == off + n)
-		return data_write(pool, src ? src + (off - woff) : NULL, n, block_off(pool, nb, off));
-	if (!old && !origin_has(thin, vblock, off)) {
+		return write_covered(f, lo, hi);
+	if (!f->old && !origin_has(f->thin, f->vblock, off)) {
 		/* The old contents are zeroes: nothing to read. */
-		if (pool->features & THINP_POOL_SKIP_BLOCK_ZEROING)
-			return hi == lo ? 0 : data_write(pool, src ? src + (lo - woff) : NULL, hi - lo,
-							 block_off(pool, nb, lo));
-		if (hi == lo || !src)
-			return data_write(pool, NULL, n, block_off(pool, nb, off));
+		if (f->zeroed || (pool->features & THINP_POOL_SKIP_BLOCK_ZEROING))
+			return write_covered(f, lo, hi);
+		if (hi == lo || !f->src)
+			return data_write(pool, NULL, n, block_off(pool, f->nb, off));
 		if (thinp_io_caps(pool->data_io) & THINP_IO_CAP_WRITE_ZEROES)
-			return write_between_zeroes(pool, nb, off, n, lo, hi, src + (lo - woff));
+			return write_between_zeroes(pool, f->nb, off, n, lo, hi,
+						    f->src + (lo - f->woff));
 	}
-	r = read_old(thin, vblock, old, buf, n, off);
+	r = read_old(f->thin, f->vblock, f->old, f->buf, n, off);
 	if (r)
 		return r;
-	if (src)
-		memcpy(buf + (lo - off), src + (lo - woff), hi - lo);
+	if (f->src)
+		memcpy(f->buf + (lo - off), f->src + (lo - f->woff), hi - lo);
 	else
-		memset(buf + (lo - off), 0, hi - lo);
-	return data_write(pool, buf, n, block_off(pool, nb, off));
+		memset(f->buf + (lo - off), 0, hi - lo);
+	return data_write(pool, f->buf, n, block_off(pool, f->nb, off));
+}
+
+/*
+ * Does the new block nb of an unmapped vblock with no origin read as zeroes
+ * already, so that zeroing around a partial write would only write zeroes
+ * over zeroes? On a sparse file a block never used, or punched out by a
+ * discard's passdown, is a hole, and one lseek says so where zeroing would
+ * cost two fallocates (bench_datapath, random writes into a fresh volume).
+ * The answer may rest on a passdown not yet flushed: data_written makes the
+ * commit that maps nb flush the data device first, so the block cannot be
+ * durably mapped before its zeroes are durable. An error answers no: the
+ * block is then zeroed as usual.
+ */
+static bool reads_as_zeroes(const struct fill *f)
+{
+	thinp_pool *pool = f->thin->pool;
+
+	if (f->old || f->wlen == pool->block_size || origin_has(f->thin, f->vblock, 0) ||
+	    (pool->features & THINP_POOL_SKIP_BLOCK_ZEROING))
+		return false;
+	if (thinp_io_is_zero(pool->data_io, pool->block_size, block_off(pool, f->nb, 0)) != 1)
+		return false;
+	thinp_os_atomic_bool_store(&pool->data_written, true);
+	return true;
 }
 
 /* Write the new block nb for vblock: the write [boff, boff + len) of src
@@ -543,15 +592,15 @@ static int fill_new_block(thinp_thin *thin, uint64_t vblock, const struct pool_m
 			  uint64_t nb, uint64_t boff, uint64_t len, const void *src)
 {
 	uint64_t bs = thin->pool->block_size, chunk = THINP_MIN(bs, COPY_CHUNK);
-	void *buf = NULL;
+	struct fill f = { thin, vblock, old, nb, boff, len, src, false, NULL };
 	int r = 0;
 
-	if (len < bs && !(buf = thinp_os_alloc_aligned(chunk, 4096)))
+	f.zeroed = reads_as_zeroes(&f);
+	if (len < bs && !f.zeroed && !(f.buf = thinp_os_alloc_aligned(chunk, 4096)))
 		return -ENOMEM;
 	for (uint64_t off = 0; off < bs && !r; off += chunk)
-		r = fill_chunk(thin, vblock, old, nb, off, THINP_MIN(chunk, bs - off), boff, len, src,
-			       buf);
-	thinp_os_free(buf);
+		r = fill_chunk(&f, off, THINP_MIN(chunk, bs - off));
+	thinp_os_free(f.buf);
 	return r;
 }
 

@@ -7,6 +7,7 @@
 
 #include <libthinp/delta.h>
 #include "util/abi_struct.h"
+#include "util/zeroes.h"
 #include "replica.h"
 
 struct sender {
@@ -22,11 +23,6 @@ struct sender {
 	char *errbuf;
 	size_t errsize;
 };
-
-static bool block_is_zero(const unsigned char *p, uint32_t len)
-{
-	return p[0] == 0 && !memcmp(p, p + 1, len - 1);
-}
 
 /*
  * The @n blocks from @first read into s->buf. With an external origin, the
@@ -44,9 +40,9 @@ static int write_chunk(struct sender *s, uint64_t first, uint64_t n)
 	if (!s->zero_runs)
 		return thinp_stream_writer_data(s->w, first, n, p);
 	for (uint64_t i = 0, j; !r && i < n; i = j) {
-		bool zero = block_is_zero(p + i * bs, bs);
+		bool zero = thinp_is_zeroes(p + i * bs, bs);
 
-		for (j = i + 1; j < n && block_is_zero(p + j * bs, bs) == zero; j++)
+		for (j = i + 1; j < n && thinp_is_zeroes(p + j * bs, bs) == zero; j++)
 			;
 		r = zero ? thinp_stream_writer_zero(s->w, first + i, j - i)
 			 : thinp_stream_writer_data(s->w, first + i, j - i, p + i * bs);

@@ -15,6 +15,7 @@
 
 #include "block/bm.h"
 #include "stream/format.h"
+#include "util/zeroes.h"
 
 uint32_t stream_crc(const void *data, size_t len)
 {
@@ -38,22 +39,12 @@ uint64_t stream_nr_blocks(const thinp_stream_header *h)
 	return h->virtual_size / h->block_size + (h->virtual_size % h->block_size != 0);
 }
 
-static bool all_zero(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < len; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
 static int check_resume(const thinp_stream_header *h, const char **why)
 {
 	const thinp_stream_position *r = &h->resume;
 
 	if (!(h->incompat & THINP_STREAM_INCOMPAT_RESUMING)) {
-		if (!all_zero(r, sizeof(*r))) {
+		if (!thinp_is_zeroes(r, sizeof(*r))) {
 			*why = "resume point set in a stream that is not resumed";
 			return -EINVAL;
 		}
@@ -72,7 +63,7 @@ static int check_resume(const thinp_stream_header *h, const char **why)
 
 int stream_header_check(const thinp_stream_header *h, const char **why)
 {
-	if (all_zero(h->stream_id, sizeof(h->stream_id))) {
+	if (thinp_is_zeroes(h->stream_id, sizeof(h->stream_id))) {
 		*why = "zero stream id";
 		return -EINVAL;
 	}
@@ -90,7 +81,7 @@ int stream_header_check(const thinp_stream_header *h, const char **why)
 		return -EINVAL;
 	}
 	if (h->unmapped == THINP_STREAM_UNMAPPED_ZERO) {
-		if (h->origin_size || !all_zero(h->origin_guid, sizeof(h->origin_guid))) {
+		if (h->origin_size || !thinp_is_zeroes(h->origin_guid, sizeof(h->origin_guid))) {
 			*why = "external origin named but unmapped blocks read as zeroes";
 			return -EINVAL;
 		}

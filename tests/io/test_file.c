@@ -191,6 +191,50 @@ static void test_write_zeroes_unmap(void **state)
 	(void)state;
 }
 
+/*
+ * thinp_io_is_zero on a regular file answers from its holes: a sparse
+ * file's never-written range is zeroes, a written one (flushed or still in
+ * the page cache) is not, a punched one is again, and a range past the last
+ * data reads as zeroes up to the end. Both with and without O_DIRECT.
+ */
+static void test_is_zero_from_holes(void **state)
+{
+	static char buf[65536];
+	char path[512];
+	thinp_io *io;
+
+	memset(buf, 0x3C, sizeof(buf));
+	for (unsigned direct = 0; direct < 2; direct++) {
+		path_in_tmp(path, sizeof(path), "holes");
+		unlink(path);
+		assert_int_equal(thinp_io_open_file(&io, path, THINP_IO_CREATE |
+							       (direct ? THINP_IO_DIRECT : 0)), 0);
+		assert_int_equal(thinp_io_resize(io, 1 << 20), 0);
+		assert_int_equal(thinp_io_is_zero(io, 1 << 20, 0), 1);
+		assert_int_equal(thinp_io_write(io, buf, 4096, 65536 + 8192, 0), 0);
+		/* Unflushed: dirty page cache (or, with O_DIRECT, written). */
+		assert_int_equal(thinp_io_is_zero(io, 65536, 65536), 0);
+		assert_int_equal(thinp_io_is_zero(io, 65536, 0), 1);
+		assert_int_equal(thinp_io_is_zero(io, 65536, 131072), 1);
+		assert_int_equal(thinp_io_flush(io), 0);
+		assert_int_equal(thinp_io_is_zero(io, 65536, 65536), 0);
+		assert_int_equal(thinp_io_is_zero(io, 1 << 20, 0), 0);
+		assert_int_equal(thinp_io_is_zero(io, (1 << 20) - 131072, 131072), 1);
+		if (thinp_io_caps(io) & THINP_IO_CAP_DISCARD) {
+			assert_int_equal(thinp_io_discard(io, 65536, 65536, 0), 0);
+			assert_int_equal(thinp_io_is_zero(io, 1 << 20, 0), 1);
+		}
+		/* Checked like any request. */
+		assert_int_equal(thinp_io_is_zero(io, 4096, 1 << 20), -EINVAL);
+		if (direct)
+			assert_int_equal(thinp_io_is_zero(io, 512, 0), -EINVAL);
+		assert_int_equal(thinp_io_is_zero(NULL, 4096, 0), -EINVAL);
+		thinp_io_close(io);
+		unlink(path);
+	}
+	(void)state;
+}
+
 /* A file that shrinks under the handle: reads of the vanished tail fail
  * cleanly once the handle notices, and at worst with -EIO before. */
 static void test_shrunk_behind_back(void **state)
@@ -390,6 +434,8 @@ static void test_block_device(void **state)
 		assert_memory_equal(buf, back, 4096);
 		assert_int_equal(thinp_io_read(io, back, 4096, size, 0), -EINVAL);
 		assert_int_equal(thinp_io_resize(io, 2 * size), -EOPNOTSUPP);
+		/* No holes to find on a device: never "zeroes" without reading. */
+		assert_int_equal(thinp_io_is_zero(io, 4096, 0), 0);
 		assert_int_equal(thinp_io_write_zeroes(io, 4096, size - 4096, 0), 0);
 		assert_int_equal(thinp_io_read(io, back, 4096, size - 4096, 0), 0);
 		memset(buf, 0, sizeof(buf));
@@ -410,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_create_and_persist),
 		cmocka_unit_test(test_write_zeroes_unmap),
+		cmocka_unit_test(test_is_zero_from_holes),
 		cmocka_unit_test(test_shrunk_behind_back),
 		cmocka_unit_test(test_lock_between_handles),
 		cmocka_unit_test(test_lock_between_processes),

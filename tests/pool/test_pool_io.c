@@ -28,7 +28,20 @@ struct iopool {
 	thinp_pool *pool;
 };
 
-/* The pool has `blocks` data blocks of a device of NBLOCKS. */
+/* Fill a device with a pattern, as left by earlier use: a new block's
+ * unwritten part must then really be zeroed, not merely found zero. */
+static void garble(thinp_io *io, uint64_t size)
+{
+	uint8_t *b = malloc(BS);
+
+	memset(b, 0xA5, BS);
+	for (uint64_t off = 0; off < size; off += BS)
+		assert_int_equal(thinp_io_write(io, b, BS, off, 0), 0);
+	free(b);
+}
+
+/* The pool has `blocks` data blocks of a device of NBLOCKS, all holding
+ * stale bytes. */
 static void iopool_open_sized(struct iopool *p, uint64_t blocks, const thinp_pool_options *opts)
 {
 	struct pool_md *md;
@@ -37,6 +50,7 @@ static void iopool_open_sized(struct iopool *p, uint64_t blocks, const thinp_poo
 	p->store = md_store_new(BS >> 9, blocks, 1024);
 	assert_non_null(p->store);
 	assert_int_equal(thinp_io_open_memory(&p->mem, NBLOCKS * BS, 0), 0);
+	garble(p->mem, NBLOCKS * BS);
 	assert_int_equal(thinp_io_open_fault(&p->data, &p->fault, p->mem, 0), 0);
 	assert_int_equal(md_model_open(p->store, &md), 0);
 	assert_int_equal(pool_create(&p->pool, md, NULL, p->data, opts), 0);
@@ -212,6 +226,106 @@ static void test_origin_and_skip_zeroing_io_counts(void **state)
 	iopool_close(&p);
 	free(w);
 	free(expect);
+	free(got);
+}
+
+/* The data block vblock of volume id maps to. */
+static uint64_t data_block_of(thinp_pool *pool, uint64_t id, uint64_t vblock)
+{
+	struct pool_md_mapping m;
+
+	assert_int_equal(pool->md->ops->lookup(pool->md, id, vblock, &m), 0);
+	return m.data_block;
+}
+
+/* Give every data block but the `n` in `used` to `op`: a write of stale
+ * bytes or a discard, through the fault handle (pending until a flush). */
+static void over_free_blocks(struct iopool *p, const uint64_t *used, unsigned n, bool discard)
+{
+	uint8_t *b = malloc(BS);
+
+	memset(b, 0x5A, BS);
+	for (uint64_t nb = 0; nb < NBLOCKS; nb++) {
+		bool in_use = false;
+
+		for (unsigned i = 0; i < n; i++)
+			in_use |= used[i] == nb;
+		if (in_use)
+			continue;
+		assert_int_equal(discard ? thinp_io_discard(p->data, BS, nb * BS, 0)
+					 : thinp_io_write(p->data, b, BS, nb * BS, 0), 0);
+	}
+	free(b);
+}
+
+/* Write 4 KiB at 16 KiB into unmapped vblock, expect `zeroes` write-zeroes
+ * around it, and read back the write with zeroes around it. */
+static void provision_expecting(struct iopool *p, thinp_thin *thin, uint64_t vblock,
+				uint64_t zeroes)
+{
+	uint8_t *w = malloc(4096), *expect = calloc(1, BS), *got = malloc(BS);
+
+	fill(w, 4096, (uint8_t)vblock);
+	memcpy(expect + 16384, w, 4096);
+	take_counts(p->fault);
+	assert_int_equal(thinp_thin_write(thin, w, 4096, vblock * BS + 16384), 0);
+	expect_io(p->fault, 0, 1, 4096, zeroes);
+	assert_int_equal(thinp_thin_read(thin, got, BS, vblock * BS), 0);
+	assert_memory_equal(got, expect, BS);
+	free(w);
+	free(expect);
+	free(got);
+}
+
+/*
+ * A new block that reads as zeroes already (thinp_io_is_zero) is not zeroed
+ * again around a partial write: a block never written, or discarded with the
+ * discard flushed. One with stale bytes, or with a write or discard still
+ * pending over it (the fault backend cannot say then), is zeroed. A
+ * write-zeroes into such a block writes nothing, and the next commit still
+ * flushes the data device first (the zeroes may rest on a discard not yet
+ * durable).
+ */
+static void test_provision_into_zeroes_skips_zeroing(void **state)
+{
+	uint8_t *got = malloc(BS);
+	uint64_t used[3], flushes;
+	struct iopool p;
+	thinp_thin *thin;
+
+	iopool_open(&p, NULL);
+	assert_int_equal(thinp_io_write_zeroes(p.mem, NBLOCKS * BS, 0, 0), 0);
+	assert_int_equal(thinp_pool_create_thin(p.pool, 0), 0);
+	thin = topen(p.pool, 0, VSIZE, NULL);
+
+	provision_expecting(&p, thin, 0, 0);
+	used[0] = data_block_of(p.pool, 0, 0);
+	over_free_blocks(&p, used, 1, false);
+	provision_expecting(&p, thin, 1, 2);
+	used[1] = data_block_of(p.pool, 0, 1);
+	assert_int_equal(thinp_io_flush(p.data), 0);
+	provision_expecting(&p, thin, 2, 2);
+	used[2] = data_block_of(p.pool, 0, 2);
+	over_free_blocks(&p, used, 3, true);
+	provision_expecting(&p, thin, 3, 2);
+	assert_int_equal(thinp_io_flush(p.data), 0);
+	provision_expecting(&p, thin, 4, 0);
+
+	assert_int_equal(thinp_pool_commit(p.pool), 0);
+	take_counts(p.fault);
+	assert_int_equal(thinp_thin_write_zeroes(thin, 4096, 5 * BS + 4096), 0);
+	expect_io(p.fault, 0, 0, 0, 0);
+	assert_int_equal(thinp_thin_read(thin, got, BS, 5 * BS), 0);
+	for (size_t i = 0; i < BS; i++)
+		if (got[i])
+			fail_msg("byte %zu of a zeroed block is %u", i, got[i]);
+	thinp_io_fault_reset_counters(p.fault);
+	assert_int_equal(thinp_pool_commit(p.pool), 0);
+	assert_int_equal(thinp_io_fault_counters(p.fault, THINP_IO_KIND_FLUSH, &flushes, NULL), 0);
+	assert_int_equal(flushes, 1);
+
+	thinp_thin_close(thin);
+	iopool_close(&p);
 	free(got);
 }
 
@@ -957,6 +1071,7 @@ int main(void)
 		cmocka_unit_test(test_cow_and_provision_io_counts),
 		cmocka_unit_test(test_origin_and_skip_zeroing_io_counts),
 		cmocka_unit_test(test_provision_without_write_zeroes),
+		cmocka_unit_test(test_provision_into_zeroes_skips_zeroing),
 		cmocka_unit_test(test_multi_block_read_io_counts),
 		cmocka_unit_test(test_log_callback_calls_back),
 		cmocka_unit_test(test_low_water_callback_resizes),

@@ -131,12 +131,19 @@ typedef struct thinp_io_ops {
 	 * between) and releases a held lock before close. NULL: no exclusion
 	 * beyond the handle's own. Since version 1. */
 	int (*lock)(void *ctx, uint32_t how);
+	/* Optional: does [off, off + len) read back as zeroes now, as far as the
+	 * backend can tell without reading it (a hole in a sparse file)? 1: yes,
+	 * every byte; 0: it may hold data, or the backend cannot tell cheaply;
+	 * a negative errno on failure. "Now" includes unflushed writes and
+	 * discards: a yes may rest on a discard not yet durable. NULL: always 0.
+	 * See thinp_io_is_zero(). Since version 1. */
+	int (*is_zero)(void *ctx, uint64_t len, uint64_t off);
 	/* Fields added in later versions go here, each marked "since version N". */
 } thinp_io_ops;
 
 #define THINP_IO_OPS_INIT                                                                  \
 	{ sizeof(thinp_io_ops), THINP_IO_OPS_VERSION, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, \
-	  NULL, NULL, NULL }
+	  NULL, NULL, NULL, NULL }
 
 /* An open device. Opaque. */
 typedef struct thinp_io thinp_io;
@@ -241,6 +248,25 @@ THINP_API int thinp_io_resize(thinp_io *io, uint64_t bytes);
  * (-ENOLCK, -EIO...). Thread-safe. Since 1.0.
  */
 THINP_API int thinp_io_lock(thinp_io *io, uint32_t how);
+
+/*
+ * thinp_io_is_zero - does [off, off + len) read back as zeroes now, as far as
+ * the backend can tell without reading it? Returns 1 (every byte reads as
+ * zero), 0 (it may hold data; always 0 for a backend without is_zero) or a
+ * negative errno: -EINVAL if misaligned or past the end, the backend's own
+ * (-EIO...). "Now" is what a read would return now, unflushed writes and
+ * discards included; a caller that relies on a yes across a crash must flush
+ * the device before it makes anything durable that depends on the zeroes
+ * (the pool does: its commits flush the data device first). For the
+ * built-in backends: a regular file answers from its holes (lseek
+ * SEEK_DATA: a range never written or punched out, with no dirty page
+ * cache over it), a block device always 0; memory compares the bytes with
+ * zero (cheap there); fault answers 0 where a write, write-zeroes or discard
+ * is pending over the range and asks its lower device otherwise. The pool
+ * uses it to skip zeroing the unwritten part of a newly provisioned block
+ * that already reads as zeroes. Thread-safe. Since 1.0.
+ */
+THINP_API int thinp_io_is_zero(thinp_io *io, uint64_t len, uint64_t off);
 
 /*
  * thinp_io_open_memory - a RAM-backed device of `size` bytes, zero-filled,

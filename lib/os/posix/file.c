@@ -21,6 +21,9 @@
  * file, which changes nothing, so THINP_IO_CAP_DISCARD is declared only where
  * it works.
  *
+ * A regular file tells where it reads as zeroes from its holes
+ * (thinp_io_is_zero), which costs one lseek instead of reading.
+ *
  * Exclusive ownership (thinp_io_lock) differs by kind. A regular file takes
  * an open-file-description lock (F_OFD_SETLK) over the whole file: it belongs
  * to this descriptor, so it conflicts with every other open(2) of the file,
@@ -204,6 +207,21 @@ static int file_write_zeroes(void *ctx, uint64_t len, uint64_t off, uint32_t fla
 	return falloc(ctx, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, len, off);
 }
 
+/* A range of a regular file reads as zeroes when no data starts before its
+ * end: SEEK_DATA gives the first byte at or after off outside a hole, with
+ * dirty page cache counted as data (ENXIO: none before the end of the file).
+ * It moves the descriptor's offset, which the backend never uses (pread and
+ * pwrite take theirs). */
+static int file_is_zero(void *ctx, uint64_t len, uint64_t off)
+{
+	struct filedev *d = ctx;
+	off_t data = lseek(d->fd, (off_t)off, SEEK_DATA);
+
+	if (data < 0)
+		return errno == ENXIO ? 1 : -errno;
+	return (uint64_t)data >= off + len;
+}
+
 static int file_resize(void *ctx, uint64_t bytes)
 {
 	struct filedev *d = ctx;
@@ -340,6 +358,8 @@ int thinp_io_open_file(thinp_io **out, const char *path, uint32_t flags)
 	ops.close = file_close;
 	ops.resize = file_resize;
 	ops.lock = file_lock;
+	/* A block device has no holes to find (lseek calls all of it data). */
+	ops.is_zero = d->blockdev ? NULL : file_is_zero;
 	r = thinp_io_new(out, &ops, d, flags & THINP_IO_RDONLY);
 	if (!r)
 		return 0;
