@@ -21,12 +21,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "delta_parts.h"
 #include "thinp.h"
 #include "xml.h"
 
 #define BATCH 256
 #define SECTOR 512u
 #define DELTA_CACHE_BYTES (1024 * 1024)
+/* Parts read at once by default (one per CPU up to this), each of at least
+ * MIN_PART_BLOCKS virtual blocks, their threads started after
+ * START_AFTER_MS: a thread costs more than a short part or a quick delta. */
+#define DEFAULT_PARTS 4u
+#define MIN_PART_BLOCKS (256u * 1024)
+#define START_AFTER_MS 10u
 
 enum format { FORMAT_XML, FORMAT_JSON };
 
@@ -40,6 +47,12 @@ struct out {
 	uint64_t begin, end;   /* the pending simple run */
 	bool progress;
 	time_t last_progress;
+	uint64_t position;     /* every run below it is out */
+	/* The XML header, written with the first run or at the end (none if
+	 * the delta cannot start). */
+	const thinp_meta_superblock *sb;
+	uint64_t left, right;
+	bool begun;
 };
 
 static const char *kind_name(uint32_t kind)
@@ -160,9 +173,14 @@ static void progress(struct out *o, uint64_t position, bool done)
 
 /* ---- the command ------------------------------------------------------------ */
 
-static void xml_begin(struct xml_writer *w, const thinp_meta_superblock *sb, uint64_t left,
-		      uint64_t right)
+static void xml_begin(struct out *o)
 {
+	struct xml_writer *w = o->xml;
+	const thinp_meta_superblock *sb = o->sb;
+
+	if (!w || o->begun)
+		return;
+	o->begun = true;
 	xml_put_str(w, "<superblock uuid=\"\"");
 	xml_put_attr(w, "time", sb->time);
 	xml_put_attr(w, "transaction", sb->transaction_id);
@@ -171,13 +189,14 @@ static void xml_begin(struct xml_writer *w, const thinp_meta_superblock *sb, uin
 	if (sb->held_root)
 		xml_put_attr(w, "metadata_snap", sb->held_root);
 	xml_put_str(w, ">\n  <diff");
-	xml_put_attr(w, "left", left);
-	xml_put_attr(w, "right", right);
+	xml_put_attr(w, "left", o->left);
+	xml_put_attr(w, "right", o->right);
 	xml_put_str(w, ">\n");
 }
 
 static void xml_end(struct out *o)
 {
+	xml_begin(o);
 	if (o->verbose)
 		verbose_close(o);
 	else
@@ -185,21 +204,81 @@ static void xml_end(struct out *o)
 	xml_put_str(o->xml, "  </diff>\n</superblock>\n");
 }
 
-static int walk(struct invocation *inv, thinp_delta *d, struct out *o)
+static int emit_run(const thinp_delta_run *r, uint64_t position, void *ctx)
 {
-	thinp_delta_run runs[BATCH];
-	size_t i, n;
+	struct out *o = ctx;
+
+	xml_begin(o);
+	emit(o, r);
+	o->position = position;
+	progress(o, position, false);
+	return 0;
+}
+
+/* --threads: 1 to 16 (delta_parts.c's limit). */
+static const char *parse_threads(const char *s, uint64_t *n)
+{
+	const char *e = parse_u64(s, n);
+
+	return e ? e : (*n < 1 || *n > 16) ? "must be between 1 and 16" : NULL;
+}
+
+/* What a part's own handle must read: what inv->meta reads. */
+struct part_handles {
+	struct invocation *inv;
+	uint64_t source;
+	const thinp_meta_superblock *sb;
+};
+
+/*
+ * Another handle on what inv->meta reads, for a part's thread
+ * (delta_parts.h): the same snapshot block, or the live superblock if it is
+ * still the one inv->meta found (NULL otherwise: that part then shares
+ * inv->meta). It logs nowhere: only the calling thread's handle reports to
+ * the invocation.
+ */
+static thinp_meta *open_part_handle(void *ctx)
+{
+	const struct part_handles *ph = ctx;
+	thinp_meta_superblock now;
+	thinp_meta_options mo;
+	thinp_meta *m;
 	int e;
 
-	do {
-		e = thinp_delta_next(d, runs, BATCH, &n);
-		for (i = 0; !e && i < n; i++)
-			emit(o, &runs[i]);
-		progress(o, thinp_delta_position(d), !e && !n);
-	} while (!e && n);
+	meta_options(ph->inv, &mo);
+	mo.log_fn = NULL;
+	mo.log_ctx = NULL;
+	mo.flags |= THINP_META_RDONLY;
+	mo.cache_bytes = DELTA_CACHE_BYTES;
+	e = ph->source == THINP_META_LIVE
+		    ? thinp_meta_open(&m, ph->inv->meta_io, &mo)
+		    : thinp_meta_open_snapshot(&m, ph->inv->meta_io, ph->sb->blocknr, &mo);
 	if (e)
-		return fail(inv, e, "delta");
-	return EXIT_OK;
+		return NULL;
+	STRUCT_INIT(now);
+	if (thinp_meta_get_superblock(m, ph->source, &now) || memcmp(&now, ph->sb, sizeof(now))) {
+		thinp_meta_close(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* How the delta is read (delta_parts.h): in --threads parts, started at
+ * once; or in one part per CPU up to DEFAULT_PARTS, each of MIN_PART_BLOCKS
+ * or more, started once the delta has taken START_AFTER_MS (a quick one
+ * never starts a thread). */
+static void plan_parts(struct invocation *inv, struct delta_parts_plan *plan)
+{
+	const struct arg *t = opt(inv, "threads");
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (t->given) {
+		*plan = (struct delta_parts_plan){ (unsigned)t->num, 1, 0 };
+		return;
+	}
+	*plan = (struct delta_parts_plan){
+		cpus < 1 ? 1 : cpus > DEFAULT_PARTS ? DEFAULT_PARTS : (unsigned)cpus,
+		MIN_PART_BLOCKS, START_AFTER_MS };
 }
 
 /* The device the option (or its thin_delta alias) names. */
@@ -237,14 +316,17 @@ static int run(struct invocation *inv)
 	thinp_delta_options dopts = THINP_DELTA_OPTIONS_INIT;
 	uint64_t left, right, held, source = snap_source(inv);
 	thinp_meta_superblock sb;
-	thinp_delta *d;
+	struct part_handles ph = { inv, source, &sb };
+	struct delta_parts_source src = { NULL, open_part_handle, &ph };
+	struct delta_parts_plan plan;
 	struct out o;
-	int r, e;
+	int r, e, opened;
 
 	if ((r = parse_args(inv, &left, &right, &o)))
 		return r;
 	/* A delta reads each node once, and again only the few on the path a
 	 * batch starts from: a small cache keeps reusing warm buffers. */
+	plan_parts(inv, &plan);
 	if ((r = open_meta_source(inv, source, DELTA_CACHE_BYTES)))
 		return r;
 	STRUCT_INIT(sb);
@@ -254,24 +336,26 @@ static int run(struct invocation *inv)
 	if (e)
 		return source_fail(inv, source, e);
 	o.block_bytes = (uint64_t)sb.data_block_size * SECTOR;
+	src.meta = inv->meta;
+	o.sb = &sb;
+	o.left = left;
+	o.right = right;
 	dopts.left_source = dopts.right_source = source;
 	if (opt(inv, "changes-only")->given)
 		dopts.flags |= THINP_DELTA_CHANGES_ONLY;
-	e = thinp_meta_delta_open(&d, inv->meta, left, right, &dopts);
-	if (e)
-		return fail(inv, e, NULL);
 	if (o.format == FORMAT_XML) {
 		/* JSON goes through stdio; XML alone through the writer on fd 1. */
 		o.xml = malloc(sizeof(*o.xml));
-		if (!o.xml) {
-			thinp_delta_close(d);
+		if (!o.xml)
 			return fail(inv, -ENOMEM, NULL);
-		}
 		xml_writer_init(o.xml, STDOUT_FILENO);
-		xml_begin(o.xml, &sb, left, right);
 	}
-	r = walk(inv, d, &o);
-	thinp_delta_close(d);
+	r = EXIT_OK;
+	e = delta_parts_run(&src, left, right, &dopts, &plan, emit_run, &o, &opened);
+	if (e)
+		r = fail(inv, e, opened ? "delta" : NULL);
+	else
+		progress(&o, o.position, true);
 	if (o.xml) {
 		if (!r)
 			xml_end(&o);
@@ -301,6 +385,10 @@ static const struct option_spec options[] = {
 	  "leave out the blocks both map the same (skips what\nthe devices share unread)" },
 	{ "format", 0, "FORMAT", 0, NULL, "xml (thin_delta's, the default) or json\n"
 					  "(one object per line and run)" },
+	{ "threads", 0, "N", 0, parse_threads,
+	  "read the delta in N parts at once, on N threads (default:\n"
+	  "one per CPU up to 4 for parts of 256Ki blocks or more,\n"
+	  "started once the delta has taken 10 ms)" },
 	{ NULL },
 };
 

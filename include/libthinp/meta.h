@@ -454,6 +454,17 @@ THINP_API int thinp_meta_walk_devices(thinp_meta *meta, uint64_t source,
 THINP_API int thinp_meta_walk_mappings(thinp_meta *meta, uint64_t source, uint64_t dev,
 				       thinp_meta_run_fn fn, void *ctx);
 
+/*
+ * thinp_meta_highest_mapped - the highest mapped virtual block of `dev` in
+ * `source` (as for thinp_meta_walk_mappings), through *vblock: one descent
+ * of the tree's rightmost path, O(depth). Lets a caller split a device's
+ * range, e.g. to run delta iterators over its parts in parallel. Errors:
+ * -ENODATA (no such device, nothing mapped, or no held snapshot), -EINVAL
+ * (vblock NULL), -EILSEQ. Thread-safe. Since 1.0.
+ */
+THINP_API int thinp_meta_highest_mapped(thinp_meta *meta, uint64_t source, uint64_t dev,
+					uint64_t *vblock);
+
 /* ---- checking ------------------------------------------------------------- */
 
 /* Severity of a check finding (thinp_meta_finding.severity). */

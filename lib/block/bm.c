@@ -340,6 +340,46 @@ static int recheck_locked(struct bm *bm, struct block *blk, const struct validat
 	return run_check(bm, v, data, blk->nr);
 }
 
+/* Give up a read lock taken by take_lock_locked. */
+static void drop_read_lock_locked(struct bm *bm, struct block *blk)
+{
+	if (--blk->read_locks || blk->write_locked)
+		return;
+	bm->nr_locked--;
+	lru_push_mru(&bm->cache, blk);
+}
+
+/*
+ * A read lock on a clean cached block that has not passed v (read ahead, or
+ * read with another validator): the check hashes and walks 4 KiB, long
+ * enough for other threads to queue on the mutex behind it, so it runs
+ * without the mutex, as a miss's does. Meanwhile the entry is read-locked
+ * (nothing evicts or changes it) and marked loading (other lockers wait
+ * for the outcome instead of using it unchecked).
+ */
+static int lock_checked_locked(struct bm *bm, struct block *blk, const struct validator *v)
+{
+	int r;
+
+	take_lock_locked(bm, blk, LOCK_READ);
+	blk->loading = true;
+	thinp_os_mutex_unlock(&bm->lock);
+	r = run_check(bm, v, blk->data, blk->nr);
+	thinp_os_mutex_lock(&bm->lock);
+	blk->loading = false;
+	thinp_os_cond_broadcast(&bm->loaded);
+	if (!r) {
+		blk->v = v;
+		blk->read_ahead = false;
+		return 0;
+	}
+	drop_read_lock_locked(bm, blk);
+	/* Unchecked read-ahead: forgotten, as a miss's bad block. */
+	if (blk->read_ahead && !blk->read_locks)
+		evict_locked(bm, blk);
+	return r;
+}
+
 static int lock_cached_locked(struct bm *bm, struct block *blk, const struct validator *v,
 			      enum lock_mode mode)
 {
@@ -348,6 +388,8 @@ static int lock_cached_locked(struct bm *bm, struct block *blk, const struct val
 	if (conflicts(blk, mode))
 		return -EBUSY;
 	bm->stats.hits++;
+	if (mode == LOCK_READ && v && v != blk->v && !blk->dirty)
+		return lock_checked_locked(bm, blk, v);
 	if (mode == LOCK_WRITE_ZERO) {
 		memset(blk->data, 0, THINP_BLOCK_SIZE);
 	} else if (v && v != blk->v) {

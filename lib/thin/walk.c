@@ -197,20 +197,32 @@ static int run_fn(void *ctx, uint64_t key, const void *value)
 	return 0;
 }
 
-static int walk_mappings_locked(struct thinp_meta *meta, uint64_t source, uint64_t dev,
-				struct run_state *s)
+/* The root of dev's mapping tree in source. */
+static int source_subtree_locked(struct thinp_meta *meta, uint64_t source, uint64_t dev,
+				 uint64_t *sub)
 {
 	struct thin_sb sb;
-	uint64_t sub;
 	int r;
 
 	r = thin_read_source_sb_locked(meta, source, &sb);
 	if (r)
 		return r;
-	r = thin_subtree_root_locked(meta, sb.data_mapping_root, dev, &sub);
+	r = thin_subtree_root_locked(meta, sb.data_mapping_root, dev, sub);
 	if (r)
 		return thin_err(meta, r, "device %" PRIu64 ": %s", dev,
 				r == -ENODATA ? "no such device" : thinp_strerror(r));
+	return 0;
+}
+
+static int walk_mappings_locked(struct thinp_meta *meta, uint64_t source, uint64_t dev,
+				struct run_state *s)
+{
+	uint64_t sub;
+	int r;
+
+	r = source_subtree_locked(meta, source, dev, &sub);
+	if (r)
+		return r;
 	s->run.struct_size = sizeof(s->run);
 	r = btree_walk(&meta->bl_info, sub, run_fn, s);
 	if (!r && s->open)
@@ -242,5 +254,26 @@ int thinp_meta_walk_mappings(thinp_meta *meta, uint64_t source, uint64_t dev,
 	for (i = 0; !r && i < s.n; i++)
 		r = fn(&s.runs[i], ctx);
 	thinp_os_free(s.runs);
+	return r;
+}
+
+int thinp_meta_highest_mapped(thinp_meta *meta, uint64_t source, uint64_t dev, uint64_t *vblock)
+{
+	uint64_t sub;
+	int r;
+
+	if (!vblock)
+		return thin_err(meta, -EINVAL, "no place for the block");
+	r = thin_rlock(meta);
+	if (r)
+		return r;
+	r = source_subtree_locked(meta, source, dev, &sub);
+	if (!r) {
+		r = btree_last(&meta->bl_info, sub, NULL, vblock, NULL);
+		if (r)
+			r = thin_err(meta, r, "device %" PRIu64 ": %s", dev,
+				     r == -ENODATA ? "nothing mapped" : thinp_strerror(r));
+	}
+	thin_unlock(meta);
 	return r;
 }

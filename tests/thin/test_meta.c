@@ -669,6 +669,30 @@ static int collect_dev(const thinp_meta_device *dev, void *ctx)
 	return ds->n == 8 ? 1 : 0;
 }
 
+/*
+ * thinp_meta_highest_mapped on test_walks' devices (9 maps up to 7, 2
+ * nothing): live, and from a held snapshot after the live device grew.
+ */
+static void expect_highest(thinp_meta *meta)
+{
+	uint64_t v = 12345;
+
+	assert_int_equal(thinp_meta_highest_mapped(meta, THINP_META_LIVE, 9, &v), 0);
+	assert_int_equal(v, 7);
+	assert_int_equal(thinp_meta_highest_mapped(meta, THINP_META_LIVE, 2, &v), -ENODATA);
+	assert_int_equal(thinp_meta_highest_mapped(meta, THINP_META_LIVE, 3, &v), -ENODATA);
+	assert_int_equal(thinp_meta_highest_mapped(meta, THINP_META_HELD_ROOT, 9, &v), -ENODATA);
+	assert_int_equal(thinp_meta_highest_mapped(meta, THINP_META_LIVE, 9, NULL), -EINVAL);
+	assert_int_equal(thinp_meta_message(meta, "reserve_metadata_snap"), 0);
+	assert_int_equal(thinp_meta_data_inc(meta, 40), 0);
+	assert_int_equal(thinp_meta_insert_timed(meta, 9, 1000000, 40, 2), 0);
+	assert_int_equal(thinp_meta_highest_mapped(meta, THINP_META_LIVE, 9, &v), 0);
+	assert_int_equal(v, 1000000);
+	assert_int_equal(thinp_meta_highest_mapped(meta, THINP_META_HELD_ROOT, 9, &v), 0);
+	assert_int_equal(v, 7);
+	assert_int_equal(thinp_meta_message(meta, "release_metadata_snap"), 0);
+}
+
 static void test_walks(void **state)
 {
 	thinp_io *io;
@@ -708,6 +732,7 @@ static void test_walks(void **state)
 			 -ENODATA);
 	assert_int_equal(thinp_meta_walk_devices(meta, THINP_META_LIVE, collect_dev, &ds), 0);
 	assert_int_equal(ds.n, 2);
+	expect_highest(meta);
 	assert_int_equal(ds.d[0].dev_id, 2);
 	assert_int_equal(ds.d[1].dev_id, 9);
 	assert_int_equal(ds.d[1].mapped_blocks, 7);

@@ -3,7 +3,8 @@
 # live pool: writers (thinp write) and snapshots/deletes (thinp message) run
 # in a loop while thinp delta --metadata-snap reads the same metadata file
 # (read-only, O_DIRECT) again and again; every delta must equal the one
-# taken before the writer started, and thin_delta -m's. thinp dump
+# taken before the writer started, and thin_delta -m's, also when read in
+# parts at once (--threads). thinp dump
 # --metadata-snap (snapshot-only handle, O_DIRECT too) likewise.
 . "${THINP_SRCDIR:-${srcdir:-$(dirname "$0")/../..}}/tests/tool/common.sh"
 
@@ -47,8 +48,12 @@ step "writer running"
 writer=$!
 runs=0
 for n in $(seq 40); do
+	# Every other round in four parts at once, each on a handle of its
+	# own on the held snapshot.
+	par=
+	[ $((n % 2)) = 0 ] && par="--threads 4"
 	for mode in "" --verbose --changes-only; do
-		thinp delta -m "$M" --metadata-snap --snap1 2 --snap2 1 $mode >"$T/got" ||
+		thinp delta -m "$M" --metadata-snap --snap1 2 --snap2 1 $mode $par >"$T/got" ||
 			{ touch "$T/stop"; wait $writer; fail "delta $mode failed while the pool changed"; }
 		cmp -s "$T/want$mode" "$T/got" ||
 			{ touch "$T/stop"; wait $writer; fail "delta $mode changed: $(diff "$T/want$mode" "$T/got" | head -4)"; }

@@ -8,7 +8,9 @@
 #  - a pool libthinp made itself, by snapshots and writes (thinp message and
 #    thinp write), whose devices share btree nodes, live and held.
 # Also: --changes-only is thin_delta's default output without its <same>
-# lines, --format=json has one line per verbose range, a missing device fails.
+# lines, --format=json has one line per verbose range, a missing device
+# fails; and all of it read in parts at once (--threads), whose seams cut
+# runs that must come out whole.
 . "${THINP_SRCDIR:-${srcdir:-$(dirname "$0")/../..}}/tests/tool/common.sh"
 
 THIN_DELTA=${THIN_DELTA:-$(command -v thin_delta 2>/dev/null)}
@@ -30,11 +32,14 @@ same_delta() {
 	for v in "" --verbose; do
 		"$THIN_DELTA" ${td[@]+"${td[@]}"} $v --snap1 "$a" --snap2 "$b" "$img" >"$T/want" 2>&1 ||
 			fail "thin_delta ${td[*]:-} $v $a $b failed: $(head -3 "$T/want")"
-		thinp delta -m "$img" ${tp[@]+"${tp[@]}"} $v --snap1 "$a" --snap2 "$b" >"$T/got" ||
-			fail "thinp delta ${tp[*]:-} $v $a $b failed"
-		cmp -s "$T/want" "$T/got" ||
-			fail "delta ${tp[*]:-} $v $a $b differs: $(diff "$T/want" "$T/got" | head -6)"
-		compared=$((compared + 1))
+		# Read in one part, and in three at once (seams joined).
+		for p in "" "--threads 3"; do
+			thinp delta -m "$img" ${tp[@]+"${tp[@]}"} $v $p --snap1 "$a" --snap2 "$b" \
+				>"$T/got" || fail "thinp delta ${tp[*]:-} $v $p $a $b failed"
+			cmp -s "$T/want" "$T/got" ||
+				fail "delta ${tp[*]:-} $v $p $a $b differs: $(diff "$T/want" "$T/got" | head -6)"
+			compared=$((compared + 1))
+		done
 	done
 	# $T/want is thin_delta --verbose now
 	thinp delta -m "$img" ${tp[@]+"${tp[@]}"} --format=json --snap1 "$a" --snap2 "$b" >"$T/json" ||
@@ -42,9 +47,12 @@ same_delta() {
 	[ "$(grep -c '<range ' "$T/want")" = "$(wc -l <"$T/json")" ] ||
 		fail "json $a $b: not one line per verbose range"
 	"$THIN_DELTA" ${td[@]+"${td[@]}"} --snap1 "$a" --snap2 "$b" "$img" | grep -v '^    <same ' >"$T/want"
-	thinp delta -m "$img" ${tp[@]+"${tp[@]}"} --changes-only --snap1 "$a" --snap2 "$b" >"$T/got" ||
-		fail "thinp delta --changes-only $a $b failed"
-	cmp -s "$T/want" "$T/got" || fail "changes-only $a $b differs: $(diff "$T/want" "$T/got" | head -6)"
+	for p in "" "--threads 5"; do
+		thinp delta -m "$img" ${tp[@]+"${tp[@]}"} --changes-only $p --snap1 "$a" --snap2 "$b" \
+			>"$T/got" || fail "thinp delta --changes-only $p $a $b failed"
+		cmp -s "$T/want" "$T/got" ||
+			fail "changes-only $p $a $b differs: $(diff "$T/want" "$T/got" | head -6)"
+	done
 }
 
 devices() {
@@ -105,6 +113,16 @@ thinp format -m "$M" --block-size 64k --data-blocks 1024 || fail "format"
 thinp message -m "$M" "create_thin 1" || fail "create_thin"
 head -c $((300 * 65536)) /dev/urandom >"$T/blob"
 thinp write -m "$M" -d "$D" 1 0 <"$T/blob" || fail "write"
+# One run of 300 blocks, contiguous on the data device: read in parts, its
+# pieces are joined again at every seam.
+thinp message -m "$M" "create_thin 50" || fail "create_thin"
+for p in 1 2 7 16; do
+	n=$(thinp delta -m "$M" --verbose --threads $p --snap1 1 --snap2 50 | grep -c '<range ')
+	[ "$n" = 1 ] || fail "--threads $p: the 300-block run came out as $n ranges"
+	n=$(thinp delta -m "$M" --format=json --threads $p --snap1 50 --snap2 1 | grep -c '"length": 300,')
+	[ "$n" = 1 ] || fail "--threads $p: json has no 300-block run"
+done
+thinp message -m "$M" "delete 50" || fail "delete"
 thinp message -m "$M" "create_snap 2 1" || fail "create_snap"
 rng=$SEED
 writes() {
