@@ -31,8 +31,9 @@ struct thinp_io {
 	uint32_t align;
 	bool serialize;
 	thinp_os_mutex serial;    /* guards backend calls when serialize is set */
-	thinp_os_mutex size_lock; /* guards size */
-	uint64_t size;
+	/* The size the backend last reported: every request's range check
+	 * reads it, from any number of threads. */
+	thinp_os_atomic_u64 size;
 	thinp_os_mutex owner_lock; /* guards owned, held across ops.lock */
 	bool owned;                 /* THINP_IO_LOCK_EXCLUSIVE is held */
 };
@@ -58,12 +59,12 @@ static int read_ops(thinp_io_ops *dst, const thinp_io_ops *src)
 static void destroy_locks(thinp_io *io)
 {
 	thinp_os_mutex_destroy(&io->serial);
-	thinp_os_mutex_destroy(&io->size_lock);
 	thinp_os_mutex_destroy(&io->owner_lock);
 }
 
 int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx, uint32_t flags)
 {
+	uint64_t size;
 	thinp_io *io;
 	int r;
 
@@ -90,14 +91,14 @@ int thinp_io_new(thinp_io **out, const thinp_io_ops *ops, void *ctx, uint32_t fl
 	io->align = io->ops.align ? io->ops.align : 1;
 	io->serialize = !(io->ops.caps & THINP_IO_CAP_THREADSAFE);
 	thinp_os_mutex_init(&io->serial);
-	thinp_os_mutex_init(&io->size_lock);
 	thinp_os_mutex_init(&io->owner_lock);
-	r = io->ops.size(ctx, &io->size);
+	r = io->ops.size(ctx, &size);
 	if (r) {
 		destroy_locks(io);
 		thinp_os_free(io);
 		return r;
 	}
+	thinp_os_atomic_u64_store(&io->size, size);
 	*out = io;
 	return 0;
 }
@@ -139,21 +140,16 @@ int thinp_io_size(thinp_io *io, uint64_t *bytes)
 	leave(io);
 	if (r)
 		return r;
-	thinp_os_mutex_lock(&io->size_lock);
-	io->size = size;
-	thinp_os_mutex_unlock(&io->size_lock);
+	thinp_os_atomic_u64_store(&io->size, size);
 	*bytes = size;
 	return 0;
 }
 
 static bool in_range(thinp_io *io, uint64_t len, uint64_t off)
 {
-	bool ok;
+	uint64_t size = thinp_os_atomic_u64_load(&io->size);
 
-	thinp_os_mutex_lock(&io->size_lock);
-	ok = off <= io->size && len <= io->size - off;
-	thinp_os_mutex_unlock(&io->size_lock);
-	return ok;
+	return off <= size && len <= size - off;
 }
 
 /* Alignment and bounds of one request; -EINVAL if it is bad. */

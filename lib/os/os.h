@@ -98,7 +98,7 @@ int thinp_os_cond_timedwait(thinp_os_cond *c, thinp_os_mutex *m, uint32_t timeou
 void thinp_os_cond_signal(thinp_os_cond *c);
 void thinp_os_cond_broadcast(thinp_os_cond *c);
 
-/* ---- atomic flag (compiler builtins: the same in every backend) -------- */
+/* ---- atomics (compiler builtins: the same in every backend) ------------ */
 
 /* A bool set from one thread and taken from another without a lock. */
 typedef struct {
@@ -114,6 +114,22 @@ static inline void thinp_os_atomic_bool_store(thinp_os_atomic_bool *a, bool v)
 static inline bool thinp_os_atomic_bool_exchange(thinp_os_atomic_bool *a, bool v)
 {
 	return __atomic_exchange_n(&a->v, v, __ATOMIC_SEQ_CST);
+}
+
+/* A 64-bit value read on hot paths by many threads and seldom written:
+ * a lock would make every reader write its cache line. */
+typedef struct {
+	uint64_t v;
+} thinp_os_atomic_u64;
+
+static inline uint64_t thinp_os_atomic_u64_load(const thinp_os_atomic_u64 *a)
+{
+	return __atomic_load_n(&a->v, __ATOMIC_ACQUIRE);
+}
+
+static inline void thinp_os_atomic_u64_store(thinp_os_atomic_u64 *a, uint64_t v)
+{
+	__atomic_store_n(&a->v, v, __ATOMIC_RELEASE);
 }
 
 /* ---- once ------------------------------------------------------------- */
