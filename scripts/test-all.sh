@@ -111,12 +111,15 @@ check() {
 
 # The ThreadSanitizer run: every test of tests/pool and tests/io, and the
 # multi-threaded tests of the layers below the pool, and the origin workflows'
-# (writers racing hydration, jobs paused from another thread). Only these programs are
+# (writers racing hydration, jobs paused from another thread), and thinp
+# delta read in parts on threads (delta_live.sh: --threads 4 while the pool
+# changes). Only these programs are
 # built (check_PROGRAMS), which keeps the step to a few minutes.
 TSAN_TESTS="tests/pool/test_pool tests/pool/test_pool_model tests/pool/test_pool_model_real
 	tests/pool/test_pool_threads tests/pool/test_pool_meta tests/pool/test_pool_nomem
 	tests/io/test_io tests/io/test_backends tests/io/test_fault tests/io/test_file
-	tests/block/test_bm tests/thin/test_meta tests/workflow/test_origin_jobs tests/workflow/test_migrate"
+	tests/block/test_bm tests/thin/test_meta tests/workflow/test_origin_jobs tests/workflow/test_migrate
+	tests/tool/delta_live.sh"
 
 check_tsan() {
 	local t
