@@ -1,7 +1,7 @@
 /*
- * The pool operations behind the external-origin workflows (lib/workflow's
- * merge and hydration), kept out of the public thin.h: each bends a rule of
- * the data path that only those workflows may bend.
+ * The pool operations behind the workflows (lib/workflow's merge, hydration
+ * and migration), kept out of the public thin.h: each bends a rule of the
+ * data path that only those workflows may bend.
  */
 #ifndef THINP_POOL_ORIGIN_OPS_H
 #define THINP_POOL_ORIGIN_OPS_H
@@ -30,6 +30,23 @@ int pool_thin_fill_hole(thinp_thin *thin, uint64_t vblock, const void *block);
  * Errors: those of thinp_thin_discard() but -EOPNOTSUPP.
  */
 int pool_thin_unmap(thinp_thin *thin, uint64_t begin, uint64_t end);
+
+/*
+ * pool_share_block - map virtual block @vblock of each of the @n devices
+ * @ids to the data block that @from_vblock of device @from maps, in place of
+ * (and releasing) the block each maps now. For copies of one source block,
+ * which hold the same bytes: the contents do not change, they take one
+ * block instead of several. All in one metadata operation, so no commit
+ * sees some of the devices changed and not the others (a migration remaps
+ * a copy and its anchor, whose equality later receives check). No data I/O
+ * and no range lock: the caller makes sure nothing writes the devices
+ * meanwhile (copies not yet visible). Not durable until a commit. Returns
+ * 1 (some remapped), 0 (all the same block already), -ENODATA (a block
+ * unmapped or no such device; the devices before it in @ids stay remapped),
+ * -EROFS, -EIO.
+ */
+int pool_share_block(thinp_pool *pool, const uint64_t *ids, size_t n, uint64_t vblock,
+		     uint64_t from, uint64_t from_vblock);
 
 /* pool_thin_origin - the external origin @thin was opened with, or NULL. */
 thinp_io *pool_thin_origin(const thinp_thin *thin);

@@ -949,6 +949,52 @@ int pool_thin_fill_hole(thinp_thin *thin, uint64_t vblock, const void *block)
 	return pool_done(pool, r);
 }
 
+/* Under md_lock exclusive: one device's part of pool_share_block. */
+static int share_locked(thinp_pool *pool, uint64_t id, uint64_t vblock, uint64_t block)
+{
+	struct pool_md_mapping cur;
+	int r = pool->md->ops->lookup(pool->md, id, vblock, &cur);
+
+	if (r)
+		return r == -ENODATA ? r : md_read_failed(pool, r, "mapping lookup");
+	if (cur.data_block == block)
+		return 0;
+	/* The insert takes over one reference and drops the replaced block's. */
+	r = pool->md->ops->inc_data(pool->md, block);
+	if (!r)
+		r = pool->md->ops->insert(pool->md, id, vblock, block);
+	if (r)
+		return pool_md_failed_locked(pool, r, "sharing a data block");
+	pool->md_dirty = true;
+	/* The replaced block may lose its last reference with reads of it in
+	 * flight. */
+	pool->txn_frees = true;
+	return 1;
+}
+
+int pool_share_block(thinp_pool *pool, const uint64_t *ids, size_t n, uint64_t vblock,
+		     uint64_t from, uint64_t from_vblock)
+{
+	struct pool_md_mapping want;
+	int r = pool_check_writable(pool), done = 0;
+
+	if (r)
+		return r;
+	pool_op_begin(pool);
+	thinp_os_rwlock_write_lock(&pool->md_lock);
+	r = pool->md->ops->lookup(pool->md, from, from_vblock, &want);
+	if (r && r != -ENODATA)
+		r = md_read_failed(pool, r, "mapping lookup");
+	for (size_t i = 0; !r && i < n; i++) {
+		r = share_locked(pool, ids[i], vblock, want.data_block);
+		done |= r == 1;
+		r = r == 1 ? 0 : r;
+	}
+	thinp_os_rwlock_write_unlock(&pool->md_lock);
+	pool_op_end(pool);
+	return pool_done(pool, r ? r : done);
+}
+
 int pool_thin_unmap(thinp_thin *thin, uint64_t begin, uint64_t end)
 {
 	if (thin->flags & THINP_THIN_RDONLY)

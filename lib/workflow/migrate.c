@@ -27,6 +27,7 @@
 #include <libthinp/thin.h>
 
 #include "catalog/catalog_internal.h"
+#include "pool/origin_ops.h"
 #include "replica/replica.h"
 #include "job.h"
 #include "pipe.h"
@@ -599,8 +600,56 @@ static int choose_base(struct mig *mg, struct member *m, uint64_t *base, uint64_
 	return 0;
 }
 
+/*
+ * A member's first copy is sent against one base, so on the destination it
+ * shares blocks with that base's copy only; in the source it may share
+ * others with other members (a snapshot whose origin was written between an
+ * older snapshot and it: it shares those blocks with the origin, the rest
+ * with the older snapshot). So each virtual block it maps to the same source
+ * data block as another copied member is mapped, in the copy and its anchor
+ * alike (later receives check that they match), to that member's copy's
+ * block: the same bytes, copied from the same source block, one block
+ * instead of two.
+ */
+struct reshare {
+	thinp_pool *dst;
+	uint64_t ids[2]; /* the copy and its anchor */
+	uint64_t other;  /* the other member's copy */
+};
+
+static int reshare_run(const thinp_delta_run *run, void *ctx)
+{
+	const struct reshare *rs = ctx;
+	int r = 0;
+
+	for (uint64_t v = run->virt_begin; r >= 0 && run->kind == THINP_DELTA_SAME &&
+					   v < run->virt_begin + run->length; v++)
+		r = pool_share_block(rs->dst, rs->ids, 2, v, rs->other, v);
+	return r < 0 ? r : 0;
+}
+
+static int reshare(struct mig *mg, const struct member *m)
+{
+	struct reshare rs = { mg->dst, { 0, 0 }, 0 };
+	int r = 0;
+
+	if (!on_dst(mg, m->done.guid, &rs.ids[0]) ||
+	    catalog_find_guid(mg->dcat, 0, m->done.guid, true, mg->e))
+		return FAIL(mg, -ENODATA, "sharing: the copy of device %" PRIu64 " or its anchor "
+			    "is missing", m->id);
+	rs.ids[1] = mg->e->id;
+	for (size_t i = 0; !r && i < mg->n; i++) {
+		const struct member *o = &mg->m[i];
+
+		if (o != m && o->done.id != NONE && on_dst(mg, o->done.guid, &rs.other))
+			r = thinp_pool_delta(mg->src, o->done.id, m->done.id, NULL, reshare_run, &rs);
+	}
+	return r ? FAIL(mg, r, "sharing the copies' blocks: %s", thinp_strerror(r)) : 0;
+}
+
 /* @m's pending snapshot copied from @base (NONE: full), @blocks of data;
- * then it is done and the one it supersedes dropped. */
+ * then it is done and the one it supersedes dropped. A first copy then
+ * shares with the other copies what it shares with them in the source. */
 static int copy_member(struct mig *mg, struct member *m, uint64_t base, uint64_t blocks)
 {
 	struct snap old = m->done;
@@ -612,6 +661,8 @@ static int copy_member(struct mig *mg, struct member *m, uint64_t base, uint64_t
 		m->done = m->pending;
 		m->pending.id = NONE;
 	}
+	if (!r && old.id == NONE && mg->n > 1)
+		r = reshare(mg, m);
 	if (!r && old.id != NONE)
 		r = drop_snap(mg, &old);
 	if (!r)
