@@ -23,7 +23,8 @@ typedef int (*delta_parts_fn)(const thinp_delta_run *run, uint64_t position, voi
  * handle open_more gives (called on the calling thread as the threads start;
  * NULL, or a NULL return: that part reads through meta too). A handle of
  * its own per thread keeps the threads out of each other's block cache and
- * its lock (two threads on one handle spend a third of their time there);
+ * its lock (two threads on one handle took about 1.3 times the CPU of one
+ * for the same delta, the extra in that lock and its cache lines);
  * it must read the same metadata as meta (the same snapshot, or the same
  * live superblock). delta_parts_run closes the handles open_more gave. */
 struct delta_parts_source {
