@@ -612,25 +612,73 @@ static int choose_base(struct mig *mg, struct member *m, uint64_t *base, uint64_
  * instead of two.
  */
 struct reshare {
-	thinp_pool *dst;
-	uint64_t ids[2]; /* the copy and its anchor */
-	uint64_t other;  /* the other member's copy */
+	struct mig *mg;
+	uint64_t src[2];  /* the source snapshots of the member and the other */
+	uint64_t ids[2];  /* the member's copy and its anchor */
+	uint64_t other;   /* the other member's copy */
+	thinp_delta_run *runs; /* where the copies differ */
+	size_t nr, cap;
 };
 
-static int reshare_run(const thinp_delta_run *run, void *ctx)
+/* The copies' delta is read whole before anything is remapped: a walk
+ * fails when the device it walks changes under it. */
+static int collect_different(const thinp_delta_run *run, void *ctx)
 {
-	const struct reshare *rs = ctx;
-	int r = 0;
+	struct reshare *rs = ctx;
+	thinp_delta_run *p;
 
-	for (uint64_t v = run->virt_begin; r >= 0 && run->kind == THINP_DELTA_SAME &&
-					   v < run->virt_begin + run->length; v++)
-		r = pool_share_block(rs->dst, rs->ids, 2, v, rs->other, v);
-	return r < 0 ? r : 0;
+	if (run->kind != THINP_DELTA_DIFFERENT)
+		return 0;
+	if (rs->nr == rs->cap) {
+		size_t cap = rs->cap ? 2 * rs->cap : 64;
+
+		if (!(p = thinp_os_realloc(rs->runs, rs->cap * sizeof(*p), cap * sizeof(*p))))
+			return -ENOMEM;
+		rs->runs = p;
+		rs->cap = cap;
+	}
+	rs->runs[rs->nr++] = *run;
+	return 0;
+}
+
+/* 1 if both source snapshots map @v to one data block, 0 if not, or an error. */
+static int same_in_source(const struct reshare *rs, uint64_t v)
+{
+	thinp_mapping a = THINP_MAPPING_INIT, b = THINP_MAPPING_INIT;
+	int r = thinp_pool_thin_map(rs->mg->src, rs->src[0], v, &a);
+
+	if (!r)
+		r = thinp_pool_thin_map(rs->mg->src, rs->src[1], v, &b);
+	if (r)
+		return r == -ENODATA ? 0 : r;
+	return a.data_block == b.data_block;
+}
+
+/* Where the copies differ (a changes-only delta: what they share already is
+ * skipped unread) but the sources share the block, the copy and its anchor
+ * take the other copy's block. */
+static int reshare_with(struct reshare *rs)
+{
+	thinp_delta_options o = THINP_DELTA_OPTIONS_INIT;
+	int r;
+
+	o.flags = THINP_DELTA_CHANGES_ONLY;
+	rs->nr = 0;
+	r = thinp_pool_delta(rs->mg->dst, rs->other, rs->ids[0], &o, collect_different, rs);
+	for (size_t i = 0; !r && i < rs->nr; i++)
+		for (uint64_t v = rs->runs[i].virt_begin;
+		     !r && v < rs->runs[i].virt_begin + rs->runs[i].length; v++) {
+			r = same_in_source(rs, v);
+			if (r == 1)
+				r = pool_share_block(rs->mg->dst, rs->ids, 2, v, rs->other, v);
+			r = r < 0 ? r : 0;
+		}
+	return r;
 }
 
 static int reshare(struct mig *mg, const struct member *m)
 {
-	struct reshare rs = { mg->dst, { 0, 0 }, 0 };
+	struct reshare rs = { .mg = mg, .src = { m->done.id, 0 } };
 	int r = 0;
 
 	if (!on_dst(mg, m->done.guid, &rs.ids[0]) ||
@@ -641,9 +689,11 @@ static int reshare(struct mig *mg, const struct member *m)
 	for (size_t i = 0; !r && i < mg->n; i++) {
 		const struct member *o = &mg->m[i];
 
+		rs.src[1] = o->done.id;
 		if (o != m && o->done.id != NONE && on_dst(mg, o->done.guid, &rs.other))
-			r = thinp_pool_delta(mg->src, o->done.id, m->done.id, NULL, reshare_run, &rs);
+			r = reshare_with(&rs);
 	}
+	thinp_os_free(rs.runs);
 	return r ? FAIL(mg, r, "sharing the copies' blocks: %s", thinp_strerror(r)) : 0;
 }
 
