@@ -104,9 +104,10 @@ static int disk_count_more_than_one(struct space_map *sm, uint64_t b, bool *resu
 
 static int note_freed(struct sm_disk *smd, uint64_t b, int r, int delta)
 {
-	if (r || delta >= 0)
+	/* The search never goes back below the cursor before the commit. */
+	if (r || delta >= 0 || b < smd->begin)
 		return r;
-	return ll_note_freed(&smd->old_ll, smd->freed, smd->begin, b);
+	return ll_note_freed(&smd->old_ll, smd->freed, b);
 }
 
 static int disk_set_count(struct space_map *sm, uint64_t b, uint32_t count)

@@ -198,13 +198,10 @@ int ll_find_common_free(struct ll_disk *old, struct ll_disk *ll,
 	}
 }
 
-int ll_note_freed(struct ll_disk *old, struct block_counter *freed, uint64_t begin,
-		  uint64_t b)
+int ll_note_freed(struct ll_disk *old, struct block_counter *freed, uint64_t b)
 {
 	unsigned v = 0;
 
-	if (b < begin)
-		return 0;
 	if (b < old->nr_blocks) {
 		int r = ll_lookup_bitmap(old, b, &v);
 

@@ -77,12 +77,12 @@ int ll_find_free(struct ll_disk *ll, uint64_t begin, uint64_t end, uint64_t *b);
 int ll_find_common_free(struct ll_disk *old, struct ll_disk *ll,
 			const struct block_counter *freed, uint64_t begin, uint64_t end,
 			uint64_t *b);
-/* Called when b became free in this transaction. Allocation searches only at
- * or after `begin` and skips blocks in use in `old`, so only a block at or
- * after begin that was free in old needs remembering in `freed` to keep it
- * from being handed out again before the commit. O(1) + one bitmap read. */
-int ll_note_freed(struct ll_disk *old, struct block_counter *freed, uint64_t begin,
-		  uint64_t b);
+/* Called when b, which this transaction's allocation search has not passed
+ * yet, became free in this transaction. The search skips blocks in use in
+ * `old`, so only a block that was free in old (allocated in this
+ * transaction) needs remembering in `freed` to keep it from being handed out
+ * again before the commit. O(1) + one bitmap read. */
+int ll_note_freed(struct ll_disk *old, struct block_counter *freed, uint64_t b);
 
 /*
  * Change b's count. `fn` gets the old count and returns the new one (or a

@@ -18,13 +18,24 @@
  *    nor missed. That matters for the transaction manager's shadow decision:
  *    a bitmap block allocated in this transaction whose own +1 is being
  *    applied is seen with count 1 and is written in place, not copied.
- *  - Allocation searches only at or after a cursor ("begin") that moves past
- *    every block handed out and is reset only at commit. A block handed out
- *    while its +1 is still pending still reads 0 in the bitmap, but it lies
- *    below the cursor, so it is never handed out twice. The search also
- *    requires the block to be free in the last committed state (old_ll), so
- *    a block freed in this transaction that the committed superblock may
- *    still reach is never reused.
+ *  - Allocation searches forward from a cursor ("begin") that moves past
+ *    every block handed out, over one lap per transaction: from where the
+ *    lap started to the end of the device, then once from block 0 back to
+ *    the lap's start. A block handed out while its +1 is still pending still
+ *    reads 0 in the bitmap, but it lies in the part of the lap already
+ *    searched, so it is never handed out twice. The search also requires the
+ *    block to be free in the last committed state (old_ll), so a block freed
+ *    in this transaction that the committed superblock may still reach is
+ *    never reused.
+ *
+ * Laps: a commit does not send the cursor back to block 0. The next
+ * transaction goes on from where this one stopped, so the blocks it shadows
+ * are handed out in a row and the block manager writes them at its commit in
+ * one sequential write (first fit from 0 would interleave them with the
+ * holes the previous transaction left, several writes per commit). The
+ * cursor goes back to 0 only once it has passed a window of twice the blocks
+ * in use plus LAP_SLACK, so the part of the device in use stays near the
+ * metadata's size (a sparse metadata file stays sparse).
  *
  * Bootstrap (format, extension): before the bitmaps that would describe them
  * exist, blocks are handed out sequentially from a cursor without any count
@@ -39,6 +50,10 @@
 #include "util/counter.h"
 #include "util/log.h"
 
+/* Blocks the cursor may run past the window of twice the blocks in use
+ * before going back to 0 (4 MiB: a small pool's laps are not all short). */
+#define LAP_SLACK 1024u
+
 enum op_kind { OP_INC, OP_DEC, OP_SET };
 
 struct pending_op {
@@ -51,7 +66,9 @@ struct sm_metadata {
 	struct space_map sm;
 	struct ll_disk ll;     /* the current transaction */
 	struct ll_disk old_ll; /* the last commit */
-	uint64_t begin;        /* nothing below it is handed out before commit */
+	uint64_t begin;        /* the allocation cursor */
+	uint64_t lap_start;    /* where this transaction's search started */
+	bool wrapped;          /* the search went on from block 0 */
 	struct block_counter *freed; /* see ll_note_freed */
 
 	/* Bootstrap allocation: hands out [bootstrap_start, bootstrap_end). */
@@ -71,6 +88,15 @@ struct sm_metadata {
 static struct sm_metadata *to_smm(struct space_map *sm)
 {
 	return THINP_CONTAINER_OF(sm, struct sm_metadata, sm);
+}
+
+/* Whether this transaction's search has passed b: it is never searched again
+ * before the commit. */
+static bool searched(const struct sm_metadata *smm, uint64_t b)
+{
+	if (smm->wrapped)
+		return b >= smm->lap_start || b < smm->begin;
+	return b >= smm->lap_start && b < smm->begin;
 }
 
 /* The index entries live in memory (ll->mi) during a transaction. */
@@ -157,8 +183,8 @@ static int drain(struct sm_metadata *smm)
 
 		smm->inflight_applied = false;
 		r = ll_mutate(&smm->ll, op.b, apply_fn, &a, &delta);
-		if (!r && delta < 0)
-			r = ll_note_freed(&smm->old_ll, smm->freed, smm->begin, op.b);
+		if (!r && delta < 0 && !searched(smm, op.b))
+			r = ll_note_freed(&smm->old_ll, smm->freed, op.b);
 		smm->head++;
 	}
 	smm->depth--;
@@ -314,6 +340,20 @@ static int md_set_count(struct space_map *sm, uint64_t b, uint32_t count)
 	return r ? r : submit(smm, OP_SET, b, count);
 }
 
+/* The first usable block after the cursor in this lap, going on from block 0
+ * (once) when the device's end is reached. */
+static int find_next_free(struct sm_metadata *smm, uint64_t *b)
+{
+	uint64_t end = smm->wrapped ? smm->lap_start : smm->ll.nr_blocks;
+	int r = ll_find_common_free(&smm->old_ll, &smm->ll, smm->freed, smm->begin, end, b);
+
+	if (r != -ENOSPC || smm->wrapped || !smm->lap_start)
+		return r;
+	smm->wrapped = true;
+	smm->begin = 0;
+	return ll_find_common_free(&smm->old_ll, &smm->ll, smm->freed, 0, smm->lap_start, b);
+}
+
 static int md_new_block(struct space_map *sm, uint64_t *b)
 {
 	struct sm_metadata *smm = to_smm(sm);
@@ -327,7 +367,7 @@ static int md_new_block(struct space_map *sm, uint64_t *b)
 		*b = smm->begin++;
 		return 0;
 	}
-	r = ll_find_common_free(&smm->old_ll, &smm->ll, smm->freed, smm->begin, smm->ll.nr_blocks, b);
+	r = find_next_free(smm, b);
 	if (r)
 		return r;
 	smm->begin = *b + 1;
@@ -359,6 +399,16 @@ static int write_index(struct sm_metadata *smm)
 	return 0;
 }
 
+/* The next transaction's lap: on from the cursor, or from block 0 once the
+ * cursor is past the device or the window (see Laps above). */
+static void start_lap(struct sm_metadata *smm)
+{
+	if (smm->begin >= smm->ll.nr_blocks || smm->begin >= 2 * smm->ll.nr_allocated + LAP_SLACK)
+		smm->begin = 0;
+	smm->lap_start = smm->begin;
+	smm->wrapped = false;
+}
+
 static int md_commit(struct space_map *sm)
 {
 	struct sm_metadata *smm = to_smm(sm);
@@ -374,7 +424,7 @@ static int md_commit(struct space_map *sm)
 		return r;
 	}
 	smm->old_ll = smm->ll;
-	smm->begin = 0;
+	start_lap(smm);
 	block_counter_clear(smm->freed);
 	return 0;
 }
@@ -420,6 +470,10 @@ static int md_extend(struct space_map *sm, uint64_t extra)
 		return 0;
 	if (old_nr + extra > SM_METADATA_MAX_BLOCKS || old_nr + extra < old_nr)
 		return -EINVAL;
+	/* The whole old area counts as searched for the rest of the
+	 * transaction. */
+	smm->lap_start = 0;
+	smm->wrapped = false;
 	smm->begin = old_nr;
 	return bootstrap_run(smm, old_nr, old_nr + extra, true, md_extend_fn, extra);
 }

@@ -439,6 +439,91 @@ static void test_data_fill(void **state)
 	free(seen);
 }
 
+/*
+ * Laps of the metadata map's cursor (lib/sm/metadata.c). The test holds a
+ * FIFO of blocks; each transaction frees the oldest and takes as many new.
+ * First with about 2000 held, so the window (twice the blocks in use + 1024)
+ * is past the device's end: the cursor reaches the end inside transactions
+ * and goes on from block 0, where the model checks that no block in use at
+ * the last commit, freed since, or handed out already comes back. Then with
+ * 64 held: the cursor goes back to 0 at a commit, and no block beyond twice
+ * the blocks in use + 1024 (+ one transaction's worth) is ever handed out.
+ * Every 8th allocation, a free block just ahead of the cursor is taken and
+ * freed again.
+ */
+/* Take the block ahead (if free) and free it again: it must not be handed
+ * out before the commit (ll_note_freed). */
+static void take_and_free(struct run *t, uint64_t ahead)
+{
+	uint32_t count;
+
+	if (model_owns(&t->m, ahead) || sm_get_count(t->e.msm, ahead, &count) || count)
+		return;
+	assert_int_equal(sm_set_count(t->e.msm, ahead, 1), 0);
+	assert_int_equal(sm_set_count(t->e.msm, ahead, 0), 0);
+	model_set(&t->m, ahead, 1);
+	model_set(&t->m, ahead, 0);
+}
+
+static void laps(struct run *t, unsigned held, unsigned per_tx, unsigned txs, bool bounded,
+		 uint64_t *highest)
+{
+	uint64_t *fifo = calloc(held, sizeof(*fifo)), b = 0, nr_free;
+	unsigned head = 0, n = 0;
+
+	assert_non_null(fifo);
+	for (unsigned tx = 0; tx < txs; tx++) {
+		for (unsigned i = 0; i < per_tx && tx; i++, n--, head = (head + 1) % held) {
+			assert_int_equal(sm_dec(t->e.msm, fifo[head]), 0);
+			model_set(&t->m, fifo[head], 0);
+		}
+		while (n < held) {
+			if (n % 8 == 0)
+				take_and_free(t, (b + 3) % t->m.n);
+			assert_int_equal(sm_new_block(t->e.msm, &b), 0);
+			model_take(&t->m, b);
+			/* The cursor went back to 0 at a commit where it was past
+			 * the window; in use then were at most per_tx more than now,
+			 * and this lap has handed out at most per_tx and the map's
+			 * own blocks since. */
+			if (bounded) {
+				assert_int_equal(sm_get_nr_free(t->e.msm, &nr_free), 0);
+				assert_true(b < 2 * (t->m.n - nr_free) + 1024 + 4 * per_tx + 16);
+			}
+			*highest = b > *highest ? b : *highest;
+			fifo[(head + n++) % held] = b;
+		}
+		op_commit(t);
+	}
+	for (; n; n--, head = (head + 1) % held) {
+		assert_int_equal(sm_dec(t->e.msm, fifo[head]), 0);
+		model_set(&t->m, fifo[head], 0);
+	}
+	op_commit(t);
+	free(fifo);
+}
+
+static void test_metadata_laps(void **state)
+{
+	struct run t = { .metadata = true };
+	uint64_t highest = 0;
+
+	t.io = mem_dev(4096);
+	assert_int_equal(sm_env_format(&t.e, t.io, 100), 0);
+	model_init(&t.m, 4096);
+	laps(&t, 2000, 50, 200, false, &highest);
+	assert_int_equal(highest, 4095);
+	highest = 0;
+	laps(&t, 64, 16, 400, true, &highest);
+	/* 400 x 16 blocks, near 0 again and again: the laps went round. */
+	assert_true(highest > 1024 && highest < 1500);
+	op_reopen(&t);
+	run_check(&t);
+	sm_env_close(&t.e);
+	thinp_io_close(t.io);
+	model_free(&t.m);
+}
+
 /* The metadata map runs out, then grows (new bitmaps at the start of the new
  * area), and keeps exact counts across the boundary. */
 static void test_metadata_fill_and_extend(void **state)
@@ -892,6 +977,7 @@ int main(void)
 		cmocka_unit_test(test_metadata_random),
 		cmocka_unit_test(test_data_fill),
 		cmocka_unit_test(test_metadata_fill_and_extend),
+		cmocka_unit_test(test_metadata_laps),
 		cmocka_unit_test(test_data_extend),
 		cmocka_unit_test(test_tree_random),
 		cmocka_unit_test(test_hostile_index_block),
