@@ -22,17 +22,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libthinp/thinp.h>
+#include "workflow/sock_link.h"
 
 #define BS (64u << 10)
 #define CHUNK (16u << 20)
@@ -53,110 +52,35 @@ static const unsigned per_mille[] = { 1, 10, 100 };
 /* ---- The link: a socket pair per connection --------------------------- */
 
 struct link {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int pending_fd; /* the receiver's end of the next connection, or -1 */
-	uint64_t sent;  /* bytes the sender wrote */
+	struct sock_link sl;
+	uint64_t sent; /* bytes the sender wrote */
 };
-
-struct conn {
-	struct link *l;
-	int fd;
-	bool sender;
-};
-
-static struct conn *conn_new(struct link *l, int fd, bool sender)
-{
-	struct conn *c = malloc(sizeof(*c));
-
-	if (c) {
-		c->l = l;
-		c->fd = fd;
-		c->sender = sender;
-	}
-	return c;
-}
 
 static int link_connect(void *ctx, void **conn)
 {
 	struct link *l = ctx;
-	int sv[2];
+	int r;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
-		return -errno;
-	if (!(*conn = conn_new(l, sv[0], true))) {
-		close(sv[0]);
-		close(sv[1]);
-		return -ENOMEM;
-	}
-	pthread_mutex_lock(&l->lock);
-	l->pending_fd = sv[1];
-	pthread_cond_broadcast(&l->cond);
-	pthread_mutex_unlock(&l->lock);
-	return 0;
+	pthread_mutex_lock(&l->sl.lock);
+	r = sock_link_pair_locked(&l->sl, l, 1000, (struct sock_conn **)conn);
+	pthread_mutex_unlock(&l->sl.lock);
+	return r;
 }
 
 static int link_accept(void *ctx, void **conn)
 {
 	struct link *l = ctx;
-	struct timespec ts;
-	int fd;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec++;
-	pthread_mutex_lock(&l->lock);
-	while (l->pending_fd < 0 && pthread_cond_timedwait(&l->cond, &l->lock, &ts) == 0)
-		;
-	fd = l->pending_fd;
-	l->pending_fd = -1;
-	pthread_mutex_unlock(&l->lock);
-	if (fd < 0)
-		return -EAGAIN;
-	if (!(*conn = conn_new(l, fd, false))) {
-		close(fd);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static int conn_read(void *conn, void *buf, size_t len, size_t *got)
-{
-	struct conn *c = conn;
-	struct pollfd p = { .fd = c->fd, .events = POLLIN };
-	ssize_t n;
-
-	if (poll(&p, 1, 1000) == 0)
-		return -EAGAIN;
-	if ((n = recv(c->fd, buf, len, 0)) < 0)
-		return -errno;
-	*got = (size_t)n;
-	return 0;
+	return sock_link_accept(&l->sl, l, 1000, 1000, (struct sock_conn **)conn);
 }
 
 static int conn_write(void *conn, const void *buf, size_t len)
 {
-	struct conn *c = conn;
-	const uint8_t *p = buf;
+	struct sock_conn *c = conn;
 
 	if (c->sender)
-		c->l->sent += len;
-	while (len) {
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static void conn_close(void *conn)
-{
-	struct conn *c = conn;
-
-	close(c->fd);
-	free(c);
+		((struct link *)c->owner)->sent += len;
+	return sock_send_all(c->fd, buf, len);
 }
 
 /* ---- The pools ----------------------------------------------------------- */
@@ -264,7 +188,7 @@ static void *receiver_main(void *arg)
 static double cycle(struct side *a, struct link *l, uint64_t *bytes)
 {
 	thinp_replicate_transport t = { sizeof(t), THINP_REPLICATE_VERSION, link_connect,
-					conn_read, conn_write, conn_close, l };
+					sock_conn_read, conn_write, sock_conn_close, l };
 	thinp_replicate_send_options o = THINP_REPLICATE_SEND_OPTIONS_INIT;
 	uint64_t before = l->sent;
 	double t0 = now();
@@ -336,7 +260,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 2 ? argv[2] : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	uint64_t bytes = mib << 20;
 	struct side a, b;
-	struct link l = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, -1, 0 };
+	struct link l = { .sent = 0 };
 	struct receiver rv = { .b = &b };
 	pthread_t th;
 	void *buf = malloc(CHUNK);
@@ -353,8 +277,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_replicate: setup failed\n");
 		return 1;
 	}
+	sock_link_init(&l.sl);
 	rv.t = (thinp_replicate_transport){ sizeof(rv.t), THINP_REPLICATE_VERSION, link_accept,
-					    conn_read, conn_write, conn_close, &l };
+					    sock_conn_read, conn_write, sock_conn_close, &l };
 	if (pthread_create(&th, NULL, receiver_main, &rv))
 		return 1;
 	printf("device %llu MiB, block %u KiB\n", (unsigned long long)mib, BS >> 10);
@@ -362,6 +287,7 @@ int main(int argc, char **argv)
 	thinp_job_cancel(rv.job);
 	pthread_join(th, NULL);
 	thinp_job_free(rv.job);
+	sock_link_destroy(&l.sl);
 	side_close(&a);
 	side_close(&b);
 	free(buf);

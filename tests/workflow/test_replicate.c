@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include "common/testutil.h"
 #include "common/power.h"
 #include "thin/helpers.h"
+#include "workflow/sock_link.h"
 #include <libthinp/testing.h>
 #include <libthinp/thinp.h>
 #include <libthinp/meta.h>
@@ -269,9 +269,7 @@ static void source_change(struct source *s, unsigned n)
 #define MAX_ACKS 16
 
 struct link {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int pending_fd;          /* the receiver's end of a new connection, or -1 */
+	struct sock_link sl;     /* sl.lock guards the fields below too */
 	bool down;               /* the sender's connects are refused */
 	uint64_t connections;    /* made by the sender */
 	uint64_t sent;           /* bytes the sender wrote, all connections */
@@ -285,127 +283,47 @@ struct link {
 	bool receiver_exited, sender_done;
 };
 
-struct conn {
-	struct link *l;
-	int fd;
-	bool sender;
-};
-
 static void link_init(struct link *l)
 {
 	memset(l, 0, sizeof(*l));
-	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->cond, NULL);
-	l->pending_fd = -1;
-}
-
-static void link_destroy(struct link *l)
-{
-	if (l->pending_fd >= 0)
-		close(l->pending_fd);
-	pthread_cond_destroy(&l->cond);
-	pthread_mutex_destroy(&l->lock);
-}
-
-static struct conn *conn_new(struct link *l, int fd, bool sender)
-{
-	struct conn *c = malloc(sizeof(*c));
-
-	assert_non_null(c);
-	c->l = l;
-	c->fd = fd;
-	c->sender = sender;
-	return c;
+	sock_link_init(&l->sl);
 }
 
 static int sender_connect(void *ctx, void **conn)
 {
 	struct link *l = ctx;
-	int sv[2];
+	int r = -ECONNREFUSED;
 
-	pthread_mutex_lock(&l->lock);
-	if (l->down || l->pending_fd >= 0) {
-		pthread_mutex_unlock(&l->lock);
-		return -ECONNREFUSED;
-	}
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	l->pending_fd = sv[1];
-	l->connections++;
-	pthread_cond_broadcast(&l->cond);
-	pthread_mutex_unlock(&l->lock);
-	*conn = conn_new(l, sv[0], true);
-	return 0;
+	pthread_mutex_lock(&l->sl.lock);
+	if (!l->down && l->sl.pending_fd < 0)
+		r = sock_link_pair_locked(&l->sl, l, 50, (struct sock_conn **)conn);
+	l->connections += r == 0;
+	pthread_mutex_unlock(&l->sl.lock);
+	return r;
 }
 
 static int receiver_accept(void *ctx, void **conn)
 {
 	struct link *l = ctx;
-	struct timespec ts;
-	int fd;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += 50 * (long)MS;
-	if (ts.tv_nsec >= 1000 * (long)MS) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000 * (long)MS;
-	}
-	pthread_mutex_lock(&l->lock);
-	while (l->pending_fd < 0 && pthread_cond_timedwait(&l->cond, &l->lock, &ts) == 0)
-		;
-	fd = l->pending_fd;
-	l->pending_fd = -1;
-	pthread_mutex_unlock(&l->lock);
-	if (fd < 0)
-		return -EAGAIN;
-	*conn = conn_new(l, fd, false);
-	return 0;
-}
-
-static int conn_read(void *conn, void *buf, size_t len, size_t *got)
-{
-	struct conn *c = conn;
-	struct pollfd p = { .fd = c->fd, .events = POLLIN };
-	ssize_t n;
-
-	if (poll(&p, 1, 50) == 0)
-		return -EAGAIN;
-	n = recv(c->fd, buf, len, 0);
-	if (n < 0)
-		return -errno;
-	*got = (size_t)n;
-	return 0;
-}
-
-static int send_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return sock_link_accept(&l->sl, l, 50, 50, (struct sock_conn **)conn);
 }
 
 /* The sender's writes, cut once at l->cut_after. */
-static int sender_write(struct conn *c, const void *buf, size_t len)
+static int sender_write(struct sock_conn *c, const void *buf, size_t len)
 {
-	struct link *l = c->l;
+	struct link *l = c->owner;
 	size_t n = len;
 	int r;
 
-	pthread_mutex_lock(&l->lock);
+	pthread_mutex_lock(&l->sl.lock);
 	if (l->cut_after && l->sent + len >= l->cut_after) {
 		n = (size_t)(l->cut_after - l->sent);
 		l->cut_after = 0;
 	}
 	l->sent += n;
-	pthread_mutex_unlock(&l->lock);
-	r = send_all(c->fd, buf, n);
+	pthread_mutex_unlock(&l->sl.lock);
+	r = sock_send_all(c->fd, buf, n);
 	if (r || n == len)
 		return r;
 	shutdown(c->fd, SHUT_RDWR);
@@ -414,12 +332,12 @@ static int sender_write(struct conn *c, const void *buf, size_t len)
 
 /* The receiver's writes: STATE, or an ACK (its type at bytes 4-5), before
  * which the sender's progress is recorded, or the receiver dies. */
-static int receiver_write(struct conn *c, const void *buf, size_t len)
+static int receiver_write(struct sock_conn *c, const void *buf, size_t len)
 {
-	struct link *l = c->l;
+	struct link *l = c->owner;
 	bool ack = len >= 12 && ((const uint8_t *)buf)[4] == 4, drop = false;
 
-	pthread_mutex_lock(&l->lock);
+	pthread_mutex_lock(&l->sl.lock);
 	if (ack && l->sender_job && l->nr_acks < MAX_ACKS) {
 		l->at_ack[l->nr_acks].struct_size = sizeof(l->at_ack[0]);
 		assert_int_equal(thinp_job_get_progress(l->sender_job, &l->at_ack[l->nr_acks]), 0);
@@ -431,42 +349,34 @@ static int receiver_write(struct conn *c, const void *buf, size_t len)
 		l->sent_at_drop = l->sent;
 		l->down = true;
 		drop = true;
-		pthread_cond_broadcast(&l->cond);
+		pthread_cond_broadcast(&l->sl.cond);
 	}
-	pthread_mutex_unlock(&l->lock);
+	pthread_mutex_unlock(&l->sl.lock);
 	if (drop) {
 		shutdown(c->fd, SHUT_RDWR);
 		return -EPIPE;
 	}
-	return send_all(c->fd, buf, len);
+	return sock_send_all(c->fd, buf, len);
 }
 
 static int conn_write(void *conn, const void *buf, size_t len)
 {
-	struct conn *c = conn;
+	struct sock_conn *c = conn;
 
 	return c->sender ? sender_write(c, buf, len) : receiver_write(c, buf, len);
-}
-
-static void conn_close(void *conn)
-{
-	struct conn *c = conn;
-
-	close(c->fd);
-	free(c);
 }
 
 static thinp_replicate_transport sender_transport(struct link *l)
 {
 	thinp_replicate_transport t = { sizeof(t), THINP_REPLICATE_VERSION, sender_connect,
-					conn_read, conn_write, conn_close, l };
+					sock_conn_read, conn_write, sock_conn_close, l };
 	return t;
 }
 
 static thinp_replicate_transport receiver_transport(struct link *l)
 {
 	thinp_replicate_transport t = { sizeof(t), THINP_REPLICATE_VERSION, receiver_accept,
-					conn_read, conn_write, conn_close, l };
+					sock_conn_read, conn_write, sock_conn_close, l };
 	return t;
 }
 
@@ -490,10 +400,10 @@ static void *receiver_main(void *arg)
 	o.errbuf = rv->msg;
 	o.errbuf_size = sizeof(rv->msg);
 	rv->result = thinp_replicate_serve(rv->b->pool, rv->b->cat, &t, &o, rv->job);
-	pthread_mutex_lock(&rv->l->lock);
+	pthread_mutex_lock(&rv->l->sl.lock);
 	rv->l->receiver_exited = true;
-	pthread_cond_broadcast(&rv->l->cond);
-	pthread_mutex_unlock(&rv->l->lock);
+	pthread_cond_broadcast(&rv->l->sl.cond);
+	pthread_mutex_unlock(&rv->l->sl.lock);
 	return NULL;
 }
 
@@ -551,10 +461,10 @@ static void *sender_main(void *arg)
 					  sd->job);
 	if (sd->result)
 		print_message("sender: %d %s\n", sd->result, sd->msg);
-	pthread_mutex_lock(&sd->l->lock);
+	pthread_mutex_lock(&sd->l->sl.lock);
 	sd->l->sender_done = true;
-	pthread_cond_broadcast(&sd->l->cond);
-	pthread_mutex_unlock(&sd->l->lock);
+	pthread_cond_broadcast(&sd->l->sl.cond);
+	pthread_mutex_unlock(&sd->l->sl.lock);
 	return NULL;
 }
 
@@ -640,7 +550,7 @@ static void test_cycles(void **state)
 	assert_int_equal(receiver_stop(&rv, true), -ECANCELED);
 	assert_meta_clean(&src.a);
 	assert_meta_clean(&b);
-	link_destroy(&l);
+	sock_link_destroy(&l.sl);
 	env_close(&b, true);
 	source_close(&src);
 }
@@ -673,7 +583,7 @@ static void test_progress_after_run(void **state)
 	thinp_job_free(sd.job);
 	assert_replicated(&src, &b);
 	assert_int_equal(receiver_stop(&rv, true), -ECANCELED);
-	link_destroy(&l);
+	sock_link_destroy(&l.sl);
 	env_close(&b, true);
 	source_close(&src);
 }
@@ -703,9 +613,9 @@ static void test_under_load(void **state)
 	sender_start(&sd);
 	while (!done) {
 		source_change(&src, 2);
-		pthread_mutex_lock(&l.lock);
+		pthread_mutex_lock(&l.sl.lock);
 		done = l.sender_done;
-		pthread_mutex_unlock(&l.lock);
+		pthread_mutex_unlock(&l.sl.lock);
 	}
 	assert_int_equal(sender_join(&sd), 0);
 	snap = read_dev(src.a.pool, sender_snap(&src.a, guid));
@@ -717,7 +627,7 @@ static void test_under_load(void **state)
 	assert_int_equal(receiver_stop(&rv, true), -ECANCELED);
 	assert_meta_clean(&src.a);
 	assert_meta_clean(&b);
-	link_destroy(&l);
+	sock_link_destroy(&l.sl);
 	env_close(&b, true);
 	source_close(&src);
 }
@@ -769,17 +679,17 @@ static void test_cut_resume(void **state)
 	}
 	assert_int_equal(receiver_stop(&rv, true), -ECANCELED);
 	assert_meta_clean(&b);
-	link_destroy(&l);
+	sock_link_destroy(&l.sl);
 	env_close(&b, true);
 	source_close(&src);
 }
 
 static void wait_for(struct link *l, bool (*cond)(struct link *))
 {
-	pthread_mutex_lock(&l->lock);
+	pthread_mutex_lock(&l->sl.lock);
 	while (!cond(l))
-		pthread_cond_wait(&l->cond, &l->lock);
-	pthread_mutex_unlock(&l->lock);
+		pthread_cond_wait(&l->sl.cond, &l->sl.lock);
+	pthread_mutex_unlock(&l->sl.lock);
 }
 
 static bool ack_dropped(struct link *l)
@@ -820,9 +730,9 @@ static void test_ack_lost(void **state)
 	guid_of(src.a.cat, base, guid);
 	assert_memory_equal(guid, base_guid, 16);
 	assert_int_equal(count_entries(b.cat, 0, base_guid, NULL), 1);
-	pthread_mutex_lock(&l.lock);
+	pthread_mutex_lock(&l.sl.lock);
 	l.down = false;
-	pthread_mutex_unlock(&l.lock);
+	pthread_mutex_unlock(&l.sl.lock);
 	assert_int_equal(sender_join(&sd), 0);
 	assert_replicated(&src, &b);
 	/* Only HELLO went out again, not the stream. */
@@ -831,7 +741,7 @@ static void test_ack_lost(void **state)
 	assert_int_equal(send_cycles(&src, &l, 1), 0);
 	assert_replicated(&src, &b);
 	assert_int_equal(receiver_stop(&rv, true), -ECANCELED);
-	link_destroy(&l);
+	sock_link_destroy(&l.sl);
 	env_close(&b, true);
 	source_close(&src);
 }
@@ -892,7 +802,7 @@ static void test_failover(void **state)
 	assert_int_equal(receiver_stop(&rv, true), -ECANCELED);
 	assert_meta_clean(&b);
 	free(model);
-	link_destroy(&l);
+	sock_link_destroy(&l.sl);
 	env_close(&b, true);
 	source_close(&src);
 }
@@ -976,7 +886,7 @@ static bool power_cut_run(uint64_t n, int mode, uint64_t seed)
 	power_free(pw);
 	for (int i = 0; i < 3; i++)
 		thinp_io_close(lower[i]);
-	link_destroy(&l);
+	sock_link_destroy(&l.sl);
 	free(prev);
 	source_close(&src);
 	return cut;
@@ -1069,7 +979,7 @@ static bool sender_power_cut_run(uint64_t n, int mode, uint64_t seed, bool thin_
 	assert_int_equal(receiver_stop(&rv, true), -ECANCELED);
 	assert_meta_clean(&b);
 	env_close(&b, true);
-	link_destroy(&l);
+	sock_link_destroy(&l.sl);
 	free(prev);
 	thinp_thin_close(src.t);
 	env_close(&src.a, false);
