@@ -119,6 +119,7 @@ TSAN_TESTS="tests/pool/test_pool tests/pool/test_pool_model tests/pool/test_pool
 	tests/pool/test_pool_threads tests/pool/test_pool_meta tests/pool/test_pool_nomem
 	tests/io/test_io tests/io/test_backends tests/io/test_fault tests/io/test_file
 	tests/block/test_bm tests/thin/test_meta tests/workflow/test_origin_jobs tests/workflow/test_migrate
+	tests/workflow/test_replicate
 	tests/tool/delta_live.sh"
 
 check_tsan() {
