@@ -62,7 +62,7 @@ static int link_connect(void *ctx, void **conn)
 	int r;
 
 	pthread_mutex_lock(&l->sl.lock);
-	r = sock_link_pair_locked(&l->sl, l, 1000, (struct sock_conn **)conn);
+	r = sock_link_pair_locked(&l->sl, l, 1000, conn);
 	pthread_mutex_unlock(&l->sl.lock);
 	return r;
 }
@@ -71,7 +71,7 @@ static int link_accept(void *ctx, void **conn)
 {
 	struct link *l = ctx;
 
-	return sock_link_accept(&l->sl, l, 1000, 1000, (struct sock_conn **)conn);
+	return sock_link_accept(&l->sl, l, 1000, 1000, conn);
 }
 
 static int conn_write(void *conn, const void *buf, size_t len)

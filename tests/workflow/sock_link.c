@@ -32,8 +32,7 @@ static struct sock_conn *conn_new(void *owner, int fd, bool sender, unsigned pol
 	return c;
 }
 
-int sock_link_pair_locked(struct sock_link *l, void *owner, unsigned poll_ms,
-			  struct sock_conn **out)
+int sock_link_pair_locked(struct sock_link *l, void *owner, unsigned poll_ms, void **out)
 {
 	int sv[2];
 
@@ -50,7 +49,7 @@ int sock_link_pair_locked(struct sock_link *l, void *owner, unsigned poll_ms,
 }
 
 int sock_link_accept(struct sock_link *l, void *owner, unsigned wait_ms, unsigned poll_ms,
-		     struct sock_conn **out)
+		     void **out)
 {
 	struct timespec ts;
 	int fd;

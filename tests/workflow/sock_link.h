@@ -30,14 +30,14 @@ void sock_link_init(struct sock_link *l);
 /* Closes an end still pending. */
 void sock_link_destroy(struct sock_link *l);
 
-/* With l->lock held: a new pair, its connecting end in *out, the other end
- * left pending (there must be none yet). 0, or -errno / -ENOMEM. */
-int sock_link_pair_locked(struct sock_link *l, void *owner, unsigned poll_ms,
-			  struct sock_conn **out);
-/* The pending end, waited for up to wait_ms: 0, -EAGAIN if none came, or
- * -ENOMEM. */
+/* With l->lock held: a new pair, its connecting end (a struct sock_conn) in
+ * *out, the other end left pending (there must be none yet). 0, or -errno /
+ * -ENOMEM. *out is the transport's conn, hence void. */
+int sock_link_pair_locked(struct sock_link *l, void *owner, unsigned poll_ms, void **out);
+/* The pending end (a struct sock_conn in *out), waited for up to wait_ms: 0,
+ * -EAGAIN if none came, or -ENOMEM. */
 int sock_link_accept(struct sock_link *l, void *owner, unsigned wait_ms, unsigned poll_ms,
-		     struct sock_conn **out);
+		     void **out);
 
 /* The transport's read and close (conn is a struct sock_conn). */
 int sock_conn_read(void *conn, void *buf, size_t len, size_t *got);

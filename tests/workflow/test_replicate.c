@@ -296,7 +296,7 @@ static int sender_connect(void *ctx, void **conn)
 
 	pthread_mutex_lock(&l->sl.lock);
 	if (!l->down && l->sl.pending_fd < 0)
-		r = sock_link_pair_locked(&l->sl, l, 50, (struct sock_conn **)conn);
+		r = sock_link_pair_locked(&l->sl, l, 50, conn);
 	l->connections += r == 0;
 	pthread_mutex_unlock(&l->sl.lock);
 	return r;
@@ -306,7 +306,7 @@ static int receiver_accept(void *ctx, void **conn)
 {
 	struct link *l = ctx;
 
-	return sock_link_accept(&l->sl, l, 50, 50, (struct sock_conn **)conn);
+	return sock_link_accept(&l->sl, l, 50, 50, conn);
 }
 
 /* The sender's writes, cut once at l->cut_after. */
