@@ -439,18 +439,6 @@ static void test_data_fill(void **state)
 	free(seen);
 }
 
-/*
- * Laps of the metadata map's cursor (lib/sm/metadata.c). The test holds a
- * FIFO of blocks; each transaction frees the oldest and takes as many new.
- * First with about 2000 held, so the window (twice the blocks in use + 1024)
- * is past the device's end: the cursor reaches the end inside transactions
- * and goes on from block 0, where the model checks that no block in use at
- * the last commit, freed since, or handed out already comes back. Then with
- * 64 held: the cursor goes back to 0 at a commit, and no block beyond twice
- * the blocks in use + 1024 (+ one transaction's worth) is ever handed out.
- * Every 8th allocation, a free block just ahead of the cursor is taken and
- * freed again.
- */
 /* Take the block ahead (if free) and free it again: it must not be handed
  * out before the commit (ll_note_freed). */
 static void take_and_free(struct run *t, uint64_t ahead)
@@ -465,6 +453,18 @@ static void take_and_free(struct run *t, uint64_t ahead)
 	model_set(&t->m, ahead, 0);
 }
 
+/*
+ * Laps of the metadata map's cursor (lib/sm/metadata.c). The test holds a
+ * FIFO of blocks; each transaction frees the oldest and takes as many new.
+ * First with about 2000 held, so the window (twice the blocks in use + 1024)
+ * is past the device's end: the cursor reaches the end inside transactions
+ * and goes on from block 0, where the model checks that no block in use at
+ * the last commit, freed since, or handed out already comes back. Then with
+ * 64 held: the cursor goes back to 0 at a commit, and no block beyond twice
+ * the blocks in use + 1024 (+ one transaction's worth) is ever handed out.
+ * Every 8th allocation, a free block just ahead of the cursor is taken and
+ * freed again.
+ */
 static void laps(struct run *t, unsigned held, unsigned per_tx, unsigned txs, bool bounded,
 		 uint64_t *highest)
 {
