@@ -40,7 +40,43 @@ struct handle {
 	uint64_t id;
 	int rdonly;
 	char desc[256];
+	struct handle *prev, *next; /* on the open list */
 };
+
+/*
+ * The connections' open handles. nbdkit does not call .close for a
+ * connection still ending when it is told to quit (SIGTERM, or the end of a
+ * --run command), and the pool refuses to close, and so to commit, while a
+ * thin volume is open: .cleanup closes what is left first.
+ */
+static struct handle *open_list;
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void handle_link(struct handle *h)
+{
+	pthread_mutex_lock(&open_lock);
+	h->prev = NULL;
+	h->next = open_list;
+	if (open_list)
+		open_list->prev = h;
+	open_list = h;
+	pthread_mutex_unlock(&open_lock);
+}
+
+static void handle_free(struct handle *h)
+{
+	pthread_mutex_lock(&open_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		open_list = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&open_lock);
+	thinp_thin_close(h->thin);
+	thinp_io_close(h->origin);
+	free(h);
+}
 
 /* nbdkit wants errno-style errors; libthinp returns -errno. */
 static int fail(int r, const char *what)
@@ -100,13 +136,20 @@ static int thinp_config_complete(void)
 	"data=FILE            (required) the pool's data file or device\n"         \
 	"catalog=FILE         the catalog of volumes (default META.vol)\n"         \
 	"export=ID            the default export (default: the lowest id)\n"       \
-	"commit_interval=MS   commit every MS milliseconds (default 1000; 0: on flush only)\n" \
+	"commit_interval=MS   commit every MS milliseconds (default 1000; 0: on flush and exit only)\n" \
 	"control=SOCKET       listen for commands (create_snap ...) on a unix socket"
 
 static void close_pool(void)
 {
+	int r;
+
+	while (open_list)
+		handle_free(open_list);
 	thinp_catalog_close(srv.cat);
-	thinp_pool_close(srv.pool);
+	/* The last commit: what no flush made durable is lost if it fails,
+	 * so say so (the pool is gone: no thinp_pool_errmsg). */
+	if ((r = thinp_pool_close(srv.pool)))
+		nbdkit_error("closing the pool: %s", thinp_strerror(r));
 	thinp_io_close(srv.cio);
 	thinp_io_close(srv.data);
 	thinp_io_close(srv.meta);
@@ -312,6 +355,7 @@ static void *open_handle(struct handle *h, int readonly, thinp_catalog_entry *e)
 	snprintf(h->desc, sizeof(h->desc), "thin device %" PRIu64 "%s%s%.200s", h->id,
 		 h->rdonly ? ", read-only" : "", e->origin[0] ? ", external origin " : "",
 		 e->origin);
+	handle_link(h);
 	return h;
 }
 
@@ -335,11 +379,7 @@ static void *thinp_open(int readonly)
 
 static void thinp_close(void *handle)
 {
-	struct handle *h = handle;
-
-	thinp_thin_close(h->thin);
-	thinp_io_close(h->origin);
-	free(h);
+	handle_free(handle);
 }
 
 static int64_t thinp_get_size(void *handle)

@@ -80,5 +80,15 @@ grep -qx "0 4194304 0" "$T/origin.out" || fail "origin map is not all data: $(ca
 grep -qi "not supported" "$T/origin.out" || fail "fast zero over an origin: $(cat "$T/origin.out")"
 cmp -s "$T/origin.img" <(head -c 2M /dev/zero | tr '\0' '\167') || fail "the origin was written"
 
+step "stopping nbdkit commits what no client flushed (commit_interval=0: no periodic commits)"
+head -c 65536 /dev/urandom >"$T/unflushed"
+thinp create -m "$M" -d "$D" --size 64K 5 || fail "create 5"
+serve commit_interval=0 -- 'nbdcopy "'"$T/unflushed"'" "nbd+unix:///5?socket=$unixsocket"' ||
+	fail "nbdcopy into device 5"
+thinp ls -m "$M" --no-headers | awk '$1 == 5 { print $2 }' | grep -qx 1 ||
+	fail "device 5 should map 1 block after nbdkit stopped: $(thinp ls -m "$M")"
+serve -- 'nbdcopy "nbd+unix:///5?socket=$unixsocket" -' | cmp -s - "$T/unflushed" ||
+	fail "device 5 does not hold what was written"
+
 check_pool
 echo ok

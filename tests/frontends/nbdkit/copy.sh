@@ -41,7 +41,7 @@ print("device data %d bytes in %d blocks" % (data, len(blocks)))
 PY
 mapped=$(thinp ls -m "$M" --no-headers | awk '$1 == 1 { print $2 }')
 python3 -c "import json,sys; d=json.load(open('$T/dev.map')); sys.exit(sum(e['length'] for e in d if e['type']==0) != $mapped*$BS)" ||
-	fail "thinp ls mapped blocks ($mapped) disagree with the map"
+	fail "thinp ls mapped blocks ($mapped) disagree with the map: $(thinp ls -m "$M" 2>&1)"
 
 step "nbdcopy: thin device 1 -> sparse file"
 serve -- 'nbdcopy "nbd+unix:///1?socket=$unixsocket" '"$T/out.raw" || fail "copy out of the device"
